@@ -1,0 +1,150 @@
+//! Container image references and ZooKeeper versions.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// A container image reference, split into repository, tag and digest.
+///
+/// Built from the usual text form (`zookeeper:3.8.6`, `registry:5000/zk:3.8.6@sha256:...`).
+/// Splitting never fails; whether the reference is pinned is a validation rule
+/// ([`ImageRef::pinning_problem`]) so that the error can name the field it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageRef {
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+impl ImageRef {
+    pub fn new(reference: &str) -> ImageRef {
+        let (rest, digest) = match reference.split_once('@') {
+            Some((r, d)) => (r, Some(d.to_string())),
+            None => (reference, None),
+        };
+        // A ':' after the last '/' separates the tag; one before it belongs to a registry port.
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (repository, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => (
+                &rest[..last_slash + i],
+                Some(rest[last_slash + i + 1..].to_string()),
+            ),
+            None => (rest, None),
+        };
+        ImageRef {
+            repository: repository.to_string(),
+            tag,
+            digest,
+        }
+    }
+
+    /// Why this reference does not name one fixed image, if it does not.
+    pub fn pinning_problem(&self) -> Option<String> {
+        if self.repository.is_empty() {
+            return Some("the image reference has no repository".into());
+        }
+        if let Some(d) = &self.digest {
+            if !d.starts_with("sha256:") || d.len() != "sha256:".len() + 64 {
+                return Some(format!(
+                    "digest `{d}` is not of the form sha256:<64 hex digits>"
+                ));
+            }
+            return None;
+        }
+        match self.tag.as_deref() {
+            None => Some(format!(
+                "`{self}` has no tag, which means `latest`: every pull may bring another version"
+            )),
+            Some("") => Some(format!("`{self}` has an empty tag")),
+            Some("latest") => Some(format!("`{self}` uses the moving tag `latest`")),
+            Some(_) => None,
+        }
+    }
+
+    /// The ZooKeeper version in the tag (`3.8.6`, `3.8.6-jre-17`), if the tag starts with one.
+    pub fn zookeeper_version(&self) -> Option<ZkVersion> {
+        let tag = self.tag.as_deref()?;
+        let numeric = tag.split(['-', '_']).next()?;
+        let mut parts = numeric.split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        let patch = match parts.next() {
+            Some(p) => Some(p.parse().ok()?),
+            None => None,
+        };
+        Some(ZkVersion {
+            major,
+            minor,
+            patch,
+        })
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A ZooKeeper release, as `major.minor[.patch]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ZkVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: Option<u32>,
+}
+
+impl ZkVersion {
+    pub const fn minor(major: u32, minor: u32) -> ZkVersion {
+        ZkVersion {
+            major,
+            minor,
+            patch: None,
+        }
+    }
+
+    pub fn same_minor(self, other: ZkVersion) -> bool {
+        self.major == other.major && self.minor == other.minor
+    }
+}
+
+impl fmt::Display for ZkVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)?;
+        if let Some(p) = self.patch {
+            write!(f, ".{p}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_references() {
+        let r = ImageRef::new("registry.local:5000/zk/zookeeper:3.8.6");
+        assert_eq!(r.repository, "registry.local:5000/zk/zookeeper");
+        assert_eq!(r.tag.as_deref(), Some("3.8.6"));
+        assert_eq!(r.to_string(), "registry.local:5000/zk/zookeeper:3.8.6");
+        let r = ImageRef::new("registry.local:5000/zookeeper");
+        assert_eq!(r.tag, None);
+        assert!(r.pinning_problem().is_some());
+        assert_eq!(
+            ImageRef::new("zookeeper:3.9.5-jre-17").zookeeper_version(),
+            Some(ZkVersion {
+                major: 3,
+                minor: 9,
+                patch: Some(5)
+            })
+        );
+    }
+}

@@ -1,0 +1,35 @@
+//! Production observers: the two hosts in the classic network from the runbook.
+
+use crate::net::{v4, Port};
+use crate::observer::{Observer, RemoteDir};
+use crate::ssh::{HostKey, SshLogin};
+use crate::ServerId;
+
+pub fn observers() -> Vec<Observer> {
+    vec![
+        Observer {
+            name: "zk-observer-1".into(),
+            address: v4(10, 104, 170, 174),
+            ssh: SshLogin {
+                user: "root".into(),
+                port: Port::new(22),
+            },
+            // Record the host's /etc/ssh/ssh_host_ed25519_key.pub, checked on its console, before
+            // the first push.
+            host_key: HostKey::NotPinned,
+            myid: ServerId(4),
+            deploy_dir: RemoteDir::new("/data/zookeeper"),
+        },
+        Observer {
+            name: "zk-observer-2".into(),
+            address: v4(10, 104, 42, 205),
+            ssh: SshLogin {
+                user: "root".into(),
+                port: Port::new(22),
+            },
+            host_key: HostKey::NotPinned,
+            myid: ServerId(5),
+            deploy_dir: RemoteDir::new("/data/zookeeper"),
+        },
+    ]
+}

@@ -1,0 +1,46 @@
+//! Sandbox observers: test hosts in network namespaces that the local sandbox creates on this
+//! machine, in the benchmarking range 198.18.0.0/15 (RFC 2544), which is never routed anywhere.
+//! Their SSH host keys are test-only keys checked in under `tests/sandbox/ssh/`.
+
+use std::net::IpAddr;
+
+use crate::net::{v4, Port};
+use crate::observer::{Observer, RemoteDir};
+use crate::ssh::{HostKey, SshLogin};
+use crate::ServerId;
+
+/// The range every sandbox address lies in.
+pub const SANDBOX_NETWORK: (IpAddr, u8) = (v4(198, 18, 0, 0), 15);
+
+pub fn observers() -> Vec<Observer> {
+    vec![
+        Observer {
+            name: "zk-observer-1".into(),
+            address: v4(198, 18, 1, 4),
+            ssh: SshLogin {
+                user: "root".into(),
+                port: Port::new(22),
+            },
+            host_key: HostKey::Pinned(
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAfeUsaRXuaYLi95xJr4calJHll1HJWkzapSGXLCyGh5"
+                    .into(),
+            ),
+            myid: ServerId(4),
+            deploy_dir: RemoteDir::new("/srv/zookeeper-observer"),
+        },
+        Observer {
+            name: "zk-observer-2".into(),
+            address: v4(198, 18, 1, 5),
+            ssh: SshLogin {
+                user: "root".into(),
+                port: Port::new(22),
+            },
+            host_key: HostKey::Pinned(
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIISaJC8sEv0D8RtH4gtHDaTL7mkvPC7ciMRg1MUHZSi8"
+                    .into(),
+            ),
+            myid: ServerId(5),
+            deploy_dir: RemoteDir::new("/srv/zookeeper-observer"),
+        },
+    ]
+}

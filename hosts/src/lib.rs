@@ -1,0 +1,35 @@
+//! Everything that lands on an observer host, as values: the inventory, a typed `zoo.cfg`, a typed
+//! `docker-compose.yaml`, and the validation rules that concern only the host side.
+//!
+//! This crate does no IO. Every renderer takes values and returns text, and the same values always
+//! give the same bytes.
+
+pub mod compose;
+pub mod ids;
+pub mod image;
+pub mod inventory;
+pub mod metrics;
+pub mod net;
+pub mod observer;
+pub mod problem;
+pub mod render;
+pub mod ssh;
+pub mod validate;
+pub mod zoocfg;
+
+pub use ids::ServerId;
+pub use image::{ImageRef, ZkVersion};
+pub use metrics::Metrics;
+pub use net::{Port, ServerAddress};
+pub use observer::{Observer, ObserverFleet, RemoteDir};
+pub use problem::{Problem, Problems, Severity};
+pub use render::{render_host, HostFiles, ParticipantEndpoint, COMPOSE_FILE, ZOO_CFG_FILE};
+pub use ssh::{HostKey, PublicKey, SshLogin};
+pub use zoocfg::{AdminServer, FourLetterWord, FourLetterWords, ZooSettings};
+
+/// The value of `app.kubernetes.io/managed-by` on every object this tool owns, and the label put on
+/// every container it starts. Also the server-side-apply field manager.
+pub const MANAGED_BY: &str = "zk-observers-xtask";
+
+/// Prefix of this tool's own labels and annotations.
+pub const LABEL_DOMAIN: &str = "zk-observers.dev";

@@ -1,0 +1,106 @@
+//! The observer inventory.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::ids::ServerId;
+use crate::image::ImageRef;
+use crate::metrics::Metrics;
+use crate::ssh::{HostKey, SshLogin};
+use crate::zoocfg::ZooSettings;
+
+/// One observer host outside the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Observer {
+    /// A DNS-1123 label; names the host in reports, labels and the render tree.
+    pub name: String,
+    /// The address the load balancers see connections from, Prometheus scrapes, and SSH reaches.
+    pub address: IpAddr,
+    pub ssh: SshLogin,
+    pub host_key: HostKey,
+    /// Must exceed every participant id: across the boundary only the observer can open
+    /// connections, and in leader election the connection opened by the higher id wins.
+    pub myid: ServerId,
+    /// Absolute directory on the host holding zoo.cfg, docker-compose.yaml, data/ and datalog/.
+    pub deploy_dir: RemoteDir,
+}
+
+/// An absolute path on a remote host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct RemoteDir(pub String);
+
+impl RemoteDir {
+    pub fn new(path: &str) -> RemoteDir {
+        RemoteDir(path.to_string())
+    }
+
+    /// Why this path is not a safe deploy directory, if it is not.
+    pub fn problem(&self) -> Option<String> {
+        let p = &self.0;
+        if !p.starts_with('/') {
+            return Some(format!("`{p}` is not an absolute path"));
+        }
+        if p.trim_end_matches('/').is_empty() {
+            return Some("`/` would put the deployment in the root directory".into());
+        }
+        if p.split('/').any(|c| c == ".." || c == ".") {
+            return Some(format!("`{p}` contains `.` or `..` components"));
+        }
+        if !p
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+        {
+            return Some(format!(
+                "`{p}` has characters other than letters, digits, `/`, `.`, `_` and `-`"
+            ));
+        }
+        None
+    }
+
+    pub fn join(&self, name: &str) -> String {
+        format!("{}/{name}", self.0.trim_end_matches('/'))
+    }
+}
+
+impl fmt::Display for RemoteDir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where the ZooKeeper image keeps things, and the user it runs as. The official `zookeeper`
+/// image's entrypoint writes `myid` from `ZOO_MY_ID` and chowns `ZOO_DATA_DIR` and
+/// `ZOO_DATA_LOG_DIR`; rendering `dataDir` and `dataLogDir` to those directories is what makes the
+/// runbook's hand-written `myid` and `chown` unnecessary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageLayout {
+    pub config_file: &'static str,
+    pub data_dir: &'static str,
+    pub data_log_dir: &'static str,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl ImageLayout {
+    pub const OFFICIAL: ImageLayout = ImageLayout {
+        config_file: "/conf/zoo.cfg",
+        data_dir: "/data",
+        data_log_dir: "/datalog",
+        uid: 1000,
+        gid: 1000,
+    };
+}
+
+/// Everything about the observers that is not cluster-side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObserverFleet {
+    pub observers: Vec<Observer>,
+    pub zookeeper: ZooSettings,
+    /// Pinned, of the ensemble's minor version.
+    pub image: ImageRef,
+    pub layout: ImageLayout,
+    pub metrics: Metrics,
+}

@@ -1,0 +1,267 @@
+//! Validation rules that concern only the observer side. Cross-cutting rules (ids against
+//! participant ids, addresses against source ranges, ...) live in `manifests::validate`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::ids::ServerId;
+use crate::image::{ImageRef, ZkVersion};
+use crate::metrics::{health_words, Metrics};
+use crate::net::{is_dns1123_label, is_host_address};
+use crate::observer::ObserverFleet;
+use crate::problem::Problems;
+use crate::ssh::{HostKey, PublicKey};
+use crate::zoocfg::{AdminServer, FourLetterWords};
+
+/// Checks the fleet. Field paths are relative to the fleet (`observers[0].myid`); the caller
+/// prefixes them.
+pub fn validate_fleet(fleet: &ObserverFleet, ensemble_version: ZkVersion) -> Problems {
+    let mut p = Problems::new();
+    observers(fleet, &mut p);
+    zookeeper(fleet, &mut p);
+    images(fleet, ensemble_version, &mut p);
+    p
+}
+
+fn observers(fleet: &ObserverFleet, p: &mut Problems) {
+    match fleet.observers.len() {
+        0 => p.error(
+            "observers",
+            "no observers are listed",
+            "list at least two observer hosts, so that clients keep a server when one host is down",
+        ),
+        1 => p.warning(
+            "observers",
+            "only one observer is listed: it is a single point of failure for every client outside the cluster",
+            "add a second observer host",
+        ),
+        _ => {}
+    }
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut addresses: BTreeMap<IpAddr, usize> = BTreeMap::new();
+    let mut ids: BTreeMap<ServerId, usize> = BTreeMap::new();
+    for (i, o) in fleet.observers.iter().enumerate() {
+        let f = |field: &str| format!("observers[{i}].{field}");
+        if !is_dns1123_label(&o.name) {
+            p.error(
+                f("name"),
+                format!("`{}` is not a DNS-1123 label", o.name),
+                "use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit",
+            );
+        }
+        if let Some(j) = names.insert(&o.name, i) {
+            p.error(
+                f("name"),
+                format!("`{}` is also the name of observers[{j}]", o.name),
+                "give each observer its own name",
+            );
+        }
+        if !is_host_address(o.address) {
+            p.error(
+                f("address"),
+                format!("{} is not a unicast host address", o.address),
+                "use the observer host's own address, as the load balancers and Prometheus see it",
+            );
+        }
+        if let Some(j) = addresses.insert(o.address, i) {
+            p.error(
+                f("address"),
+                format!("{} is also the address of observers[{j}]", o.address),
+                "each observer needs a host of its own; two observers on one host fail together",
+            );
+        }
+        if !o.myid.in_range() {
+            p.error(
+                f("myid"),
+                format!(
+                    "{} is outside ZooKeeper's id range {}..={}",
+                    o.myid,
+                    ServerId::MIN,
+                    ServerId::MAX
+                ),
+                "pick an id from 1 to 255 that is greater than every participant id",
+            );
+        }
+        if let Some(j) = ids.insert(o.myid, i) {
+            p.error(
+                f("myid"),
+                format!("{} is also the myid of observers[{j}]", o.myid),
+                "give each observer its own myid",
+            );
+        }
+        let user = &o.ssh.user;
+        if user.is_empty()
+            || user.starts_with('-')
+            || !user
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            p.error(
+                f("ssh.user"),
+                format!("`{user}` is not a valid login name"),
+                "use the account this tool logs in as, e.g. `deploy`",
+            );
+        }
+        match &o.host_key {
+            HostKey::Pinned(text) => {
+                if let Err(e) = PublicKey::parse(text) {
+                    p.error(
+                        f("host_key"),
+                        e,
+                        "paste the host's public key line, e.g. from `ssh-keyscan -t ed25519 HOST` checked against the host's console",
+                    );
+                }
+            }
+            HostKey::NotPinned => p.warning(
+                f("host_key"),
+                "the host key is not pinned: push, status and drift will refuse to connect to this host",
+                "record HostKey::Pinned(\"ssh-ed25519 AAAA...\") from /etc/ssh/ssh_host_ed25519_key.pub on the host",
+            ),
+        }
+        if let Some(e) = o.deploy_dir.problem() {
+            p.error(
+                f("deploy_dir"),
+                e,
+                "use an absolute directory such as /data/zookeeper",
+            );
+        }
+    }
+}
+
+fn zookeeper(fleet: &ObserverFleet, p: &mut Problems) {
+    let z = &fleet.zookeeper;
+    let f = |field: &str| format!("zookeeper.{field}");
+    if z.tick_time_ms == 0 {
+        p.error(
+            f("tick_time_ms"),
+            "tickTime is 0",
+            "use ZooKeeper's usual 2000 ms",
+        );
+    }
+    if z.init_limit == 0 {
+        p.error(
+            f("init_limit"),
+            "initLimit is 0: the observer could never finish its initial sync",
+            "set it so that init_limit x tick_time covers a snapshot transfer across the link (the runbook: 5 x 2000 ms)",
+        );
+    }
+    if z.sync_limit == 0 {
+        p.error(
+            f("sync_limit"),
+            "syncLimit is 0: the leader would drop the observer at once",
+            "set it to at least 2 (the runbook: 10)",
+        );
+    }
+    if z.min_session_timeout_ms > z.max_session_timeout_ms {
+        p.error(
+            f("min_session_timeout_ms"),
+            format!(
+                "minSessionTimeout {} ms is greater than maxSessionTimeout {} ms: ZooKeeper refuses to start",
+                z.min_session_timeout_ms, z.max_session_timeout_ms
+            ),
+            "make min_session_timeout_ms at most max_session_timeout_ms (defaults: 2 and 20 tick times)",
+        );
+    }
+    if z.autopurge_purge_interval_hours == 0 {
+        p.error(
+            f("autopurge_purge_interval_hours"),
+            "autopurge.purgeInterval is 0, which turns purging off: snapshots and logs fill the observer's disk",
+            "purge every few hours, e.g. 24",
+        );
+    }
+    if z.autopurge_snap_retain_count < 3 {
+        p.error(
+            f("autopurge_snap_retain_count"),
+            format!(
+                "{} is below ZooKeeper's minimum of 3 (it would silently use 3)",
+                z.autopurge_snap_retain_count
+            ),
+            "set it to 3 or more",
+        );
+    }
+    let needed = FourLetterWords::of(
+        health_words()
+            .iter()
+            .chain(fleet.metrics.required_words().iter()),
+    );
+    for w in z.four_letter_words.iter() {
+        if w.is_expensive() {
+            p.error(
+                f("four_letter_words"),
+                format!("`{w}` walks every watch and is a known denial of service on an unauthenticated client port"),
+                format!("remove `{w}`"),
+            );
+        } else if !needed.contains(w) {
+            p.warning(
+                f("four_letter_words"),
+                format!(
+                    "`{w}` is enabled although neither the health gate nor the metrics need it"
+                ),
+                format!("remove `{w}` unless someone relies on it"),
+            );
+        }
+    }
+    if let AdminServer::Enabled { address, .. } = z.admin_server {
+        if !address.is_loopback() {
+            p.error(
+                f("admin_server"),
+                format!("the AdminServer would listen on {address}; it has no authentication"),
+                "use AdminServer::Disabled, or bind it to 127.0.0.1",
+            );
+        }
+    }
+    let metrics_port = fleet.metrics.port();
+    if metrics_port == z.client_port {
+        p.error(
+            "metrics.port",
+            format!("port {metrics_port} is also the client port"),
+            "use the exporter's usual 9141",
+        );
+    }
+    if let AdminServer::Enabled { port, .. } = z.admin_server {
+        if port == z.client_port || port == metrics_port {
+            p.error(
+                f("admin_server"),
+                format!("port {port} is already in use on the observer"),
+                "use another port, e.g. 8080",
+            );
+        }
+    }
+}
+
+fn images(fleet: &ObserverFleet, ensemble_version: ZkVersion, p: &mut Problems) {
+    pinned(&fleet.image, "image", p);
+    match fleet.image.zookeeper_version() {
+        Some(v) if !v.same_minor(ensemble_version) => p.error(
+            "image",
+            format!(
+                "`{}` is ZooKeeper {v}, the ensemble runs {ensemble_version}: observers should run the ensemble's minor version",
+                fleet.image
+            ),
+            format!(
+                "pin a {}.{}.x tag (3.8.6 and 3.9.5 carry 2026 CVE fixes)",
+                ensemble_version.major, ensemble_version.minor
+            ),
+        ),
+        Some(_) => {}
+        None if fleet.image.digest.is_none() => p.error(
+            "image",
+            format!("cannot read a ZooKeeper version from the tag of `{}`", fleet.image),
+            "tag the image with its ZooKeeper version, e.g. zookeeper:3.8.6",
+        ),
+        None => {}
+    }
+    if let Metrics::Exporter { image, .. } = &fleet.metrics {
+        pinned(image, "metrics.image", p);
+    }
+}
+
+fn pinned(image: &ImageRef, field: &str, p: &mut Problems) {
+    if let Some(e) = image.pinning_problem() {
+        p.error(
+            field,
+            e,
+            "pin a version tag such as `zookeeper:3.8.6`, or a digest `@sha256:...`",
+        );
+    }
+}

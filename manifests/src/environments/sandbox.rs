@@ -1,0 +1,63 @@
+//! Sandbox: the local environment that the tests and `cargo xtask demo` deploy to. The Kubernetes
+//! API test server stands in for the cluster; the ensemble's load balancers and the observers are
+//! network namespaces on this machine, in 198.18.0.0/15.
+
+use std::collections::BTreeMap;
+
+use hosts::net::v4;
+use hosts::{ImageRef, Metrics, ObserverFleet, Port, ServerAddress, ZkVersion, ZooSettings};
+
+use crate::environment::{Ensemble, Environment, EnvironmentKind, Monitoring, ServiceMonitorSpec};
+use crate::provider::LoadBalancerProvider;
+
+pub fn environment() -> Environment {
+    Environment {
+        name: "sandbox".into(),
+        kind: EnvironmentKind::Sandbox,
+        kube_context: "zk-observers-sandbox".into(),
+        ensemble: Ensemble {
+            namespace: "zookeeper".into(),
+            helm_release: "sandbox".into(),
+            statefulset: "sandbox-zookeeper".into(),
+            replicas: 3,
+            version: ZkVersion::minor(3, 8),
+            quorum_port: Port::new(2888),
+            election_port: Port::new(3888),
+            reconfig_enabled: false,
+            service_name_prefix: "zk".into(),
+            recorded_addresses: BTreeMap::from([
+                (0, ServerAddress::Ip(v4(198, 18, 0, 11))),
+                (1, ServerAddress::Ip(v4(198, 18, 0, 12))),
+                (2, ServerAddress::Ip(v4(198, 18, 0, 13))),
+            ]),
+        },
+        load_balancer: LoadBalancerProvider::Sandbox,
+        extra_source_ranges: vec![],
+        fleet: ObserverFleet {
+            observers: hosts::inventory::sandbox::observers(),
+            zookeeper: ZooSettings::runbook(),
+            // Built locally from Debian's zookeeper 3.8.0 package with the official image's layout.
+            image: ImageRef::new("zk-observers/zookeeper:3.8.0-debian12"),
+            layout: hosts::observer::ImageLayout::OFFICIAL,
+            metrics: Metrics::Exporter {
+                image: ImageRef::new("zk-observers/zookeeper-exporter:sandbox-1"),
+                port: Port::new(9141),
+                reset_on_scrape: true,
+            },
+        },
+        monitoring: Monitoring {
+            namespace: "zookeeper".into(),
+            service_name: "sandbox-zookeeper-external".into(),
+            port_name: "zookeeperxp".into(),
+            service_monitor_selector: BTreeMap::from([
+                ("app".into(), "zookeeper".into()),
+                ("release".into(), "sandbox".into()),
+                ("position".into(), "external".into()),
+            ]),
+            service_monitor: Some(ServiceMonitorSpec {
+                name: "sandbox-zookeeper-external".into(),
+                interval: "30s".into(),
+            }),
+        },
+    }
+}

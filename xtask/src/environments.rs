@@ -1,0 +1,40 @@
+//! Choosing environments and refusing invalid ones.
+
+use anyhow::{bail, Result};
+use manifests::Environment;
+
+use crate::cli::EnvSelection;
+use crate::output;
+
+/// The environments a command acts on: the one named by `--env`, or all.
+pub fn select(selection: &EnvSelection) -> Result<Vec<Environment>> {
+    match &selection.env {
+        None => Ok(manifests::environments::all()),
+        Some(name) => match manifests::environments::by_name(name) {
+            Some(env) => Ok(vec![env]),
+            None => bail!(
+                "--env {name}: no such environment; known environments: {} (defined in manifests/src/environments/)",
+                manifests::environments::names().join(", ")
+            ),
+        },
+    }
+}
+
+/// Validates `env`, prints its warnings, and fails with every error if there is one.
+pub fn validated(env: Environment) -> Result<Environment> {
+    let problems = manifests::validate(&env);
+    for w in problems.warnings() {
+        output::problem(&env.name, w);
+    }
+    if problems.has_errors() {
+        for e in problems.errors() {
+            output::problem(&env.name, e);
+        }
+        bail!(
+            "environment {} is invalid ({} error(s) above); nothing was changed",
+            env.name,
+            problems.errors().count()
+        );
+    }
+    Ok(env)
+}

@@ -1,0 +1,53 @@
+//! The effect layer: command-line interface, file system, and (in later subcommands) the kube
+//! client and SSH. The pure model lives in the `manifests` and `hosts` crates.
+
+mod check;
+mod cli;
+mod environments;
+mod output;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use cli::{Cli, Command, OutputFormat};
+
+/// Exit codes shared by every subcommand.
+pub mod exit {
+    /// Success, or in sync.
+    pub const OK: u8 = 0;
+    /// An error: nothing was changed unless the message says so.
+    pub const ERROR: u8 = 1;
+    /// Changes or drift found (diff, drift, deploy --dry-run).
+    pub const CHANGES: u8 = 2;
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            output::error(&e);
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<u8> {
+    match &cli.command {
+        Command::Render(args) => render::run(args, cli.output),
+        Command::Check(args) => check::run(args, cli.output),
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never)
+        .init();
+}

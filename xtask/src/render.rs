@@ -1,0 +1,125 @@
+//! `cargo xtask render`: write manifests and host files to a directory tree.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use manifests::{AddressSource, Environment};
+
+use crate::cli::{OutputFormat, RenderArgs};
+use crate::{environments, exit, output};
+
+/// Name of the manifest file in OUT/<env>/.
+pub const MANIFEST_FILE: &str = "kubernetes.yaml";
+/// Marks a directory as written by `render`, so that it may be replaced.
+pub const STAMP_FILE: &str = ".rendered-by-zk-observers";
+
+/// A rendered tree, in memory: relative path and contents.
+pub type Tree = Vec<(PathBuf, String)>;
+
+/// Everything `render` writes for `env`, without writing it.
+pub fn tree(env: &Environment) -> Result<Tree> {
+    let mut files = vec![
+        (
+            PathBuf::from(STAMP_FILE),
+            format!(
+                "Written by `cargo xtask render --env {}`; replaced as a whole on every render.\n",
+                env.name
+            ),
+        ),
+        (
+            PathBuf::from(MANIFEST_FILE),
+            manifests::render_manifests(env),
+        ),
+    ];
+    let hosts = manifests::render_host_files(env, &AddressSource::Recorded)
+        .with_context(|| format!("rendering the observers' files of environment {}", env.name))?;
+    for (observer, host_files) in hosts {
+        for (name, contents) in host_files.files() {
+            files.push((
+                Path::new("hosts").join(&observer.name).join(name),
+                contents.to_string(),
+            ));
+        }
+    }
+    Ok(files)
+}
+
+pub fn run(args: &RenderArgs, format: OutputFormat) -> Result<u8> {
+    let envs = environments::select(&args.selection)?;
+    // Validate and render everything before writing anything.
+    let mut rendered = Vec::new();
+    for env in envs {
+        let env = environments::validated(env)?;
+        let files = tree(&env)?;
+        rendered.push((env.name.clone(), files));
+    }
+    let mut written = Vec::new();
+    for (name, files) in &rendered {
+        let dir = args.out.join(name);
+        write_tree(&dir, files).with_context(|| format!("writing {}", dir.display()))?;
+        if format == OutputFormat::Text {
+            output::ok(&format!(
+                "{name}: {} file(s) in {}",
+                files.len(),
+                dir.display()
+            ));
+        }
+        written.push(serde_json::json!({
+            "environment": name,
+            "directory": dir,
+            "files": files.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+        }));
+    }
+    if format == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&written)?);
+    }
+    Ok(exit::OK)
+}
+
+/// Replaces `dir` with exactly `files`: written to a sibling temporary directory first, then
+/// swapped in by rename, so that `dir` is either the old tree or the new one.
+fn write_tree(dir: &Path, files: &Tree) -> Result<()> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    if dir.exists() {
+        let ours = dir.join(STAMP_FILE).is_file();
+        let empty = fs::read_dir(dir)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if !ours && !empty {
+            bail!(
+                "{} exists and was not written by `cargo xtask render`; remove it or choose another --out",
+                dir.display()
+            );
+        }
+    }
+    let base = dir
+        .file_name()
+        .context("the output directory has no name")?
+        .to_string_lossy()
+        .into_owned();
+    let staging = parent.join(format!(".{base}.new-{}", std::process::id()));
+    let retired = parent.join(format!(".{base}.old-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&staging);
+    for (rel, contents) in files {
+        let path = staging.join(rel);
+        if let Some(p) = path.parent() {
+            fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
+        }
+        fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if dir.exists() {
+        fs::rename(dir, &retired)
+            .with_context(|| format!("moving the previous {} aside", dir.display()))?;
+    }
+    fs::rename(&staging, dir)
+        .with_context(|| format!("moving the new tree into {}", dir.display()))?;
+    if retired.exists() {
+        fs::remove_dir_all(&retired).with_context(|| format!("removing {}", retired.display()))?;
+    }
+    Ok(())
+}
