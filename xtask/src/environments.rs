@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use manifests::Environment;
 
-use crate::cli::EnvSelection;
+use crate::cli::{ClusterSelection, EnvSelection};
 use crate::output;
 
 /// The environments a command acts on: the one named by `--env`, or all.
@@ -37,4 +37,27 @@ pub fn validated(env: Environment) -> Result<Environment> {
         );
     }
     Ok(env)
+}
+
+/// The one environment a cluster command acts on: `--env`, or the environment pinned to the
+/// kubeconfig's current context.
+pub fn select_one(selection: &ClusterSelection) -> Result<Environment> {
+    if let Some(name) = &selection.env {
+        return select(&EnvSelection {
+            env: Some(name.clone()),
+        })
+        .map(|mut v| v.remove(0));
+    }
+    let current = kube::config::Kubeconfig::read()
+        .ok()
+        .and_then(|k| k.current_context);
+    let all = manifests::environments::all();
+    match current.as_deref().and_then(|c| all.iter().find(|e| e.kube_context == c)) {
+        Some(env) => Ok(env.clone()),
+        None => bail!(
+            "no --env given and the kubeconfig's current context ({}) is not pinned by any environment; pass --env ({})",
+            current.as_deref().unwrap_or("none"),
+            manifests::environments::names().join(", ")
+        ),
+    }
 }

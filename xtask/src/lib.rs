@@ -1,11 +1,17 @@
 //! The effect layer: command-line interface, file system, and (in later subcommands) the kube
 //! client and SSH. The pure model lives in the `manifests` and `hosts` crates.
 
+mod apply;
 mod check;
 mod cli;
+mod cluster;
+mod diff;
 mod environments;
+mod lb;
 mod output;
+mod plan;
 mod render;
+mod yamldiff;
 
 use std::process::ExitCode;
 
@@ -39,6 +45,8 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Render(args) => render::run(args, cli.output),
         Command::Check(args) => check::run(args, cli.output),
+        Command::Diff(args) => diff::run(args, cli.output),
+        Command::Apply(args) => apply::run(args, cli.output),
     }
 }
 

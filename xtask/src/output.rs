@@ -1,6 +1,6 @@
 //! Human-facing output: coloured when stderr/stdout is a terminal (and NO_COLOR is unset).
 
-use anstream::{eprintln, println};
+use anstream::{eprintln, print, println};
 use anstyle::{AnsiColor, Style};
 use hosts::{Problem, Severity};
 
@@ -31,4 +31,49 @@ pub fn ok(line: &str) {
 
 pub fn line(line: &str) {
     println!("{line}");
+}
+
+/// A progress line on stderr (waits, retries).
+pub fn progress(line: &str) {
+    eprintln!("{DIM}...{DIM:#} {line}");
+}
+
+pub fn warning(line: &str) {
+    eprintln!("{YELLOW}warning{YELLOW:#}: {line}");
+}
+
+/// One planned change: `+ create Service/ns/name`.
+pub fn change(sign: char, word: &str, what: &str) {
+    let style = match sign {
+        '+' => GREEN,
+        '-' | '!' => RED,
+        _ => YELLOW,
+    };
+    println!("{style}{sign} {word}{style:#} {what}");
+}
+
+/// A unified diff, coloured when stdout is a terminal.
+pub fn diff(text: &str) {
+    print!("{}", crate::yamldiff::colorize(text));
+}
+
+/// The result of acting on one object or host.
+pub fn outcome(what: &str, result: &str) {
+    let style = match result {
+        "unchanged" | "kept" => DIM,
+        "created" | "configured" | "pruned" => GREEN,
+        _ => RED,
+    };
+    println!("  {style}{result:<10}{style:#} {what}");
+}
+
+/// `1.5s`, `10m`.
+pub fn duration(d: std::time::Duration) -> String {
+    if !d.as_millis().is_multiple_of(1000) {
+        format!("{:.1}s", d.as_secs_f64())
+    } else if d.as_secs().is_multiple_of(60) && d.as_secs() > 0 {
+        format!("{}m", d.as_secs() / 60)
+    } else {
+        format!("{}s", d.as_secs())
+    }
 }

@@ -1,0 +1,150 @@
+//! The resource types the sandbox serves.
+
+/// Which metadata.name syntax a resource requires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NameRule {
+    /// Services: `[a-z]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
+    Dns1035Label,
+    /// Everything else: an RFC 1123 subdomain, at most 253 characters.
+    Dns1123Subdomain,
+}
+
+/// What `metadata.generation` tracks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GenerationScope {
+    /// Changes to `.spec`.
+    Spec,
+    /// Changes to any top-level field other than apiVersion, kind and metadata (Endpoints,
+    /// EndpointSlices, which have no spec).
+    TopLevel,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Resource {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub kind: &'static str,
+    pub short_names: &'static [&'static str],
+    /// Whether `/status` is a subresource (then `.status` is only written through it).
+    pub status_subresource: bool,
+    pub name_rule: NameRule,
+    pub generation: GenerationScope,
+    /// Served only when `Config::crds` is true.
+    pub crd: bool,
+}
+
+impl Resource {
+    /// `v1` or `group/version`.
+    pub(crate) fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `services`, `endpointslices.discovery.k8s.io`: how error messages name the resource.
+    pub(crate) fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    pub(crate) fn list_kind(&self) -> String {
+        format!("{}List", self.kind)
+    }
+}
+
+pub(crate) static SERVICES: Resource = Resource {
+    group: "",
+    version: "v1",
+    plural: "services",
+    singular: "service",
+    kind: "Service",
+    short_names: &["svc"],
+    status_subresource: true,
+    name_rule: NameRule::Dns1035Label,
+    generation: GenerationScope::Spec,
+    crd: false,
+};
+
+pub(crate) static ENDPOINTS: Resource = Resource {
+    group: "",
+    version: "v1",
+    plural: "endpoints",
+    singular: "endpoints",
+    kind: "Endpoints",
+    short_names: &["ep"],
+    status_subresource: false,
+    name_rule: NameRule::Dns1123Subdomain,
+    generation: GenerationScope::TopLevel,
+    crd: false,
+};
+
+pub(crate) static ENDPOINT_SLICES: Resource = Resource {
+    group: "discovery.k8s.io",
+    version: "v1",
+    plural: "endpointslices",
+    singular: "endpointslice",
+    kind: "EndpointSlice",
+    short_names: &[],
+    status_subresource: false,
+    name_rule: NameRule::Dns1123Subdomain,
+    generation: GenerationScope::TopLevel,
+    crd: false,
+};
+
+pub(crate) static SERVICE_MONITORS: Resource = Resource {
+    group: "monitoring.coreos.com",
+    version: "v1",
+    plural: "servicemonitors",
+    singular: "servicemonitor",
+    kind: "ServiceMonitor",
+    short_names: &["smon"],
+    status_subresource: false,
+    name_rule: NameRule::Dns1123Subdomain,
+    generation: GenerationScope::Spec,
+    crd: true,
+};
+
+pub(crate) static ALL: [&Resource; 4] =
+    [&SERVICES, &ENDPOINTS, &ENDPOINT_SLICES, &SERVICE_MONITORS];
+
+/// The served resource at `group`/`version`/`plural` (`group` empty for core).
+pub(crate) fn lookup(
+    group: &str,
+    version: &str,
+    plural: &str,
+    crds: bool,
+) -> Option<&'static Resource> {
+    ALL.iter().copied().find(|r| {
+        r.group == group && r.version == version && r.plural == plural && (crds || !r.crd)
+    })
+}
+
+/// The served resource for an object's `apiVersion` and `kind`.
+pub(crate) fn lookup_kind(api_version: &str, kind: &str, crds: bool) -> Option<&'static Resource> {
+    ALL.iter()
+        .copied()
+        .find(|r| r.api_version() == api_version && r.kind == kind && (crds || !r.crd))
+}
+
+/// The served resource for `apiVersion` and plural.
+pub(crate) fn lookup_api_version(
+    api_version: &str,
+    plural: &str,
+    crds: bool,
+) -> Option<&'static Resource> {
+    ALL.iter()
+        .copied()
+        .find(|r| r.api_version() == api_version && r.plural == plural && (crds || !r.crd))
+}
+
+/// Whether an API group (`""` = core) is served.
+pub(crate) fn group_served(group: &str, crds: bool) -> bool {
+    ALL.iter().any(|r| r.group == group && (crds || !r.crd))
+}

@@ -1,0 +1,1301 @@
+//! In-memory object store and the write pipeline shared by every verb:
+//! ownership -> defaulting -> validation -> no-op detection -> metadata -> store.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use super::defaults::{apply_defaults, Allocator};
+use super::errors::{ApiError, FieldError};
+use super::resources::{self, GenerationScope, Resource, SERVICES};
+use super::selector::{FieldSelector, LabelSelector};
+use super::ssa::{self, fields_of, FieldSet, ManagedEntry, Scope, Writer};
+use super::util::{map_entry, meta_str, now_rfc3339, IdGen};
+use super::Stats;
+
+/// The manager name of the simulated cloud load-balancer controller.
+pub(crate) const CLOUD_CONTROLLER: &str = "sandbox-cloud-controller";
+
+/// Metadata the server owns; stripped from request bodies and ignored in comparisons.
+const SERVER_METADATA: &[&str] = &[
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+];
+
+#[derive(Clone, Debug)]
+pub(crate) struct Stored {
+    /// The object as served (with uid, resourceVersion, managedFields, ...).
+    pub object: Value,
+    pub managed: Vec<ManagedEntry>,
+    pub created: Instant,
+}
+
+/// Who caused a write (decides which counter it goes to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Actor {
+    Client,
+    Controller,
+    Seed,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WriteOptions<'a> {
+    pub manager: &'a str,
+    pub dry_run: bool,
+    pub scope: Scope,
+    pub actor: Actor,
+}
+
+impl<'a> WriteOptions<'a> {
+    pub(crate) fn client(manager: &'a str, dry_run: bool, scope: Scope) -> Self {
+        WriteOptions {
+            manager,
+            dry_run,
+            scope,
+            actor: Actor::Client,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct WriteOutcome {
+    pub object: Value,
+    pub created: bool,
+    /// Whether stored state changed (or, for a dry run, would have).
+    pub changed: bool,
+}
+
+/// How the writer's ownership is decided in `commit`.
+enum Ownership {
+    /// Already decided (server-side apply).
+    Decided,
+    /// An Update: the writer gains the changed paths among these submitted ones.
+    Update(FieldSet),
+}
+
+#[derive(Clone, Debug)]
+struct NamespaceInfo {
+    name: String,
+    uid: String,
+    created: String,
+}
+
+pub(crate) struct State {
+    /// (resource, namespace, name) -> object; resource as in `Resource::qualified`.
+    objects: BTreeMap<(String, String, String), Stored>,
+    namespaces: Vec<NamespaceInfo>,
+    rv: u64,
+    ids: IdGen,
+    pub(crate) alloc: Allocator,
+    pub(crate) stats: Stats,
+    pub(crate) crds: bool,
+}
+
+fn key(res: &Resource, ns: &str, name: &str) -> (String, String, String) {
+    (res.qualified(), ns.to_string(), name.to_string())
+}
+
+/// RFC 7386 JSON merge patch.
+pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            let t = target.as_object_mut().expect("just made an object");
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+/// `obj` without server-owned metadata (a copy).
+fn without_server_metadata(obj: &Value) -> Value {
+    let mut obj = obj.clone();
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        for f in SERVER_METADATA {
+            meta.remove(*f);
+        }
+    }
+    obj
+}
+
+/// The part of an object `metadata.generation` tracks.
+fn generation_data(res: &Resource, obj: &Value) -> Value {
+    match res.generation {
+        GenerationScope::Spec => obj.get("spec").cloned().unwrap_or(Value::Null),
+        GenerationScope::TopLevel => Value::Object(
+            obj.as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| {
+                            !matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status")
+                        })
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
+    }
+}
+
+fn require_object(body: &Value) -> Result<(), ApiError> {
+    if body.is_object() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "the request body must be a JSON or YAML object",
+        ))
+    }
+}
+
+/// Checks that a body's apiVersion, kind, name and namespace fit the request. With `strict`
+/// (apply), apiVersion, kind and name must be present.
+fn check_identity(
+    res: &Resource,
+    ns: &str,
+    url_name: Option<&str>,
+    body: &Value,
+    strict: bool,
+) -> Result<(), ApiError> {
+    let api_version = body.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = body.get("kind").and_then(Value::as_str).unwrap_or("");
+    if strict && api_version.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "Object 'apiVersion' is missing in '{body}'"
+        )));
+    }
+    if strict && kind.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "Object 'Kind' is missing in '{body}'"
+        )));
+    }
+    if !api_version.is_empty() && api_version != res.api_version() {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({})",
+            res.api_version()
+        )));
+    }
+    if !kind.is_empty() && kind != res.kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            res.kind
+        )));
+    }
+    if let Some(body_ns) = meta_str(body, "namespace").filter(|n| !n.is_empty()) {
+        if body_ns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+    }
+    if let Some(url_name) = url_name {
+        match meta_str(body, "name").filter(|n| !n.is_empty()) {
+            Some(n) if n != url_name => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({url_name})"
+                )))
+            }
+            None if strict => {
+                return Err(ApiError::bad_request(
+                    "metadata.name is required for apply requests",
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A request body reduced to what a client may set: server metadata removed, and apiVersion,
+/// kind, name and namespace set from the request.
+fn sanitize(res: &Resource, ns: &str, name: &str, body: &Value) -> Value {
+    let mut obj = without_server_metadata(body);
+    let root = obj.as_object_mut().expect("checked to be an object");
+    root.insert("apiVersion".into(), json!(res.api_version()));
+    root.insert("kind".into(), json!(res.kind));
+    let meta = map_entry(root, "metadata");
+    meta.insert("name".into(), json!(name));
+    meta.insert("namespace".into(), json!(ns));
+    obj
+}
+
+/// The object written by a `scope` write: for the main resource, `desired` with the old status
+/// kept (resources with a status subresource); for the status subresource, `old` with only its
+/// status replaced by `desired`'s.
+fn scoped(res: &Resource, scope: Scope, old: Option<&Value>, mut desired: Value) -> Value {
+    match scope {
+        Scope::Main if res.status_subresource => {
+            let root = desired.as_object_mut().expect("objects");
+            match old.and_then(|o| o.get("status")) {
+                Some(s) => {
+                    root.insert("status".into(), s.clone());
+                }
+                None => {
+                    root.remove("status");
+                }
+            }
+            desired
+        }
+        Scope::Main => desired,
+        Scope::Status => {
+            let mut obj = old
+                .map(without_server_metadata)
+                .unwrap_or_else(|| json!({}));
+            let root = obj.as_object_mut().expect("objects");
+            match desired.get("status") {
+                Some(s) if !s.is_null() => {
+                    root.insert("status".into(), s.clone());
+                }
+                _ => {
+                    root.remove("status");
+                }
+            }
+            obj
+        }
+    }
+}
+
+impl State {
+    pub(crate) fn new(namespaces: &[String], crds: bool) -> State {
+        let mut ids = IdGen::new();
+        let created = now_rfc3339();
+        let namespaces = namespaces
+            .iter()
+            .map(|n| NamespaceInfo {
+                name: n.clone(),
+                uid: ids.uuid(),
+                created: created.clone(),
+            })
+            .collect();
+        State {
+            objects: BTreeMap::new(),
+            namespaces,
+            rv: 1,
+            ids,
+            alloc: Allocator::default(),
+            stats: Stats::default(),
+            crds,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn resource_version(&self) -> u64 {
+        self.rv
+    }
+
+    pub(crate) fn object_count(&self) -> usize {
+        self.objects.len()
+    }
+
+    fn check_namespace(&self, ns: &str) -> Result<(), ApiError> {
+        if self.namespaces.iter().any(|n| n.name == ns) {
+            Ok(())
+        } else {
+            Err(ApiError::namespace_not_found(ns))
+        }
+    }
+
+    fn namespace_json(&self, n: &NamespaceInfo) -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": n.name,
+                "uid": n.uid,
+                "resourceVersion": "1",
+                "creationTimestamp": n.created,
+                "labels": {"kubernetes.io/metadata.name": n.name},
+            },
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"},
+        })
+    }
+
+    pub(crate) fn get_namespace(&self, name: &str) -> Result<Value, ApiError> {
+        self.namespaces
+            .iter()
+            .find(|n| n.name == name)
+            .map(|n| self.namespace_json(n))
+            .ok_or_else(|| ApiError::namespace_not_found(name))
+    }
+
+    pub(crate) fn list_namespaces(&self, labels: &LabelSelector, fields: &FieldSelector) -> Value {
+        let items: Vec<Value> = self
+            .namespaces
+            .iter()
+            .map(|n| self.namespace_json(n))
+            .filter(|o| labels.matches(o["metadata"].get("labels")) && fields.matches(o))
+            .collect();
+        json!({
+            "apiVersion": "v1",
+            "kind": "NamespaceList",
+            "metadata": {"resourceVersion": self.rv.to_string()},
+            "items": items,
+        })
+    }
+
+    /// Direct read (no namespace check).
+    pub(crate) fn peek(&self, res: &Resource, ns: &str, name: &str) -> Option<&Stored> {
+        self.objects.get(&key(res, ns, name))
+    }
+
+    pub(crate) fn get(&self, res: &Resource, ns: &str, name: &str) -> Result<Value, ApiError> {
+        self.check_namespace(ns)?;
+        self.peek(res, ns, name)
+            .map(|s| s.object.clone())
+            .ok_or_else(|| ApiError::not_found(res, name))
+    }
+
+    /// A list in namespace `ns` (all namespaces when `None`).
+    pub(crate) fn list(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> Result<Value, ApiError> {
+        if let Some(ns) = ns {
+            self.check_namespace(ns)?;
+        }
+        let r = res.qualified();
+        let items: Vec<Value> = self
+            .objects
+            .iter()
+            .filter(|((kr, kns, _), _)| *kr == r && ns.is_none_or(|ns| ns == kns))
+            .map(|(_, s)| &s.object)
+            .filter(|o| {
+                labels.matches(o.get("metadata").and_then(|m| m.get("labels"))) && fields.matches(o)
+            })
+            .cloned()
+            .collect();
+        Ok(json!({
+            "apiVersion": res.api_version(),
+            "kind": res.list_kind(),
+            "metadata": {"resourceVersion": self.rv.to_string()},
+            "items": items,
+        }))
+    }
+
+    /// POST: create, the writer owning every field it set.
+    pub(crate) fn create(
+        &mut self,
+        res: &Resource,
+        ns: &str,
+        body: &Value,
+        opts: WriteOptions<'_>,
+    ) -> Result<WriteOutcome, ApiError> {
+        self.check_namespace(ns)?;
+        require_object(body)?;
+        check_identity(res, ns, None, body, false)?;
+        let name = match (meta_str(body, "name"), meta_str(body, "generateName")) {
+            (Some(n), _) if !n.is_empty() => n.to_string(),
+            (_, Some(g)) if !g.is_empty() => format!("{g}{}", self.ids.name_suffix()),
+            _ => {
+                return Err(ApiError::invalid(
+                    res,
+                    "",
+                    &[FieldError::required(
+                        "metadata.name",
+                        "name or generateName is required",
+                    )],
+                ))
+            }
+        };
+        if self.peek(res, ns, &name).is_some() {
+            return Err(ApiError::already_exists(res, &name));
+        }
+        let obj = scoped(res, Scope::Main, None, sanitize(res, ns, &name, body));
+        let submitted = fields_of(res, &obj, Scope::Main);
+        self.commit(
+            res,
+            ns,
+            &name,
+            None,
+            obj,
+            Vec::new(),
+            Ownership::Update(submitted),
+            opts,
+        )
+    }
+
+    /// PUT (main resource or status).
+    pub(crate) fn replace(
+        &mut self,
+        res: &Resource,
+        ns: &str,
+        name: &str,
+        body: &Value,
+        opts: WriteOptions<'_>,
+    ) -> Result<WriteOutcome, ApiError> {
+        self.check_namespace(ns)?;
+        require_object(body)?;
+        check_identity(res, ns, Some(name), body, false)?;
+        let old = self
+            .peek(res, ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(res, name))?;
+        if let Some(rv) = meta_str(body, "resourceVersion").filter(|rv| !rv.is_empty()) {
+            if Some(rv) != meta_str(&old.object, "resourceVersion") {
+                return Err(ApiError::modified(res, name));
+            }
+        }
+        let desired = sanitize(res, ns, name, body);
+        let submitted = fields_of(res, &desired, opts.scope);
+        let obj = scoped(res, opts.scope, Some(&old.object), desired);
+        let managed = old.managed.clone();
+        self.commit(
+            res,
+            ns,
+            name,
+            Some(&old),
+            obj,
+            managed,
+            Ownership::Update(submitted),
+            opts,
+        )
+    }
+
+    /// PATCH with a JSON merge patch (also used for strategic merge patches).
+    pub(crate) fn patch(
+        &mut self,
+        res: &Resource,
+        ns: &str,
+        name: &str,
+        patch: &Value,
+        opts: WriteOptions<'_>,
+    ) -> Result<WriteOutcome, ApiError> {
+        self.check_namespace(ns)?;
+        require_object(patch)?;
+        let old = self
+            .peek(res, ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(res, name))?;
+        if let Some(rv) = meta_str(patch, "resourceVersion").filter(|rv| !rv.is_empty()) {
+            if Some(rv) != meta_str(&old.object, "resourceVersion") {
+                return Err(ApiError::modified(res, name));
+            }
+        }
+        let mut patched = old.object.clone();
+        merge_patch(&mut patched, patch);
+        if !patched.is_object() {
+            return Err(ApiError::bad_request("the patched object is not an object"));
+        }
+        check_identity(res, ns, Some(name), &patched, false)?;
+        let desired = sanitize(res, ns, name, &patched);
+        let submitted = fields_of(res, &desired, opts.scope);
+        let obj = scoped(res, opts.scope, Some(&old.object), desired);
+        let managed = old.managed.clone();
+        self.commit(
+            res,
+            ns,
+            name,
+            Some(&old),
+            obj,
+            managed,
+            Ownership::Update(submitted),
+            opts,
+        )
+    }
+
+    /// PATCH with `application/apply-patch+yaml`: server-side apply.
+    pub(crate) fn apply(
+        &mut self,
+        res: &Resource,
+        ns: &str,
+        name: &str,
+        config: &Value,
+        force: bool,
+        opts: WriteOptions<'_>,
+    ) -> Result<WriteOutcome, ApiError> {
+        self.check_namespace(ns)?;
+        require_object(config)?;
+        check_identity(res, ns, Some(name), config, true)?;
+        if config
+            .get("metadata")
+            .and_then(|m| m.get("managedFields"))
+            .is_some_and(|m| !m.is_null())
+        {
+            return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+        }
+        let old = self.peek(res, ns, name).cloned();
+        if let Some(rv) = meta_str(config, "resourceVersion").filter(|rv| !rv.is_empty()) {
+            if old
+                .as_ref()
+                .and_then(|o| meta_str(&o.object, "resourceVersion"))
+                != Some(rv)
+            {
+                return Err(ApiError::modified(res, name));
+            }
+        }
+        let mut cfg = sanitize(res, ns, name, config);
+        let root = cfg.as_object_mut().expect("objects");
+        match opts.scope {
+            Scope::Main if res.status_subresource => {
+                root.remove("status");
+            }
+            Scope::Main => {}
+            Scope::Status => root
+                .retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status")),
+        }
+        if opts.scope == Scope::Status {
+            if let Some(meta) = root.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.retain(|k, _| k == "name" || k == "namespace");
+            }
+        }
+        let (live, managed) = match &old {
+            Some(o) => (o.object.clone(), o.managed.clone()),
+            None if opts.scope == Scope::Status => return Err(ApiError::not_found(res, name)),
+            None => (json!({}), Vec::new()),
+        };
+        let api_version = res.api_version();
+        let now = now_rfc3339();
+        let writer = Writer {
+            manager: opts.manager,
+            api_version: &api_version,
+            scope: opts.scope,
+            now: &now,
+        };
+        let (merged, managed) = ssa::apply(res, &live, &managed, &cfg, writer, force)
+            .map_err(|conflicts| ssa::conflict_error(res, name, &conflicts))?;
+        self.commit(
+            res,
+            ns,
+            name,
+            old.as_ref(),
+            merged,
+            managed,
+            Ownership::Decided,
+            opts,
+        )
+    }
+
+    /// DELETE; returns the deleted object.
+    pub(crate) fn delete(
+        &mut self,
+        res: &Resource,
+        ns: &str,
+        name: &str,
+        preconditions: Option<&Value>,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        self.check_namespace(ns)?;
+        let old = self
+            .peek(res, ns, name)
+            .ok_or_else(|| ApiError::not_found(res, name))?;
+        for (field, label) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
+            if let Some(want) = preconditions
+                .and_then(|p| p.get(field))
+                .and_then(Value::as_str)
+            {
+                let have = meta_str(&old.object, field).unwrap_or("");
+                if want != have {
+                    return Err(ApiError::precondition(
+                        res,
+                        name,
+                        format!("Precondition failed: {label} in precondition: {want}, {label} in object meta: {have}"),
+                    ));
+                }
+            }
+        }
+        let object = old.object.clone();
+        if !dry_run {
+            self.objects.remove(&key(res, ns, name));
+            self.rv += 1;
+            self.stats.writes += 1;
+        }
+        Ok(object)
+    }
+
+    /// Stores an object as if created by an Update from `manager`, outside HTTP.
+    pub(crate) fn seed(&mut self, object: &Value, manager: &str) -> Result<(), ApiError> {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+        let res = resources::lookup_kind(api_version, kind, self.crds).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "the sandbox does not serve {kind} in {api_version:?}"
+            ))
+        })?;
+        let ns = meta_str(object, "namespace").unwrap_or("").to_string();
+        let opts = WriteOptions {
+            manager,
+            dry_run: false,
+            scope: Scope::Main,
+            actor: Actor::Seed,
+        };
+        self.create(res, &ns, object, opts).map(|_| ())
+    }
+
+    /// The shared tail of every write.
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &mut self,
+        res: &Resource,
+        ns: &str,
+        name: &str,
+        old: Option<&Stored>,
+        mut obj: Value,
+        mut managed: Vec<ManagedEntry>,
+        ownership: Ownership,
+        opts: WriteOptions<'_>,
+    ) -> Result<WriteOutcome, ApiError> {
+        {
+            let root = obj.as_object_mut().expect("objects");
+            root.insert("apiVersion".into(), json!(res.api_version()));
+            root.insert("kind".into(), json!(res.kind));
+            let meta = map_entry(root, "metadata");
+            meta.insert("name".into(), json!(name));
+            meta.insert("namespace".into(), json!(ns));
+            for f in SERVER_METADATA {
+                meta.remove(*f);
+            }
+        }
+        apply_defaults(
+            res,
+            &mut obj,
+            &format!("{ns}/{name}"),
+            &mut self.alloc,
+            !opts.dry_run,
+        );
+        let errors = super::validate::validate(res, &obj);
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(res, name, &errors));
+        }
+        let api_version = res.api_version();
+        let now = now_rfc3339();
+        if let Ownership::Update(submitted) = ownership {
+            let writer = Writer {
+                manager: opts.manager,
+                api_version: &api_version,
+                scope: opts.scope,
+                now: &now,
+            };
+            ssa::update_ownership(
+                res,
+                old.map(|o| &o.object),
+                &submitted,
+                &obj,
+                &mut managed,
+                writer,
+            );
+        }
+        ssa::prune_ownership(res, &obj, &mut managed);
+
+        if let Some(old) = old {
+            let same_content = without_server_metadata(&old.object) == obj;
+            let same_owners = old.managed.len() == managed.len()
+                && old
+                    .managed
+                    .iter()
+                    .zip(&managed)
+                    .all(|(a, b)| a.same_ignoring_time(b));
+            if same_content && same_owners {
+                return Ok(WriteOutcome {
+                    object: old.object.clone(),
+                    created: false,
+                    changed: false,
+                });
+            }
+        }
+
+        let generation = match old {
+            None => 1,
+            Some(o) => {
+                let g = o.object["metadata"]["generation"].as_i64().unwrap_or(1);
+                if generation_data(res, &o.object) == generation_data(res, &obj) {
+                    g
+                } else {
+                    g + 1
+                }
+            }
+        };
+        let (uid, created_ts) = match old {
+            Some(o) => (
+                meta_str(&o.object, "uid").unwrap_or("").to_string(),
+                meta_str(&o.object, "creationTimestamp")
+                    .unwrap_or("")
+                    .to_string(),
+            ),
+            None => (self.ids.uuid(), now.clone()),
+        };
+        let rv = if opts.dry_run {
+            old.and_then(|o| meta_str(&o.object, "resourceVersion"))
+                .map(str::to_string)
+        } else {
+            self.rv += 1;
+            Some(self.rv.to_string())
+        };
+        {
+            let meta = map_entry(obj.as_object_mut().expect("objects"), "metadata");
+            meta.insert("uid".into(), json!(uid));
+            if let Some(rv) = rv {
+                meta.insert("resourceVersion".into(), json!(rv));
+            }
+            meta.insert("generation".into(), json!(generation));
+            meta.insert("creationTimestamp".into(), json!(created_ts));
+            meta.insert(
+                "managedFields".into(),
+                Value::Array(managed.iter().map(ManagedEntry::to_json).collect()),
+            );
+        }
+        let outcome = WriteOutcome {
+            object: obj.clone(),
+            created: old.is_none(),
+            changed: true,
+        };
+        if !opts.dry_run {
+            self.objects.insert(
+                key(res, ns, name),
+                Stored {
+                    object: obj,
+                    managed,
+                    created: old.map_or_else(Instant::now, |o| o.created),
+                },
+            );
+            match opts.actor {
+                Actor::Client => self.stats.writes += 1,
+                Actor::Controller => self.stats.controller_writes += 1,
+                Actor::Seed => {}
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// One pass of the simulated cloud load-balancer controller: assigns an ingress address to
+    /// LoadBalancer Services older than `after` (never when `None`) and clears it from Services
+    /// that are no longer of type LoadBalancer.
+    pub(crate) fn lb_controller_tick(
+        &mut self,
+        after: Option<Duration>,
+        configured: &BTreeMap<String, String>,
+    ) {
+        let r = SERVICES.qualified();
+        let mut todo: Vec<(String, String, bool)> = Vec::new();
+        for ((kr, ns, name), s) in &self.objects {
+            if *kr != r {
+                continue;
+            }
+            let is_lb = s.object["spec"]["type"] == "LoadBalancer";
+            let has_ingress = s.object["status"]["loadBalancer"]["ingress"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty());
+            if is_lb && !has_ingress && after.is_some_and(|d| s.created.elapsed() >= d) {
+                todo.push((ns.clone(), name.clone(), true));
+            } else if !is_lb && has_ingress {
+                todo.push((ns.clone(), name.clone(), false));
+            }
+        }
+        for (ns, name, assign) in todo {
+            let status = if assign {
+                let ip = self.alloc.lb_address(&format!("{ns}/{name}"), configured);
+                json!({"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}})
+            } else {
+                json!({"loadBalancer": {}})
+            };
+            let opts = WriteOptions {
+                manager: CLOUD_CONTROLLER,
+                dry_run: false,
+                scope: Scope::Status,
+                actor: Actor::Controller,
+            };
+            let body = json!({"status": status});
+            if let Err(e) = self.replace(&SERVICES, &ns, &name, &body, opts) {
+                tracing::warn!("sandbox cloud controller could not update {ns}/{name}: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::resources::{ENDPOINTS, SERVICES};
+
+    fn state() -> State {
+        State::new(&["ns".to_string()], true)
+    }
+
+    fn cfg(ports: Value) -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "zk", "namespace": "ns", "labels": {"app": "zk"}},
+            "spec": {"selector": {"app": "zk"}, "ports": ports},
+        })
+    }
+
+    fn apply(
+        st: &mut State,
+        config: &Value,
+        manager: &str,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<WriteOutcome, ApiError> {
+        st.apply(
+            &SERVICES,
+            "ns",
+            "zk",
+            config,
+            force,
+            WriteOptions::client(manager, dry_run, Scope::Main),
+        )
+    }
+
+    fn rv(obj: &Value) -> String {
+        meta_str(obj, "resourceVersion").unwrap().to_string()
+    }
+
+    fn entry<'a>(obj: &'a Value, manager: &str) -> Option<&'a Value> {
+        obj["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["manager"] == manager)
+    }
+
+    #[test]
+    fn apply_creates_with_defaults_owned_by_nobody() {
+        let mut st = state();
+        let out = apply(
+            &mut st,
+            &cfg(json!([{"name": "client", "port": 2181}])),
+            "zkctl",
+            false,
+            false,
+        )
+        .unwrap();
+        assert!(out.created && out.changed);
+        let obj = &out.object;
+        assert_eq!(obj["metadata"]["generation"], 1);
+        assert_eq!(obj["spec"]["clusterIP"], "10.96.0.10");
+        assert_eq!(obj["spec"]["ports"][0]["protocol"], "TCP");
+        assert_eq!(obj["spec"]["ports"][0]["targetPort"], 2181);
+        assert_eq!(obj["status"], json!({"loadBalancer": {}}));
+        let mf = obj["metadata"]["managedFields"].as_array().unwrap();
+        assert_eq!(mf.len(), 1);
+        assert_eq!(mf[0]["operation"], "Apply");
+        assert_eq!(mf[0]["fieldsType"], "FieldsV1");
+        assert_eq!(
+            mf[0]["fieldsV1"],
+            json!({
+                "f:metadata": {"f:labels": {"f:app": {}}},
+                "f:spec": {
+                    "f:selector": {"f:app": {}},
+                    "f:ports": {"k:{\"port\":2181,\"protocol\":\"TCP\"}": {".": {}, "f:name": {}, "f:port": {}}},
+                },
+            })
+        );
+        assert_eq!(obj["metadata"]["uid"].as_str().unwrap().len(), 36);
+        assert!(obj["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z'));
+        assert_eq!(st.stats.writes, 1);
+    }
+
+    #[test]
+    fn noop_apply_keeps_resource_version_and_is_not_a_write() {
+        let mut st = state();
+        let c = cfg(json!([{"name": "client", "port": 2181}]));
+        let first = apply(&mut st, &c, "zkctl", false, false).unwrap();
+        let second = apply(&mut st, &c, "zkctl", false, false).unwrap();
+        assert!(!second.changed);
+        assert_eq!(rv(&first.object), rv(&second.object));
+        assert_eq!(first.object, second.object);
+        assert_eq!(st.stats.writes, 1);
+        // A no-op update (PUT of the stored object) is not a write either.
+        let out = st
+            .replace(
+                &SERVICES,
+                "ns",
+                "zk",
+                &second.object,
+                WriteOptions::client("x", false, Scope::Main),
+            )
+            .unwrap();
+        assert!(!out.changed);
+        assert_eq!(rv(&out.object), rv(&first.object));
+    }
+
+    #[test]
+    fn dry_run_stores_nothing() {
+        let mut st = state();
+        let c = cfg(json!([{"name": "client", "port": 2181}]));
+        let before = st.resource_version();
+        let out = apply(&mut st, &c, "zkctl", false, true).unwrap();
+        assert!(out.created);
+        assert_eq!(out.object["spec"]["clusterIP"], "10.96.0.10");
+        assert!(out.object["metadata"].get("resourceVersion").is_none());
+        assert!(entry(&out.object, "zkctl").is_some());
+        assert_eq!(st.object_count(), 0);
+        assert_eq!(st.resource_version(), before);
+
+        let stored = apply(&mut st, &c, "zkctl", false, false).unwrap().object;
+        let changed = cfg(json!([{"name": "client", "port": 2182}]));
+        let dry = apply(&mut st, &changed, "zkctl", false, true).unwrap();
+        assert!(dry.changed);
+        assert_eq!(dry.object["spec"]["ports"][0]["port"], 2182);
+        assert_eq!(rv(&dry.object), rv(&stored));
+        assert_eq!(st.peek(&SERVICES, "ns", "zk").unwrap().object, stored);
+        assert_eq!(st.stats.writes, 1);
+    }
+
+    #[test]
+    fn conflict_then_force_through_the_store() {
+        let mut st = state();
+        apply(
+            &mut st,
+            &cfg(json!([{"name": "quorum", "port": 2888}])),
+            "zkctl",
+            false,
+            false,
+        )
+        .unwrap();
+        let patch = json!({"spec": {"ports": [{"name": "peer", "port": 2888}]}});
+        st.patch(
+            &SERVICES,
+            "ns",
+            "zk",
+            &patch,
+            WriteOptions::client("kubectl-edit", false, Scope::Main),
+        )
+        .unwrap();
+        let err = apply(
+            &mut st,
+            &cfg(json!([{"name": "quorum", "port": 2888}])),
+            "zkctl",
+            false,
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, 409);
+        assert_eq!(err.reason, "Conflict");
+        assert!(err.message.contains(
+            r#"conflict with "kubectl-edit" using v1: .spec.ports[port=2888,protocol="TCP"].name"#
+        ));
+        // The merge patch replaced the (atomic-in-merge-patch) list, so kubectl-edit took the
+        // changed name only: the other port fields were equal.
+        let out = apply(
+            &mut st,
+            &cfg(json!([{"name": "quorum", "port": 2888}])),
+            "zkctl",
+            true,
+            false,
+        )
+        .unwrap();
+        assert_eq!(out.object["spec"]["ports"][0]["name"], "quorum");
+        assert!(
+            entry(&out.object, "kubectl-edit").is_none(),
+            "kubectl-edit owned only the name"
+        );
+    }
+
+    #[test]
+    fn dropped_fields_are_removed_but_shared_ones_stay() {
+        let mut st = state();
+        let mut c = cfg(json!([{"name": "client", "port": 2181}]));
+        c["metadata"]["annotations"] = json!({"a": "1", "b": "2"});
+        apply(&mut st, &c, "zkctl", false, false).unwrap();
+        // Another manager applies annotation b with the same value: shared.
+        let other = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "zk", "annotations": {"b": "2"}}});
+        apply(&mut st, &other, "other", false, false).unwrap();
+        c["metadata"].as_object_mut().unwrap().remove("annotations");
+        let out = apply(&mut st, &c, "zkctl", false, false).unwrap();
+        assert_eq!(out.object["metadata"]["annotations"], json!({"b": "2"}));
+    }
+
+    #[test]
+    fn updates_transfer_ownership_and_bump_generation() {
+        let mut st = state();
+        let first = apply(
+            &mut st,
+            &cfg(json!([{"name": "client", "port": 2181}])),
+            "zkctl",
+            false,
+            false,
+        )
+        .unwrap();
+        let patch = json!({"spec": {"selector": {"app": "other"}}});
+        let out = st
+            .patch(
+                &SERVICES,
+                "ns",
+                "zk",
+                &patch,
+                WriteOptions::client("kubectl-edit", false, Scope::Main),
+            )
+            .unwrap();
+        assert_eq!(out.object["metadata"]["generation"], 2);
+        assert_ne!(rv(&out.object), rv(&first.object));
+        let edit = entry(&out.object, "kubectl-edit").unwrap();
+        assert_eq!(edit["operation"], "Update");
+        assert_eq!(
+            edit["fieldsV1"],
+            json!({"f:spec": {"f:selector": {"f:app": {}}}})
+        );
+        let zk = entry(&out.object, "zkctl").unwrap();
+        assert!(zk["fieldsV1"]["f:spec"].get("f:selector").is_none());
+        // Label-only changes do not bump the generation.
+        let out = st
+            .patch(
+                &SERVICES,
+                "ns",
+                "zk",
+                &json!({"metadata": {"labels": {"x": "y"}}}),
+                WriteOptions::client("m", false, Scope::Main),
+            )
+            .unwrap();
+        assert_eq!(out.object["metadata"]["generation"], 2);
+    }
+
+    #[test]
+    fn status_writes_touch_only_status() {
+        let mut st = state();
+        apply(
+            &mut st,
+            &cfg(json!([{"name": "client", "port": 2181}])),
+            "zkctl",
+            false,
+            false,
+        )
+        .unwrap();
+        let patch = json!({"spec": {"selector": {"app": "ignored"}}, "status": {"loadBalancer": {"ingress": [{"ip": "198.18.0.9"}]}}});
+        let out = st
+            .patch(
+                &SERVICES,
+                "ns",
+                "zk",
+                &patch,
+                WriteOptions::client("lb", false, Scope::Status),
+            )
+            .unwrap();
+        assert_eq!(out.object["spec"]["selector"]["app"], "zk");
+        assert_eq!(
+            out.object["status"]["loadBalancer"]["ingress"][0]["ip"],
+            "198.18.0.9"
+        );
+        let lb = entry(&out.object, "lb").unwrap();
+        assert_eq!(lb["subresource"], "status");
+        // And main-resource writes cannot change status.
+        let out = st
+            .patch(
+                &SERVICES,
+                "ns",
+                "zk",
+                &json!({"status": null}),
+                WriteOptions::client("m", false, Scope::Main),
+            )
+            .unwrap();
+        assert_eq!(
+            out.object["status"]["loadBalancer"]["ingress"][0]["ip"],
+            "198.18.0.9"
+        );
+    }
+
+    #[test]
+    fn put_with_stale_resource_version_conflicts() {
+        let mut st = state();
+        let obj = apply(
+            &mut st,
+            &cfg(json!([{"name": "client", "port": 2181}])),
+            "zkctl",
+            false,
+            false,
+        )
+        .unwrap()
+        .object;
+        let mut stale = obj.clone();
+        stale["metadata"]["resourceVersion"] = json!("1");
+        let err = st
+            .replace(
+                &SERVICES,
+                "ns",
+                "zk",
+                &stale,
+                WriteOptions::client("u", false, Scope::Main),
+            )
+            .unwrap_err();
+        assert_eq!((err.code, err.reason), (409, "Conflict"));
+        let mut fresh = obj;
+        fresh["spec"]["ports"][0]["port"] = json!(2182);
+        fresh["spec"]["ports"][0]["targetPort"] = json!(2182);
+        let out = st
+            .replace(
+                &SERVICES,
+                "ns",
+                "zk",
+                &fresh,
+                WriteOptions::client("u", false, Scope::Main),
+            )
+            .unwrap();
+        // The key of the item changed, so the new item (all its fields) is u's.
+        let u = entry(&out.object, "u").unwrap();
+        assert!(u["fieldsV1"]["f:spec"]["f:ports"]
+            .get("k:{\"port\":2182,\"protocol\":\"TCP\"}")
+            .is_some());
+        assert_eq!(u["operation"], "Update");
+    }
+
+    #[test]
+    fn create_errors() {
+        let mut st = state();
+        let c = cfg(json!([{"name": "client", "port": 2181}]));
+        st.create(
+            &SERVICES,
+            "ns",
+            &c,
+            WriteOptions::client("unknown", false, Scope::Main),
+        )
+        .unwrap();
+        let e = st
+            .create(
+                &SERVICES,
+                "ns",
+                &c,
+                WriteOptions::client("unknown", false, Scope::Main),
+            )
+            .unwrap_err();
+        assert_eq!((e.code, e.reason), (409, "AlreadyExists"));
+        assert_eq!(e.message, r#"services "zk" already exists"#);
+        let e = st
+            .create(
+                &SERVICES,
+                "nope",
+                &c,
+                WriteOptions::client("unknown", false, Scope::Main),
+            )
+            .unwrap_err();
+        assert_eq!(e.message, r#"namespaces "nope" not found"#);
+        let mut bad = c.clone();
+        bad["metadata"]["name"] = json!("Bad_Name");
+        bad["spec"]["ports"][0]["port"] = json!(70000);
+        let e = st
+            .create(
+                &SERVICES,
+                "ns",
+                &bad,
+                WriteOptions::client("unknown", false, Scope::Main),
+            )
+            .unwrap_err();
+        assert_eq!((e.code, e.reason), (422, "Invalid"));
+        let fields: Vec<&str> = e.details.as_ref().unwrap()["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["field"].as_str().unwrap())
+            .collect();
+        // The defaulted targetPort (= port) is invalid too, as in a real server.
+        assert_eq!(
+            fields,
+            [
+                "metadata.name",
+                "spec.ports[0].port",
+                "spec.ports[0].targetPort"
+            ]
+        );
+        let mut wrong_ns = c;
+        wrong_ns["metadata"]["namespace"] = json!("other");
+        let e = st
+            .create(
+                &SERVICES,
+                "ns",
+                &wrong_ns,
+                WriteOptions::client("unknown", false, Scope::Main),
+            )
+            .unwrap_err();
+        assert_eq!(e.code, 400);
+    }
+
+    #[test]
+    fn post_owner_owns_everything_it_set() {
+        let mut st = state();
+        let ep = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "zk"},
+            "subsets": [{"addresses": [{"ip": "10.1.0.1"}], "ports": [{"port": 2181}]}]});
+        let out = st
+            .create(
+                &ENDPOINTS,
+                "ns",
+                &ep,
+                WriteOptions::client("unknown", false, Scope::Main),
+            )
+            .unwrap();
+        assert_eq!(out.object["subsets"][0]["ports"][0]["protocol"], "TCP");
+        let e = &out.object["metadata"]["managedFields"][0];
+        assert_eq!(e["manager"], "unknown");
+        assert_eq!(e["fieldsV1"], json!({"f:subsets": {}}));
+    }
+
+    #[test]
+    fn lb_controller_assigns_and_clears() {
+        let mut st = state();
+        let mut c = cfg(json!([{"name": "client", "port": 2181}]));
+        c["spec"]["type"] = json!("LoadBalancer");
+        apply(&mut st, &c, "zkctl", false, false).unwrap();
+        let configured = BTreeMap::from([("ns/zk".to_string(), "198.18.1.1".to_string())]);
+        st.lb_controller_tick(None, &configured);
+        assert_eq!(st.stats.controller_writes, 0);
+        st.lb_controller_tick(Some(Duration::ZERO), &configured);
+        let obj = st.peek(&SERVICES, "ns", "zk").unwrap().object.clone();
+        assert_eq!(
+            obj["status"]["loadBalancer"]["ingress"],
+            json!([{"ip": "198.18.1.1", "ipMode": "VIP"}])
+        );
+        let cc = entry(&obj, CLOUD_CONTROLLER).unwrap();
+        assert_eq!(
+            (cc["operation"].as_str(), cc["subresource"].as_str()),
+            (Some("Update"), Some("status"))
+        );
+        assert_eq!(st.stats.controller_writes, 1);
+        assert_eq!(st.stats.writes, 1);
+        // Re-applying the Service (which does not mention status) is still a no-op.
+        assert!(!apply(&mut st, &c, "zkctl", false, false).unwrap().changed);
+        c["spec"]["type"] = json!("ClusterIP");
+        apply(&mut st, &c, "zkctl", false, false).unwrap();
+        st.lb_controller_tick(Some(Duration::ZERO), &configured);
+        let obj = &st.peek(&SERVICES, "ns", "zk").unwrap().object;
+        assert_eq!(obj["status"], json!({"loadBalancer": {}}));
+        assert!(entry(obj, CLOUD_CONTROLLER).is_none());
+        assert!(obj["spec"]["ports"][0].get("nodePort").is_none());
+        assert_eq!(st.stats.controller_writes, 2);
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc7386() {
+        let mut t = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut t, &json!({"a": "z", "c": {"f": null}}));
+        assert_eq!(t, json!({"a": "z", "c": {"d": "e"}}));
+        let mut t = json!({"a": [1, 2]});
+        merge_patch(&mut t, &json!({"a": [3]}));
+        assert_eq!(t, json!({"a": [3]}));
+    }
+
+    #[test]
+    fn seeding_is_an_update_and_not_a_client_write() {
+        let mut st = state();
+        let svc = cfg(json!([{"name": "client", "port": 2181}]));
+        st.seed(&svc, "seeder").unwrap();
+        assert_eq!(st.stats.writes, 0);
+        let stored = &st.peek(&SERVICES, "ns", "zk").unwrap().object;
+        let e = &stored["metadata"]["managedFields"][0];
+        assert_eq!(
+            (e["manager"].as_str(), e["operation"].as_str()),
+            (Some("seeder"), Some("Update"))
+        );
+    }
+}

@@ -1,0 +1,366 @@
+//! The Kubernetes side of the effect layer: a kube client for an environment's pinned context,
+//! typed access to the kinds this tool owns, retries of transient errors, and readable errors.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use k8s_openapi::api::core::v1::{Endpoints, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::ApiResource;
+use manifests::{Environment, Object, FIELD_MANAGER};
+use serde_json::Value;
+
+/// Flags shared by every command that talks to the cluster.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Kubeconfig context to use instead of the environment's pinned one (needs --allow-other-context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Allow --context to name a context other than the one the environment pins.
+    #[arg(long)]
+    pub allow_other_context: bool,
+}
+
+/// The kinds of object this tool owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Service,
+    Endpoints,
+    EndpointSlice,
+    ServiceMonitor,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::Service,
+        Kind::Endpoints,
+        Kind::EndpointSlice,
+        Kind::ServiceMonitor,
+    ];
+
+    pub fn of(object: &Object) -> Kind {
+        match object {
+            Object::Service(_) => Kind::Service,
+            Object::Endpoints(_) => Kind::Endpoints,
+            Object::EndpointSlice(_) => Kind::EndpointSlice,
+            Object::ServiceMonitor(_) => Kind::ServiceMonitor,
+        }
+    }
+
+    pub fn resource(self) -> ApiResource {
+        match self {
+            Kind::Service => ApiResource::erase::<Service>(&()),
+            Kind::Endpoints => ApiResource::erase::<Endpoints>(&()),
+            Kind::EndpointSlice => ApiResource::erase::<EndpointSlice>(&()),
+            Kind::ServiceMonitor => ApiResource {
+                group: "monitoring.coreos.com".into(),
+                version: "v1".into(),
+                api_version: "monitoring.coreos.com/v1".into(),
+                kind: "ServiceMonitor".into(),
+                plural: "servicemonitors".into(),
+            },
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Service => "Service",
+            Kind::Endpoints => "Endpoints",
+            Kind::EndpointSlice => "EndpointSlice",
+            Kind::ServiceMonitor => "ServiceMonitor",
+        }
+    }
+}
+
+/// `Kind/namespace/name`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectRef {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub fn of(object: &Object) -> ObjectRef {
+        ObjectRef {
+            kind: Kind::of(object),
+            namespace: object.namespace().into(),
+            name: object.name().into(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.kind.name(), self.namespace, self.name)
+    }
+}
+
+/// A field another manager owns, from a server-side-apply conflict.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Conflict {
+    pub manager: String,
+    pub field: String,
+}
+
+/// The outcome of one server-side apply.
+pub enum Applied {
+    Ok(Value),
+    Conflicts(Vec<Conflict>),
+}
+
+/// A connected client for one environment.
+pub struct Cluster {
+    client: kube::Client,
+    pub context: String,
+    pub server: String,
+}
+
+/// How many times a transient failure is tried in all, and the first pause between tries.
+const ATTEMPTS: u32 = 5;
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+impl Cluster {
+    /// Connects to the context `env` pins (or, with --allow-other-context, the one given).
+    pub async fn connect(env: &Environment, args: &ClusterArgs) -> Result<Cluster> {
+        let context = match &args.context {
+            Some(c) if *c != env.kube_context && !args.allow_other_context => bail!(
+                "environment {} is pinned to kube context `{}`; refusing to act on context `{c}`. \
+                 Pass --allow-other-context if that is really the same cluster",
+                env.name,
+                env.kube_context
+            ),
+            Some(c) => c.clone(),
+            None => env.kube_context.clone(),
+        };
+        let kubeconfig = Kubeconfig::read()
+            .context("reading the kubeconfig (KUBECONFIG, else ~/.kube/config)")?;
+        if !kubeconfig.contexts.iter().any(|c| c.name == context) {
+            let known: Vec<&str> = kubeconfig
+                .contexts
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            bail!(
+                "the kubeconfig has no context `{context}`, which environment {} is pinned to (contexts found: {}). \
+                 Add it, or fix kube_context in manifests/src/environments/{}.rs",
+                env.name,
+                if known.is_empty() { "none".to_string() } else { known.join(", ") },
+                env.name
+            );
+        }
+        let options = KubeConfigOptions {
+            context: Some(context.clone()),
+            ..Default::default()
+        };
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .with_context(|| format!("loading kube context `{context}`"))?;
+        config.connect_timeout = Some(Duration::from_secs(5));
+        config.read_timeout = Some(Duration::from_secs(30));
+        config.write_timeout = Some(Duration::from_secs(30));
+        let server = config.cluster_url.to_string();
+        let client = kube::Client::try_from(config).context("building the kube client")?;
+        tracing::info!(%context, %server, "connected");
+        Ok(Cluster {
+            client,
+            context,
+            server,
+        })
+    }
+
+    fn api(&self, kind: Kind, namespace: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), namespace, &kind.resource())
+    }
+
+    /// The live object, or None.
+    pub async fn get(&self, r: &ObjectRef) -> Result<Option<Value>> {
+        let api = self.api(r.kind, &r.namespace);
+        let got = self
+            .retry(&format!("GET {r}"), || api.get_opt(&r.name))
+            .await?;
+        got.map(|o| serde_json::to_value(o).context("encoding the live object"))
+            .transpose()
+    }
+
+    /// Server-side apply of `object` with this tool's field manager.
+    pub async fn apply(&self, object: &Object, dry_run: bool, force: bool) -> Result<Applied> {
+        let r = ObjectRef::of(object);
+        let api = self.api(r.kind, &r.namespace);
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        if force {
+            params = params.force();
+        }
+        if dry_run {
+            params = params.dry_run();
+        }
+        let body = serde_json::to_value(object).context("encoding the desired object")?;
+        let what = format!(
+            "server-side apply{} of {r}",
+            if dry_run { " (dry run)" } else { "" }
+        );
+        let patch = Patch::Apply(&body);
+        match self.retry_raw(|| api.patch(&r.name, &params, &patch)).await {
+            Ok(o) => Ok(Applied::Ok(serde_json::to_value(o)?)),
+            Err(kube::Error::Api(status)) if status.is_conflict() => {
+                Ok(Applied::Conflicts(conflicts(&status)))
+            }
+            Err(e) => Err(self.explain(&what, e)),
+        }
+    }
+
+    /// Objects of `kind` in `namespace` matching `selector` (filtered by the server).
+    pub async fn list(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        selector: &str,
+    ) -> Result<Option<Vec<Value>>> {
+        let api = self.api(kind, namespace);
+        let what = format!("LIST {} in {namespace} ({selector})", kind.name());
+        let params = ListParams::default().labels(selector);
+        match self.retry_raw(|| api.list(&params)).await {
+            Ok(list) => Ok(Some(
+                list.items
+                    .into_iter()
+                    .map(serde_json::to_value)
+                    .collect::<Result<_, _>>()?,
+            )),
+            // The kind is not served (a CRD that is not installed): nothing of it can exist.
+            Err(kube::Error::Api(s))
+                if s.code == 404
+                    && kind == Kind::ServiceMonitor
+                    && !s.message.contains("namespaces") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(self.explain(&what, e)),
+        }
+    }
+
+    pub async fn delete(&self, r: &ObjectRef) -> Result<()> {
+        let api = self.api(r.kind, &r.namespace);
+        let params = DeleteParams::default();
+        match self.retry_raw(|| api.delete(&r.name, &params)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
+            Err(e) => Err(self.explain(&format!("DELETE {r}"), e)),
+        }
+    }
+
+    async fn retry<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = kube::Result<T>>,
+    {
+        self.retry_raw(op).await.map_err(|e| self.explain(what, e))
+    }
+
+    /// Runs `op`, retrying transient failures (5xx, 429, connection errors, timeouts) with
+    /// exponential backoff; permanent failures return at once.
+    async fn retry_raw<T, F, Fut>(&self, mut op: F) -> kube::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = kube::Result<T>>,
+    {
+        let mut pause = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            match op().await {
+                Err(e) if attempt < ATTEMPTS && transient(&e) => {
+                    tracing::warn!(attempt, error = %e, "transient Kubernetes API error; retrying in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn explain(&self, what: &str, e: kube::Error) -> anyhow::Error {
+        match e {
+            kube::Error::Api(s) => {
+                let hint = match s.code {
+                    401 => " (the credentials of this context were refused)",
+                    403 => " (this context's user lacks the RBAC permission)",
+                    404 if s.message.contains("namespaces") => " (create the namespace, or fix it in the environment)",
+                    404 if what.contains("ServiceMonitor") => {
+                        " (the Prometheus Operator's ServiceMonitor CRD is not installed: install it, or set monitoring.service_monitor to None)"
+                    }
+                    422 => " (the server rejected the object)",
+                    _ => "",
+                };
+                anyhow!("{what} failed: {} {}: {}{hint}", s.code, s.reason, s.message)
+            }
+            kube::Error::HyperError(_) | kube::Error::Service(_) => anyhow!(
+                "{what} failed: cannot reach the Kubernetes API at {} (context `{}`) after {ATTEMPTS} attempts: {}",
+                self.server,
+                self.context,
+                error_chain(&e)
+            ),
+            other => anyhow!("{what} failed: {}", error_chain(&other)),
+        }
+    }
+}
+
+fn transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code == 429 || (500..600).contains(&s.code),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// The managers and fields of a 409 from server-side apply.
+fn conflicts(status: &kube::core::Status) -> Vec<Conflict> {
+    let causes = status
+        .details
+        .as_ref()
+        .map(|d| d.causes.clone())
+        .unwrap_or_default();
+    let mut out: Vec<Conflict> = causes
+        .iter()
+        .map(|c| Conflict {
+            manager: c
+                .message
+                .split('"')
+                .nth(1)
+                .unwrap_or(&c.message)
+                .to_string(),
+            field: c.field.clone(),
+        })
+        .collect();
+    if out.is_empty() {
+        out.push(Conflict {
+            manager: "unknown".into(),
+            field: status.message.clone(),
+        });
+    }
+    out
+}
+
+/// Runs an async cluster command on a single-threaded runtime.
+pub fn block_on<T>(f: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(f)
+}

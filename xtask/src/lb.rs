@@ -1,0 +1,180 @@
+//! Waiting for the per-pod load balancers' addresses, and comparing them with the recorded ones.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use hosts::ServerAddress;
+use manifests::Environment;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cluster::{Cluster, Kind, ObjectRef};
+use crate::output;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Address {
+    pub service: String,
+    pub ordinal: u32,
+    pub live: String,
+    pub recorded: Option<String>,
+    pub matches: bool,
+}
+
+/// The first ingress address (ip, else hostname) in a Service's status.
+pub fn ingress_address(service: &Value) -> Option<ServerAddress> {
+    let ingress = service.pointer("/status/loadBalancer/ingress/0")?;
+    if let Some(ip) = ingress.get("ip").and_then(Value::as_str) {
+        return ip.parse().ok().map(ServerAddress::Ip);
+    }
+    ingress
+        .get("hostname")
+        .and_then(Value::as_str)
+        .map(|h| ServerAddress::Dns(h.to_string()))
+}
+
+/// Polls every per-pod Service until each has a load-balancer address, or `timeout` passes.
+/// Prints progress to stderr. Returns the addresses by pod ordinal.
+pub async fn wait_for_addresses(
+    cluster: &Cluster,
+    env: &Environment,
+    timeout: Duration,
+    poll: Duration,
+) -> Result<BTreeMap<u32, ServerAddress>> {
+    let started = Instant::now();
+    let participants = env.ensemble.participants();
+    let mut found: BTreeMap<u32, ServerAddress> = BTreeMap::new();
+    let mut last_report: Option<(usize, Instant)> = None;
+    loop {
+        for p in &participants {
+            if found.contains_key(&p.ordinal) {
+                continue;
+            }
+            let r = ObjectRef {
+                kind: Kind::Service,
+                namespace: env.ensemble.namespace.clone(),
+                name: p.service_name.clone(),
+            };
+            match cluster.get(&r).await? {
+                Some(svc) => {
+                    if let Some(a) = ingress_address(&svc) {
+                        found.insert(p.ordinal, a);
+                    }
+                }
+                None => bail!(
+                    "Service {r} does not exist: apply it first (`cargo xtask apply --env {}`)",
+                    env.name
+                ),
+            }
+        }
+        let pending: Vec<&str> = participants
+            .iter()
+            .filter(|p| !found.contains_key(&p.ordinal))
+            .map(|p| p.service_name.as_str())
+            .collect();
+        let elapsed = started.elapsed();
+        let due = match last_report {
+            None => true,
+            Some((n, at)) => n != found.len() || at.elapsed() >= Duration::from_secs(5),
+        };
+        if due || pending.is_empty() {
+            output::progress(&format!(
+                "load-balancer addresses: {}/{} ready{} ({:.1}s elapsed)",
+                found.len(),
+                participants.len(),
+                if pending.is_empty() {
+                    String::new()
+                } else {
+                    format!(", waiting for {}", pending.join(", "))
+                },
+                elapsed.as_secs_f64()
+            ));
+            last_report = Some((found.len(), Instant::now()));
+        }
+        if pending.is_empty() {
+            return Ok(found);
+        }
+        if elapsed >= timeout {
+            bail!(
+                "timed out after {} waiting for the load-balancer address of Service(s) {} in namespace {}: the cloud \
+                 controller has not provisioned them. Look at `kubectl -n {} describe service {}` for its events; \
+                 the Services themselves are applied",
+                output::duration(timeout),
+                pending.join(", "),
+                env.ensemble.namespace,
+                env.ensemble.namespace,
+                pending[0]
+            );
+        }
+        tokio::time::sleep(
+            poll.min(timeout.saturating_sub(elapsed))
+                .max(Duration::from_millis(10)),
+        )
+        .await;
+    }
+}
+
+/// Compares live addresses with those recorded in the environment.
+pub fn compare(env: &Environment, live: &BTreeMap<u32, ServerAddress>) -> Vec<Address> {
+    env.ensemble
+        .participants()
+        .iter()
+        .filter_map(|p| {
+            let l = live.get(&p.ordinal)?;
+            let rec = env.ensemble.recorded_addresses.get(&p.ordinal);
+            Some(Address {
+                service: p.service_name.clone(),
+                ordinal: p.ordinal,
+                live: l.to_string(),
+                recorded: rec.map(ToString::to_string),
+                matches: rec == Some(l),
+            })
+        })
+        .collect()
+}
+
+/// The error (or, when accepted, warning) for addresses that differ from the recorded ones.
+pub fn mismatch_message(env: &Environment, addresses: &[Address]) -> Option<String> {
+    let wrong: Vec<&Address> = addresses.iter().filter(|a| !a.matches).collect();
+    if wrong.is_empty() {
+        return None;
+    }
+    let lines: Vec<String> = wrong
+        .iter()
+        .map(|a| {
+            format!(
+                "{}: recorded {}, live {}",
+                a.service,
+                a.recorded.as_deref().unwrap_or("nothing"),
+                a.live
+            )
+        })
+        .collect();
+    let code: Vec<String> = addresses
+        .iter()
+        .map(|a| format!("({}, {})", a.ordinal, rust_address(&a.live)))
+        .collect();
+    Some(format!(
+        "the load balancers' addresses differ from those recorded for environment {}: {}. Host files rendered from the \
+         recorded addresses would point the observers at the wrong servers (they would never sync). Record the live \
+         ones in manifests/src/environments/{}.rs: recorded_addresses: BTreeMap::from([{}])",
+        env.name,
+        lines.join("; "),
+        env.name,
+        code.join(", ")
+    ))
+}
+
+fn rust_address(a: &str) -> String {
+    match a.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => {
+            let o = v4.octets();
+            format!(
+                "ServerAddress::Ip(v4({}, {}, {}, {}))",
+                o[0], o[1], o[2], o[3]
+            )
+        }
+        Ok(ip) => format!("ServerAddress::Ip(\"{ip}\".parse().unwrap())"),
+        Err(_) => format!("ServerAddress::Dns(\"{a}\".into())"),
+    }
+}
