@@ -1,6 +1,7 @@
 //! Sandbox observers: test hosts in network namespaces that the local sandbox creates on this
 //! machine, in the benchmarking range 198.18.0.0/15 (RFC 2544), which is never routed anywhere.
-//! Their SSH host keys are test-only keys checked in under `tests/sandbox/ssh/`.
+//! Their SSH host keys are test-only keys checked in under `tests/sandbox/ssh/`. The namespaces
+//! share this machine's file system, so each host has a deploy directory of its own.
 
 use std::net::IpAddr;
 
@@ -26,7 +27,7 @@ pub fn observers() -> Vec<Observer> {
                     .into(),
             ),
             myid: ServerId(4),
-            deploy_dir: RemoteDir::new("/srv/zookeeper-observer"),
+            deploy_dir: RemoteDir::new("/var/lib/zk-observers-sandbox/zk-observer-1/deploy"),
         },
         Observer {
             name: "zk-observer-2".into(),
@@ -40,7 +41,7 @@ pub fn observers() -> Vec<Observer> {
                     .into(),
             ),
             myid: ServerId(5),
-            deploy_dir: RemoteDir::new("/srv/zookeeper-observer"),
+            deploy_dir: RemoteDir::new("/var/lib/zk-observers-sandbox/zk-observer-2/deploy"),
         },
     ]
 }

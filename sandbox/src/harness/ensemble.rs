@@ -1,0 +1,131 @@
+//! The in-cluster ensemble, for real: three ZooKeeper servers (Debian's `zookeeper` package) in the
+//! cluster namespace, listening on the load-balancer addresses of the sandbox environment.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use manifests::Environment;
+
+use super::net::CLUSTER_NS;
+use super::{process, RUN_DIR};
+
+pub struct Ensemble {
+    pub servers: Vec<Server>,
+}
+
+pub struct Server {
+    pub id: u32,
+    pub address: String,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// Sends a four-letter word and returns the answer.
+pub fn four_letter_word(address: &str, port: u16, word: &str) -> std::io::Result<String> {
+    let addr: SocketAddr = format!("{address}:{port}").parse().map_err(std::io::Error::other)?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    s.write_all(word.as_bytes())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+impl Ensemble {
+    pub fn start(env: &Environment) -> Result<Ensemble> {
+        let e = &env.ensemble;
+        let lines: Vec<String> = e
+            .participants()
+            .iter()
+            .map(|p| format!("server.{}={}:{}:{}", p.id, e.recorded_addresses[&p.ordinal], e.quorum_port, e.election_port))
+            .collect();
+        let mut servers = Vec::new();
+        for p in e.participants() {
+            let address = e.recorded_addresses[&p.ordinal].to_string();
+            let dir = Path::new(RUN_DIR).join("ensemble").join(&p.pod_name);
+            std::fs::create_dir_all(dir.join("data")).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::write(dir.join("data/myid"), format!("{}\n", p.id))?;
+            // The participants list only each other: they never hear of the observers.
+            let cfg = format!(
+                "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort=2181\nclientPortAddress={address}\n\
+                 4lw.commands.whitelist=srvr,mntr,stat,ruok\nadmin.enableServer=false\nstandaloneEnabled=false\n{}\n",
+                dir.join("data").display(),
+                lines.join("\n")
+            );
+            std::fs::write(dir.join("zoo.cfg"), cfg)?;
+            let classpath = format!("{}:/usr/share/java/zookeeper.jar", dir.display());
+            let cfg_path = dir.join("zoo.cfg").display().to_string();
+            let child = process::spawn_in(
+                CLUSTER_NS,
+                "java",
+                &[
+                    "-Xmx160m",
+                    "-XX:+UseSerialGC",
+                    "-Dzookeeper.log.dir=/tmp",
+                    "-cp",
+                    &classpath,
+                    "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                    &cfg_path,
+                ],
+                &dir.join("server.log"),
+            )?;
+            servers.push(Server { id: p.id.get(), address, dir, child: Some(child) });
+        }
+        Ok(Ensemble { servers })
+    }
+
+    /// Polls `srvr` until one server leads and the others follow.
+    pub fn wait_for_quorum(&self, timeout: Duration) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            let modes: Vec<String> = self
+                .servers
+                .iter()
+                .map(|s| {
+                    four_letter_word(&s.address, 2181, "srvr")
+                        .ok()
+                        .and_then(|a| a.lines().find_map(|l| l.strip_prefix("Mode: ").map(String::from)))
+                        .unwrap_or_else(|| "down".into())
+                })
+                .collect();
+            let leaders = modes.iter().filter(|m| *m == "leader").count();
+            let followers = modes.iter().filter(|m| *m == "follower").count();
+            if leaders == 1 && leaders + followers == self.servers.len() {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                let logs: Vec<String> =
+                    self.servers.iter().map(|s| format!("server {}:\n{}", s.id, process::tail(&s.dir.join("server.log"), 15))).collect();
+                bail!("the sandbox ensemble formed no quorum within {timeout:?} (modes: {modes:?})\n{}", logs.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The server that currently leads.
+    pub fn leader(&self) -> Option<&Server> {
+        self.servers.iter().find(|s| four_letter_word(&s.address, 2181, "srvr").is_ok_and(|a| a.contains("Mode: leader")))
+    }
+
+    /// Runs ZooKeeper's CLI against `server` (address:port), e.g. `["create", "/probe", "hello"]`.
+    pub fn cli(server: &str, args: &[&str]) -> Result<String> {
+        let out = Command::new("java")
+            .args(["-Xmx64m", "-cp", "/usr/share/java/zookeeper.jar", "org.apache.zookeeper.ZooKeeperMain", "-server", server])
+            .args(args)
+            .output()
+            .context("running the ZooKeeper CLI")?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    }
+
+    pub fn stop(&mut self) {
+        for s in &mut self.servers {
+            if let Some(mut c) = s.child.take() {
+                process::stop(&mut c);
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Observer hosts: a network namespace each, with OpenSSH's sshd and a dockerd of its own.
+
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use hosts::Observer;
+
+use super::net::observer_ns;
+use super::{process, RUN_DIR, STATE_DIR};
+
+pub struct ObserverHost {
+    pub name: String,
+    pub address: IpAddr,
+    pub myid: u32,
+    pub ns: String,
+    /// `unix://...` socket of this host's dockerd.
+    pub docker_host: String,
+    pub deploy_dir: PathBuf,
+    dir: PathBuf,
+    dockerd: Option<Child>,
+    sshd: Option<Child>,
+}
+
+/// The test-only host keys, by observer name.
+fn host_key(name: &str) -> &'static str {
+    match name {
+        "zk-observer-1" => include_str!("../../../tests/sandbox/ssh/zk-observer-1.host_ed25519_key"),
+        "zk-observer-2" => include_str!("../../../tests/sandbox/ssh/zk-observer-2.host_ed25519_key"),
+        other => panic!("no sandbox host key for {other}"),
+    }
+}
+
+const DEPLOY_PUBLIC_KEY: &str = include_str!("../../../tests/sandbox/ssh/deploy_ed25519_key.pub");
+
+fn cgroup_parent(name: &str) -> String {
+    format!("zk-observers-{name}")
+}
+
+/// Kills what a killed run's containers left behind (their processes live in this host's cgroup).
+pub fn kill_containers(name: &str) {
+    let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") else { return };
+    for c in controllers.flatten() {
+        let root = c.path().join(cgroup_parent(name));
+        let mut stack = vec![root];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for e in entries.flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else if e.file_name() == "cgroup.procs" {
+                    let pids = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    let pids: Vec<&str> = pids.split_whitespace().collect();
+                    if !pids.is_empty() {
+                        let _ = Command::new("kill").arg("-KILL").args(&pids).stderr(Stdio::null()).status();
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, log: &Path, mut ready: impl FnMut() -> bool) -> Result<()> {
+    let started = Instant::now();
+    while !ready() {
+        if started.elapsed() > timeout {
+            bail!("{what} did not come up within {timeout:?}; its log ends with:\n{}", process::tail(log, 20));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+impl ObserverHost {
+    pub fn start(o: &Observer) -> Result<ObserverHost> {
+        let dir = Path::new(RUN_DIR).join(&o.name);
+        std::fs::create_dir_all(&dir)?;
+        let state = Path::new(STATE_DIR).join(&o.name);
+        std::fs::create_dir_all(state.join("docker"))?;
+        let socket = dir.join("docker.sock");
+        let mut host = ObserverHost {
+            name: o.name.clone(),
+            address: o.address,
+            myid: o.myid.get(),
+            ns: observer_ns(&o.name),
+            docker_host: format!("unix://{}", socket.display()),
+            deploy_dir: PathBuf::from(&o.deploy_dir.0),
+            dir,
+            dockerd: None,
+            sshd: None,
+        };
+        host.start_dockerd(&state)?;
+        host.start_sshd(host_key(&o.name))?;
+        Ok(host)
+    }
+
+    fn start_dockerd(&mut self, state: &Path) -> Result<()> {
+        let id = self.myid;
+        let log = self.dir.join("dockerd.log");
+        let child = process::spawn_in(
+            &self.ns,
+            "dockerd",
+            &[
+                "--data-root",
+                &state.join("docker").display().to_string(),
+                "--exec-root",
+                &self.dir.join("docker-exec").display().to_string(),
+                "--pidfile",
+                &self.dir.join("docker.pid").display().to_string(),
+                "-H",
+                &self.docker_host,
+                "--bip",
+                &format!("198.19.{id}.129/25"),
+                "--default-address-pool",
+                &format!("base=198.19.{id}.0/25,size=28"),
+                "--cgroup-parent",
+                &cgroup_parent(&self.name),
+            ],
+            &log,
+        )?;
+        self.dockerd = Some(child);
+        wait_for(&format!("dockerd of {}", self.name), Duration::from_secs(60), &log, || {
+            self.docker(&["version", "--format", "{{.Server.Version}}"]).is_ok()
+        })?;
+        // Containers of a killed run: gone with this run.
+        let stale = self.docker(&["ps", "-aq"])?;
+        let ids: Vec<&str> = stale.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids);
+            self.docker(&args)?;
+        }
+        Ok(())
+    }
+
+    /// Starts (or restarts) sshd with the given private host key.
+    pub fn start_sshd(&mut self, private_key: &str) -> Result<()> {
+        if let Some(mut c) = self.sshd.take() {
+            process::stop(&mut c);
+        }
+        std::fs::create_dir_all("/run/sshd")?;
+        let key = self.dir.join("ssh_host_ed25519_key");
+        std::fs::write(&key, private_key)?;
+        super::set_mode(&key, 0o600)?;
+        let authorized = self.dir.join("authorized_keys");
+        std::fs::write(&authorized, DEPLOY_PUBLIC_KEY)?;
+        let config = self.dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port 22\nListenAddress {}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+                 SetEnv DOCKER_HOST={}\nSubsystem sftp /usr/lib/openssh/sftp-server\n",
+                self.address,
+                key.display(),
+                self.dir.join("sshd.pid").display(),
+                authorized.display(),
+                self.docker_host
+            ),
+        )?;
+        let log = self.dir.join("sshd.log");
+        let child = process::spawn_in(&self.ns, "/usr/sbin/sshd", &["-D", "-e", "-f", &config.display().to_string()], &log)?;
+        self.sshd = Some(child);
+        let addr = SocketAddr::new(self.address, 22);
+        wait_for(&format!("sshd of {}", self.name), Duration::from_secs(20), &log, || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        })
+    }
+
+    /// Runs the docker CLI against this host's dockerd.
+    pub fn docker(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new("docker")
+            .arg("-H")
+            .arg(&self.docker_host)
+            .args(args)
+            .output()
+            .context("running docker")?;
+        if !out.status.success() {
+            bail!("docker {} on {} failed: {}", args.join(" "), self.name, String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Takes the host's link down (unreachable) or up again.
+    pub fn set_link(&self, up: bool) -> Result<()> {
+        super::net::set_link(self.myid, up)
+    }
+
+    pub fn stop(&mut self) {
+        if self.dockerd.is_some() {
+            if let Ok(ids) = self.docker(&["ps", "-aq"]) {
+                let ids: Vec<&str> = ids.split_whitespace().collect();
+                if !ids.is_empty() {
+                    let mut args = vec!["rm", "-f"];
+                    args.extend(ids);
+                    let _ = self.docker(&args);
+                }
+            }
+        }
+        for c in [self.sshd.take(), self.dockerd.take()].into_iter().flatten() {
+            let mut c = c;
+            process::stop(&mut c);
+        }
+        kill_containers(&self.name);
+    }
+}

@@ -1,0 +1,184 @@
+//! The local sandbox: the sandbox environment's network, a real ZooKeeper ensemble behind its
+//! load-balancer addresses, and its observer hosts, on this machine. Used by the tests and by
+//! `cargo xtask demo`; one implementation.
+//!
+//! Topology (all in 198.18.0.0/15, a range reserved for benchmarking and never routed):
+//!
+//! ```text
+//! root namespace ── bridge zkobs0 198.18.255.254/16 (tests and xtask run here)
+//!   ├─ netns zkobs-cluster   198.18.0.11-13  three ZooKeeper participants (Debian's zookeeper),
+//!   │                                         standing in for the per-pod load balancers; they do
+//!   │                                         not list the observers and cannot open connections
+//!   │                                         to them (iptables rejects their SYNs): one-way
+//!   ├─ netns zkobs-<observer> 198.18.1.<myid> OpenSSH sshd on :22 and a dockerd of its own (own
+//!   │                                         socket, data root and bridge 198.19.<myid>.0/24), so
+//!   │                                         the host's containers really sit on its address
+//!   └─ ...
+//! ```
+//!
+//! Only one sandbox runs on a machine at a time: [`Sandbox::start`] takes a lock that it holds
+//! until the sandbox is dropped.
+
+mod ensemble;
+mod hosts;
+mod image;
+mod net;
+mod process;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use manifests::Environment;
+
+pub use ensemble::Ensemble;
+pub use hosts::ObserverHost;
+
+/// Where the sandbox keeps state that survives runs: each host's Docker data root (with its
+/// images) and deploy directory.
+pub const STATE_DIR: &str = "/var/lib/zk-observers-sandbox";
+/// Sockets, pid files, configs and logs of one run.
+pub const RUN_DIR: &str = "/run/zk-observers-sandbox";
+/// Built images, so that the ~1.5 min debootstrap happens once per machine.
+pub const CACHE_DIR: &str = "/var/cache/zk-observers";
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Start the three ZooKeeper participants.
+    pub ensemble: bool,
+    /// Start the observer hosts (sshd + dockerd, images loaded).
+    pub hosts: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { ensemble: true, hosts: true }
+    }
+}
+
+/// A running sandbox. Dropping it stops everything and removes the namespaces; Docker data roots
+/// (and so the loaded images) are kept for the next run.
+pub struct Sandbox {
+    pub env: Environment,
+    pub ensemble: Option<Ensemble>,
+    pub hosts: Vec<ObserverHost>,
+    /// The private key the hosts authorize, with the permissions ssh requires.
+    pub identity: PathBuf,
+    _lock: File,
+}
+
+impl Sandbox {
+    pub fn start(options: Options) -> Result<Sandbox> {
+        if !is_root() {
+            bail!("the sandbox creates network namespaces and starts dockerd and sshd: run it as root");
+        }
+        preflight()?;
+        std::fs::create_dir_all(RUN_DIR).with_context(|| format!("creating {RUN_DIR}"))?;
+        let lock = File::create(Path::new(RUN_DIR).join("lock")).context("creating the sandbox lock file")?;
+        lock.lock().context("waiting for the sandbox lock")?;
+        let env = manifests::environments::sandbox::environment();
+        cleanup(&env);
+        let identity = Path::new(RUN_DIR).join("deploy_ed25519_key");
+        std::fs::write(&identity, include_str!("../../../tests/sandbox/ssh/deploy_ed25519_key"))?;
+        set_mode(&identity, 0o600)?;
+
+        net::create(&env)?;
+        let mut sandbox = Sandbox { env, ensemble: None, hosts: vec![], identity, _lock: lock };
+        if options.ensemble {
+            sandbox.ensemble = Some(Ensemble::start(&sandbox.env)?);
+        }
+        if options.hosts {
+            for observer in &sandbox.env.fleet.observers {
+                sandbox.hosts.push(ObserverHost::start(observer)?);
+            }
+            image::ensure(&sandbox.hosts)?;
+        }
+        if let Some(e) = &sandbox.ensemble {
+            e.wait_for_quorum(Duration::from_secs(60))?;
+        }
+        Ok(sandbox)
+    }
+
+    pub fn host(&self, name: &str) -> &ObserverHost {
+        self.hosts.iter().find(|h| h.name == name).unwrap_or_else(|| panic!("no sandbox host {name}"))
+    }
+
+    /// The `known_hosts`-free SSH options and identity a client needs to reach the hosts.
+    pub fn ssh_identity(&self) -> &Path {
+        &self.identity
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for h in &mut self.hosts {
+            h.stop();
+        }
+        if let Some(e) = &mut self.ensemble {
+            e.stop();
+        }
+        cleanup(&self.env);
+    }
+}
+
+/// Removes everything a previous (possibly killed) run left: processes in the namespaces, the
+/// namespaces, the bridge, deploy directories.
+fn cleanup(env: &Environment) {
+    for ns in net::namespaces(env) {
+        process::kill_namespace(&ns);
+    }
+    for o in &env.fleet.observers {
+        hosts::kill_containers(&o.name);
+        let _ = std::fs::remove_dir_all(&o.deploy_dir.0);
+        let _ = std::fs::remove_dir_all(Path::new(RUN_DIR).join(&o.name));
+    }
+    let _ = std::fs::remove_dir_all(Path::new(RUN_DIR).join("ensemble"));
+    net::delete(env);
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+/// The programs the sandbox needs, with the Debian package that provides each.
+const TOOLS: &[(&str, &str)] = &[
+    ("ip", "iproute2"),
+    ("iptables", "iptables"),
+    ("dockerd", "docker.io"),
+    ("docker", "docker.io"),
+    ("docker-compose", "docker-compose"),
+    ("/usr/sbin/sshd", "openssh-server"),
+    ("ssh", "openssh-client"),
+    ("java", "openjdk-17-jre-headless"),
+    ("/usr/share/java/zookeeper.jar", "zookeeper"),
+    ("debootstrap", "debootstrap"),
+];
+
+fn preflight() -> Result<()> {
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .filter(|(tool, _)| {
+            if tool.starts_with('/') {
+                !Path::new(tool).exists()
+            } else {
+                !std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(format!("command -v {tool}"))
+                    .output()
+                    .map(|o| o.status.success())
+                    .unwrap_or(false)
+            }
+        })
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if !missing.is_empty() {
+        bail!("the sandbox needs Debian packages that are not installed: apt-get install {}", missing.join(" "));
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).with_context(|| format!("chmod {}", path.display()))
+}
