@@ -62,6 +62,20 @@ pub enum Command {
     /// else. The live addresses are compared with those recorded in the environment; a difference
     /// is an error unless --accept-live-addresses.
     Apply(ApplyArgs),
+    /// Render each observer's zoo.cfg and docker-compose.yaml and roll them out over SSH.
+    ///
+    /// Reads the files on every host (one SSH connection per host, host keys pinned in the
+    /// inventory), shows a unified diff, then updates the hosts that need it one at a time: the
+    /// changed files are written atomically (temporary file, checksum, rename; the previous version
+    /// kept), `docker compose up -d` recreates the containers, and the host must then report
+    /// `Mode: observer`, `zk_peer_state observing - broadcast` and serve metrics. A host that fails
+    /// gets its previous files back and its containers restarted, and the rollout stops. Hosts
+    /// already in sync are not touched. Exit 0 success, 1 any host failed or unreachable
+    /// (with --dry-run: 2 when something would change).
+    Push(PushArgs),
+    /// Show each observer: reachable, files in sync, containers running, mode, synced.
+    /// Exit 0 all good, 2 something is not as desired, 1 a host is unreachable.
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +148,53 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => Duration::from_secs(n * 3600),
         _ => return Err(format!("`{unit}` is not a unit: use ms, s, m or h")),
     })
+}
+
+/// Where host files get the participants' load-balancer addresses from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AddressChoice {
+    /// `ensemble.recorded_addresses` of the environment.
+    Recorded,
+    /// The per-pod Services' `status.loadBalancer.ingress` in the live cluster.
+    Live,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub selection: ClusterSelection,
+    /// Only these observers (repeatable). Default: all.
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
+    /// Show what would change on each host; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long a host may take to observe after its containers were recreated.
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
+    pub health_timeout: Duration,
+    /// Load-balancer addresses to render zoo.cfg from.
+    #[arg(long, value_enum, default_value_t = AddressChoice::Recorded)]
+    pub addresses: AddressChoice,
+    #[command(flatten)]
+    pub ssh: crate::ssh::SshArgs,
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub selection: ClusterSelection,
+    /// Only these observers (repeatable). Default: all.
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
+    /// Load-balancer addresses the files are expected to use.
+    #[arg(long, value_enum, default_value_t = AddressChoice::Recorded)]
+    pub addresses: AddressChoice,
+    #[command(flatten)]
+    pub ssh: crate::ssh::SshArgs,
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
 }
 
 #[derive(Debug, Args)]

@@ -7,10 +7,15 @@ mod cli;
 mod cluster;
 mod diff;
 mod environments;
+pub mod hostops;
 mod lb;
 mod output;
 mod plan;
+mod push;
 mod render;
+mod rollout;
+mod ssh;
+mod status;
 mod yamldiff;
 
 use std::process::ExitCode;
@@ -47,6 +52,8 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Check(args) => check::run(args, cli.output),
         Command::Diff(args) => diff::run(args, cli.output),
         Command::Apply(args) => apply::run(args, cli.output),
+        Command::Push(args) => push::run(args, cli.output),
+        Command::Status(args) => status::run(args, cli.output),
     }
 }
 

@@ -22,7 +22,7 @@
 mod ensemble;
 mod hosts;
 mod image;
-mod net;
+pub mod net;
 mod process;
 
 use std::fs::File;
@@ -32,7 +32,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use manifests::Environment;
 
-pub use ensemble::Ensemble;
+pub use ensemble::{four_letter_word, Ensemble};
 pub use hosts::ObserverHost;
 
 /// Where the sandbox keeps state that survives runs: each host's Docker data root (with its

@@ -1,0 +1,298 @@
+//! The observer side (`cargo xtask push` and `status`) driven through the real binary against real
+//! peers: observer hosts in network namespaces running OpenSSH's sshd and a dockerd each, and a
+//! real three-server ZooKeeper ensemble that cannot open connections to them. Needs root; the
+//! sandbox (sandbox/src/harness) sets everything up and tears it down.
+
+mod common;
+
+use std::process::Output;
+use std::time::Duration;
+
+use sandbox::harness::{four_letter_word, Ensemble};
+use sandbox::{Options, Sandbox};
+use serde_json::Value;
+
+const OBS1: &str = "zk-observer-1";
+const OBS2: &str = "zk-observer-2";
+
+fn start() -> Sandbox {
+    Sandbox::start(Options::default()).expect("the sandbox starts (run as root; see .ci/run for the packages)")
+}
+
+fn xtask(sb: &Sandbox, args: &[&str]) -> Output {
+    let mut c = common::xtask();
+    c.arg(args[0]).args(["--env", "sandbox", "--identity"]).arg(sb.ssh_identity()).args(&args[1..]);
+    common::run(&mut c)
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("JSON on stdout ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["hosts"].as_array().unwrap().iter().find(|h| h["host"] == name).unwrap()
+}
+
+fn mode(sb: &Sandbox, name: &str) -> String {
+    let h = sb.host(name);
+    four_letter_word(&h.address.to_string(), 2181, "srvr")
+        .ok()
+        .and_then(|a| a.lines().find_map(|l| l.strip_prefix("Mode: ").map(String::from)))
+        .unwrap_or_else(|| "down".into())
+}
+
+/// When the host's ZooKeeper container was started (changes on every restart).
+fn started_at(sb: &Sandbox, name: &str) -> String {
+    let h = sb.host(name);
+    let id = h.docker(&["ps", "-q", "--filter", "label=com.docker.compose.service=zookeeper"]).unwrap();
+    h.docker(&["inspect", "-f", "{{.State.StartedAt}}", id.trim()]).unwrap().trim().to_string()
+}
+
+fn deployed(sb: &Sandbox, name: &str, file: &str) -> String {
+    std::fs::read_to_string(sb.host(name).deploy_dir.join(file)).unwrap()
+}
+
+fn mtime(sb: &Sandbox, name: &str, file: &str) -> std::time::SystemTime {
+    std::fs::metadata(sb.host(name).deploy_dir.join(file)).unwrap().modified().unwrap()
+}
+
+fn first_push(sb: &Sandbox) {
+    let out = xtask(sb, &["push", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "first push");
+    let r = json(&out);
+    assert_eq!(host(&r, OBS1)["result"], "updated");
+    assert_eq!(host(&r, OBS2)["result"], "updated");
+}
+
+#[test]
+fn first_push_makes_real_observers_and_a_second_push_changes_nothing() {
+    let sb = start();
+    let out = xtask(&sb, &["push", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2), "a dry run on empty hosts shows changes");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("+server.4=0.0.0.0:2888:3888:observer"));
+    assert!(!sb.host(OBS1).deploy_dir.join("zoo.cfg").exists(), "a dry run writes nothing");
+
+    first_push(&sb);
+    assert_eq!(mode(&sb, OBS1), "observer");
+    assert_eq!(mode(&sb, OBS2), "observer");
+    // myid comes from the image's entrypoint; data and log directories need no manual chown.
+    let myid = std::fs::read_to_string(sb.host(OBS1).deploy_dir.join("data/myid")).unwrap();
+    assert_eq!(myid.trim(), "4");
+
+    // A value written on the leader is served by each observer.
+    let ens = sb.ensemble.as_ref().unwrap();
+    let leader = ens.leader().expect("a leader");
+    let created = Ensemble::cli(&format!("{}:2181", leader.address), &["create", "/probe", "hello-from-the-leader"]).unwrap();
+    assert!(created.contains("Created /probe"), "{created}");
+    for name in [OBS1, OBS2] {
+        let got = Ensemble::cli(&format!("{}:2181", sb.host(name).address), &["get", "/probe"]).unwrap();
+        assert!(got.contains("hello-from-the-leader"), "{name}: {got}");
+    }
+
+    // A second push writes nothing and restarts nothing.
+    let before = (started_at(&sb, OBS1), started_at(&sb, OBS2), mtime(&sb, OBS1, "zoo.cfg"), mtime(&sb, OBS2, "docker-compose.yaml"));
+    let out = xtask(&sb, &["push", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let r = json(&out);
+    for name in [OBS1, OBS2] {
+        assert_eq!(host(&r, name)["result"], "unchanged");
+        assert_eq!(host(&r, name)["restarted"], false);
+    }
+    let after = (started_at(&sb, OBS1), started_at(&sb, OBS2), mtime(&sb, OBS1, "zoo.cfg"), mtime(&sb, OBS2, "docker-compose.yaml"));
+    assert_eq!(before, after, "no write, no restart");
+
+    let out = xtask(&sb, &["status", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    for h in json(&out)["hosts"].as_array().unwrap() {
+        assert_eq!(h["reachable"], true);
+        assert_eq!(h["files_in_sync"], true);
+        assert_eq!(h["containers_running"], true);
+        assert_eq!(h["mode"], "observer");
+        assert_eq!(h["synced"], true);
+        assert_eq!(h["exporter"], true);
+    }
+    let out = xtask(&sb, &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l.starts_with(OBS1) && l.contains("observer")), "{text}");
+}
+
+#[test]
+fn a_config_change_restarts_hosts_one_at_a_time() {
+    let sb = start();
+    first_push(&sb);
+    // Someone edits zoo.cfg on both hosts; push puts the rendered one back.
+    for name in [OBS1, OBS2] {
+        let path = sb.host(name).deploy_dir.join("zoo.cfg");
+        let edited = std::fs::read_to_string(&path).unwrap().replace("syncLimit=10", "syncLimit=3");
+        std::fs::write(&path, edited).unwrap();
+    }
+    let before = (started_at(&sb, OBS1), started_at(&sb, OBS2));
+    let out = xtask(&sb, &["push", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let r = json(&out);
+    let (h1, h2) = (host(&r, OBS1), host(&r, OBS2));
+    assert_eq!(h1["result"], "updated");
+    assert_eq!(h2["result"], "updated");
+    assert_eq!(h1["changed_files"], serde_json::json!(["zoo.cfg", "docker-compose.yaml"]), "the compose file carries zoo.cfg's hash");
+    assert!(h1["diff"].as_str().unwrap().contains("-syncLimit=3\n+syncLimit=10\n"));
+    let healthy1 = h1["healthy_ms"].as_u64().unwrap();
+    let restart2 = h2["restart_started_ms"].as_u64().unwrap();
+    assert!(restart2 >= healthy1, "host 2 restarted ({restart2} ms) only after host 1 was healthy ({healthy1} ms)");
+    let after = (started_at(&sb, OBS1), started_at(&sb, OBS2));
+    assert_ne!(before.0, after.0, "{OBS1} restarted");
+    assert_ne!(before.1, after.1, "{OBS2} restarted");
+    assert!(deployed(&sb, OBS1, "zoo.cfg").contains("\nsyncLimit=10\n"));
+    assert_eq!(mode(&sb, OBS1), "observer");
+}
+
+#[test]
+fn a_config_that_cannot_sync_is_rolled_back_and_the_rest_is_left_alone() {
+    let sb = start();
+    first_push(&sb);
+    let good = deployed(&sb, OBS1, "zoo.cfg");
+    let untouched = started_at(&sb, OBS2);
+
+    // The cluster's load balancers now report addresses where no ZooKeeper listens.
+    let api = sandbox::ApiServer::start(sandbox::Config {
+        namespaces: vec!["zookeeper".into()],
+        load_balancer: sandbox::LoadBalancerMode::After(Duration::from_millis(100)),
+        lb_addresses: [("zk0", "198.18.0.97"), ("zk1", "198.18.0.98"), ("zk2", "198.18.0.99")]
+            .into_iter()
+            .map(|(s, a)| (format!("zookeeper/{s}"), a.to_string()))
+            .collect(),
+        crds: true,
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig("zk-observers-sandbox")).unwrap();
+    let mut apply = common::xtask();
+    apply.env("KUBECONFIG", &kubeconfig).args(["apply", "--env", "sandbox", "--timeout", "20s", "--accept-live-addresses"]);
+    assert_eq!(common::run(&mut apply).status.code(), Some(0));
+
+    let mut push = common::xtask();
+    push.env("KUBECONFIG", &kubeconfig)
+        .args(["push", "--env", "sandbox", "--addresses", "live", "--health-timeout", "15s", "--output", "json", "--identity"])
+        .arg(sb.ssh_identity());
+    let out = common::run(&mut push);
+    assert_eq!(out.status.code(), Some(1));
+    let r = json(&out);
+    let (h1, h2) = (host(&r, OBS1), host(&r, OBS2));
+    assert_eq!(h1["result"], "rolled-back");
+    let detail = h1["detail"].as_str().unwrap();
+    assert!(detail.contains("health gate failed after 15s"), "{detail}");
+    assert!(detail.contains("previous files restored and containers restarted"), "{detail}");
+    assert_eq!(h2["result"], "not-touched");
+    assert!(h2["detail"].as_str().unwrap().contains("the rollout stopped at zk-observer-1"));
+
+    assert_eq!(deployed(&sb, OBS1, "zoo.cfg"), good, "previous zoo.cfg restored");
+    assert!(!deployed(&sb, OBS2, "zoo.cfg").contains("198.18.0.97"));
+    assert_eq!(started_at(&sb, OBS2), untouched, "{OBS2} was not restarted");
+    // The rolled-back host observes again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while mode(&sb, OBS1) != "observer" {
+        assert!(std::time::Instant::now() < deadline, "{OBS1} did not come back after the rollback");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn an_unreachable_host_is_reported_while_the_others_proceed() {
+    let sb = start();
+    first_push(&sb);
+    for name in [OBS1, OBS2] {
+        let path = sb.host(name).deploy_dir.join("zoo.cfg");
+        std::fs::write(&path, std::fs::read_to_string(&path).unwrap().replace("initLimit=5", "initLimit=6")).unwrap();
+    }
+    sb.host(OBS2).set_link(false).unwrap();
+    let out = xtask(&sb, &["push", "--output", "json", "--connect-timeout", "3s"]);
+    sb.host(OBS2).set_link(true).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let r = json(&out);
+    assert_eq!(host(&r, OBS1)["result"], "updated");
+    assert_eq!(host(&r, OBS2)["result"], "unreachable");
+    assert!(host(&r, OBS2)["detail"].as_str().unwrap().contains("198.18.1.5"), "{}", host(&r, OBS2)["detail"]);
+    assert!(deployed(&sb, OBS1, "zoo.cfg").contains("\ninitLimit=5\n"));
+}
+
+#[test]
+fn a_host_key_mismatch_is_refused_showing_both_fingerprints() {
+    let mut sb = start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("impostor");
+    assert!(std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).status().unwrap().success());
+    let impostor = std::fs::read_to_string(&key).unwrap();
+    let fingerprint = String::from_utf8(
+        std::process::Command::new("ssh-keygen").arg("-lf").arg(key.with_extension("pub")).output().unwrap().stdout,
+    )
+    .unwrap();
+    let presented = fingerprint.split_whitespace().nth(1).unwrap().to_string();
+    sb.hosts.iter_mut().find(|h| h.name == OBS1).unwrap().start_sshd(&impostor).unwrap();
+
+    let out = xtask(&sb, &["push", "--host", OBS1]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("does not match the pinned one; refusing to connect"), "{text}");
+    assert!(text.contains("pinned:    SHA256:"), "{text}");
+    assert!(text.contains(&format!("presented: {presented}")), "{text}");
+    assert!(!sb.host(OBS1).deploy_dir.join("zoo.cfg").exists(), "nothing was written");
+}
+
+#[test]
+fn an_interrupted_upload_leaves_the_old_file_and_a_rerun_converges() {
+    let sb = start();
+    first_push(&sb);
+    let old = deployed(&sb, OBS1, "zoo.cfg");
+    let dir = sb.host(OBS1).deploy_dir.display().to_string();
+
+    // The upload protocol itself: a stream cut short never replaces the file.
+    let new = old.replace("syncLimit=10", "syncLimit=7");
+    let sum = xtask::hostops::sha256_hex(new.as_bytes());
+    let mut ssh = std::process::Command::new("ssh");
+    ssh.args(["-i"])
+        .arg(sb.ssh_identity())
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "root@198.18.1.4"])
+        .arg(format!("sh -c '{}' zk-observers {dir} zoo.cfg {sum} 1000 1000", xtask::hostops::WRITE.replace('\'', "'\\''")))
+        .stdin(std::process::Stdio::piped());
+    let mut child = ssh.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&new.as_bytes()[..new.len() / 2]).unwrap();
+    } // the connection's stdin closes half-way, as when the pushing process dies
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "the short upload is detected");
+    assert_eq!(deployed(&sb, OBS1, "zoo.cfg"), old, "the old file is intact");
+    let leftovers: Vec<_> = std::fs::read_dir(sb.host(OBS1).deploy_dir.clone())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp."))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A push killed while it uploads: the files are old or new, never partial, and a rerun converges.
+    std::fs::write(sb.host(OBS1).deploy_dir.join("zoo.cfg"), old.replace("syncLimit=10", "syncLimit=2")).unwrap();
+    let mut push = common::xtask();
+    push.args(["push", "--env", "sandbox", "--identity"]).arg(sb.ssh_identity()).env("RUST_LOG", "xtask=debug");
+    push.stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::null());
+    let mut child = push.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut reader = std::io::BufReader::new(stderr);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        assert!(n > 0, "push ended before uploading");
+        if line.contains("uploading") {
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+    let now = deployed(&sb, OBS1, "zoo.cfg");
+    assert!(now == old || now == old.replace("syncLimit=10", "syncLimit=2"), "never partial:\n{now}");
+    let out = xtask(&sb, &["push"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(deployed(&sb, OBS1, "zoo.cfg"), old);
+    assert_eq!(xtask(&sb, &["status"]).status.code(), Some(0));
+}

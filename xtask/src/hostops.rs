@@ -1,0 +1,261 @@
+//! What this tool does on an observer host, as shell scripts run over SSH (POSIX sh, coreutils,
+//! bash for /dev/tcp, docker with compose v1 or v2), and the parsing of what they print.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+use base64::Engine as _;
+use hosts::render::{COMPOSE_FILE, ZOO_CFG_FILE, ZOOKEEPER_SERVICE};
+use hosts::Observer;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::ssh::Host;
+
+/// The compose project name on every host.
+pub const PROJECT: &str = "zk-observers";
+
+/// The files this tool manages, in the order they are written.
+pub const FILES: [&str; 2] = [ZOO_CFG_FILE, COMPOSE_FILE];
+
+/// Prints each managed file (base64), the compose flavour, and the running compose services.
+const INSPECT: &str = r#"
+d=$1
+for f in zoo.cfg docker-compose.yaml; do
+  if [ -f "$d/$f" ]; then printf '=== file %s\n' "$f"; base64 < "$d/$f" | tr -d '\n'; printf '\n'
+  else printf '=== absent %s\n' "$f"; fi
+done
+if docker compose version >/dev/null 2>&1; then printf '=== compose v2\n'
+elif command -v docker-compose >/dev/null 2>&1; then printf '=== compose v1\n'
+else printf '=== compose none\n'; fi
+printf '=== running\n'
+docker ps --filter "label=com.docker.compose.project=$2" --filter status=running --format '{{.Label "com.docker.compose.service"}}' 2>&1 || true
+"#;
+
+/// Writes stdin to `$d/$name` atomically: a temporary file in the same directory, checked against
+/// the expected SHA-256 (a killed upload leaves a short file that must not be moved into place),
+/// then renamed over the old file, whose content is kept as `$name.previous` for rollback. Also
+/// creates the deploy, data and log directories with the container user's ownership.
+pub const WRITE: &str = r#"
+set -eu
+d=$1; name=$2; sum=$3; uid=$4; gid=$5
+mkdir -p "$d" "$d/data" "$d/datalog"
+chown "$uid:$gid" "$d/data" "$d/datalog"
+rm -f "$d/.$name".tmp.*
+tmp=$(mktemp "$d/.$name.tmp.XXXXXX")
+cat > "$tmp"
+if [ "$(sha256sum < "$tmp" | cut -d' ' -f1)" != "$sum" ]; then rm -f "$tmp"; echo "upload of $name incomplete" >&2; exit 3; fi
+chmod 0644 "$tmp"
+if [ -f "$d/$name" ]; then cp -p "$d/$name" "$d/.$name.previous.tmp" && mv -f "$d/.$name.previous.tmp" "$d/$name.previous"; else rm -f "$d/$name.previous"; touch "$d/.$name.was-absent"; fi
+mv -f "$tmp" "$d/$name"
+"#;
+
+/// Puts back what `WRITE` replaced: the previous version, or no file if there was none.
+const RESTORE: &str = r#"
+set -eu
+d=$1; name=$2
+if [ -f "$d/$name.previous" ]; then cp -p "$d/$name.previous" "$d/.$name.restore.tmp" && mv -f "$d/.$name.restore.tmp" "$d/$name"
+elif [ -f "$d/.$name.was-absent" ]; then rm -f "$d/$name"; fi
+rm -f "$d/.$name.was-absent"
+"#;
+
+/// `docker compose` (v2) or `docker-compose` (v1) in the deploy directory.
+const COMPOSE: &str = r#"
+set -eu
+d=$1; project=$2; shift 2
+cd "$d"
+if docker compose version >/dev/null 2>&1; then exec docker compose -p "$project" "$@"; fi
+exec docker-compose -p "$project" "$@"
+"#;
+
+/// srvr and mntr from ZooKeeper and a scrape of the exporter, over bash's /dev/tcp.
+const PROBE: &str = r#"
+addr=$1; client=$2; metrics=$3
+ask() { timeout 4 bash -c 'exec 3<>/dev/tcp/$0/$1 && printf "%s" "$2" >&3 && cat <&3' "$addr" "$1" "$2" 2>&1; }
+printf '=== srvr\n'; ask "$client" srvr
+printf '\n=== mntr\n'; ask "$client" mntr
+printf '\n=== metrics\n'; ask "$metrics" "$(printf 'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n')"
+"#;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComposeFlavour {
+    V1,
+    V2,
+    None,
+}
+
+/// What is on a host now.
+#[derive(Debug, Clone)]
+pub struct HostState {
+    pub files: BTreeMap<String, Option<String>>,
+    pub compose: ComposeFlavour,
+    pub running: Vec<String>,
+}
+
+impl HostState {
+    pub fn file(&self, name: &str) -> Option<&str> {
+        self.files.get(name).and_then(|f| f.as_deref())
+    }
+
+    pub fn zookeeper_running(&self) -> bool {
+        self.running.iter().any(|s| s == ZOOKEEPER_SERVICE)
+    }
+}
+
+pub async fn inspect(host: &Host, o: &Observer) -> Result<HostState> {
+    let out = host.sh_ok("reading the deployed files", INSPECT, &[&o.deploy_dir.0, PROJECT], None).await?;
+    parse_inspect(&out)
+}
+
+fn parse_inspect(out: &str) -> Result<HostState> {
+    let mut files = BTreeMap::new();
+    let mut compose = ComposeFlavour::None;
+    let mut running = Vec::new();
+    let mut lines = out.lines();
+    let mut in_running = false;
+    while let Some(line) = lines.next() {
+        if let Some(name) = line.strip_prefix("=== file ") {
+            let b64 = lines.next().unwrap_or_default();
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b64.trim())?;
+            files.insert(name.to_string(), Some(String::from_utf8_lossy(&bytes).into_owned()));
+        } else if let Some(name) = line.strip_prefix("=== absent ") {
+            files.insert(name.to_string(), None);
+        } else if let Some(v) = line.strip_prefix("=== compose ") {
+            compose = match v {
+                "v2" => ComposeFlavour::V2,
+                "v1" => ComposeFlavour::V1,
+                _ => ComposeFlavour::None,
+            };
+        } else if line == "=== running" {
+            in_running = true;
+        } else if in_running && !line.trim().is_empty() {
+            running.push(line.trim().to_string());
+        }
+    }
+    if files.len() != FILES.len() {
+        bail!("unexpected answer from the host: {out}");
+    }
+    Ok(HostState { files, compose, running })
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub async fn write_file(host: &Host, o: &Observer, layout: &hosts::observer::ImageLayout, name: &str, contents: &str) -> Result<()> {
+    tracing::debug!(host = %o.name, file = name, "uploading");
+    let sum = sha256_hex(contents.as_bytes());
+    host.sh_ok(
+        &format!("writing {name}"),
+        WRITE,
+        &[&o.deploy_dir.0, name, &sum, &layout.uid.to_string(), &layout.gid.to_string()],
+        Some(contents.as_bytes()),
+    )
+    .await
+    .map(drop)
+}
+
+pub async fn restore_file(host: &Host, o: &Observer, name: &str) -> Result<()> {
+    host.sh_ok(&format!("restoring the previous {name}"), RESTORE, &[&o.deploy_dir.0, name], None).await.map(drop)
+}
+
+pub async fn compose(host: &Host, o: &Observer, args: &[&str]) -> Result<String> {
+    let mut all = vec![o.deploy_dir.0.as_str(), PROJECT];
+    all.extend_from_slice(args);
+    host.sh_ok(&format!("docker compose {}", args.join(" ")), COMPOSE, &all, None).await
+}
+
+/// What the health probe saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// `Mode:` from srvr (`observer`), or what was answered instead.
+    pub mode: Option<String>,
+    /// `zk_peer_state` from mntr (`observing - broadcast` when synced).
+    pub peer_state: Option<String>,
+    /// Whether the exporter served ZooKeeper metrics.
+    pub exporter: bool,
+    /// Why the probe did not pass, for reports.
+    pub detail: String,
+}
+
+impl Health {
+    pub fn observing(&self) -> bool {
+        self.mode.as_deref() == Some("observer") && self.peer_state.as_deref() == Some("observing - broadcast")
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.observing() && self.exporter
+    }
+}
+
+pub async fn probe(host: &Host, o: &Observer, client_port: u16, metrics_port: u16) -> Result<Health> {
+    let out = host.sh(PROBE, &[&o.address.to_string(), &client_port.to_string(), &metrics_port.to_string()], None).await?;
+    Ok(parse_probe(&out.stdout))
+}
+
+pub fn parse_probe(out: &str) -> Health {
+    let section = |name: &str| -> &str {
+        let start = format!("=== {name}\n");
+        let Some(i) = out.find(&start) else { return "" };
+        let rest = &out[i + start.len()..];
+        rest.find("\n=== ").map_or(rest, |j| &rest[..j])
+    };
+    let srvr = section("srvr");
+    let mntr = section("mntr");
+    let metrics = section("metrics");
+    let mode = srvr.lines().find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_string()));
+    let peer_state = mntr.lines().find_map(|l| l.strip_prefix("zk_peer_state\t").map(|m| m.trim().to_string()));
+    let exporter = metrics.starts_with("HTTP/1.") && metrics.lines().any(|l| l.starts_with("zk_") && !l.starts_with("zk_up 0"));
+    let detail = if mode.is_none() {
+        format!("srvr: {}", first_line(srvr))
+    } else if peer_state.as_deref() != Some("observing - broadcast") {
+        format!("mode {}, peer state {}", mode.as_deref().unwrap_or("?"), peer_state.as_deref().unwrap_or("?"))
+    } else if !exporter {
+        format!("exporter: {}", first_line(metrics))
+    } else {
+        "observing - broadcast, exporter serving".into()
+    };
+    Health { mode, peer_state, exporter, detail }
+}
+
+fn first_line(s: &str) -> String {
+    let l = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("no answer");
+    l.chars().take(120).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_an_observing_observer() {
+        let out = "=== srvr\nZookeeper version: 3.8.0\nMode: observer\nNode count: 5\n\n=== mntr\nzk_version\t3.8.0\n\
+                   zk_server_state\tobserver\nzk_peer_state\tobserving - broadcast\n\n=== metrics\nHTTP/1.0 200 OK\r\n\r\nzk_up 1\nzk_znode_count 5\n";
+        let h = parse_probe(out);
+        assert_eq!(h.mode.as_deref(), Some("observer"));
+        assert!(h.healthy(), "{h:?}");
+    }
+
+    #[test]
+    fn a_syncing_or_dead_observer_is_not_healthy() {
+        let h = parse_probe("=== srvr\nThis ZooKeeper instance is not currently serving requests\n\n=== mntr\n\n=== metrics\n");
+        assert!(!h.healthy());
+        assert!(h.detail.contains("not currently serving requests"), "{}", h.detail);
+        let h = parse_probe("=== srvr\nMode: observer\n\n=== mntr\nzk_peer_state\tobserving - synchronization - DIFF\n\n=== metrics\nHTTP/1.0 200 OK\r\n\r\nzk_up 1\n");
+        assert!(!h.healthy());
+        assert!(h.detail.contains("observing - synchronization"), "{}", h.detail);
+        let h = parse_probe("=== srvr\nMode: observer\n\n=== mntr\nzk_peer_state\tobserving - broadcast\n\n=== metrics\nbash: connect: Connection refused\n");
+        assert!(h.observing() && !h.healthy());
+    }
+
+    #[test]
+    fn parses_inspect_output() {
+        let out = "=== file zoo.cfg\ndGlja1RpbWU9MjAwMAo=\n=== absent docker-compose.yaml\n=== compose v1\n=== running\nzookeeper\nexporter\n";
+        let s = parse_inspect(out).unwrap();
+        assert_eq!(s.file("zoo.cfg"), Some("tickTime=2000\n"));
+        assert_eq!(s.file("docker-compose.yaml"), None);
+        assert_eq!(s.compose, ComposeFlavour::V1);
+        assert!(s.zookeeper_running());
+    }
+}

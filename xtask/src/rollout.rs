@@ -1,0 +1,367 @@
+//! The host side of a deploy: read every observer's files over SSH, show what would change, then
+//! update the hosts that need it one at a time, each gated on really observing, rolling a host
+//! back and stopping the rollout when it does not.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use futures::stream::{self, StreamExt};
+use hosts::{HostFiles, Metrics, Observer};
+use manifests::Environment;
+use serde::Serialize;
+
+use crate::hostops::{self, ComposeFlavour, Health, HostState, FILES};
+use crate::ssh::{Host, SshArgs};
+use crate::{output, yamldiff};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostResult {
+    /// Files and containers already as desired: nothing written, nothing restarted.
+    Unchanged,
+    /// Files written, containers recreated, health gate passed.
+    Updated,
+    /// Dry run: this host would be changed.
+    WouldChange,
+    /// Could not be reached; nothing was done to it.
+    Unreachable,
+    /// Failed the health gate (or compose failed): previous files restored, containers restarted.
+    RolledBack,
+    /// Something failed and the host could not be rolled back cleanly.
+    Failed,
+    /// Not touched because the rollout stopped at an earlier host.
+    NotTouched,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub host: String,
+    pub address: String,
+    pub result: HostResult,
+    pub changed_files: Vec<String>,
+    pub restarted: bool,
+    pub detail: String,
+    /// Unified diff of the files, deployed -> desired.
+    pub diff: String,
+    /// Milliseconds since the rollout began when this host's containers were (re)created, and when
+    /// it passed its health gate.
+    pub restart_started_ms: Option<u128>,
+    pub healthy_ms: Option<u128>,
+}
+
+impl HostReport {
+    pub fn ok(&self) -> bool {
+        matches!(self.result, HostResult::Unchanged | HostResult::Updated | HostResult::WouldChange)
+    }
+}
+
+pub struct Options {
+    pub dry_run: bool,
+    pub health_timeout: Duration,
+    pub quiet: bool,
+}
+
+struct Target<'a> {
+    observer: &'a Observer,
+    files: &'a HostFiles,
+    conn: Option<(Host, HostState)>,
+    report: HostReport,
+}
+
+/// Connects to every target (in parallel, bounded) and reads its state. One SSH connection per
+/// host for the whole run.
+async fn connect_all<'a>(targets: &[(&'a Observer, &'a HostFiles)], ssh: &SshArgs) -> Vec<Target<'a>> {
+    let results: Vec<_> = stream::iter(targets.iter().map(|(o, files)| async move {
+        let conn = async {
+            let host = Host::connect(o, ssh).await?;
+            let state = hostops::inspect(&host, o).await?;
+            anyhow::Ok((host, state))
+        }
+        .await;
+        (*o, *files, conn)
+    }))
+    .buffered(ssh.parallel.max(1))
+    .collect()
+    .await;
+    results
+        .into_iter()
+        .map(|(observer, files, conn)| {
+            let (conn, result, detail) = match conn {
+                Ok(c) => (Some(c), HostResult::Unchanged, String::new()),
+                Err(e) => (None, HostResult::Unreachable, format!("{e:#}")),
+            };
+            Target {
+                observer,
+                files,
+                conn,
+                report: HostReport {
+                    host: observer.name.clone(),
+                    address: observer.address.to_string(),
+                    result,
+                    changed_files: vec![],
+                    restarted: false,
+                    detail,
+                    diff: String::new(),
+                    restart_started_ms: None,
+                    healthy_ms: None,
+                },
+            }
+        })
+        .collect()
+}
+
+fn desired<'a>(files: &'a HostFiles, name: &str) -> &'a str {
+    files.files().into_iter().find(|(n, _)| *n == name).map(|(_, c)| c).expect("known file")
+}
+
+/// Runs the rollout over `targets` (inventory order).
+pub async fn rollout(env: &Environment, targets: &[(&Observer, &HostFiles)], ssh: &SshArgs, opts: &Options) -> Vec<HostReport> {
+    let started = Instant::now();
+    let mut hosts = connect_all(targets, ssh).await;
+    let needs_exporter = matches!(env.fleet.metrics, Metrics::Exporter { .. });
+
+    // Plan each reachable host.
+    for t in &mut hosts {
+        let Some((_, state)) = &t.conn else { continue };
+        for name in FILES {
+            let want = desired(t.files, name);
+            let have = state.file(name);
+            if have != Some(want) {
+                t.report.changed_files.push(name.to_string());
+                let path = format!("{}:{}/{name}", t.observer.name, t.observer.deploy_dir);
+                t.report.diff.push_str(&yamldiff::unified(have.unwrap_or(""), want, &format!("{path} (deployed)"), &format!("{path} (desired)")));
+            }
+        }
+        let running = state.zookeeper_running() && (!needs_exporter || state.running.iter().any(|s| s == hosts::render::EXPORTER_SERVICE));
+        if !t.report.changed_files.is_empty() || !running {
+            t.report.result = HostResult::WouldChange;
+            t.report.detail = if t.report.changed_files.is_empty() {
+                "containers not running".into()
+            } else {
+                format!("{} changed", t.report.changed_files.join(", "))
+            };
+        }
+    }
+    if !opts.quiet {
+        for t in &hosts {
+            match t.report.result {
+                HostResult::WouldChange => {
+                    output::change('~', "update", &format!("host {} ({})", t.report.host, t.report.detail));
+                    output::diff(&t.report.diff);
+                }
+                HostResult::Unreachable => output::change('!', "unreachable", &format!("host {}: {}", t.report.host, t.report.detail)),
+                _ => {}
+            }
+        }
+    }
+
+    if !opts.dry_run {
+        let mut stopped: Option<String> = None;
+        for t in &mut hosts {
+            if t.report.result != HostResult::WouldChange {
+                continue;
+            }
+            if let Some(at) = &stopped {
+                t.report.result = HostResult::NotTouched;
+                t.report.detail = format!("not touched: the rollout stopped at {at}");
+                continue;
+            }
+            let (host, state) = t.conn.as_ref().expect("reachable");
+            update_one(env, host, state, t.observer, t.files, &mut t.report, opts, started).await;
+            if !t.report.ok() {
+                stopped = Some(t.report.host.clone());
+            }
+        }
+    }
+    let mut reports = Vec::new();
+    for t in hosts {
+        if let Some((host, _)) = t.conn {
+            host.close().await;
+        }
+        reports.push(t.report);
+    }
+    reports
+}
+
+async fn update_one(
+    env: &Environment,
+    host: &Host,
+    state: &HostState,
+    o: &Observer,
+    files: &HostFiles,
+    report: &mut HostReport,
+    opts: &Options,
+    started: Instant,
+) {
+    if state.compose == ComposeFlavour::None {
+        report.result = HostResult::Failed;
+        report.detail = "neither `docker compose` nor `docker-compose` is installed on the host; nothing was changed".into();
+        return;
+    }
+    let mut written = Vec::new();
+    let mut failure: Option<String> = None;
+    for name in report.changed_files.clone() {
+        match hostops::write_file(host, o, &env.fleet.layout, &name, desired(files, &name)).await {
+            Ok(()) => written.push(name),
+            Err(e) => {
+                failure = Some(format!("{e:#}"));
+                break;
+            }
+        }
+    }
+    if failure.is_none() {
+        report.restart_started_ms = Some(started.elapsed().as_millis());
+        report.restarted = true;
+        if !opts.quiet {
+            output::progress(&format!("{}: docker compose up -d", o.name));
+        }
+        if let Err(e) = hostops::compose(host, o, &["up", "-d", "--remove-orphans"]).await {
+            failure = Some(format!("{e:#}"));
+        }
+    }
+    if failure.is_none() {
+        match gate(env, host, o, opts).await {
+            Ok(h) => {
+                report.healthy_ms = Some(started.elapsed().as_millis());
+                report.result = HostResult::Updated;
+                report.detail = format!("{}; {}", report.detail, h.detail);
+                return;
+            }
+            Err(detail) => failure = Some(detail),
+        }
+    }
+    // Roll back: previous files, containers recreated from them.
+    let reason = failure.unwrap_or_default();
+    let first_deploy = written.iter().all(|n| state.file(n).is_none());
+    let rollback = async {
+        if first_deploy {
+            hostops::compose(host, o, &["down"]).await.map(drop)?;
+        }
+        for name in written.iter().rev() {
+            hostops::restore_file(host, o, name).await?;
+        }
+        if !first_deploy {
+            hostops::compose(host, o, &["up", "-d", "--remove-orphans"]).await.map(drop)?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    match rollback {
+        Ok(()) => {
+            report.result = HostResult::RolledBack;
+            report.detail = format!(
+                "{reason}; previous files restored and containers {}",
+                if first_deploy { "removed (there was no previous deployment)" } else { "restarted" }
+            );
+        }
+        Err(e) => {
+            report.result = HostResult::Failed;
+            report.detail = format!("{reason}; rollback failed too: {e:#}");
+        }
+    }
+}
+
+/// Polls the host until it observes and its exporter serves metrics, or the timeout passes.
+async fn gate(env: &Environment, host: &Host, o: &Observer, opts: &Options) -> Result<Health, String> {
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let client = env.fleet.zookeeper.client_port.get();
+    let metrics = env.fleet.metrics.port().get();
+    loop {
+        let h = hostops::probe(host, o, client, metrics).await.map_err(|e| format!("{e:#}"))?;
+        if h.healthy() {
+            if !opts.quiet {
+                output::progress(&format!("{}: healthy after {:.1}s ({})", o.name, started.elapsed().as_secs_f64(), h.detail));
+            }
+            return Ok(h);
+        }
+        if started.elapsed() >= opts.health_timeout {
+            return Err(format!(
+                "health gate failed after {}: {} (it must report Mode: observer, zk_peer_state observing - broadcast, and serve metrics)",
+                output::duration(opts.health_timeout),
+                h.detail
+            ));
+        }
+        if !opts.quiet && last_report.elapsed() >= Duration::from_secs(5) {
+            output::progress(&format!("{}: waiting to observe ({}, {:.0}s)", o.name, h.detail, started.elapsed().as_secs_f64()));
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Live status of each host (no writes).
+#[derive(Debug, Clone, Serialize)]
+pub struct HostStatus {
+    pub host: String,
+    pub address: String,
+    pub reachable: bool,
+    pub files_in_sync: Option<bool>,
+    pub out_of_sync_files: Vec<String>,
+    pub containers_running: Option<bool>,
+    pub mode: Option<String>,
+    pub synced: Option<bool>,
+    pub exporter: Option<bool>,
+    pub detail: String,
+}
+
+impl HostStatus {
+    pub fn good(&self) -> bool {
+        self.reachable
+            && self.files_in_sync == Some(true)
+            && self.containers_running == Some(true)
+            && self.synced == Some(true)
+            && self.exporter == Some(true)
+    }
+}
+
+pub async fn status(env: &Environment, targets: &[(&Observer, &HostFiles)], ssh: &SshArgs) -> Vec<HostStatus> {
+    let client = env.fleet.zookeeper.client_port.get();
+    let metrics = env.fleet.metrics.port().get();
+    let needs_exporter = matches!(env.fleet.metrics, Metrics::Exporter { .. });
+    stream::iter(targets.iter().map(|(o, files)| async move {
+        let mut s = HostStatus {
+            host: o.name.clone(),
+            address: o.address.to_string(),
+            reachable: false,
+            files_in_sync: None,
+            out_of_sync_files: vec![],
+            containers_running: None,
+            mode: None,
+            synced: None,
+            exporter: None,
+            detail: String::new(),
+        };
+        let host = match Host::connect(o, ssh).await {
+            Ok(h) => h,
+            Err(e) => {
+                s.detail = format!("{e:#}");
+                return s;
+            }
+        };
+        s.reachable = true;
+        let result = async {
+            let state = hostops::inspect(&host, o).await?;
+            s.out_of_sync_files = FILES.iter().filter(|n| state.file(n) != Some(desired(files, n))).map(|n| n.to_string()).collect();
+            s.files_in_sync = Some(s.out_of_sync_files.is_empty());
+            s.containers_running = Some(
+                state.zookeeper_running() && (!needs_exporter || state.running.iter().any(|x| x == hosts::render::EXPORTER_SERVICE)),
+            );
+            let h = hostops::probe(&host, o, client, metrics).await?;
+            s.mode = h.mode.clone();
+            s.synced = Some(h.observing());
+            s.exporter = Some(h.exporter);
+            s.detail = h.detail;
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            s.detail = format!("{e:#}");
+        }
+        host.close().await;
+        s
+    }))
+    .buffered(ssh.parallel.max(1))
+    .collect()
+    .await
+}
