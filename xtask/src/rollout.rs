@@ -215,7 +215,7 @@ async fn update_one(
         if !opts.quiet {
             output::progress(&format!("{}: docker compose up -d", o.name));
         }
-        if let Err(e) = hostops::compose(host, o, &["up", "-d", "--remove-orphans"]).await {
+        if let Err(e) = recreate(host, o, &report.changed_files).await {
             failure = Some(format!("{e:#}"));
         }
     }
@@ -241,7 +241,7 @@ async fn update_one(
             hostops::restore_file(host, o, name).await?;
         }
         if !first_deploy {
-            hostops::compose(host, o, &["up", "-d", "--remove-orphans"]).await.map(drop)?;
+            recreate(host, o, &written).await?;
         }
         anyhow::Ok(())
     }
@@ -259,6 +259,18 @@ async fn update_one(
             report.detail = format!("{reason}; rollback failed too: {e:#}");
         }
     }
+}
+
+/// `docker compose up -d`, which recreates a container whose service definition changed. A new
+/// zoo.cfg alone does not change the compose file (its hash label only follows the rendered file),
+/// and the running container still has the replaced file's old inode mounted: recreate it.
+async fn recreate(host: &Host, o: &Observer, changed: &[String]) -> Result<()> {
+    hostops::compose(host, o, &["up", "-d", "--remove-orphans"]).await?;
+    let zoo_cfg_only = changed.iter().any(|f| f == hosts::render::ZOO_CFG_FILE) && !changed.iter().any(|f| f == hosts::render::COMPOSE_FILE);
+    if zoo_cfg_only {
+        hostops::compose(host, o, &["up", "-d", "--force-recreate", "--no-deps", hosts::render::ZOOKEEPER_SERVICE]).await?;
+    }
+    Ok(())
 }
 
 /// Polls the host until it observes and its exporter serves metrics, or the timeout passes.

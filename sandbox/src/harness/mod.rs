@@ -83,8 +83,9 @@ impl Sandbox {
         std::fs::write(&identity, include_str!("../../../tests/sandbox/ssh/deploy_ed25519_key"))?;
         set_mode(&identity, 0o600)?;
 
-        net::create(&env)?;
+        // From here on, dropping `sandbox` (also on an early error) tears down what was made.
         let mut sandbox = Sandbox { env, ensemble: None, hosts: vec![], identity, _lock: lock };
+        net::create(&sandbox.env)?;
         if options.ensemble {
             sandbox.ensemble = Some(Ensemble::start(&sandbox.env)?);
         }

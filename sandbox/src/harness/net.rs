@@ -80,9 +80,20 @@ pub fn set_link(myid: u32, up: bool) -> Result<()> {
     ip(&["link", "set", &format!("zkv-o{myid}"), if up { "up" } else { "down" }])
 }
 
+/// The root-namespace ends of the veth pairs.
+fn veths(env: &Environment) -> Vec<String> {
+    let mut v = vec!["zkv-cluster".to_string()];
+    v.extend(env.fleet.observers.iter().map(|o| format!("zkv-o{}", o.myid)));
+    v
+}
+
 pub fn delete(env: &Environment) {
     for ns in namespaces(env) {
         let _ = Command::new("ip").args(["netns", "del", &ns]).stderr(Stdio::null()).status();
+    }
+    // A namespace lives on while a dying process still holds it, and its veth with it.
+    for veth in veths(env) {
+        let _ = Command::new("ip").args(["link", "del", &veth]).stderr(Stdio::null()).status();
     }
     let _ = Command::new("ip").args(["link", "del", BRIDGE]).stderr(Stdio::null()).status();
     let _ = Command::new("iptables")
