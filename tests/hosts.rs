@@ -16,36 +16,63 @@ const OBS1: &str = "zk-observer-1";
 const OBS2: &str = "zk-observer-2";
 
 fn start() -> Sandbox {
-    Sandbox::start(Options::default()).expect("the sandbox starts (run as root; see .ci/run for the packages)")
+    Sandbox::start(Options::default())
+        .expect("the sandbox starts (run as root; see .ci/run for the packages)")
 }
 
 fn xtask(sb: &Sandbox, args: &[&str]) -> Output {
     let mut c = common::xtask();
-    c.arg(args[0]).args(["--env", "sandbox", "--identity"]).arg(sb.ssh_identity()).args(&args[1..]);
+    c.arg(args[0])
+        .args(["--env", "sandbox", "--identity"])
+        .arg(sb.ssh_identity())
+        .args(&args[1..]);
     common::run(&mut c)
 }
 
 fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("JSON on stdout ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "JSON on stdout ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["hosts"].as_array().unwrap().iter().find(|h| h["host"] == name).unwrap()
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == name)
+        .unwrap()
 }
 
 fn mode(sb: &Sandbox, name: &str) -> String {
     let h = sb.host(name);
     four_letter_word(&h.address.to_string(), 2181, "srvr")
         .ok()
-        .and_then(|a| a.lines().find_map(|l| l.strip_prefix("Mode: ").map(String::from)))
+        .and_then(|a| {
+            a.lines()
+                .find_map(|l| l.strip_prefix("Mode: ").map(String::from))
+        })
         .unwrap_or_else(|| "down".into())
 }
 
 /// When the host's ZooKeeper container was started (changes on every restart).
 fn started_at(sb: &Sandbox, name: &str) -> String {
     let h = sb.host(name);
-    let id = h.docker(&["ps", "-q", "--filter", "label=com.docker.compose.service=zookeeper"]).unwrap();
-    h.docker(&["inspect", "-f", "{{.State.StartedAt}}", id.trim()]).unwrap().trim().to_string()
+    let id = h
+        .docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            "label=com.docker.compose.service=zookeeper",
+        ])
+        .unwrap();
+    h.docker(&["inspect", "-f", "{{.State.StartedAt}}", id.trim()])
+        .unwrap()
+        .trim()
+        .to_string()
 }
 
 fn deployed(sb: &Sandbox, name: &str, file: &str) -> String {
@@ -53,7 +80,10 @@ fn deployed(sb: &Sandbox, name: &str, file: &str) -> String {
 }
 
 fn mtime(sb: &Sandbox, name: &str, file: &str) -> std::time::SystemTime {
-    std::fs::metadata(sb.host(name).deploy_dir.join(file)).unwrap().modified().unwrap()
+    std::fs::metadata(sb.host(name).deploy_dir.join(file))
+        .unwrap()
+        .modified()
+        .unwrap()
 }
 
 fn first_push(sb: &Sandbox) {
@@ -68,9 +98,16 @@ fn first_push(sb: &Sandbox) {
 fn first_push_makes_real_observers_and_a_second_push_changes_nothing() {
     let sb = start();
     let out = xtask(&sb, &["push", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(2), "a dry run on empty hosts shows changes");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a dry run on empty hosts shows changes"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("+server.4=0.0.0.0:2888:3888:observer"));
-    assert!(!sb.host(OBS1).deploy_dir.join("zoo.cfg").exists(), "a dry run writes nothing");
+    assert!(
+        !sb.host(OBS1).deploy_dir.join("zoo.cfg").exists(),
+        "a dry run writes nothing"
+    );
 
     first_push(&sb);
     assert_eq!(mode(&sb, OBS1), "observer");
@@ -82,15 +119,28 @@ fn first_push_makes_real_observers_and_a_second_push_changes_nothing() {
     // A value written on the leader is served by each observer.
     let ens = sb.ensemble.as_ref().unwrap();
     let leader = ens.leader().expect("a leader");
-    let created = Ensemble::cli(&format!("{}:2181", leader.address), &["create", "/probe", "hello-from-the-leader"]).unwrap();
+    let created = Ensemble::cli(
+        &format!("{}:2181", leader.address),
+        &["create", "/probe", "hello-from-the-leader"],
+    )
+    .unwrap();
     assert!(created.contains("Created /probe"), "{created}");
     for name in [OBS1, OBS2] {
-        let got = Ensemble::cli(&format!("{}:2181", sb.host(name).address), &["get", "/probe"]).unwrap();
+        let got = Ensemble::cli(
+            &format!("{}:2181", sb.host(name).address),
+            &["get", "/probe"],
+        )
+        .unwrap();
         assert!(got.contains("hello-from-the-leader"), "{name}: {got}");
     }
 
     // A second push writes nothing and restarts nothing.
-    let before = (started_at(&sb, OBS1), started_at(&sb, OBS2), mtime(&sb, OBS1, "zoo.cfg"), mtime(&sb, OBS2, "docker-compose.yaml"));
+    let before = (
+        started_at(&sb, OBS1),
+        started_at(&sb, OBS2),
+        mtime(&sb, OBS1, "zoo.cfg"),
+        mtime(&sb, OBS2, "docker-compose.yaml"),
+    );
     let out = xtask(&sb, &["push", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0));
     let r = json(&out);
@@ -98,7 +148,12 @@ fn first_push_makes_real_observers_and_a_second_push_changes_nothing() {
         assert_eq!(host(&r, name)["result"], "unchanged");
         assert_eq!(host(&r, name)["restarted"], false);
     }
-    let after = (started_at(&sb, OBS1), started_at(&sb, OBS2), mtime(&sb, OBS1, "zoo.cfg"), mtime(&sb, OBS2, "docker-compose.yaml"));
+    let after = (
+        started_at(&sb, OBS1),
+        started_at(&sb, OBS2),
+        mtime(&sb, OBS1, "zoo.cfg"),
+        mtime(&sb, OBS2, "docker-compose.yaml"),
+    );
     assert_eq!(before, after, "no write, no restart");
 
     let out = xtask(&sb, &["status", "--output", "json"]);
@@ -113,7 +168,11 @@ fn first_push_makes_real_observers_and_a_second_push_changes_nothing() {
     }
     let out = xtask(&sb, &["status"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.lines().any(|l| l.starts_with(OBS1) && l.contains("observer")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(OBS1) && l.contains("observer")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -123,7 +182,9 @@ fn a_config_change_restarts_hosts_one_at_a_time() {
     // Someone edits zoo.cfg on both hosts; push puts the rendered one back.
     for name in [OBS1, OBS2] {
         let path = sb.host(name).deploy_dir.join("zoo.cfg");
-        let edited = std::fs::read_to_string(&path).unwrap().replace("syncLimit=10", "syncLimit=3");
+        let edited = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("syncLimit=10", "syncLimit=3");
         std::fs::write(&path, edited).unwrap();
     }
     let before = (started_at(&sb, OBS1), started_at(&sb, OBS2));
@@ -133,11 +194,21 @@ fn a_config_change_restarts_hosts_one_at_a_time() {
     let (h1, h2) = (host(&r, OBS1), host(&r, OBS2));
     assert_eq!(h1["result"], "updated");
     assert_eq!(h2["result"], "updated");
-    assert_eq!(h1["changed_files"], serde_json::json!(["zoo.cfg"]), "only the edited file is written");
-    assert!(h1["diff"].as_str().unwrap().contains("-syncLimit=3\n+syncLimit=10\n"));
+    assert_eq!(
+        h1["changed_files"],
+        serde_json::json!(["zoo.cfg"]),
+        "only the edited file is written"
+    );
+    assert!(h1["diff"]
+        .as_str()
+        .unwrap()
+        .contains("-syncLimit=3\n+syncLimit=10\n"));
     let healthy1 = h1["healthy_ms"].as_u64().unwrap();
     let restart2 = h2["restart_started_ms"].as_u64().unwrap();
-    assert!(restart2 >= healthy1, "host 2 restarted ({restart2} ms) only after host 1 was healthy ({healthy1} ms)");
+    assert!(
+        restart2 >= healthy1,
+        "host 2 restarted ({restart2} ms) only after host 1 was healthy ({healthy1} ms)"
+    );
     let after = (started_at(&sb, OBS1), started_at(&sb, OBS2));
     assert_ne!(before.0, after.0, "{OBS1} restarted");
     assert_ne!(before.1, after.1, "{OBS2} restarted");
@@ -156,10 +227,14 @@ fn a_config_that_cannot_sync_is_rolled_back_and_the_rest_is_left_alone() {
     let api = sandbox::ApiServer::start(sandbox::Config {
         namespaces: vec!["zookeeper".into()],
         load_balancer: sandbox::LoadBalancerMode::After(Duration::from_millis(100)),
-        lb_addresses: [("zk0", "198.18.0.97"), ("zk1", "198.18.0.98"), ("zk2", "198.18.0.99")]
-            .into_iter()
-            .map(|(s, a)| (format!("zookeeper/{s}"), a.to_string()))
-            .collect(),
+        lb_addresses: [
+            ("zk0", "198.18.0.97"),
+            ("zk1", "198.18.0.98"),
+            ("zk2", "198.18.0.99"),
+        ]
+        .into_iter()
+        .map(|(s, a)| (format!("zookeeper/{s}"), a.to_string()))
+        .collect(),
         crds: true,
     })
     .unwrap();
@@ -167,12 +242,30 @@ fn a_config_that_cannot_sync_is_rolled_back_and_the_rest_is_left_alone() {
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, api.kubeconfig("zk-observers-sandbox")).unwrap();
     let mut apply = common::xtask();
-    apply.env("KUBECONFIG", &kubeconfig).args(["apply", "--env", "sandbox", "--timeout", "20s", "--accept-live-addresses"]);
+    apply.env("KUBECONFIG", &kubeconfig).args([
+        "apply",
+        "--env",
+        "sandbox",
+        "--timeout",
+        "20s",
+        "--accept-live-addresses",
+    ]);
     assert_eq!(common::run(&mut apply).status.code(), Some(0));
 
     let mut push = common::xtask();
     push.env("KUBECONFIG", &kubeconfig)
-        .args(["push", "--env", "sandbox", "--addresses", "live", "--health-timeout", "15s", "--output", "json", "--identity"])
+        .args([
+            "push",
+            "--env",
+            "sandbox",
+            "--addresses",
+            "live",
+            "--health-timeout",
+            "15s",
+            "--output",
+            "json",
+            "--identity",
+        ])
         .arg(sb.ssh_identity());
     let out = common::run(&mut push);
     assert_eq!(out.status.code(), Some(1));
@@ -181,17 +274,30 @@ fn a_config_that_cannot_sync_is_rolled_back_and_the_rest_is_left_alone() {
     assert_eq!(h1["result"], "rolled-back");
     let detail = h1["detail"].as_str().unwrap();
     assert!(detail.contains("health gate failed after 15s"), "{detail}");
-    assert!(detail.contains("previous files restored and containers restarted"), "{detail}");
+    assert!(
+        detail.contains("previous files restored and containers restarted"),
+        "{detail}"
+    );
     assert_eq!(h2["result"], "not-touched");
-    assert!(h2["detail"].as_str().unwrap().contains("the rollout stopped at zk-observer-1"));
+    assert!(h2["detail"]
+        .as_str()
+        .unwrap()
+        .contains("the rollout stopped at zk-observer-1"));
 
-    assert_eq!(deployed(&sb, OBS1, "zoo.cfg"), good, "previous zoo.cfg restored");
+    assert_eq!(
+        deployed(&sb, OBS1, "zoo.cfg"),
+        good,
+        "previous zoo.cfg restored"
+    );
     assert!(!deployed(&sb, OBS2, "zoo.cfg").contains("198.18.0.97"));
     assert_eq!(started_at(&sb, OBS2), untouched, "{OBS2} was not restarted");
     // The rolled-back host observes again.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while mode(&sb, OBS1) != "observer" {
-        assert!(std::time::Instant::now() < deadline, "{OBS1} did not come back after the rollback");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{OBS1} did not come back after the rollback"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -202,16 +308,32 @@ fn an_unreachable_host_is_reported_while_the_others_proceed() {
     first_push(&sb);
     for name in [OBS1, OBS2] {
         let path = sb.host(name).deploy_dir.join("zoo.cfg");
-        std::fs::write(&path, std::fs::read_to_string(&path).unwrap().replace("initLimit=5", "initLimit=6")).unwrap();
+        std::fs::write(
+            &path,
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .replace("initLimit=5", "initLimit=6"),
+        )
+        .unwrap();
     }
     sb.host(OBS2).set_link(false).unwrap();
-    let out = xtask(&sb, &["push", "--output", "json", "--connect-timeout", "3s"]);
+    let out = xtask(
+        &sb,
+        &["push", "--output", "json", "--connect-timeout", "3s"],
+    );
     sb.host(OBS2).set_link(true).unwrap();
     assert_eq!(out.status.code(), Some(1));
     let r = json(&out);
     assert_eq!(host(&r, OBS1)["result"], "updated");
     assert_eq!(host(&r, OBS2)["result"], "unreachable");
-    assert!(host(&r, OBS2)["detail"].as_str().unwrap().contains("198.18.1.5"), "{}", host(&r, OBS2)["detail"]);
+    assert!(
+        host(&r, OBS2)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("198.18.1.5"),
+        "{}",
+        host(&r, OBS2)["detail"]
+    );
     assert!(deployed(&sb, OBS1, "zoo.cfg").contains("\ninitLimit=5\n"));
 }
 
@@ -220,22 +342,43 @@ fn a_host_key_mismatch_is_refused_showing_both_fingerprints() {
     let mut sb = start();
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("impostor");
-    assert!(std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).status().unwrap().success());
+    assert!(std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap()
+        .success());
     let impostor = std::fs::read_to_string(&key).unwrap();
     let fingerprint = String::from_utf8(
-        std::process::Command::new("ssh-keygen").arg("-lf").arg(key.with_extension("pub")).output().unwrap().stdout,
+        std::process::Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(key.with_extension("pub"))
+            .output()
+            .unwrap()
+            .stdout,
     )
     .unwrap();
     let presented = fingerprint.split_whitespace().nth(1).unwrap().to_string();
-    sb.hosts.iter_mut().find(|h| h.name == OBS1).unwrap().start_sshd(&impostor).unwrap();
+    sb.hosts
+        .iter_mut()
+        .find(|h| h.name == OBS1)
+        .unwrap()
+        .start_sshd(&impostor)
+        .unwrap();
 
     let out = xtask(&sb, &["push", "--host", OBS1]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("does not match the pinned one; refusing to connect"), "{text}");
+    assert!(
+        text.contains("does not match the pinned one; refusing to connect"),
+        "{text}"
+    );
     assert!(text.contains("pinned:    SHA256:"), "{text}");
     assert!(text.contains(&format!("presented: {presented}")), "{text}");
-    assert!(!sb.host(OBS1).deploy_dir.join("zoo.cfg").exists(), "nothing was written");
+    assert!(
+        !sb.host(OBS1).deploy_dir.join("zoo.cfg").exists(),
+        "nothing was written"
+    );
 }
 
 #[test]
@@ -251,8 +394,19 @@ fn an_interrupted_upload_leaves_the_old_file_and_a_rerun_converges() {
     let mut ssh = std::process::Command::new("ssh");
     ssh.args(["-i"])
         .arg(sb.ssh_identity())
-        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "root@198.18.1.4"])
-        .arg(format!("sh -c '{}' zk-observers {dir} zoo.cfg {sum} 1000 1000", xtask::hostops::WRITE.replace('\'', "'\\''")))
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "root@198.18.1.4",
+        ])
+        .arg(format!(
+            "sh -c '{}' zk-observers {dir} zoo.cfg {sum} 1000 1000",
+            xtask::hostops::WRITE.replace('\'', "'\\''")
+        ))
         .stdin(std::process::Stdio::piped());
     let mut child = ssh.spawn().unwrap();
     {
@@ -262,7 +416,11 @@ fn an_interrupted_upload_leaves_the_old_file_and_a_rerun_converges() {
     } // the connection's stdin closes half-way, as when the pushing process dies
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(3), "the short upload is detected");
-    assert_eq!(deployed(&sb, OBS1, "zoo.cfg"), old, "the old file is intact");
+    assert_eq!(
+        deployed(&sb, OBS1, "zoo.cfg"),
+        old,
+        "the old file is intact"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(sb.host(OBS1).deploy_dir.clone())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -271,10 +429,17 @@ fn an_interrupted_upload_leaves_the_old_file_and_a_rerun_converges() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
     // A push killed while it uploads: the files are old or new, never partial, and a rerun converges.
-    std::fs::write(sb.host(OBS1).deploy_dir.join("zoo.cfg"), old.replace("syncLimit=10", "syncLimit=2")).unwrap();
+    std::fs::write(
+        sb.host(OBS1).deploy_dir.join("zoo.cfg"),
+        old.replace("syncLimit=10", "syncLimit=2"),
+    )
+    .unwrap();
     let mut push = common::xtask();
-    push.args(["push", "--env", "sandbox", "--identity"]).arg(sb.ssh_identity()).env("RUST_LOG", "xtask=debug");
-    push.stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::null());
+    push.args(["push", "--env", "sandbox", "--identity"])
+        .arg(sb.ssh_identity())
+        .env("RUST_LOG", "xtask=debug");
+    push.stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
     let mut child = push.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut reader = std::io::BufReader::new(stderr);
@@ -290,7 +455,10 @@ fn an_interrupted_upload_leaves_the_old_file_and_a_rerun_converges() {
     }
     child.wait().unwrap();
     let now = deployed(&sb, OBS1, "zoo.cfg");
-    assert!(now == old || now == old.replace("syncLimit=10", "syncLimit=2"), "never partial:\n{now}");
+    assert!(
+        now == old || now == old.replace("syncLimit=10", "syncLimit=2"),
+        "never partial:\n{now}"
+    );
     let out = xtask(&sb, &["push"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(deployed(&sb, OBS1, "zoo.cfg"), old);

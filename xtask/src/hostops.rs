@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 use base64::Engine as _;
-use hosts::render::{COMPOSE_FILE, ZOO_CFG_FILE, ZOOKEEPER_SERVICE};
+use hosts::render::{COMPOSE_FILE, ZOOKEEPER_SERVICE, ZOO_CFG_FILE};
 use hosts::Observer;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -104,7 +104,14 @@ impl HostState {
 }
 
 pub async fn inspect(host: &Host, o: &Observer) -> Result<HostState> {
-    let out = host.sh_ok("reading the deployed files", INSPECT, &[&o.deploy_dir.0, PROJECT], None).await?;
+    let out = host
+        .sh_ok(
+            "reading the deployed files",
+            INSPECT,
+            &[&o.deploy_dir.0, PROJECT],
+            None,
+        )
+        .await?;
     parse_inspect(&out)
 }
 
@@ -118,7 +125,10 @@ fn parse_inspect(out: &str) -> Result<HostState> {
         if let Some(name) = line.strip_prefix("=== file ") {
             let b64 = lines.next().unwrap_or_default();
             let bytes = base64::engine::general_purpose::STANDARD.decode(b64.trim())?;
-            files.insert(name.to_string(), Some(String::from_utf8_lossy(&bytes).into_owned()));
+            files.insert(
+                name.to_string(),
+                Some(String::from_utf8_lossy(&bytes).into_owned()),
+            );
         } else if let Some(name) = line.strip_prefix("=== absent ") {
             files.insert(name.to_string(), None);
         } else if let Some(v) = line.strip_prefix("=== compose ") {
@@ -136,20 +146,39 @@ fn parse_inspect(out: &str) -> Result<HostState> {
     if files.len() != FILES.len() {
         bail!("unexpected answer from the host: {out}");
     }
-    Ok(HostState { files, compose, running })
+    Ok(HostState {
+        files,
+        compose,
+        running,
+    })
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
-pub async fn write_file(host: &Host, o: &Observer, layout: &hosts::observer::ImageLayout, name: &str, contents: &str) -> Result<()> {
+pub async fn write_file(
+    host: &Host,
+    o: &Observer,
+    layout: &hosts::observer::ImageLayout,
+    name: &str,
+    contents: &str,
+) -> Result<()> {
     tracing::debug!(host = %o.name, file = name, "uploading");
     let sum = sha256_hex(contents.as_bytes());
     host.sh_ok(
         &format!("writing {name}"),
         WRITE,
-        &[&o.deploy_dir.0, name, &sum, &layout.uid.to_string(), &layout.gid.to_string()],
+        &[
+            &o.deploy_dir.0,
+            name,
+            &sum,
+            &layout.uid.to_string(),
+            &layout.gid.to_string(),
+        ],
         Some(contents.as_bytes()),
     )
     .await
@@ -157,13 +186,26 @@ pub async fn write_file(host: &Host, o: &Observer, layout: &hosts::observer::Ima
 }
 
 pub async fn restore_file(host: &Host, o: &Observer, name: &str) -> Result<()> {
-    host.sh_ok(&format!("restoring the previous {name}"), RESTORE, &[&o.deploy_dir.0, name], None).await.map(drop)
+    host.sh_ok(
+        &format!("restoring the previous {name}"),
+        RESTORE,
+        &[&o.deploy_dir.0, name],
+        None,
+    )
+    .await
+    .map(drop)
 }
 
 pub async fn compose(host: &Host, o: &Observer, args: &[&str]) -> Result<String> {
     let mut all = vec![o.deploy_dir.0.as_str(), PROJECT];
     all.extend_from_slice(args);
-    host.sh_ok(&format!("docker compose {}", args.join(" ")), COMPOSE, &all, None).await
+    host.sh_ok(
+        &format!("docker compose {}", args.join(" ")),
+        COMPOSE,
+        &all,
+        None,
+    )
+    .await
 }
 
 /// What the health probe saw.
@@ -181,7 +223,8 @@ pub struct Health {
 
 impl Health {
     pub fn observing(&self) -> bool {
-        self.mode.as_deref() == Some("observer") && self.peer_state.as_deref() == Some("observing - broadcast")
+        self.mode.as_deref() == Some("observer")
+            && self.peer_state.as_deref() == Some("observing - broadcast")
     }
 
     pub fn healthy(&self) -> bool {
@@ -189,8 +232,23 @@ impl Health {
     }
 }
 
-pub async fn probe(host: &Host, o: &Observer, client_port: u16, metrics_port: u16) -> Result<Health> {
-    let out = host.sh(PROBE, &[&o.address.to_string(), &client_port.to_string(), &metrics_port.to_string()], None).await?;
+pub async fn probe(
+    host: &Host,
+    o: &Observer,
+    client_port: u16,
+    metrics_port: u16,
+) -> Result<Health> {
+    let out = host
+        .sh(
+            PROBE,
+            &[
+                &o.address.to_string(),
+                &client_port.to_string(),
+                &metrics_port.to_string(),
+            ],
+            None,
+        )
+        .await?;
     Ok(parse_probe(&out.stdout))
 }
 
@@ -204,23 +262,43 @@ pub fn parse_probe(out: &str) -> Health {
     let srvr = section("srvr");
     let mntr = section("mntr");
     let metrics = section("metrics");
-    let mode = srvr.lines().find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_string()));
-    let peer_state = mntr.lines().find_map(|l| l.strip_prefix("zk_peer_state\t").map(|m| m.trim().to_string()));
-    let exporter = metrics.starts_with("HTTP/1.") && metrics.lines().any(|l| l.starts_with("zk_") && !l.starts_with("zk_up 0"));
+    let mode = srvr
+        .lines()
+        .find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_string()));
+    let peer_state = mntr.lines().find_map(|l| {
+        l.strip_prefix("zk_peer_state\t")
+            .map(|m| m.trim().to_string())
+    });
+    let exporter = metrics.starts_with("HTTP/1.")
+        && metrics
+            .lines()
+            .any(|l| l.starts_with("zk_") && !l.starts_with("zk_up 0"));
     let detail = if mode.is_none() {
         format!("srvr: {}", first_line(srvr))
     } else if peer_state.as_deref() != Some("observing - broadcast") {
-        format!("mode {}, peer state {}", mode.as_deref().unwrap_or("?"), peer_state.as_deref().unwrap_or("?"))
+        format!(
+            "mode {}, peer state {}",
+            mode.as_deref().unwrap_or("?"),
+            peer_state.as_deref().unwrap_or("?")
+        )
     } else if !exporter {
         format!("exporter: {}", first_line(metrics))
     } else {
         "observing - broadcast, exporter serving".into()
     };
-    Health { mode, peer_state, exporter, detail }
+    Health {
+        mode,
+        peer_state,
+        exporter,
+        detail,
+    }
 }
 
 fn first_line(s: &str) -> String {
-    let l = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("no answer");
+    let l = s
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no answer");
     l.chars().take(120).collect()
 }
 
@@ -241,10 +319,18 @@ mod tests {
     fn a_syncing_or_dead_observer_is_not_healthy() {
         let h = parse_probe("=== srvr\nThis ZooKeeper instance is not currently serving requests\n\n=== mntr\n\n=== metrics\n");
         assert!(!h.healthy());
-        assert!(h.detail.contains("not currently serving requests"), "{}", h.detail);
+        assert!(
+            h.detail.contains("not currently serving requests"),
+            "{}",
+            h.detail
+        );
         let h = parse_probe("=== srvr\nMode: observer\n\n=== mntr\nzk_peer_state\tobserving - synchronization - DIFF\n\n=== metrics\nHTTP/1.0 200 OK\r\n\r\nzk_up 1\n");
         assert!(!h.healthy());
-        assert!(h.detail.contains("observing - synchronization"), "{}", h.detail);
+        assert!(
+            h.detail.contains("observing - synchronization"),
+            "{}",
+            h.detail
+        );
         let h = parse_probe("=== srvr\nMode: observer\n\n=== mntr\nzk_peer_state\tobserving - broadcast\n\n=== metrics\nbash: connect: Connection refused\n");
         assert!(h.observing() && !h.healthy());
     }

@@ -115,11 +115,18 @@ pub async fn wait_for_addresses(
 }
 
 /// The per-pod Services' current addresses, without waiting; a Service without one is an error.
-pub async fn current_addresses(cluster: &Cluster, env: &Environment) -> Result<BTreeMap<u32, ServerAddress>> {
+pub async fn current_addresses(
+    cluster: &Cluster,
+    env: &Environment,
+) -> Result<BTreeMap<u32, ServerAddress>> {
     let mut found = BTreeMap::new();
     let mut pending = Vec::new();
     for p in env.ensemble.participants() {
-        let r = ObjectRef { kind: Kind::Service, namespace: env.ensemble.namespace.clone(), name: p.service_name.clone() };
+        let r = ObjectRef {
+            kind: Kind::Service,
+            namespace: env.ensemble.namespace.clone(),
+            name: p.service_name.clone(),
+        };
         match cluster.get(&r).await?.as_ref().and_then(ingress_address) {
             Some(a) => {
                 found.insert(p.ordinal, a);

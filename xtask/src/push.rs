@@ -14,11 +14,25 @@ use crate::{environments, exit, lb, output};
 pub fn targets<'a>(env: &'a Environment, names: &[String]) -> Result<Vec<&'a Observer>> {
     for n in names {
         if !env.fleet.observers.iter().any(|o| &o.name == n) {
-            let known: Vec<&str> = env.fleet.observers.iter().map(|o| o.name.as_str()).collect();
-            bail!("--host {n}: environment {} has no such observer (observers: {})", env.name, known.join(", "));
+            let known: Vec<&str> = env
+                .fleet
+                .observers
+                .iter()
+                .map(|o| o.name.as_str())
+                .collect();
+            bail!(
+                "--host {n}: environment {} has no such observer (observers: {})",
+                env.name,
+                known.join(", ")
+            );
         }
     }
-    Ok(env.fleet.observers.iter().filter(|o| names.is_empty() || names.contains(&o.name)).collect())
+    Ok(env
+        .fleet
+        .observers
+        .iter()
+        .filter(|o| names.is_empty() || names.contains(&o.name))
+        .collect())
 }
 
 /// Host files for every observer, from the recorded or the live load-balancer addresses.
@@ -42,16 +56,28 @@ pub fn run(args: &PushArgs, format: OutputFormat) -> Result<u8> {
     let wanted = targets(&env, &args.hosts)?;
     block_on(async {
         let files = host_files(&env, args.addresses, &args.cluster).await?;
-        let targets: Vec<(&Observer, &HostFiles)> =
-            files.iter().filter(|(o, _)| wanted.iter().any(|w| w.name == o.name)).map(|(o, f)| (*o, f)).collect();
-        let opts = Options { dry_run: args.dry_run, health_timeout: args.health_timeout, quiet: format == OutputFormat::Json };
+        let targets: Vec<(&Observer, &HostFiles)> = files
+            .iter()
+            .filter(|(o, _)| wanted.iter().any(|w| w.name == o.name))
+            .map(|(o, f)| (*o, f))
+            .collect();
+        let opts = Options {
+            dry_run: args.dry_run,
+            health_timeout: args.health_timeout,
+            quiet: format == OutputFormat::Json,
+        };
         let reports = rollout::rollout(&env, &targets, &args.ssh, &opts).await;
         Ok(report(&env, &reports, args.dry_run, format))
     })
 }
 
 /// Prints the per-host results and returns the exit code.
-pub fn report(env: &Environment, reports: &[HostReport], dry_run: bool, format: OutputFormat) -> u8 {
+pub fn report(
+    env: &Environment,
+    reports: &[HostReport],
+    dry_run: bool,
+    format: OutputFormat,
+) -> u8 {
     let count = |r: HostResult| reports.iter().filter(|h| h.result == r).count();
     let failed = reports.iter().filter(|h| !h.ok()).count();
     match format {
@@ -75,8 +101,23 @@ pub fn report(env: &Environment, reports: &[HostReport], dry_run: bool, format: 
         ),
         OutputFormat::Text => {
             for h in reports {
-                let word = serde_json::to_value(h.result).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-                output::outcome(&format!("{} ({}){}", h.host, h.address, if h.detail.is_empty() { String::new() } else { format!(": {}", h.detail) }), &word);
+                let word = serde_json::to_value(h.result)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default();
+                output::outcome(
+                    &format!(
+                        "{} ({}){}",
+                        h.host,
+                        h.address,
+                        if h.detail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", h.detail)
+                        }
+                    ),
+                    &word,
+                );
             }
             output::line(&format!(
                 "hosts of {}: {} updated, {} unchanged, {} would change, {} unreachable, {} rolled back, {} failed, {} not touched",

@@ -51,7 +51,10 @@ pub struct HostReport {
 
 impl HostReport {
     pub fn ok(&self) -> bool {
-        matches!(self.result, HostResult::Unchanged | HostResult::Updated | HostResult::WouldChange)
+        matches!(
+            self.result,
+            HostResult::Unchanged | HostResult::Updated | HostResult::WouldChange
+        )
     }
 }
 
@@ -70,7 +73,10 @@ struct Target<'a> {
 
 /// Connects to every target (in parallel, bounded) and reads its state. One SSH connection per
 /// host for the whole run.
-async fn connect_all<'a>(targets: &[(&'a Observer, &'a HostFiles)], ssh: &SshArgs) -> Vec<Target<'a>> {
+async fn connect_all<'a>(
+    targets: &[(&'a Observer, &'a HostFiles)],
+    ssh: &SshArgs,
+) -> Vec<Target<'a>> {
     let results: Vec<_> = stream::iter(targets.iter().map(|(o, files)| async move {
         let conn = async {
             let host = Host::connect(o, ssh).await?;
@@ -111,11 +117,21 @@ async fn connect_all<'a>(targets: &[(&'a Observer, &'a HostFiles)], ssh: &SshArg
 }
 
 fn desired<'a>(files: &'a HostFiles, name: &str) -> &'a str {
-    files.files().into_iter().find(|(n, _)| *n == name).map(|(_, c)| c).expect("known file")
+    files
+        .files()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, c)| c)
+        .expect("known file")
 }
 
 /// Runs the rollout over `targets` (inventory order).
-pub async fn rollout(env: &Environment, targets: &[(&Observer, &HostFiles)], ssh: &SshArgs, opts: &Options) -> Vec<HostReport> {
+pub async fn rollout(
+    env: &Environment,
+    targets: &[(&Observer, &HostFiles)],
+    ssh: &SshArgs,
+    opts: &Options,
+) -> Vec<HostReport> {
     let started = Instant::now();
     let mut hosts = connect_all(targets, ssh).await;
     let needs_exporter = matches!(env.fleet.metrics, Metrics::Exporter { .. });
@@ -129,10 +145,20 @@ pub async fn rollout(env: &Environment, targets: &[(&Observer, &HostFiles)], ssh
             if have != Some(want) {
                 t.report.changed_files.push(name.to_string());
                 let path = format!("{}:{}/{name}", t.observer.name, t.observer.deploy_dir);
-                t.report.diff.push_str(&yamldiff::unified(have.unwrap_or(""), want, &format!("{path} (deployed)"), &format!("{path} (desired)")));
+                t.report.diff.push_str(&yamldiff::unified(
+                    have.unwrap_or(""),
+                    want,
+                    &format!("{path} (deployed)"),
+                    &format!("{path} (desired)"),
+                ));
             }
         }
-        let running = state.zookeeper_running() && (!needs_exporter || state.running.iter().any(|s| s == hosts::render::EXPORTER_SERVICE));
+        let running = state.zookeeper_running()
+            && (!needs_exporter
+                || state
+                    .running
+                    .iter()
+                    .any(|s| s == hosts::render::EXPORTER_SERVICE));
         if !t.report.changed_files.is_empty() || !running {
             t.report.result = HostResult::WouldChange;
             t.report.detail = if t.report.changed_files.is_empty() {
@@ -146,10 +172,18 @@ pub async fn rollout(env: &Environment, targets: &[(&Observer, &HostFiles)], ssh
         for t in &hosts {
             match t.report.result {
                 HostResult::WouldChange => {
-                    output::change('~', "update", &format!("host {} ({})", t.report.host, t.report.detail));
+                    output::change(
+                        '~',
+                        "update",
+                        &format!("host {} ({})", t.report.host, t.report.detail),
+                    );
                     output::diff(&t.report.diff);
                 }
-                HostResult::Unreachable => output::change('!', "unreachable", &format!("host {}: {}", t.report.host, t.report.detail)),
+                HostResult::Unreachable => output::change(
+                    '!',
+                    "unreachable",
+                    &format!("host {}: {}", t.report.host, t.report.detail),
+                ),
                 _ => {}
             }
         }
@@ -166,8 +200,7 @@ pub async fn rollout(env: &Environment, targets: &[(&Observer, &HostFiles)], ssh
                 t.report.detail = format!("not touched: the rollout stopped at {at}");
                 continue;
             }
-            let (host, state) = t.conn.as_ref().expect("reachable");
-            update_one(env, host, state, t.observer, t.files, &mut t.report, opts, started).await;
+            update_one(env, t, opts, started).await;
             if !t.report.ok() {
                 stopped = Some(t.report.host.clone());
             }
@@ -183,16 +216,9 @@ pub async fn rollout(env: &Environment, targets: &[(&Observer, &HostFiles)], ssh
     reports
 }
 
-async fn update_one(
-    env: &Environment,
-    host: &Host,
-    state: &HostState,
-    o: &Observer,
-    files: &HostFiles,
-    report: &mut HostReport,
-    opts: &Options,
-    started: Instant,
-) {
+async fn update_one(env: &Environment, t: &mut Target<'_>, opts: &Options, started: Instant) {
+    let (host, state) = t.conn.as_ref().expect("only reachable hosts are updated");
+    let (o, files, report) = (t.observer, t.files, &mut t.report);
     if state.compose == ComposeFlavour::None {
         report.result = HostResult::Failed;
         report.detail = "neither `docker compose` nor `docker-compose` is installed on the host; nothing was changed".into();
@@ -251,7 +277,11 @@ async fn update_one(
             report.result = HostResult::RolledBack;
             report.detail = format!(
                 "{reason}; previous files restored and containers {}",
-                if first_deploy { "removed (there was no previous deployment)" } else { "restarted" }
+                if first_deploy {
+                    "removed (there was no previous deployment)"
+                } else {
+                    "restarted"
+                }
             );
         }
         Err(e) => {
@@ -266,24 +296,48 @@ async fn update_one(
 /// and the running container still has the replaced file's old inode mounted: recreate it.
 async fn recreate(host: &Host, o: &Observer, changed: &[String]) -> Result<()> {
     hostops::compose(host, o, &["up", "-d", "--remove-orphans"]).await?;
-    let zoo_cfg_only = changed.iter().any(|f| f == hosts::render::ZOO_CFG_FILE) && !changed.iter().any(|f| f == hosts::render::COMPOSE_FILE);
+    let zoo_cfg_only = changed.iter().any(|f| f == hosts::render::ZOO_CFG_FILE)
+        && !changed.iter().any(|f| f == hosts::render::COMPOSE_FILE);
     if zoo_cfg_only {
-        hostops::compose(host, o, &["up", "-d", "--force-recreate", "--no-deps", hosts::render::ZOOKEEPER_SERVICE]).await?;
+        hostops::compose(
+            host,
+            o,
+            &[
+                "up",
+                "-d",
+                "--force-recreate",
+                "--no-deps",
+                hosts::render::ZOOKEEPER_SERVICE,
+            ],
+        )
+        .await?;
     }
     Ok(())
 }
 
 /// Polls the host until it observes and its exporter serves metrics, or the timeout passes.
-async fn gate(env: &Environment, host: &Host, o: &Observer, opts: &Options) -> Result<Health, String> {
+async fn gate(
+    env: &Environment,
+    host: &Host,
+    o: &Observer,
+    opts: &Options,
+) -> Result<Health, String> {
     let started = Instant::now();
     let mut last_report = Instant::now();
     let client = env.fleet.zookeeper.client_port.get();
     let metrics = env.fleet.metrics.port().get();
     loop {
-        let h = hostops::probe(host, o, client, metrics).await.map_err(|e| format!("{e:#}"))?;
+        let h = hostops::probe(host, o, client, metrics)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
         if h.healthy() {
             if !opts.quiet {
-                output::progress(&format!("{}: healthy after {:.1}s ({})", o.name, started.elapsed().as_secs_f64(), h.detail));
+                output::progress(&format!(
+                    "{}: healthy after {:.1}s ({})",
+                    o.name,
+                    started.elapsed().as_secs_f64(),
+                    h.detail
+                ));
             }
             return Ok(h);
         }
@@ -295,7 +349,12 @@ async fn gate(env: &Environment, host: &Host, o: &Observer, opts: &Options) -> R
             ));
         }
         if !opts.quiet && last_report.elapsed() >= Duration::from_secs(5) {
-            output::progress(&format!("{}: waiting to observe ({}, {:.0}s)", o.name, h.detail, started.elapsed().as_secs_f64()));
+            output::progress(&format!(
+                "{}: waiting to observe ({}, {:.0}s)",
+                o.name,
+                h.detail,
+                started.elapsed().as_secs_f64()
+            ));
             last_report = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -327,7 +386,11 @@ impl HostStatus {
     }
 }
 
-pub async fn status(env: &Environment, targets: &[(&Observer, &HostFiles)], ssh: &SshArgs) -> Vec<HostStatus> {
+pub async fn status(
+    env: &Environment,
+    targets: &[(&Observer, &HostFiles)],
+    ssh: &SshArgs,
+) -> Vec<HostStatus> {
     let client = env.fleet.zookeeper.client_port.get();
     let metrics = env.fleet.metrics.port().get();
     let needs_exporter = matches!(env.fleet.metrics, Metrics::Exporter { .. });
@@ -354,10 +417,19 @@ pub async fn status(env: &Environment, targets: &[(&Observer, &HostFiles)], ssh:
         s.reachable = true;
         let result = async {
             let state = hostops::inspect(&host, o).await?;
-            s.out_of_sync_files = FILES.iter().filter(|n| state.file(n) != Some(desired(files, n))).map(|n| n.to_string()).collect();
+            s.out_of_sync_files = FILES
+                .iter()
+                .filter(|n| state.file(n) != Some(desired(files, n)))
+                .map(|n| n.to_string())
+                .collect();
             s.files_in_sync = Some(s.out_of_sync_files.is_empty());
             s.containers_running = Some(
-                state.zookeeper_running() && (!needs_exporter || state.running.iter().any(|x| x == hosts::render::EXPORTER_SERVICE)),
+                state.zookeeper_running()
+                    && (!needs_exporter
+                        || state
+                            .running
+                            .iter()
+                            .any(|x| x == hosts::render::EXPORTER_SERVICE)),
             );
             let h = hostops::probe(&host, o, client, metrics).await?;
             s.mode = h.mode.clone();

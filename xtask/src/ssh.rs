@@ -53,11 +53,19 @@ impl Host {
                 o.name
             ),
         };
-        let dir = tempfile::Builder::new().prefix("zk-observers-ssh-").tempdir()?;
-        let host_pattern =
-            if o.ssh.port.get() == 22 { o.address.to_string() } else { format!("[{}]:{}", o.address, o.ssh.port) };
+        let dir = tempfile::Builder::new()
+            .prefix("zk-observers-ssh-")
+            .tempdir()?;
+        let host_pattern = if o.ssh.port.get() == 22 {
+            o.address.to_string()
+        } else {
+            format!("[{}]:{}", o.address, o.ssh.port)
+        };
         let known_hosts = dir.path().join("known_hosts");
-        std::fs::write(&known_hosts, format!("{host_pattern} {}\n", pinned.openssh()))?;
+        std::fs::write(
+            &known_hosts,
+            format!("{host_pattern} {}\n", pinned.openssh()),
+        )?;
         // Only the pinned key counts: no global known_hosts, no key updates, no prompts.
         let config = dir.path().join("config");
         std::fs::write(
@@ -80,19 +88,42 @@ impl Host {
             b.keyfile(key);
         }
         let connect = b.connect(o.address.to_string());
-        let session = match tokio::time::timeout(args.connect_timeout + Duration::from_secs(5), connect).await {
+        let session = match tokio::time::timeout(
+            args.connect_timeout + Duration::from_secs(5),
+            connect,
+        )
+        .await
+        {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 let text = format!("{e:#}: {}", source_text(&e));
-                if text.contains("Host key verification failed") || text.contains("HOST IDENTIFICATION HAS CHANGED") {
+                if text.contains("Host key verification failed")
+                    || text.contains("HOST IDENTIFICATION HAS CHANGED")
+                {
                     return Err(host_key_mismatch(o, &pinned).await);
                 }
-                bail!("{}: cannot connect over SSH to {}@{}:{}: {}", o.name, o.ssh.user, o.address, o.ssh.port, text.trim());
+                bail!(
+                    "{}: cannot connect over SSH to {}@{}:{}: {}",
+                    o.name,
+                    o.ssh.user,
+                    o.address,
+                    o.ssh.port,
+                    text.trim()
+                );
             }
-            Err(_) => bail!("{}: SSH connection to {} timed out after {:?}", o.name, o.address, args.connect_timeout),
+            Err(_) => bail!(
+                "{}: SSH connection to {} timed out after {:?}",
+                o.name,
+                o.address,
+                args.connect_timeout
+            ),
         };
         tracing::debug!(host = %o.name, "connected");
-        Ok(Host { session, name: o.name.clone(), _dir: dir })
+        Ok(Host {
+            session,
+            name: o.name.clone(),
+            _dir: dir,
+        })
     }
 
     /// Runs `sh -c script _ args...` on the host, feeding `stdin`.
@@ -103,7 +134,11 @@ impl Host {
             for a in args {
                 cmd.arg(*a);
             }
-            cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+            cmd.stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
             let mut child = cmd.spawn().await?;
             if let Some(bytes) = stdin {
@@ -121,15 +156,31 @@ impl Host {
         };
         tokio::time::timeout(COMMAND_TIMEOUT, run)
             .await
-            .map_err(|_| anyhow!("{}: a remote command did not finish within {COMMAND_TIMEOUT:?}", self.name))?
+            .map_err(|_| {
+                anyhow!(
+                    "{}: a remote command did not finish within {COMMAND_TIMEOUT:?}",
+                    self.name
+                )
+            })?
             .with_context(|| format!("{}: running a remote command", self.name))
     }
 
     /// Like [`Host::sh`], but a non-zero exit is an error carrying stderr.
-    pub async fn sh_ok(&self, what: &str, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<String> {
+    pub async fn sh_ok(
+        &self,
+        what: &str,
+        script: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<String> {
         let out = self.sh(script, args, stdin).await?;
         if out.status != 0 {
-            bail!("{}: {what} failed (exit {}): {}", self.name, out.status, out.stderr.trim());
+            bail!(
+                "{}: {what} failed (exit {}): {}",
+                self.name,
+                out.status,
+                out.stderr.trim()
+            );
         }
         Ok(out.stdout)
     }
@@ -153,18 +204,30 @@ fn source_text(e: &openssh::Error) -> String {
 /// Explains a host key mismatch, with the pinned and the presented fingerprints.
 async fn host_key_mismatch(o: &Observer, pinned: &PublicKey) -> anyhow::Error {
     let scan = tokio::process::Command::new("ssh-keyscan")
-        .args(["-T", "5", "-t", &pinned.algorithm, "-p", &o.ssh.port.to_string(), &o.address.to_string()])
+        .args([
+            "-T",
+            "5",
+            "-t",
+            &pinned.algorithm,
+            "-p",
+            &o.ssh.port.to_string(),
+            &o.address.to_string(),
+        ])
         .stderr(StdStdio::null())
         .output()
         .await;
     let presented = scan
         .ok()
         .and_then(|out| {
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .find_map(|l| l.split_once(' ').and_then(|(_, key)| PublicKey::parse(key).ok()))
+            String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+                l.split_once(' ')
+                    .and_then(|(_, key)| PublicKey::parse(key).ok())
+            })
         })
-        .map_or_else(|| "unknown (ssh-keyscan got no key)".to_string(), |k| k.fingerprint());
+        .map_or_else(
+            || "unknown (ssh-keyscan got no key)".to_string(),
+            |k| k.fingerprint(),
+        );
     anyhow!(
         "{}: the host key presented by {} does not match the pinned one; refusing to connect.\n  pinned:    {}\n  presented: {presented}\n\
          If the host was re-installed, check the new key on its console, then update host_key in the inventory",

@@ -15,8 +15,11 @@ pub fn run(args: &StatusArgs, format: OutputFormat) -> Result<u8> {
     let wanted = push::targets(&env, &args.hosts)?;
     block_on(async {
         let files = push::host_files(&env, args.addresses, &args.cluster).await?;
-        let targets: Vec<(&Observer, &HostFiles)> =
-            files.iter().filter(|(o, _)| wanted.iter().any(|w| w.name == o.name)).map(|(o, f)| (*o, f)).collect();
+        let targets: Vec<(&Observer, &HostFiles)> = files
+            .iter()
+            .filter(|(o, _)| wanted.iter().any(|w| w.name == o.name))
+            .map(|(o, f)| (*o, f))
+            .collect();
         let statuses = rollout::status(&env, &targets, &args.ssh).await;
         print(&env.name, &statuses, format);
         Ok(code(&statuses))
@@ -43,7 +46,11 @@ fn yes_no(v: Option<bool>) -> &'static str {
 
 pub fn print(env: &str, statuses: &[HostStatus], format: OutputFormat) {
     match format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&json!({"environment": env, "hosts": statuses})).expect("serializes")),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"environment": env, "hosts": statuses}))
+                .expect("serializes")
+        ),
         OutputFormat::Text => {
             output::line(&format!(
                 "{:<16} {:<15} {:<9} {:<8} {:<8} {:<9} {:<7} {:<8} detail",
@@ -60,7 +67,11 @@ pub fn print(env: &str, statuses: &[HostStatus], format: OutputFormat) {
                     s.mode.as_deref().unwrap_or("-"),
                     yes_no(s.synced),
                     yes_no(s.exporter),
-                    if s.out_of_sync_files.is_empty() { s.detail.clone() } else { format!("{} differ; {}", s.out_of_sync_files.join(", "), s.detail) }
+                    if s.out_of_sync_files.is_empty() {
+                        s.detail.clone()
+                    } else {
+                        format!("{} differ; {}", s.out_of_sync_files.join(", "), s.detail)
+                    }
                 ));
             }
         }

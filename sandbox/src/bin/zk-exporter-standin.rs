@@ -15,9 +15,17 @@ struct Flags {
 }
 
 fn flags() -> Flags {
-    let mut f = Flags { bind: ":9141".into(), path: "/metrics".into(), zookeeper: "localhost:2181".into(), reset: false };
+    let mut f = Flags {
+        bind: ":9141".into(),
+        path: "/metrics".into(),
+        zookeeper: "localhost:2181".into(),
+        reset: false,
+    };
     for arg in std::env::args().skip(1) {
-        let (k, v) = arg.trim_start_matches('-').split_once('=').unwrap_or((arg.as_str(), ""));
+        let (k, v) = arg
+            .trim_start_matches('-')
+            .split_once('=')
+            .unwrap_or((arg.as_str(), ""));
         match k {
             "bind-addr" => f.bind = v.into(),
             "metrics-path" => f.path = v.into(),
@@ -34,7 +42,10 @@ fn flags() -> Flags {
 }
 
 fn four_letter_word(zk: &str, word: &str) -> std::io::Result<String> {
-    let addr = zk.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))?;
+    let addr = zk
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("no address"))?;
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
     s.write_all(word.as_bytes())?;
@@ -51,7 +62,9 @@ fn metrics(f: &Flags) -> String {
     };
     let mut out = String::from("zk_up 1\n");
     for line in mntr.lines() {
-        let Some((key, value)) = line.split_once('\t') else { continue };
+        let Some((key, value)) = line.split_once('\t') else {
+            continue;
+        };
         if value.parse::<f64>().is_ok() {
             out.push_str(&format!("{key} {value}\n"));
         } else {
@@ -77,7 +90,11 @@ fn main() {
             continue;
         }
         let path = request.split_whitespace().nth(1).unwrap_or("/");
-        let (status, body) = if path == f.path { ("200 OK", metrics(&f)) } else { ("404 Not Found", "not found\n".into()) };
+        let (status, body) = if path == f.path {
+            ("200 OK", metrics(&f))
+        } else {
+            ("404 Not Found", "not found\n".into())
+        };
         let _ = write!(
             stream,
             "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

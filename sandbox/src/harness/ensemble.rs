@@ -26,7 +26,9 @@ pub struct Server {
 
 /// Sends a four-letter word and returns the answer.
 pub fn four_letter_word(address: &str, port: u16, word: &str) -> std::io::Result<String> {
-    let addr: SocketAddr = format!("{address}:{port}").parse().map_err(std::io::Error::other)?;
+    let addr: SocketAddr = format!("{address}:{port}")
+        .parse()
+        .map_err(std::io::Error::other)?;
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(3)))?;
     s.write_all(word.as_bytes())?;
@@ -41,13 +43,19 @@ impl Ensemble {
         let lines: Vec<String> = e
             .participants()
             .iter()
-            .map(|p| format!("server.{}={}:{}:{}", p.id, e.recorded_addresses[&p.ordinal], e.quorum_port, e.election_port))
+            .map(|p| {
+                format!(
+                    "server.{}={}:{}:{}",
+                    p.id, e.recorded_addresses[&p.ordinal], e.quorum_port, e.election_port
+                )
+            })
             .collect();
         let mut servers = Vec::new();
         for p in e.participants() {
             let address = e.recorded_addresses[&p.ordinal].to_string();
             let dir = Path::new(RUN_DIR).join("ensemble").join(&p.pod_name);
-            std::fs::create_dir_all(dir.join("data")).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir.join("data"))
+                .with_context(|| format!("creating {}", dir.display()))?;
             std::fs::write(dir.join("data/myid"), format!("{}\n", p.id))?;
             // The participants list only each other: they never hear of the observers.
             let cfg = format!(
@@ -73,7 +81,12 @@ impl Ensemble {
                 ],
                 &dir.join("server.log"),
             )?;
-            servers.push(Server { id: p.id.get(), address, dir, child: Some(child) });
+            servers.push(Server {
+                id: p.id.get(),
+                address,
+                dir,
+                child: Some(child),
+            });
         }
         Ok(Ensemble { servers })
     }
@@ -88,7 +101,10 @@ impl Ensemble {
                 .map(|s| {
                     four_letter_word(&s.address, 2181, "srvr")
                         .ok()
-                        .and_then(|a| a.lines().find_map(|l| l.strip_prefix("Mode: ").map(String::from)))
+                        .and_then(|a| {
+                            a.lines()
+                                .find_map(|l| l.strip_prefix("Mode: ").map(String::from))
+                        })
                         .unwrap_or_else(|| "down".into())
                 })
                 .collect();
@@ -98,8 +114,17 @@ impl Ensemble {
                 return Ok(());
             }
             if started.elapsed() > timeout {
-                let logs: Vec<String> =
-                    self.servers.iter().map(|s| format!("server {}:\n{}", s.id, process::tail(&s.dir.join("server.log"), 15))).collect();
+                let logs: Vec<String> = self
+                    .servers
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "server {}:\n{}",
+                            s.id,
+                            process::tail(&s.dir.join("server.log"), 15)
+                        )
+                    })
+                    .collect();
                 bail!("the sandbox ensemble formed no quorum within {timeout:?} (modes: {modes:?})\n{}", logs.join("\n"));
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -108,17 +133,27 @@ impl Ensemble {
 
     /// The server that currently leads.
     pub fn leader(&self) -> Option<&Server> {
-        self.servers.iter().find(|s| four_letter_word(&s.address, 2181, "srvr").is_ok_and(|a| a.contains("Mode: leader")))
+        self.servers.iter().find(|s| {
+            four_letter_word(&s.address, 2181, "srvr").is_ok_and(|a| a.contains("Mode: leader"))
+        })
     }
 
     /// Runs ZooKeeper's CLI against `server` (address:port), e.g. `["create", "/probe", "hello"]`.
     pub fn cli(server: &str, args: &[&str]) -> Result<String> {
         let out = Command::new("java")
-            .args(["-Xmx64m", "-cp", "/usr/share/java/zookeeper.jar", "org.apache.zookeeper.ZooKeeperMain", "-server", server])
+            .args([
+                "-Xmx64m",
+                "-cp",
+                "/usr/share/java/zookeeper.jar",
+                "org.apache.zookeeper.ZooKeeperMain",
+                "-server",
+                server,
+            ])
             .args(args)
             .output()
             .context("running the ZooKeeper CLI")?;
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr))
     }
 
     pub fn stop(&mut self) {

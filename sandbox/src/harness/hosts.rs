@@ -27,8 +27,12 @@ pub struct ObserverHost {
 /// The test-only host keys, by observer name.
 fn host_key(name: &str) -> &'static str {
     match name {
-        "zk-observer-1" => include_str!("../../../tests/sandbox/ssh/zk-observer-1.host_ed25519_key"),
-        "zk-observer-2" => include_str!("../../../tests/sandbox/ssh/zk-observer-2.host_ed25519_key"),
+        "zk-observer-1" => {
+            include_str!("../../../tests/sandbox/ssh/zk-observer-1.host_ed25519_key")
+        }
+        "zk-observer-2" => {
+            include_str!("../../../tests/sandbox/ssh/zk-observer-2.host_ed25519_key")
+        }
         other => panic!("no sandbox host key for {other}"),
     }
 }
@@ -41,12 +45,16 @@ fn cgroup_parent(name: &str) -> String {
 
 /// Kills what a killed run's containers left behind (their processes live in this host's cgroup).
 pub fn kill_containers(name: &str) {
-    let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") else { return };
+    let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
     for c in controllers.flatten() {
         let root = c.path().join(cgroup_parent(name));
         let mut stack = vec![root];
         while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for e in entries.flatten() {
                 if e.path().is_dir() {
                     stack.push(e.path());
@@ -54,7 +62,11 @@ pub fn kill_containers(name: &str) {
                     let pids = std::fs::read_to_string(e.path()).unwrap_or_default();
                     let pids: Vec<&str> = pids.split_whitespace().collect();
                     if !pids.is_empty() {
-                        let _ = Command::new("kill").arg("-KILL").args(&pids).stderr(Stdio::null()).status();
+                        let _ = Command::new("kill")
+                            .arg("-KILL")
+                            .args(&pids)
+                            .stderr(Stdio::null())
+                            .status();
                     }
                 }
             }
@@ -62,11 +74,19 @@ pub fn kill_containers(name: &str) {
     }
 }
 
-fn wait_for(what: &str, timeout: Duration, log: &Path, mut ready: impl FnMut() -> bool) -> Result<()> {
+fn wait_for(
+    what: &str,
+    timeout: Duration,
+    log: &Path,
+    mut ready: impl FnMut() -> bool,
+) -> Result<()> {
     let started = Instant::now();
     while !ready() {
         if started.elapsed() > timeout {
-            bail!("{what} did not come up within {timeout:?}; its log ends with:\n{}", process::tail(log, 20));
+            bail!(
+                "{what} did not come up within {timeout:?}; its log ends with:\n{}",
+                process::tail(log, 20)
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -121,9 +141,15 @@ impl ObserverHost {
             &log,
         )?;
         self.dockerd = Some(child);
-        wait_for(&format!("dockerd of {}", self.name), Duration::from_secs(60), &log, || {
-            self.docker(&["version", "--format", "{{.Server.Version}}"]).is_ok()
-        })?;
+        wait_for(
+            &format!("dockerd of {}", self.name),
+            Duration::from_secs(60),
+            &log,
+            || {
+                self.docker(&["version", "--format", "{{.Server.Version}}"])
+                    .is_ok()
+            },
+        )?;
         // Containers of a killed run: gone with this run.
         let stale = self.docker(&["ps", "-aq"])?;
         let ids: Vec<&str> = stale.split_whitespace().collect();
@@ -161,12 +187,20 @@ impl ObserverHost {
             ),
         )?;
         let log = self.dir.join("sshd.log");
-        let child = process::spawn_in(&self.ns, "/usr/sbin/sshd", &["-D", "-e", "-f", &config.display().to_string()], &log)?;
+        let child = process::spawn_in(
+            &self.ns,
+            "/usr/sbin/sshd",
+            &["-D", "-e", "-f", &config.display().to_string()],
+            &log,
+        )?;
         self.sshd = Some(child);
         let addr = SocketAddr::new(self.address, 22);
-        wait_for(&format!("sshd of {}", self.name), Duration::from_secs(20), &log, || {
-            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-        })
+        wait_for(
+            &format!("sshd of {}", self.name),
+            Duration::from_secs(20),
+            &log,
+            || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok(),
+        )
     }
 
     /// Runs the docker CLI against this host's dockerd.
@@ -178,7 +212,12 @@ impl ObserverHost {
             .output()
             .context("running docker")?;
         if !out.status.success() {
-            bail!("docker {} on {} failed: {}", args.join(" "), self.name, String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "docker {} on {} failed: {}",
+                args.join(" "),
+                self.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -199,7 +238,10 @@ impl ObserverHost {
                 }
             }
         }
-        for c in [self.sshd.take(), self.dockerd.take()].into_iter().flatten() {
+        for c in [self.sshd.take(), self.dockerd.take()]
+            .into_iter()
+            .flatten()
+        {
             let mut c = c;
             process::stop(&mut c);
         }

@@ -13,7 +13,8 @@ use super::hosts::ObserverHost;
 use super::CACHE_DIR;
 
 /// Bump when the recipe below changes.
-const RECIPE: &str = "zookeeper-image-v1: debootstrap bookworm minbase + openjdk-17-jre-headless zookeeper";
+const RECIPE: &str =
+    "zookeeper-image-v1: debootstrap bookworm minbase + openjdk-17-jre-headless zookeeper";
 const KEY_LABEL: &str = "zk-observers.sandbox/key";
 
 /// The official image's entrypoint, reduced to what it does for a server: own the data
@@ -38,9 +39,17 @@ exec java $JVMFLAGS -Dzookeeper.log.dir="$ZOO_LOG_DIR" -cp "$ZOO_CONF_DIR:/usr/s
 "#;
 
 fn sh(cmd: &str) -> Result<()> {
-    let out = Command::new("sh").arg("-c").arg(cmd).output().context("running sh")?;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .context("running sh")?;
     if !out.status.success() {
-        bail!("`{cmd}` failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "`{cmd}` failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(())
 }
@@ -50,7 +59,11 @@ fn key(parts: &[&[u8]]) -> String {
     for p in parts {
         h.update(p);
     }
-    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The exporter stand-in binary, built next to the running executable.
@@ -62,26 +75,45 @@ pub fn exporter_binary() -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    bail!("zk-exporter-standin is not built next to {}: run `cargo build -p sandbox --bins`", exe.display())
+    bail!(
+        "zk-exporter-standin is not built next to {}: run `cargo build -p sandbox --bins`",
+        exe.display()
+    )
 }
 
 /// Makes sure every host's dockerd has the sandbox images, building them if needed.
 pub fn ensure(hosts: &[ObserverHost]) -> Result<()> {
     let env = manifests::environments::sandbox::environment();
     let zk_image = env.fleet.image.to_string();
-    let Metrics::Exporter { image: exporter_image, .. } = &env.fleet.metrics else {
+    let Metrics::Exporter {
+        image: exporter_image,
+        ..
+    } = &env.fleet.metrics
+    else {
         bail!("the sandbox environment must use the exporter sidecar");
     };
     let exporter_image = exporter_image.to_string();
     let exporter = exporter_binary()?;
-    let zk_key = key(&[RECIPE.as_bytes(), ENTRYPOINT.as_bytes(), ZKSERVER.as_bytes()]);
+    let zk_key = key(&[
+        RECIPE.as_bytes(),
+        ENTRYPOINT.as_bytes(),
+        ZKSERVER.as_bytes(),
+    ]);
     let exporter_key = key(&[zk_key.as_bytes(), &std::fs::read(&exporter)?]);
     let has = |h: &ObserverHost, image: &str, k: &str| {
-        h.docker(&["image", "inspect", "-f", &format!("{{{{index .Config.Labels \"{KEY_LABEL}\"}}}}"), image])
-            .is_ok_and(|l| l.trim() == k)
+        h.docker(&[
+            "image",
+            "inspect",
+            "-f",
+            &format!("{{{{index .Config.Labels \"{KEY_LABEL}\"}}}}"),
+            image,
+        ])
+        .is_ok_and(|l| l.trim() == k)
     };
-    let missing: Vec<&ObserverHost> =
-        hosts.iter().filter(|h| !has(h, &zk_image, &zk_key) || !has(h, &exporter_image, &exporter_key)).collect();
+    let missing: Vec<&ObserverHost> = hosts
+        .iter()
+        .filter(|h| !has(h, &zk_image, &zk_key) || !has(h, &exporter_image, &exporter_key))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -92,9 +124,21 @@ pub fn ensure(hosts: &[ObserverHost]) -> Result<()> {
         if !has(builder, &zk_image, &zk_key) {
             build_zookeeper(builder, &zk_image, &zk_key)?;
         }
-        build_exporter(builder, &zk_image, &exporter_image, &exporter_key, &exporter)?;
+        build_exporter(
+            builder,
+            &zk_image,
+            &exporter_image,
+            &exporter_key,
+            &exporter,
+        )?;
         let partial = archive.with_extension("tar.partial");
-        builder.docker(&["save", "-o", &partial.display().to_string(), &zk_image, &exporter_image])?;
+        builder.docker(&[
+            "save",
+            "-o",
+            &partial.display().to_string(),
+            &zk_image,
+            &exporter_image,
+        ])?;
         std::fs::rename(&partial, &archive)?;
     }
     for h in missing {
@@ -147,14 +191,26 @@ fn build_zookeeper(builder: &ObserverHost, image: &str, zk_key: &str) -> Result<
         .stdout(Stdio::piped())
         .spawn()
         .context("running tar")?;
-    let out = import.stdin(tar.stdout.context("tar's stdout")?).output().context("running docker import")?;
+    let out = import
+        .stdin(tar.stdout.context("tar's stdout")?)
+        .output()
+        .context("running docker import")?;
     if !out.status.success() {
-        bail!("docker import failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "docker import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(())
 }
 
-fn build_exporter(builder: &ObserverHost, base: &str, image: &str, exporter_key: &str, binary: &Path) -> Result<()> {
+fn build_exporter(
+    builder: &ObserverHost,
+    base: &str,
+    image: &str,
+    exporter_key: &str,
+    binary: &Path,
+) -> Result<()> {
     let ctx = tempdir()?;
     std::fs::copy(binary, ctx.join("zookeeper-exporter"))?;
     std::fs::write(
@@ -174,7 +230,10 @@ fn build_exporter(builder: &ObserverHost, base: &str, image: &str, exporter_key:
         .context("running docker build")?;
     let _ = std::fs::remove_dir_all(&ctx);
     if !out.status.success() {
-        bail!("docker build of the exporter image failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "docker build of the exporter image failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(())
 }

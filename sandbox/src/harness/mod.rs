@@ -53,7 +53,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { ensemble: true, hosts: true }
+        Options {
+            ensemble: true,
+            hosts: true,
+        }
     }
 }
 
@@ -75,16 +78,26 @@ impl Sandbox {
         }
         preflight()?;
         std::fs::create_dir_all(RUN_DIR).with_context(|| format!("creating {RUN_DIR}"))?;
-        let lock = File::create(Path::new(RUN_DIR).join("lock")).context("creating the sandbox lock file")?;
+        let lock = File::create(Path::new(RUN_DIR).join("lock"))
+            .context("creating the sandbox lock file")?;
         lock.lock().context("waiting for the sandbox lock")?;
         let env = manifests::environments::sandbox::environment();
         cleanup(&env);
         let identity = Path::new(RUN_DIR).join("deploy_ed25519_key");
-        std::fs::write(&identity, include_str!("../../../tests/sandbox/ssh/deploy_ed25519_key"))?;
+        std::fs::write(
+            &identity,
+            include_str!("../../../tests/sandbox/ssh/deploy_ed25519_key"),
+        )?;
         set_mode(&identity, 0o600)?;
 
         // From here on, dropping `sandbox` (also on an early error) tears down what was made.
-        let mut sandbox = Sandbox { env, ensemble: None, hosts: vec![], identity, _lock: lock };
+        let mut sandbox = Sandbox {
+            env,
+            ensemble: None,
+            hosts: vec![],
+            identity,
+            _lock: lock,
+        };
         net::create(&sandbox.env)?;
         if options.ensemble {
             sandbox.ensemble = Some(Ensemble::start(&sandbox.env)?);
@@ -102,7 +115,10 @@ impl Sandbox {
     }
 
     pub fn host(&self, name: &str) -> &ObserverHost {
-        self.hosts.iter().find(|h| h.name == name).unwrap_or_else(|| panic!("no sandbox host {name}"))
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .unwrap_or_else(|| panic!("no sandbox host {name}"))
     }
 
     /// The `known_hosts`-free SSH options and identity a client needs to reach the hosts.
@@ -139,7 +155,11 @@ fn cleanup(env: &Environment) {
 }
 
 fn is_root() -> bool {
-    std::process::Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
 }
 
 /// The programs the sandbox needs, with the Debian package that provides each.
@@ -174,12 +194,16 @@ fn preflight() -> Result<()> {
         .map(|(_, pkg)| *pkg)
         .collect();
     if !missing.is_empty() {
-        bail!("the sandbox needs Debian packages that are not installed: apt-get install {}", missing.join(" "));
+        bail!(
+            "the sandbox needs Debian packages that are not installed: apt-get install {}",
+            missing.join(" ")
+        );
     }
     Ok(())
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).with_context(|| format!("chmod {}", path.display()))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", path.display()))
 }

@@ -21,17 +21,32 @@ pub fn namespaces(env: &Environment) -> Vec<String> {
 }
 
 fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip").args(args).output().context("running ip")?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip")?;
     if !out.status.success() {
-        bail!("ip {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ip {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
 
 pub fn in_ns(ns: &str, program: &str, args: &[&str]) -> Result<()> {
-    let out = Command::new("ip").args(["netns", "exec", ns, program]).args(args).output().context("running ip netns exec")?;
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, program])
+        .args(args)
+        .output()
+        .context("running ip netns exec")?;
     if !out.status.success() {
-        bail!("{program} {} in {ns} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{program} {} in {ns} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -46,7 +61,11 @@ fn attach(ns: &str, veth: &str, addresses: &[String]) -> Result<()> {
     in_ns(ns, "ip", &["link", "set", "lo", "up"])?;
     in_ns(ns, "ip", &["link", "set", &peer, "name", "eth0"])?;
     for a in addresses {
-        in_ns(ns, "ip", &["addr", "add", &format!("{a}/16"), "dev", "eth0"])?;
+        in_ns(
+            ns,
+            "ip",
+            &["addr", "add", &format!("{a}/16"), "dev", "eth0"],
+        )?;
     }
     in_ns(ns, "ip", &["link", "set", "eth0", "up"])?;
     // No default route: nothing in the sandbox can reach beyond 198.18.0.0/16.
@@ -58,44 +77,86 @@ pub fn create(env: &Environment) -> Result<()> {
     ip(&["addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE])?;
     ip(&["link", "set", BRIDGE, "up"])?;
     // Docker in the root namespace may set the FORWARD policy to DROP; the bridge is ours.
-    let _ = Command::new("iptables").args(["-I", "FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"]).status();
-    let lbs: Vec<String> = env.ensemble.recorded_addresses.values().map(ToString::to_string).collect();
+    let _ = Command::new("iptables")
+        .args(["-I", "FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"])
+        .status();
+    let lbs: Vec<String> = env
+        .ensemble
+        .recorded_addresses
+        .values()
+        .map(ToString::to_string)
+        .collect();
     attach(CLUSTER_NS, "zkv-cluster", &lbs)?;
     // One-way, as across the VPC boundary: the participants cannot open connections to observers.
     for o in &env.fleet.observers {
         in_ns(
             CLUSTER_NS,
             "iptables",
-            &["-A", "OUTPUT", "-p", "tcp", "--syn", "-d", &o.address.to_string(), "-j", "REJECT", "--reject-with", "tcp-reset"],
+            &[
+                "-A",
+                "OUTPUT",
+                "-p",
+                "tcp",
+                "--syn",
+                "-d",
+                &o.address.to_string(),
+                "-j",
+                "REJECT",
+                "--reject-with",
+                "tcp-reset",
+            ],
         )?;
     }
     for o in &env.fleet.observers {
-        attach(&observer_ns(&o.name), &format!("zkv-o{}", o.myid), &[o.address.to_string()])?;
+        attach(
+            &observer_ns(&o.name),
+            &format!("zkv-o{}", o.myid),
+            &[o.address.to_string()],
+        )?;
     }
     Ok(())
 }
 
 /// Takes a host off the network (`down`) or puts it back.
 pub fn set_link(myid: u32, up: bool) -> Result<()> {
-    ip(&["link", "set", &format!("zkv-o{myid}"), if up { "up" } else { "down" }])
+    ip(&[
+        "link",
+        "set",
+        &format!("zkv-o{myid}"),
+        if up { "up" } else { "down" },
+    ])
 }
 
 /// The root-namespace ends of the veth pairs.
 fn veths(env: &Environment) -> Vec<String> {
     let mut v = vec!["zkv-cluster".to_string()];
-    v.extend(env.fleet.observers.iter().map(|o| format!("zkv-o{}", o.myid)));
+    v.extend(
+        env.fleet
+            .observers
+            .iter()
+            .map(|o| format!("zkv-o{}", o.myid)),
+    );
     v
 }
 
 pub fn delete(env: &Environment) {
     for ns in namespaces(env) {
-        let _ = Command::new("ip").args(["netns", "del", &ns]).stderr(Stdio::null()).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &ns])
+            .stderr(Stdio::null())
+            .status();
     }
     // A namespace lives on while a dying process still holds it, and its veth with it.
     for veth in veths(env) {
-        let _ = Command::new("ip").args(["link", "del", &veth]).stderr(Stdio::null()).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &veth])
+            .stderr(Stdio::null())
+            .status();
     }
-    let _ = Command::new("ip").args(["link", "del", BRIDGE]).stderr(Stdio::null()).status();
+    let _ = Command::new("ip")
+        .args(["link", "del", BRIDGE])
+        .stderr(Stdio::null())
+        .status();
     let _ = Command::new("iptables")
         .args(["-D", "FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"])
         .stderr(Stdio::null())

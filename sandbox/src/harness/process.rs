@@ -38,16 +38,31 @@ pub fn stop(child: &mut Child) {
 
 /// Kills every process in network namespace `ns` (leftovers of a killed run).
 pub fn kill_namespace(ns: &str) {
-    let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).stderr(Stdio::null()).output() else { return };
-    let pids: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
+    let Ok(out) = Command::new("ip")
+        .args(["netns", "pids", ns])
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return;
+    };
+    let pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
     if pids.is_empty() {
         return;
     }
     let _ = Command::new("kill").arg("-KILL").args(&pids).status();
     // Wait (bounded) until they are gone, so that the namespace can really be deleted.
     for _ in 0..50 {
-        let left = Command::new("ip").args(["netns", "pids", ns]).stderr(Stdio::null()).output();
-        if left.map(|o| o.stdout.iter().all(u8::is_ascii_whitespace)).unwrap_or(true) {
+        let left = Command::new("ip")
+            .args(["netns", "pids", ns])
+            .stderr(Stdio::null())
+            .output();
+        if left
+            .map(|o| o.stdout.iter().all(u8::is_ascii_whitespace))
+            .unwrap_or(true)
+        {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
