@@ -111,8 +111,22 @@ pub(crate) static SERVICE_MONITORS: Resource = Resource {
     crd: true,
 };
 
-pub(crate) static ALL: [&Resource; 4] =
-    [&SERVICES, &ENDPOINTS, &ENDPOINT_SLICES, &SERVICE_MONITORS];
+/// Leases: the deploy lock of the tool under test.
+pub(crate) static LEASES: Resource = Resource {
+    group: "coordination.k8s.io",
+    version: "v1",
+    plural: "leases",
+    singular: "lease",
+    kind: "Lease",
+    short_names: &[],
+    status_subresource: false,
+    name_rule: NameRule::Dns1123Subdomain,
+    generation: GenerationScope::Spec,
+    crd: false,
+};
+
+pub(crate) static ALL: [&Resource; 5] =
+    [&SERVICES, &ENDPOINTS, &ENDPOINT_SLICES, &SERVICE_MONITORS, &LEASES];
 
 /// The served resource at `group`/`version`/`plural` (`group` empty for core).
 pub(crate) fn lookup(
