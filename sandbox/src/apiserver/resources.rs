@@ -125,8 +125,13 @@ pub(crate) static LEASES: Resource = Resource {
     crd: false,
 };
 
-pub(crate) static ALL: [&Resource; 5] =
-    [&SERVICES, &ENDPOINTS, &ENDPOINT_SLICES, &SERVICE_MONITORS, &LEASES];
+pub(crate) static ALL: [&Resource; 5] = [
+    &SERVICES,
+    &ENDPOINTS,
+    &ENDPOINT_SLICES,
+    &SERVICE_MONITORS,
+    &LEASES,
+];
 
 /// The served resource at `group`/`version`/`plural` (`group` empty for core).
 pub(crate) fn lookup(

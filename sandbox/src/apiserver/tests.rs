@@ -612,7 +612,11 @@ fn status_subresource_and_discovery() {
     );
     assert_eq!(c.get("/api/v1/namespaces/nope").status, 404);
     let groups = c.get("/apis").json();
-    assert_eq!(groups["groups"].as_array().unwrap().len(), 3, "discovery.k8s.io, monitoring.coreos.com, coordination.k8s.io");
+    assert_eq!(
+        groups["groups"].as_array().unwrap().len(),
+        3,
+        "discovery.k8s.io, monitoring.coreos.com, coordination.k8s.io"
+    );
     let core = c.get("/api/v1").json();
     assert!(core["resources"]
         .as_array()
@@ -643,7 +647,14 @@ fn status_subresource_and_discovery() {
         .iter()
         .map(|g| g["metadata"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["discovery.k8s.io", "monitoring.coreos.com"]);
+    assert_eq!(
+        names,
+        [
+            "discovery.k8s.io",
+            "monitoring.coreos.com",
+            "coordination.k8s.io"
+        ]
+    );
     let r = raw_with(
         &server,
         "GET",
