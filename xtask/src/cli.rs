@@ -76,6 +76,27 @@ pub enum Command {
     /// Show each observer: reachable, files in sync, containers running, mode, synced.
     /// Exit 0 all good, 2 something is not as desired, 1 a host is unreachable.
     Status(StatusArgs),
+    /// Deploy everything, in order, under a deploy lock.
+    ///
+    /// Check; show the whole plan (cluster diff and host diffs); confirm (skipped with --yes; without
+    /// a terminal and without --yes it refuses); apply the per-pod Services; wait for their
+    /// addresses; render the observers' files from the live addresses; rolling push with the health
+    /// gate; apply the monitoring Service, Endpoints and EndpointSlice listing the healthy
+    /// observers; summary per object and host. A Lease in the ensemble's namespace keeps two
+    /// deploys from running at once. Exit 0 success, 1 failure; --dry-run: 0 in sync, 2 changes.
+    Deploy(DeployArgs),
+    /// Compare the live cluster and hosts with the code, read-only. Exit 0 clean, 2 drift, 1 error.
+    ///
+    /// Finds owned objects changed, missing or extra; load-balancer addresses that differ from
+    /// those the observers use; host files that differ; containers not running; observers not
+    /// observing or not synced; exporters down. While a deploy holds the lock it reports that and
+    /// exits 0 instead of reading a half-finished deploy as drift.
+    Drift(DriftArgs),
+    /// Run the whole tool on this machine: sandbox up, deploy, status, drift made and caught, down.
+    ///
+    /// Needs root. Installs the Debian packages the sandbox needs when they are missing. The first
+    /// run builds the sandbox's images from Debian packages (about 1.5 minutes).
+    Demo(DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +216,51 @@ pub struct StatusArgs {
     pub ssh: crate::ssh::SshArgs,
     #[command(flatten)]
     pub cluster: crate::cluster::ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub selection: ClusterSelection,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Show the plan only.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Take ownership of fields another field manager owns.
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Delete owned objects that are no longer desired.
+    #[arg(long)]
+    pub prune: bool,
+    /// How long to wait for the load balancers' addresses.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// How long a host may take to observe after its containers were recreated.
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
+    pub health_timeout: Duration,
+    #[command(flatten)]
+    pub ssh: crate::ssh::SshArgs,
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub selection: ClusterSelection,
+    #[command(flatten)]
+    pub ssh: crate::ssh::SshArgs,
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Leave the sandbox up until Ctrl-C.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]

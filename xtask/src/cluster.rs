@@ -174,6 +174,20 @@ impl Cluster {
         })
     }
 
+    /// A typed API for `K` in `namespace` (used for the deploy lock's Lease).
+    pub fn typed<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Turns a kube error into this tool's error text.
+    pub fn error(&self, what: &str, e: kube::Error) -> anyhow::Error {
+        self.explain(what, e)
+    }
+
     fn api(&self, kind: Kind, namespace: &str) -> Api<DynamicObject> {
         Api::namespaced_with(self.client.clone(), namespace, &kind.resource())
     }

@@ -5,10 +5,14 @@ mod apply;
 mod check;
 mod cli;
 mod cluster;
+mod demo;
+mod deploy;
 mod diff;
+mod drift;
 mod environments;
 pub mod hostops;
 mod lb;
+mod lock;
 mod output;
 mod plan;
 mod push;
@@ -54,6 +58,9 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Apply(args) => apply::run(args, cli.output),
         Command::Push(args) => push::run(args, cli.output),
         Command::Status(args) => status::run(args, cli.output),
+        Command::Deploy(args) => deploy::run(args, cli.output),
+        Command::Drift(args) => drift::run(args, cli.output),
+        Command::Demo(args) => demo::run(args),
     }
 }
 

@@ -66,54 +66,9 @@ pub struct Options {
 
 struct Target<'a> {
     observer: &'a Observer,
-    files: &'a HostFiles,
+    files: Option<HostFiles>,
     conn: Option<(Host, HostState)>,
     report: HostReport,
-}
-
-/// Connects to every target (in parallel, bounded) and reads its state. One SSH connection per
-/// host for the whole run.
-async fn connect_all<'a>(
-    targets: &[(&'a Observer, &'a HostFiles)],
-    ssh: &SshArgs,
-) -> Vec<Target<'a>> {
-    let results: Vec<_> = stream::iter(targets.iter().map(|(o, files)| async move {
-        let conn = async {
-            let host = Host::connect(o, ssh).await?;
-            let state = hostops::inspect(&host, o).await?;
-            anyhow::Ok((host, state))
-        }
-        .await;
-        (*o, *files, conn)
-    }))
-    .buffered(ssh.parallel.max(1))
-    .collect()
-    .await;
-    results
-        .into_iter()
-        .map(|(observer, files, conn)| {
-            let (conn, result, detail) = match conn {
-                Ok(c) => (Some(c), HostResult::Unchanged, String::new()),
-                Err(e) => (None, HostResult::Unreachable, format!("{e:#}")),
-            };
-            Target {
-                observer,
-                files,
-                conn,
-                report: HostReport {
-                    host: observer.name.clone(),
-                    address: observer.address.to_string(),
-                    result,
-                    changed_files: vec![],
-                    restarted: false,
-                    detail,
-                    diff: String::new(),
-                    restart_started_ms: None,
-                    healthy_ms: None,
-                },
-            }
-        })
-        .collect()
 }
 
 fn desired<'a>(files: &'a HostFiles, name: &str) -> &'a str {
@@ -125,51 +80,106 @@ fn desired<'a>(files: &'a HostFiles, name: &str) -> &'a str {
         .expect("known file")
 }
 
-/// Runs the rollout over `targets` (inventory order).
-pub async fn rollout(
-    env: &Environment,
-    targets: &[(&Observer, &HostFiles)],
-    ssh: &SshArgs,
-    opts: &Options,
-) -> Vec<HostReport> {
-    let started = Instant::now();
-    let mut hosts = connect_all(targets, ssh).await;
-    let needs_exporter = matches!(env.fleet.metrics, Metrics::Exporter { .. });
+/// Connections to a set of observer hosts for one run: one SSH connection per host, opened once,
+/// used for reading, planning, updating and probing.
+pub struct Fleet<'a> {
+    hosts: Vec<Target<'a>>,
+    started: Instant,
+}
 
-    // Plan each reachable host.
-    for t in &mut hosts {
-        let Some((_, state)) = &t.conn else { continue };
-        for name in FILES {
-            let want = desired(t.files, name);
-            let have = state.file(name);
-            if have != Some(want) {
-                t.report.changed_files.push(name.to_string());
-                let path = format!("{}:{}/{name}", t.observer.name, t.observer.deploy_dir);
-                t.report.diff.push_str(&yamldiff::unified(
-                    have.unwrap_or(""),
-                    want,
-                    &format!("{path} (deployed)"),
-                    &format!("{path} (desired)"),
-                ));
+impl<'a> Fleet<'a> {
+    /// Connects to every observer (in parallel, bounded by --parallel) and reads its state.
+    pub async fn connect(observers: &[&'a Observer], ssh: &SshArgs) -> Fleet<'a> {
+        let results: Vec<_> = stream::iter(observers.iter().map(|o| async move {
+            let conn = async {
+                let host = Host::connect(o, ssh).await?;
+                let state = hostops::inspect(&host, o).await?;
+                anyhow::Ok((host, state))
             }
-        }
-        let running = state.zookeeper_running()
-            && (!needs_exporter
-                || state
-                    .running
-                    .iter()
-                    .any(|s| s == hosts::render::EXPORTER_SERVICE));
-        if !t.report.changed_files.is_empty() || !running {
-            t.report.result = HostResult::WouldChange;
-            t.report.detail = if t.report.changed_files.is_empty() {
-                "containers not running".into()
-            } else {
-                format!("{} changed", t.report.changed_files.join(", "))
-            };
+            .await;
+            (*o, conn)
+        }))
+        .buffered(ssh.parallel.max(1))
+        .collect()
+        .await;
+        let hosts = results
+            .into_iter()
+            .map(|(observer, conn)| {
+                let (conn, result, detail) = match conn {
+                    Ok(c) => (Some(c), HostResult::Unchanged, String::new()),
+                    Err(e) => (None, HostResult::Unreachable, format!("{e:#}")),
+                };
+                Target {
+                    observer,
+                    files: None,
+                    conn,
+                    report: HostReport {
+                        host: observer.name.clone(),
+                        address: observer.address.to_string(),
+                        result,
+                        changed_files: vec![],
+                        restarted: false,
+                        detail,
+                        diff: String::new(),
+                        restart_started_ms: None,
+                        healthy_ms: None,
+                    },
+                }
+            })
+            .collect();
+        Fleet {
+            hosts,
+            started: Instant::now(),
         }
     }
-    if !opts.quiet {
-        for t in &hosts {
+
+    /// Compares each reachable host with its desired files; hosts to change become `WouldChange`.
+    pub fn plan(&mut self, env: &Environment, files: &[(&Observer, HostFiles)]) {
+        let needs_exporter = matches!(env.fleet.metrics, Metrics::Exporter { .. });
+        for t in &mut self.hosts {
+            let Some((_, state)) = &t.conn else { continue };
+            let Some((_, f)) = files.iter().find(|(o, _)| o.name == t.observer.name) else {
+                continue;
+            };
+            t.files = Some(f.clone());
+            t.report.changed_files.clear();
+            t.report.diff.clear();
+            for name in FILES {
+                let want = desired(f, name);
+                let have = state.file(name);
+                if have != Some(want) {
+                    t.report.changed_files.push(name.to_string());
+                    let path = format!("{}:{}/{name}", t.observer.name, t.observer.deploy_dir);
+                    t.report.diff.push_str(&yamldiff::unified(
+                        have.unwrap_or(""),
+                        want,
+                        &format!("{path} (deployed)"),
+                        &format!("{path} (desired)"),
+                    ));
+                }
+            }
+            let running = state.zookeeper_running()
+                && (!needs_exporter
+                    || state
+                        .running
+                        .iter()
+                        .any(|s| s == hosts::render::EXPORTER_SERVICE));
+            if !t.report.changed_files.is_empty() || !running {
+                t.report.result = HostResult::WouldChange;
+                t.report.detail = if t.report.changed_files.is_empty() {
+                    "containers not running".into()
+                } else {
+                    format!("{} changed", t.report.changed_files.join(", "))
+                };
+            } else {
+                t.report.result = HostResult::Unchanged;
+                t.report.detail.clear();
+            }
+        }
+    }
+
+    pub fn print_plan(&self) {
+        for t in &self.hosts {
             match t.report.result {
                 HostResult::WouldChange => {
                     output::change(
@@ -189,9 +199,12 @@ pub async fn rollout(
         }
     }
 
-    if !opts.dry_run {
+    /// Updates the hosts that need it, one at a time, in inventory order; stops at the first
+    /// host that fails (after rolling it back).
+    pub async fn update(&mut self, env: &Environment, opts: &Options) {
         let mut stopped: Option<String> = None;
-        for t in &mut hosts {
+        let started = self.started;
+        for t in &mut self.hosts {
             if t.report.result != HostResult::WouldChange {
                 continue;
             }
@@ -206,19 +219,77 @@ pub async fn rollout(
             }
         }
     }
-    let mut reports = Vec::new();
-    for t in hosts {
-        if let Some((host, _)) = t.conn {
-            host.close().await;
+
+    /// Probes every reachable host once (no waiting).
+    pub async fn probe(&self, env: &Environment) -> Vec<(String, Option<Health>)> {
+        let client = env.fleet.zookeeper.client_port.get();
+        let metrics = env.fleet.metrics.port().get();
+        let mut out = Vec::new();
+        for t in &self.hosts {
+            let h = match &t.conn {
+                Some((host, _)) => hostops::probe(host, t.observer, client, metrics).await.ok(),
+                None => None,
+            };
+            out.push((t.observer.name.clone(), h));
         }
-        reports.push(t.report);
+        out
     }
+
+    /// The deployed zoo.cfg of each reachable host.
+    pub fn deployed_zoo_cfgs(&self) -> Vec<(String, Option<String>)> {
+        self.hosts
+            .iter()
+            .filter_map(|t| {
+                t.conn.as_ref().map(|(_, s)| {
+                    (
+                        t.observer.name.clone(),
+                        s.file(hosts::render::ZOO_CFG_FILE).map(String::from),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    pub fn reports(&self) -> Vec<HostReport> {
+        self.hosts.iter().map(|t| t.report.clone()).collect()
+    }
+
+    pub async fn close(self) {
+        for t in self.hosts {
+            if let Some((host, _)) = t.conn {
+                host.close().await;
+            }
+        }
+    }
+}
+
+/// Push: connect, plan, show, update, close.
+pub async fn rollout(
+    env: &Environment,
+    targets: &[(&Observer, &HostFiles)],
+    ssh: &SshArgs,
+    opts: &Options,
+) -> Vec<HostReport> {
+    let observers: Vec<&Observer> = targets.iter().map(|(o, _)| *o).collect();
+    let files: Vec<(&Observer, HostFiles)> =
+        targets.iter().map(|(o, f)| (*o, (*f).clone())).collect();
+    let mut fleet = Fleet::connect(&observers, ssh).await;
+    fleet.plan(env, &files);
+    if !opts.quiet {
+        fleet.print_plan();
+    }
+    if !opts.dry_run {
+        fleet.update(env, opts).await;
+    }
+    let reports = fleet.reports();
+    fleet.close().await;
     reports
 }
 
 async fn update_one(env: &Environment, t: &mut Target<'_>, opts: &Options, started: Instant) {
     let (host, state) = t.conn.as_ref().expect("only reachable hosts are updated");
-    let (o, files, report) = (t.observer, t.files, &mut t.report);
+    let files = t.files.as_ref().expect("planned before updating");
+    let (o, report) = (t.observer, &mut t.report);
     if state.compose == ComposeFlavour::None {
         report.result = HostResult::Failed;
         report.detail = "neither `docker compose` nor `docker-compose` is installed on the host; nothing was changed".into();

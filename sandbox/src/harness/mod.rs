@@ -176,8 +176,9 @@ const TOOLS: &[(&str, &str)] = &[
     ("debootstrap", "debootstrap"),
 ];
 
-fn preflight() -> Result<()> {
-    let missing: Vec<&str> = TOOLS
+/// Debian packages the sandbox needs that are not installed.
+pub fn missing_packages() -> Vec<&'static str> {
+    let mut missing: Vec<&'static str> = TOOLS
         .iter()
         .filter(|(tool, _)| {
             if tool.starts_with('/') {
@@ -193,6 +194,12 @@ fn preflight() -> Result<()> {
         })
         .map(|(_, pkg)| *pkg)
         .collect();
+    missing.dedup();
+    missing
+}
+
+fn preflight() -> Result<()> {
+    let missing = missing_packages();
     if !missing.is_empty() {
         bail!(
             "the sandbox needs Debian packages that are not installed: apt-get install {}",

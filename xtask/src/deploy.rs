@@ -1,0 +1,356 @@
+//! `cargo xtask deploy`: the whole rollout in order, under the deploy lock: check, plan (cluster
+//! and hosts), confirm, per-pod Services, their addresses, the observers (rolling, health-gated)
+//! rendered from those live addresses, then the monitoring objects listing the healthy observers.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{bail, Context, Result};
+use hosts::Observer;
+use manifests::{AddressSource, Environment, Object};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::apply::Outcome;
+use crate::cli::{DeployArgs, OutputFormat};
+use crate::cluster::{block_on, Applied, Cluster, ObjectRef};
+use crate::plan::{self, Action};
+use crate::rollout::{Fleet, HostReport, HostResult, Options};
+use crate::{diff, environments, exit, lb, lock, output};
+
+#[derive(Debug, Clone, Serialize)]
+struct ObjectSummary {
+    object: String,
+    result: Outcome,
+}
+
+pub fn run(args: &DeployArgs, format: OutputFormat) -> Result<u8> {
+    let env = environments::validated(environments::select_one(&args.selection)?)?;
+    if !args.yes && !args.dry_run && !std::io::stdin().is_terminal() {
+        bail!(
+            "deploy changes environment {} and asks for confirmation, but there is no terminal to ask on: \
+             pass --yes (after reviewing `cargo xtask deploy --env {} --dry-run`), or run it interactively",
+            env.name,
+            env.name
+        );
+    }
+    block_on(async {
+        let cluster = Cluster::connect(&env, &args.cluster).await?;
+        let lock = if args.dry_run {
+            None
+        } else {
+            Some(lock::acquire(&cluster, &env).await?)
+        };
+        let result = deploy(&cluster, &env, args, format).await;
+        if let Some(l) = lock {
+            l.release(&cluster).await;
+        }
+        result
+    })
+}
+
+fn text(format: OutputFormat) -> bool {
+    format == OutputFormat::Text
+}
+
+async fn deploy(
+    cluster: &Cluster,
+    env: &Environment,
+    args: &DeployArgs,
+    format: OutputFormat,
+) -> Result<u8> {
+    // The plan: every desired object (monitoring listing every observer), and every host.
+    let objects = manifests::desired_objects(env);
+    let cluster_plan = plan::plan(cluster, env, &objects).await?;
+    let (source, note) = match lb::current_addresses(cluster, env).await {
+        Ok(live) => (
+            AddressSource::Live(live),
+            "rendered from the live load-balancer addresses",
+        ),
+        Err(_) => (
+            AddressSource::Recorded,
+            "rendered from the recorded addresses until the load balancers have theirs",
+        ),
+    };
+    let files = manifests::render_host_files(env, &source)?;
+    let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
+    let mut fleet = Fleet::connect(&observers, &args.ssh).await;
+    fleet.plan(env, &files);
+    let host_changes = fleet
+        .reports()
+        .iter()
+        .filter(|r| r.result == HostResult::WouldChange)
+        .count();
+    if text(format) {
+        diff::print_plan(&env.name, cluster, &cluster_plan);
+        output::line(&format!("hosts of {} ({note}):", env.name));
+        fleet.print_plan();
+        output::line(&format!(
+            "{} host(s) to update, {} unchanged",
+            host_changes,
+            fleet
+                .reports()
+                .iter()
+                .filter(|r| r.result == HostResult::Unchanged)
+                .count()
+        ));
+    }
+    let unreachable: Vec<String> = fleet
+        .reports()
+        .iter()
+        .filter(|r| r.result == HostResult::Unreachable)
+        .map(|r| r.host.clone())
+        .collect();
+    if args.dry_run {
+        let reports = fleet.reports();
+        fleet.close().await;
+        if format == OutputFormat::Json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &json!({"environment": env.name, "dry_run": true, "cluster": cluster_plan, "hosts": reports})
+                )?
+            );
+        }
+        return Ok(if !unreachable.is_empty() {
+            exit::ERROR
+        } else if cluster_plan.in_sync() && host_changes == 0 {
+            exit::OK
+        } else {
+            exit::CHANGES
+        });
+    }
+    if !args.force_conflicts && cluster_plan.summary.conflicts > 0 {
+        fleet.close().await;
+        let list: Vec<String> = cluster_plan
+            .conflicts()
+            .map(|(c, k)| {
+                format!(
+                    "{}: {} is owned by field manager \"{}\"",
+                    c.object, k.field, k.manager
+                )
+            })
+            .collect();
+        bail!(
+            "nothing was changed: {}\nRerun with --force-conflicts if this tool should own them",
+            list.join("\n")
+        );
+    }
+    let nothing_to_do = cluster_plan.in_sync() && host_changes == 0;
+    if !nothing_to_do && !args.yes && !confirm(env)? {
+        fleet.close().await;
+        bail!("not confirmed; nothing was changed");
+    }
+
+    // 1. The per-pod load-balancer Services.
+    let lb_refs: BTreeSet<ObjectRef> = manifests::objects::load_balancer_services(env)
+        .iter()
+        .map(ObjectRef::of)
+        .collect();
+    let mut summaries = Vec::new();
+    for change in cluster_plan
+        .changes
+        .iter()
+        .filter(|c| lb_refs.contains(&c.reference))
+    {
+        summaries.push(apply_change(cluster, change, args.force_conflicts, format).await?);
+    }
+    // 2. Their addresses: the observers are configured from what the cloud gave.
+    let live = lb::wait_for_addresses(
+        cluster,
+        env,
+        args.timeout,
+        std::time::Duration::from_millis(250),
+    )
+    .await?;
+    let addresses = lb::compare(env, &live);
+    if let Some(msg) = lb::mismatch_message(env, &addresses) {
+        output::warning(&format!(
+            "{msg}. This deploy configures the observers with the live addresses"
+        ));
+    }
+    // 3. The observers, rendered from the live addresses, one at a time behind the health gate.
+    let files = manifests::render_host_files(env, &AddressSource::Live(live))?;
+    fleet.plan(env, &files);
+    fleet
+        .update(
+            env,
+            &Options {
+                dry_run: false,
+                health_timeout: args.health_timeout,
+                quiet: !text(format),
+            },
+        )
+        .await;
+    // 4. Monitoring lists the observers that are healthy now.
+    let healthy = healthy_observers(env, &fleet).await;
+    let hosts_report = fleet.reports();
+    fleet.close().await;
+    let monitoring = manifests::objects::monitoring_objects(env, &healthy);
+    let monitoring_plan = plan::plan(cluster, env, &monitoring).await?;
+    for change in monitoring_plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Prune)
+    {
+        summaries.push(apply_change(cluster, change, args.force_conflicts, format).await?);
+    }
+    // 5. Prune what is no longer desired.
+    for change in cluster_plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Prune)
+    {
+        let result = if args.prune {
+            cluster.delete(&change.reference).await?;
+            Outcome::Pruned
+        } else {
+            Outcome::Kept
+        };
+        summaries.push(ObjectSummary {
+            object: change.object.clone(),
+            result,
+        });
+    }
+    report(env, &summaries, &hosts_report, &healthy, format)
+}
+
+async fn apply_change(
+    cluster: &Cluster,
+    change: &plan::Change,
+    force: bool,
+    format: OutputFormat,
+) -> Result<ObjectSummary> {
+    let result = match (change.action, &change.desired) {
+        (Action::Create | Action::Update, Some(object)) => {
+            apply_object(cluster, object, force).await?;
+            if change.action == Action::Create {
+                Outcome::Created
+            } else {
+                Outcome::Configured
+            }
+        }
+        _ => Outcome::Unchanged,
+    };
+    if text(format) && result != Outcome::Unchanged {
+        output::outcome(&change.object, &format!("{result:?}").to_lowercase());
+    }
+    Ok(ObjectSummary {
+        object: change.object.clone(),
+        result,
+    })
+}
+
+async fn apply_object(cluster: &Cluster, object: &Object, force: bool) -> Result<()> {
+    match cluster.apply(object, false, force).await? {
+        Applied::Ok(_) => Ok(()),
+        Applied::Conflicts(c) => bail!(
+            "{}: {} is now owned by \"{}\"; rerun the deploy (or pass --force-conflicts)",
+            ObjectRef::of(object),
+            c[0].field,
+            c[0].manager
+        ),
+    }
+}
+
+/// Observers updated behind the gate, plus the others that answer healthy now.
+async fn healthy_observers<'e>(env: &'e Environment, fleet: &Fleet<'_>) -> Vec<&'e Observer> {
+    let reports = fleet.reports();
+    let probes = fleet.probe(env).await;
+    env.fleet
+        .observers
+        .iter()
+        .filter(|o| {
+            let updated = reports
+                .iter()
+                .any(|r| r.host == o.name && r.result == HostResult::Updated);
+            let probed = probes
+                .iter()
+                .any(|(n, h)| *n == o.name && h.as_ref().is_some_and(|h| h.healthy()));
+            updated || probed
+        })
+        .collect()
+}
+
+fn confirm(env: &Environment) -> Result<bool> {
+    eprint!(
+        "Deploy this plan to environment {} (context {})? [y/N] ",
+        env.name, env.kube_context
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("reading the answer")?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+fn report(
+    env: &Environment,
+    objects: &[ObjectSummary],
+    hosts: &[HostReport],
+    healthy: &[&Observer],
+    format: OutputFormat,
+) -> Result<u8> {
+    let count = |o: Outcome| objects.iter().filter(|s| s.result == o).count();
+    let hcount = |r: HostResult| hosts.iter().filter(|h| h.result == r).count();
+    let failed_hosts: Vec<&HostReport> = hosts.iter().filter(|h| !h.ok()).collect();
+    let code = if failed_hosts.is_empty() {
+        exit::OK
+    } else {
+        exit::ERROR
+    };
+    match format {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "environment": env.name,
+                "objects": objects,
+                "hosts": hosts,
+                "monitored_observers": healthy.iter().map(|o| o.name.clone()).collect::<Vec<_>>(),
+                "totals": {
+                    "objects": {"created": count(Outcome::Created), "configured": count(Outcome::Configured), "unchanged": count(Outcome::Unchanged), "pruned": count(Outcome::Pruned), "kept": count(Outcome::Kept)},
+                    "hosts": {"updated": hcount(HostResult::Updated), "unchanged": hcount(HostResult::Unchanged), "unreachable": hcount(HostResult::Unreachable), "rolled_back": hcount(HostResult::RolledBack), "failed": hcount(HostResult::Failed), "not_touched": hcount(HostResult::NotTouched)},
+                },
+            }))?
+        ),
+        OutputFormat::Text => {
+            output::line(&format!("deploy of {}:", env.name));
+            for s in objects {
+                output::outcome(&s.object, &format!("{:?}", s.result).to_lowercase());
+            }
+            for h in hosts {
+                let word = serde_json::to_value(h.result)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                output::outcome(
+                    &format!(
+                        "host {} ({}){}",
+                        h.host,
+                        h.address,
+                        if h.detail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", h.detail)
+                        }
+                    ),
+                    &word,
+                );
+            }
+            output::line(&format!(
+                "totals: objects {} created, {} configured, {} unchanged, {} pruned; hosts {} updated, {} unchanged, {} failed; monitoring lists {} observer(s)",
+                count(Outcome::Created),
+                count(Outcome::Configured),
+                count(Outcome::Unchanged),
+                count(Outcome::Pruned),
+                hcount(HostResult::Updated),
+                hcount(HostResult::Unchanged),
+                failed_hosts.len(),
+                healthy.len()
+            ));
+        }
+    }
+    Ok(code)
+}
