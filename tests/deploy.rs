@@ -1,0 +1,430 @@
+//! `cargo xtask deploy`, `drift` and `demo` end to end: the Kubernetes API test server plus the
+//! sandbox's real observer hosts and ZooKeeper ensemble. Needs root.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use sandbox::{ApiServer, Config, LoadBalancerMode, Options, Sandbox};
+use serde_json::{json, Value};
+
+const NS: &str = "zookeeper";
+
+struct World {
+    sb: Sandbox,
+    api: ApiServer,
+    _dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+fn world() -> World {
+    let sb = Sandbox::start(Options::default()).expect("the sandbox starts (as root)");
+    let env = &sb.env;
+    let api = ApiServer::start(Config {
+        namespaces: vec![NS.into()],
+        load_balancer: LoadBalancerMode::After(Duration::from_millis(300)),
+        lb_addresses: env
+            .ensemble
+            .participants()
+            .iter()
+            .map(|p| {
+                (
+                    format!("{NS}/{}", p.service_name),
+                    env.ensemble.recorded_addresses[&p.ordinal].to_string(),
+                )
+            })
+            .collect(),
+        crds: true,
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig("zk-observers-sandbox")).unwrap();
+    World {
+        sb,
+        api,
+        _dir: dir,
+        kubeconfig,
+    }
+}
+
+impl World {
+    fn xtask(&self, args: &[&str]) -> Output {
+        let mut c = common::xtask();
+        c.arg(args[0])
+            .args(["--env", "sandbox", "--identity"])
+            .arg(self.sb.ssh_identity())
+            .args(&args[1..])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::null());
+        common::run(&mut c)
+    }
+
+    fn deploy(&self) -> Value {
+        let out = self.xtask(&["deploy", "--yes", "--output", "json"]);
+        assert_eq!(out.status.code(), Some(0), "deploy");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn drift(&self) -> (i32, Value) {
+        let out = self.xtask(&["drift", "--output", "json"]);
+        (
+            out.status.code().unwrap(),
+            serde_json::from_slice(&out.stdout).unwrap(),
+        )
+    }
+
+    /// Writes to the objects this tool manages (the Lease of the deploy lock is bookkeeping).
+    fn managed_writes(&self) -> u64 {
+        self.api
+            .stats()
+            .by_verb
+            .iter()
+            .filter(|(k, _)| {
+                let (verb, resource) = k.split_once(' ').unwrap();
+                !verb.contains("dry-run")
+                    && !resource.starts_with("leases")
+                    && ["create", "apply", "update", "patch", "delete"].contains(&verb)
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    fn started_at(&self, host: &str) -> String {
+        let h = self.sb.host(host);
+        let id = h
+            .docker(&[
+                "ps",
+                "-q",
+                "--filter",
+                "label=com.docker.compose.service=zookeeper",
+            ])
+            .unwrap();
+        h.docker(&["inspect", "-f", "{{.State.StartedAt}}", id.trim()])
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    fn mtimes(&self) -> Vec<std::time::SystemTime> {
+        let mut v = Vec::new();
+        for h in &self.sb.hosts {
+            for f in ["zoo.cfg", "docker-compose.yaml"] {
+                v.push(
+                    std::fs::metadata(h.deploy_dir.join(f))
+                        .unwrap()
+                        .modified()
+                        .unwrap(),
+                );
+            }
+        }
+        v
+    }
+
+    fn client<T>(&self, f: impl AsyncFnOnce(kube::Client) -> T) -> T {
+        let yaml = self.api.kubeconfig("zk-observers-sandbox");
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let kc = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+                let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                    .await
+                    .unwrap();
+                f(kube::Client::try_from(config).unwrap()).await
+            })
+    }
+}
+
+fn kinds(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["kind"].as_str().unwrap(),
+                f["object"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_second_deploy_changes_nothing_counted() {
+    let w = world();
+    let out = w.xtask(&["deploy", "--dry-run"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the plan of a first deploy has changes"
+    );
+    assert_eq!(w.managed_writes(), 0, "--dry-run writes nothing");
+
+    let first = w.deploy();
+    assert_eq!(first["totals"]["objects"]["created"], 7);
+    assert_eq!(first["totals"]["hosts"]["updated"], 2);
+    assert_eq!(
+        first["monitored_observers"],
+        json!(["zk-observer-1", "zk-observer-2"])
+    );
+    let endpoints = w
+        .api
+        .get("v1", "endpoints", NS, "sandbox-zookeeper-external")
+        .unwrap();
+    assert_eq!(
+        endpoints["subsets"][0]["addresses"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let writes = w.managed_writes();
+    let restarts = (w.started_at("zk-observer-1"), w.started_at("zk-observer-2"));
+    let mtimes = w.mtimes();
+    let second = w.deploy();
+    assert_eq!(w.managed_writes() - writes, 0, "0 API writes");
+    assert_eq!(w.mtimes(), mtimes, "0 file writes");
+    assert_eq!(
+        (w.started_at("zk-observer-1"), w.started_at("zk-observer-2")),
+        restarts,
+        "0 restarts"
+    );
+    assert_eq!(second["totals"]["objects"]["unchanged"], 7);
+    assert_eq!(second["totals"]["hosts"]["unchanged"], 2);
+    assert!(
+        w.api
+            .get(
+                "coordination.k8s.io/v1",
+                "leases",
+                NS,
+                "zk-observers-deploy-sandbox"
+            )
+            .is_none(),
+        "the lock is released"
+    );
+}
+
+#[test]
+fn drift_is_clean_after_a_deploy_and_finds_each_kind_of_drift() {
+    let w = world();
+    w.deploy();
+    let (code, report) = w.drift();
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["clean"], true);
+
+    // A human edit in the cluster, a hand-edited file on a host, a stopped exporter.
+    w.client(async |c| {
+        let svc: kube::Api<k8s_openapi::api::core::v1::Service> = kube::Api::namespaced(c, NS);
+        let params = kube::api::PatchParams {
+            field_manager: Some("kubectl-edit".into()),
+            ..Default::default()
+        };
+        svc.patch(
+            "zk1",
+            &params,
+            &kube::api::Patch::Merge(
+                &json!({"metadata": {"labels": {"zk-observers.dev/environment": "edited"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    });
+    let cfg = w.sb.host("zk-observer-2").deploy_dir.join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("maxClientCnxns=60", "maxClientCnxns=6000"),
+    )
+    .unwrap();
+    let h1 = w.sb.host("zk-observer-1");
+    let exporter = h1
+        .docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            "label=com.docker.compose.service=exporter",
+        ])
+        .unwrap();
+    h1.docker(&["stop", exporter.trim()]).unwrap();
+
+    let (code, report) = w.drift();
+    assert_eq!(code, 2, "{report}");
+    let found = kinds(&report);
+    assert!(
+        found.contains(&"cluster-changed Service/zookeeper/zk1".to_string()),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&"host-files host/zk-observer-2".to_string()),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&"host-containers host/zk-observer-1".to_string()),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&"exporter-down host/zk-observer-1".to_string()),
+        "{found:?}"
+    );
+    let files = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "host-files")
+        .unwrap();
+    assert!(files["diff"]
+        .as_str()
+        .unwrap()
+        .contains("-maxClientCnxns=6000\n+maxClientCnxns=60\n"));
+
+    // The human now owns the label: a plain deploy refuses to take it, changing nothing...
+    let out = w.xtask(&["deploy", "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("owned by field manager \"kubectl-edit\"")
+    );
+    // ...and a deploy that takes ownership back repairs all of it; drift is clean again.
+    let out = w.xtask(&["deploy", "--yes", "--force-conflicts"]);
+    assert_eq!(out.status.code(), Some(0));
+    let (code, report) = w.drift();
+    assert_eq!(code, 0, "{report}");
+}
+
+#[test]
+fn drift_finds_moved_load_balancers_and_observers_that_stopped_observing() {
+    let w = world();
+    w.deploy();
+    // The cloud moved zk1's load balancer: the observers still point at the old address.
+    w.client(async |c| {
+        let svc: kube::Api<k8s_openapi::api::core::v1::Service> = kube::Api::namespaced(c, NS);
+        let params = kube::api::PatchParams {
+            field_manager: Some("cloud-controller".into()),
+            ..Default::default()
+        };
+        let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": "198.18.0.42"}]}}});
+        svc.patch_status("zk1", &params, &kube::api::Patch::Merge(&status))
+            .await
+            .unwrap();
+    });
+    let (code, report) = w.drift();
+    assert_eq!(code, 2);
+    let mismatches: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "address-mismatch")
+        .collect();
+    assert_eq!(mismatches.len(), 2, "one per observer: {report}");
+    assert!(mismatches[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("server.2 at 198.18.0.12, but Service zk1 has 198.18.0.42"));
+
+    // The whole ensemble stops: observers are up but no longer observing.
+    let mut sb = w.sb;
+    sb.ensemble.as_mut().unwrap().stop();
+    let w = World { sb, ..w };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, report) = w.drift();
+        assert_eq!(code, 2);
+        let found = kinds(&report);
+        if found.contains(&"observer-not-observing host/zk-observer-1".to_string())
+            && found.contains(&"observer-not-observing host/zk-observer-2".to_string())
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "observers still observing without an ensemble: {found:?}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn the_deploy_lock_keeps_deploys_apart_and_drift_waits() {
+    let w = world();
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let held = |renew: &str| {
+        json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "zk-observers-deploy-sandbox", "namespace": NS},
+            "spec": {"holderIdentity": "alice@laptop pid 42", "leaseDurationSeconds": 1800, "acquireTime": renew, "renewTime": renew}
+        })
+    };
+    w.api.insert(held(&now), "zk-observers-xtask").unwrap();
+
+    let out = w.xtask(&["deploy", "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "another deploy of sandbox is in progress: alice@laptop pid 42 holds the lock"
+        ),
+        "{err}"
+    );
+    assert_eq!(w.managed_writes(), 0, "nothing was changed");
+
+    let out = w.xtask(&["drift"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("skipped: a deploy by alice@laptop pid 42 holds the lock"));
+
+    // A lock whose holder died long ago expires and is taken over.
+    w.client(async |c| {
+        let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+            kube::Api::namespaced(c, NS);
+        leases
+            .delete("zk-observers-deploy-sandbox", &Default::default())
+            .await
+            .unwrap();
+    });
+    w.api
+        .insert(held("2020-01-01T00:00:00.000000Z"), "zk-observers-xtask")
+        .unwrap();
+    w.deploy();
+}
+
+#[test]
+fn deploy_refuses_without_a_terminal_or_yes() {
+    let w = world();
+    let out = w.xtask(&["deploy"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("there is no terminal to ask on: pass --yes")
+    );
+    assert_eq!(
+        w.api.stats().requests,
+        0,
+        "refused before contacting anything"
+    );
+}
+
+#[test]
+fn the_demo_runs_end_to_end() {
+    // The README's first quick-start command; it starts its own sandbox.
+    let mut c = common::xtask();
+    c.arg("demo").stdin(Stdio::null());
+    let out = common::run(&mut c);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "demo complete: deploy succeeded, the second deploy changed nothing, drift was caught"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("! cluster-changed Service/zookeeper/zk0"),
+        "{text}"
+    );
+    assert!(text.contains("! host-files host/zk-observer-2"), "{text}");
+}

