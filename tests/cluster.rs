@@ -64,18 +64,7 @@ impl Harness {
 
     /// A kube client for edits made by "someone else" (a human with kubectl, helm, ...).
     fn as_manager(&self, f: impl AsyncFnOnce(kube::Client)) {
-        let yaml = self.server.kubeconfig(CONTEXT);
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                let kc = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
-                let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                    .await
-                    .unwrap();
-                f(kube::Client::try_from(config).unwrap()).await
-            })
+        common::with_client(self.server.kubeconfig(CONTEXT), f)
     }
 
     fn service(&self, name: &str) -> Option<Value> {

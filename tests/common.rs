@@ -46,3 +46,34 @@ pub fn render_all() -> tempfile::TempDir {
     assert!(out.status.success(), "render failed");
     dir
 }
+
+/// When a sandbox host's ZooKeeper container was started (changes on every restart).
+pub fn started_at(h: &sandbox::harness::ObserverHost) -> String {
+    let id = h
+        .docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            "label=com.docker.compose.service=zookeeper",
+        ])
+        .unwrap();
+    h.docker(&["inspect", "-f", "{{.State.StartedAt}}", id.trim()])
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Runs `f` with a kube client for `kubeconfig` (YAML): edits made by "someone else".
+pub fn with_client<T>(kubeconfig: String, f: impl AsyncFnOnce(kube::Client) -> T) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let kc = kube::config::Kubeconfig::from_yaml(&kubeconfig).unwrap();
+            let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .unwrap();
+            f(kube::Client::try_from(config).unwrap()).await
+        })
+}

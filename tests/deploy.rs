@@ -93,19 +93,7 @@ impl World {
     }
 
     fn started_at(&self, host: &str) -> String {
-        let h = self.sb.host(host);
-        let id = h
-            .docker(&[
-                "ps",
-                "-q",
-                "--filter",
-                "label=com.docker.compose.service=zookeeper",
-            ])
-            .unwrap();
-        h.docker(&["inspect", "-f", "{{.State.StartedAt}}", id.trim()])
-            .unwrap()
-            .trim()
-            .to_string()
+        common::started_at(self.sb.host(host))
     }
 
     fn mtimes(&self) -> Vec<std::time::SystemTime> {
@@ -124,18 +112,7 @@ impl World {
     }
 
     fn client<T>(&self, f: impl AsyncFnOnce(kube::Client) -> T) -> T {
-        let yaml = self.api.kubeconfig("zk-observers-sandbox");
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                let kc = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
-                let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                    .await
-                    .unwrap();
-                f(kube::Client::try_from(config).unwrap()).await
-            })
+        common::with_client(self.api.kubeconfig("zk-observers-sandbox"), f)
     }
 }
 

@@ -58,21 +58,8 @@ fn mode(sb: &Sandbox, name: &str) -> String {
         .unwrap_or_else(|| "down".into())
 }
 
-/// When the host's ZooKeeper container was started (changes on every restart).
 fn started_at(sb: &Sandbox, name: &str) -> String {
-    let h = sb.host(name);
-    let id = h
-        .docker(&[
-            "ps",
-            "-q",
-            "--filter",
-            "label=com.docker.compose.service=zookeeper",
-        ])
-        .unwrap();
-    h.docker(&["inspect", "-f", "{{.State.StartedAt}}", id.trim()])
-        .unwrap()
-        .trim()
-        .to_string()
+    common::started_at(sb.host(name))
 }
 
 fn deployed(sb: &Sandbox, name: &str, file: &str) -> String {

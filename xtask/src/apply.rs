@@ -37,15 +37,7 @@ pub fn run(args: &ApplyArgs, format: OutputFormat) -> Result<u8> {
         let cluster = Cluster::connect(&env, &args.cluster).await?;
         let plan = plan::plan(&cluster, &env, &objects).await?;
         if !args.force_conflicts && plan.summary.conflicts > 0 {
-            let list: Vec<String> = plan
-                .conflicts()
-                .map(|(c, k)| {
-                    format!(
-                        "{}: {} is owned by field manager \"{}\"",
-                        c.object, k.field, k.manager
-                    )
-                })
-                .collect();
+            let list = plan.conflict_lines();
             bail!(
                 "nothing was applied: {} field(s) are owned by another field manager with a different value:\n  {}\n\
                  Run `cargo xtask diff --env {}` to see the values. If this tool should own them, rerun with \

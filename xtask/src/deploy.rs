@@ -122,15 +122,7 @@ async fn deploy(
     }
     if !args.force_conflicts && cluster_plan.summary.conflicts > 0 {
         fleet.close().await;
-        let list: Vec<String> = cluster_plan
-            .conflicts()
-            .map(|(c, k)| {
-                format!(
-                    "{}: {} is owned by field manager \"{}\"",
-                    c.object, k.field, k.manager
-                )
-            })
-            .collect();
+        let list = cluster_plan.conflict_lines();
         bail!(
             "nothing was changed: {}\nRerun with --force-conflicts if this tool should own them",
             list.join("\n")
@@ -321,23 +313,7 @@ fn report(
                 output::outcome(&s.object, &format!("{:?}", s.result).to_lowercase());
             }
             for h in hosts {
-                let word = serde_json::to_value(h.result)?
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                output::outcome(
-                    &format!(
-                        "host {} ({}){}",
-                        h.host,
-                        h.address,
-                        if h.detail.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {}", h.detail)
-                        }
-                    ),
-                    &word,
-                );
+                h.print("host ");
             }
             output::line(&format!(
                 "totals: objects {} created, {} configured, {} unchanged, {} pruned; hosts {} updated, {} unchanged, {} failed; monitoring lists {} observer(s)",

@@ -61,6 +61,18 @@ impl Plan {
             .iter()
             .flat_map(|c| c.conflicts.iter().map(move |k| (c, k)))
     }
+
+    /// One line per conflicting field: object, field, owning manager.
+    pub fn conflict_lines(&self) -> Vec<String> {
+        self.conflicts()
+            .map(|(c, k)| {
+                format!(
+                    "{}: {} is owned by field manager \"{}\"",
+                    c.object, k.field, k.manager
+                )
+            })
+            .collect()
+    }
 }
 
 /// Plans `objects` against the live cluster, and lists owned objects of `env` that are no longer

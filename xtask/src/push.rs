@@ -101,23 +101,7 @@ pub fn report(
         ),
         OutputFormat::Text => {
             for h in reports {
-                let word = serde_json::to_value(h.result)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default();
-                output::outcome(
-                    &format!(
-                        "{} ({}){}",
-                        h.host,
-                        h.address,
-                        if h.detail.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {}", h.detail)
-                        }
-                    ),
-                    &word,
-                );
+                h.print("");
             }
             output::line(&format!(
                 "hosts of {}: {} updated, {} unchanged, {} would change, {} unreachable, {} rolled back, {} failed, {} not touched",

@@ -50,6 +50,23 @@ pub struct HostReport {
 }
 
 impl HostReport {
+    /// `  updated    <label>zk-observer-1 (198.18.1.4): detail`
+    pub fn print(&self, label: &str) {
+        let word = serde_json::to_value(self.result)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let detail = if self.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", self.detail)
+        };
+        output::outcome(
+            &format!("{label}{} ({}){detail}", self.host, self.address),
+            &word,
+        );
+    }
+
     pub fn ok(&self) -> bool {
         matches!(
             self.result,
