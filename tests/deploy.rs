@@ -405,3 +405,34 @@ fn the_demo_runs_end_to_end() {
     );
     assert!(text.contains("! host-files host/zk-observer-2"), "{text}");
 }
+
+#[test]
+fn diff_with_hosts_shows_each_observers_file_diff() {
+    let w = world();
+    let out = w.xtask(&["diff", "--hosts"]);
+    assert_eq!(out.status.code(), Some(2), "nothing deployed yet");
+    w.deploy();
+    let out = w.xtask(&["diff", "--hosts"]);
+    assert_eq!(out.status.code(), Some(0), "in sync after a deploy");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("unchanged  host zk-observer-1"));
+    let cfg = w.sb.host("zk-observer-2").deploy_dir.join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("tickTime=2000", "tickTime=3000"),
+    )
+    .unwrap();
+    let out = w.xtask(&["diff", "--hosts"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("~ update host zk-observer-2 (zoo.cfg changed)"),
+        "{text}"
+    );
+    assert!(text.contains("-tickTime=3000\n+tickTime=2000\n"), "{text}");
+    assert!(
+        text.contains("in sync: 0 to create, 0 to update, 7 unchanged"),
+        "the cluster part is in sync: {text}"
+    );
+}

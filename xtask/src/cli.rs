@@ -46,7 +46,7 @@ pub enum Command {
     Render(RenderArgs),
     /// Validate environments without touching anything. Exit 0 when valid (warnings allowed), 1 when not.
     Check(CheckArgs),
-    /// Show what `apply` would change in the live cluster: exit 0 in sync, 2 changes, 1 error.
+    /// Show what `apply` (and, with --hosts, `push`) would change: exit 0 in sync, 2 changes, 1 error.
     ///
     /// Every desired object goes through a server-side-apply dry run with this tool's field
     /// manager, and the result is compared with the live object, without server bookkeeping
@@ -128,6 +128,12 @@ pub struct DiffArgs {
     pub selection: ClusterSelection,
     #[command(flatten)]
     pub cluster: crate::cluster::ClusterArgs,
+    /// Also read every observer's files over SSH and diff them with the files rendered from the
+    /// live load-balancer addresses (recorded ones while the Services have none).
+    #[arg(long)]
+    pub hosts: bool,
+    #[command(flatten)]
+    pub ssh: crate::ssh::SshArgs,
 }
 
 #[derive(Debug, Args)]
