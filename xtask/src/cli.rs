@@ -97,6 +97,11 @@ pub enum Command {
     /// Needs root. Installs the Debian packages the sandbox needs when they are missing. The first
     /// run builds the sandbox's images from Debian packages (about 1.5 minutes).
     Demo(DemoArgs),
+    /// Benchmarks (not tests): edit-to-render, fan-out over N hosts, the Ansible peer, API cost.
+    ///
+    /// Needs root (it starts sandboxes with N observer hosts). Prints one table; see
+    /// docs/benchmarks.md for the figures and how they were taken.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -115,7 +120,7 @@ pub struct RenderArgs {
     pub out: PathBuf,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ClusterSelection {
     /// Environment name. Default: the environment pinned to the kubeconfig's current context.
     #[arg(long = "env", value_name = "ENV")]
@@ -260,6 +265,25 @@ pub struct DriftArgs {
     pub ssh: crate::ssh::SshArgs,
     #[command(flatten)]
     pub cluster: crate::cluster::ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Fan-out sizes (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,5,20")]
+    pub hosts: Vec<u8>,
+    /// Skip the edit-to-render section.
+    #[arg(long)]
+    pub skip_build: bool,
+    /// Skip the cold build (about two minutes).
+    #[arg(long)]
+    pub skip_cold: bool,
+    /// Skip the Ansible comparison.
+    #[arg(long)]
+    pub skip_ansible: bool,
+    /// Skip the API-efficiency section.
+    #[arg(long)]
+    pub skip_api: bool,
 }
 
 #[derive(Debug, Args)]

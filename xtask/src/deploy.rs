@@ -41,7 +41,7 @@ pub fn run(args: &DeployArgs, format: OutputFormat) -> Result<u8> {
         } else {
             Some(lock::acquire(&cluster, &env).await?)
         };
-        let result = deploy(&cluster, &env, args, format).await;
+        let result = deploy(&cluster, &env, args, Some(format)).await;
         if let Some(l) = lock {
             l.release(&cluster).await;
         }
@@ -49,15 +49,16 @@ pub fn run(args: &DeployArgs, format: OutputFormat) -> Result<u8> {
     })
 }
 
-fn text(format: OutputFormat) -> bool {
-    format == OutputFormat::Text
+fn text(format: Option<OutputFormat>) -> bool {
+    format == Some(OutputFormat::Text)
 }
 
-async fn deploy(
+/// The deploy itself (the caller holds the lock); the benchmarks drive it in-process.
+pub async fn deploy(
     cluster: &Cluster,
     env: &Environment,
     args: &DeployArgs,
-    format: OutputFormat,
+    format: Option<OutputFormat>,
 ) -> Result<u8> {
     // The plan: every desired object (monitoring listing every observer), and every host.
     let objects = manifests::desired_objects(env);
@@ -104,7 +105,7 @@ async fn deploy(
     if args.dry_run {
         let reports = fleet.reports();
         fleet.close().await;
-        if format == OutputFormat::Json {
+        if format == Some(OutputFormat::Json) {
             println!(
                 "{}",
                 serde_json::to_string_pretty(
@@ -179,7 +180,7 @@ async fn deploy(
     let hosts_report = fleet.reports();
     fleet.close().await;
     let monitoring = manifests::objects::monitoring_objects(env, &healthy);
-    let monitoring_plan = plan::plan(cluster, env, &monitoring).await?;
+    let monitoring_plan = plan::plan_with(cluster, env, &monitoring, false).await?;
     for change in monitoring_plan
         .changes
         .iter()
@@ -211,7 +212,7 @@ async fn apply_change(
     cluster: &Cluster,
     change: &plan::Change,
     force: bool,
-    format: OutputFormat,
+    format: Option<OutputFormat>,
 ) -> Result<ObjectSummary> {
     let result = match (change.action, &change.desired) {
         (Action::Create | Action::Update, Some(object)) => {
@@ -283,7 +284,7 @@ fn report(
     objects: &[ObjectSummary],
     hosts: &[HostReport],
     healthy: &[&Observer],
-    format: OutputFormat,
+    format: Option<OutputFormat>,
 ) -> Result<u8> {
     let count = |o: Outcome| objects.iter().filter(|s| s.result == o).count();
     let hcount = |r: HostResult| hosts.iter().filter(|h| h.result == r).count();
@@ -294,7 +295,7 @@ fn report(
         exit::ERROR
     };
     match format {
-        OutputFormat::Json => println!(
+        Some(OutputFormat::Json) => println!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "environment": env.name,
@@ -307,7 +308,8 @@ fn report(
                 },
             }))?
         ),
-        OutputFormat::Text => {
+        None => {}
+        Some(OutputFormat::Text) => {
             output::line(&format!("deploy of {}:", env.name));
             for s in objects {
                 output::outcome(&s.object, &format!("{:?}", s.result).to_lowercase());

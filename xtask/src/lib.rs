@@ -2,6 +2,7 @@
 //! client and SSH. The pure model lives in the `manifests` and `hosts` crates.
 
 mod apply;
+mod bench;
 mod check;
 mod cli;
 mod cluster;
@@ -61,6 +62,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Deploy(args) => deploy::run(args, cli.output),
         Command::Drift(args) => drift::run(args, cli.output),
         Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

@@ -79,12 +79,18 @@ impl Plan {
 /// desired. Requests: one GET and one dry-run PATCH per object (two PATCHes on a conflict), and one
 /// label-filtered LIST per kind and namespace, whatever else the namespaces hold.
 pub async fn plan(cluster: &Cluster, env: &Environment, objects: &[Object]) -> Result<Plan> {
+    plan_with(cluster, env, objects, true).await
+}
+
+/// Like [`plan`]; without `prune`, owned objects that are not desired are not looked for.
+pub async fn plan_with(cluster: &Cluster, env: &Environment, objects: &[Object], prune: bool) -> Result<Plan> {
     let mut changes = Vec::new();
     for object in objects {
         changes.push(plan_one(cluster, object).await?);
     }
     let desired: BTreeSet<ObjectRef> = objects.iter().map(ObjectRef::of).collect();
-    for r in owned(cluster, env).await? {
+    let owned = if prune { owned(cluster, env).await? } else { vec![] };
+    for r in owned {
         if !desired.contains(&r.0) {
             let old = to_yaml(&normalize(&r.1));
             changes.push(Change {

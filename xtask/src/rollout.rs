@@ -237,19 +237,18 @@ impl<'a> Fleet<'a> {
         }
     }
 
-    /// Probes every reachable host once (no waiting).
+    /// Probes every reachable host once (no waiting), all at once.
     pub async fn probe(&self, env: &Environment) -> Vec<(String, Option<Health>)> {
         let client = env.fleet.zookeeper.client_port.get();
         let metrics = env.fleet.metrics.port().get();
-        let mut out = Vec::new();
-        for t in &self.hosts {
+        futures::future::join_all(self.hosts.iter().map(|t| async move {
             let h = match &t.conn {
                 Some((host, _)) => hostops::probe(host, t.observer, client, metrics).await.ok(),
                 None => None,
             };
-            out.push((t.observer.name.clone(), h));
-        }
-        out
+            (t.observer.name.clone(), h)
+        }))
+        .await
     }
 
     /// The deployed zoo.cfg of each reachable host.

@@ -24,8 +24,8 @@ pub struct ObserverHost {
     sshd: Option<Child>,
 }
 
-/// The test-only host keys, by observer name.
-fn host_key(name: &str) -> &'static str {
+/// The checked-in test-only host keys of the sandbox environment, by observer name.
+pub fn host_key(name: &str) -> &'static str {
     match name {
         "zk-observer-1" => {
             include_str!("../../../tests/sandbox/ssh/zk-observer-1.host_ed25519_key")
@@ -94,7 +94,7 @@ fn wait_for(
 }
 
 impl ObserverHost {
-    pub fn start(o: &Observer) -> Result<ObserverHost> {
+    pub fn start(o: &Observer, private_host_key: &str) -> Result<ObserverHost> {
         let dir = Path::new(RUN_DIR).join(&o.name);
         std::fs::create_dir_all(&dir)?;
         let state = Path::new(STATE_DIR).join(&o.name);
@@ -112,7 +112,7 @@ impl ObserverHost {
             sshd: None,
         };
         host.start_dockerd(&state)?;
-        host.start_sshd(host_key(&o.name))?;
+        host.start_sshd(private_host_key)?;
         Ok(host)
     }
 

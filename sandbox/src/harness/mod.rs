@@ -72,7 +72,22 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
+    /// The sandbox of the `sandbox` environment, with its checked-in test host keys.
     pub fn start(options: Options) -> Result<Sandbox> {
+        Self::start_with(
+            manifests::environments::sandbox::environment(),
+            &|name| hosts::host_key(name).to_string(),
+            options,
+        )
+    }
+
+    /// A sandbox for any environment whose addresses lie in the sandbox range (the benchmarks
+    /// generate ones with many observers); `host_key` gives each observer's private host key.
+    pub fn start_with(
+        env: Environment,
+        host_key: &dyn Fn(&str) -> String,
+        options: Options,
+    ) -> Result<Sandbox> {
         if !is_root() {
             bail!("the sandbox creates network namespaces and starts dockerd and sshd: run it as root");
         }
@@ -81,7 +96,6 @@ impl Sandbox {
         let lock = File::create(Path::new(RUN_DIR).join("lock"))
             .context("creating the sandbox lock file")?;
         lock.lock().context("waiting for the sandbox lock")?;
-        let env = manifests::environments::sandbox::environment();
         cleanup(&env);
         let identity = Path::new(RUN_DIR).join("deploy_ed25519_key");
         std::fs::write(
@@ -104,7 +118,9 @@ impl Sandbox {
         }
         if options.hosts {
             for observer in &sandbox.env.fleet.observers {
-                sandbox.hosts.push(ObserverHost::start(observer)?);
+                sandbox
+                    .hosts
+                    .push(ObserverHost::start(observer, &host_key(&observer.name))?);
             }
             image::ensure(&sandbox.hosts)?;
         }
@@ -139,19 +155,33 @@ impl Drop for Sandbox {
     }
 }
 
-/// Removes everything a previous (possibly killed) run left: processes in the namespaces, the
-/// namespaces, the bridge, deploy directories.
+/// Removes everything a previous (possibly killed) run left, of this environment or any other
+/// sandbox: processes in the namespaces, the namespaces, the bridge, deploy directories.
 fn cleanup(env: &Environment) {
-    for ns in net::namespaces(env) {
-        process::kill_namespace(&ns);
+    let mut namespaces = net::namespaces(env);
+    namespaces.extend(net::leftover_namespaces());
+    namespaces.sort();
+    namespaces.dedup();
+    for ns in &namespaces {
+        process::kill_namespace(ns);
+    }
+    let mut names: Vec<String> = env.fleet.observers.iter().map(|o| o.name.clone()).collect();
+    if let Ok(dirs) = std::fs::read_dir(STATE_DIR) {
+        names.extend(
+            dirs.flatten()
+                .map(|d| d.file_name().to_string_lossy().into_owned()),
+        );
+    }
+    for name in names {
+        hosts::kill_containers(&name);
+        let _ = std::fs::remove_dir_all(Path::new(STATE_DIR).join(&name).join("deploy"));
+        let _ = std::fs::remove_dir_all(Path::new(RUN_DIR).join(&name));
     }
     for o in &env.fleet.observers {
-        hosts::kill_containers(&o.name);
         let _ = std::fs::remove_dir_all(&o.deploy_dir.0);
-        let _ = std::fs::remove_dir_all(Path::new(RUN_DIR).join(&o.name));
     }
     let _ = std::fs::remove_dir_all(Path::new(RUN_DIR).join("ensemble"));
-    net::delete(env);
+    net::delete(env, &namespaces);
 }
 
 fn is_root() -> bool {

@@ -127,7 +127,21 @@ pub fn set_link(myid: u32, up: bool) -> Result<()> {
     ])
 }
 
-/// The root-namespace ends of the veth pairs.
+/// Sandbox namespaces that exist now (of any sandbox environment).
+pub fn leftover_namespaces() -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    out.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with("zkobs-"))
+        .map(String::from)
+        .collect()
+}
+
+/// The root-namespace ends of the veth pairs: this environment's and any left over.
 fn veths(env: &Environment) -> Vec<String> {
     let mut v = vec!["zkv-cluster".to_string()];
     v.extend(
@@ -136,13 +150,27 @@ fn veths(env: &Environment) -> Vec<String> {
             .iter()
             .map(|o| format!("zkv-o{}", o.myid)),
     );
+    let links = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    v.extend(
+        links
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .filter(|n| n.starts_with("zkv-")),
+    );
+    v.sort();
+    v.dedup();
     v
 }
 
-pub fn delete(env: &Environment) {
-    for ns in namespaces(env) {
+pub fn delete(env: &Environment, namespaces: &[String]) {
+    for ns in namespaces {
         let _ = Command::new("ip")
-            .args(["netns", "del", &ns])
+            .args(["netns", "del", ns])
             .stderr(Stdio::null())
             .status();
     }

@@ -1,0 +1,25 @@
+//! Generated environments for `cargo xtask bench`: the sandbox with `n` observers, to measure
+//! fan-out. Not listed in [`super::all`]; only the benchmark builds them.
+
+use hosts::net::v4;
+use hosts::{HostKey, Observer, Port, RemoteDir, ServerId, SshLogin};
+
+use crate::environment::Environment;
+
+/// The sandbox environment with observers `bench-obs-1..=n` at 198.18.2.1.., myid 4.., all
+/// presenting the host key `host_key` (one test-only key for every benchmark host).
+pub fn environment(n: u8, host_key: &str) -> Environment {
+    let mut env = super::sandbox::environment();
+    env.name = format!("bench-{n}");
+    env.fleet.observers = (1..=n)
+        .map(|i| Observer {
+            name: format!("bench-obs-{i}"),
+            address: v4(198, 18, 2, i),
+            ssh: SshLogin { user: "root".into(), port: Port::new(22) },
+            host_key: HostKey::Pinned(host_key.to_string()),
+            myid: ServerId(3 + u32::from(i)),
+            deploy_dir: RemoteDir::new(&format!("/var/lib/zk-observers-sandbox/bench-obs-{i}/deploy")),
+        })
+        .collect();
+    env
+}

@@ -1,0 +1,487 @@
+//! `cargo xtask bench`: figures anyone can reproduce, printed as one table. Not a test; not run in
+//! CI. Sections: edit-to-render latency, fan-out over N observer hosts (first and no-op deploy,
+//! against the SSH floor, counting SSH connections), the same per-host work done by an Ansible
+//! playbook, and the API cost of a drift check with 5,000 foreign Services.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use hosts::{HostFiles, Observer};
+use manifests::{AddressSource, Environment};
+use sandbox::{ApiServer, Config, LoadBalancerMode, Options, Sandbox};
+
+use crate::cli::{BenchArgs, DeployArgs};
+use crate::cluster::{block_on, Cluster, ClusterArgs};
+use crate::rollout::{self, Options as RolloutOptions};
+use crate::ssh::SshArgs;
+
+struct Row {
+    section: &'static str,
+    measure: String,
+    ours: String,
+    reference: String,
+    ratio: String,
+    target: String,
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn timed(mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
+    let t = Instant::now();
+    f()?;
+    Ok(t.elapsed())
+}
+
+fn run_ok(cmd: &mut Command) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+pub fn run(args: &BenchArgs) -> Result<u8> {
+    let mut rows = Vec::new();
+    let machine = machine();
+    println!("machine: {machine}");
+    if !args.skip_build {
+        edit_to_render(args, &mut rows)?;
+        print(&rows);
+    }
+    for &n in &args.hosts {
+        fan_out(n, args, &mut rows)?;
+        print(&rows);
+    }
+    if !args.skip_api {
+        api_efficiency(&mut rows)?;
+    }
+    println!("\n{}", table(&machine, &rows));
+    Ok(crate::exit::OK)
+}
+
+fn print(rows: &[Row]) {
+    if let Some(r) = rows.last() {
+        eprintln!("... {} {}: {} (reference {})", r.section, r.measure, r.ours, r.reference);
+    }
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<u64>().ok()))
+        .map_or("?".into(), |kb| format!("{} GiB", kb / 1024 / 1024));
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())))
+        .unwrap_or_default();
+    let os = std::fs::read_to_string("/etc/debian_version").map(|v| format!("Debian {}", v.trim())).unwrap_or_default();
+    format!("{cpus} cores ({model}), {mem}, {os}")
+}
+
+fn table(machine: &str, rows: &[Row]) -> String {
+    let mut out = format!("Machine: {machine}\n\n| section | measure | ours | reference | ratio | target |\n|---|---|---|---|---|---|\n");
+    for r in rows {
+        let _ = writeln!(out, "| {} | {} | {} | {} | {} | {} |", r.section, r.measure, r.ours, r.reference, r.ratio, r.target);
+    }
+    out
+}
+
+// --- 1. edit-to-render ------------------------------------------------------------------------
+
+fn edit_to_render(args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
+    let root = workspace();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let xtask = std::env::current_exe()?;
+    let out = tempfile::tempdir()?;
+    let render = |bin: &Path| {
+        timed(|| run_ok(Command::new(bin).args(["render", "--env", "production", "--out"]).arg(out.path()).env("NO_COLOR", "1")))
+    };
+    let warm = median((0..5).map(|_| render(&xtask)).collect::<Result<Vec<_>>>()?);
+    rows.push(Row { section: "edit-to-render", measure: "warm render (binary built)".into(), ours: secs(warm), reference: "-".into(), ratio: "-".into(), target: "<= 0.3 s".into() });
+
+    let host_list = root.join("hosts/src/inventory/production.rs");
+    let mut incremental = Vec::new();
+    for _ in 0..3 {
+        std::fs::File::options().append(true).open(&host_list)?.set_modified(std::time::SystemTime::now())?;
+        incremental.push(timed(|| {
+            run_ok(Command::new(&cargo).args(["build", "--quiet", "-p", "xtask"]).current_dir(&root))?;
+            render(&root.join("target/debug/xtask")).map(drop)
+        })?);
+    }
+    rows.push(Row {
+        section: "edit-to-render",
+        measure: "touch hosts/src/inventory/production.rs, rebuild, render".into(),
+        ours: secs(median(incremental)),
+        reference: "-".into(),
+        ratio: "-".into(),
+        target: "<= 3 s".into(),
+    });
+    if !args.skip_cold {
+        let target = Path::new("/var/tmp/zk-observers-bench-cold-target");
+        let _ = std::fs::remove_dir_all(target);
+        let cold = timed(|| run_ok(Command::new(&cargo).args(["build", "--quiet", "-p", "xtask"]).current_dir(&root).env("CARGO_TARGET_DIR", target)))?;
+        let _ = std::fs::remove_dir_all(target);
+        rows.push(Row { section: "edit-to-render", measure: "cold build of xtask (fresh target dir)".into(), ours: secs(cold), reference: "-".into(), ratio: "-".into(), target: "<= 150 s".into() });
+    }
+    Ok(())
+}
+
+// --- 2. and 3. fan-out and the Ansible peer ----------------------------------------------------
+
+const BENCH_HOST_KEY: &str = "bench_host_ed25519_key";
+
+fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
+    eprintln!("... fan-out: starting a sandbox with {n} observer host(s)");
+    let keys = tempfile::tempdir()?;
+    let key = keys.path().join(BENCH_HOST_KEY);
+    run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "bench host key", "-f"]).arg(&key))?;
+    let private = std::fs::read_to_string(&key)?;
+    let public = std::fs::read_to_string(key.with_extension("pub"))?;
+    let env = manifests::environments::bench::environment(n, public.trim());
+    let problems = manifests::validate(&env);
+    if problems.has_errors() {
+        bail!("the bench environment is invalid:\n{problems}");
+    }
+    let sb = Sandbox::start_with(env.clone(), &|_| private.clone(), Options::default())?;
+    let api = ApiServer::start(Config {
+        namespaces: vec![env.ensemble.namespace.clone()],
+        load_balancer: LoadBalancerMode::After(Duration::from_millis(200)),
+        lb_addresses: env
+            .ensemble
+            .participants()
+            .iter()
+            .map(|p| (format!("{}/{}", env.ensemble.namespace, p.service_name), env.ensemble.recorded_addresses[&p.ordinal].to_string()))
+            .collect(),
+        crds: true,
+    })?;
+    let kubeconfig = keys.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig(&env.kube_context))?;
+    // SAFETY of the process environment: the benchmark is single-threaded here; the kube client
+    // reads KUBECONFIG when it connects.
+    unsafe { std::env::set_var("KUBECONFIG", &kubeconfig) };
+    let identity = sb.ssh_identity().to_path_buf();
+    let ssh = SshArgs { identity: Some(identity.clone()), connect_timeout: Duration::from_secs(10), parallel: 32 };
+    let deploy_args = DeployArgs {
+        selection: crate::cli::ClusterSelection { env: Some(env.name.clone()) },
+        yes: true,
+        dry_run: false,
+        force_conflicts: false,
+        prune: false,
+        timeout: Duration::from_secs(60),
+        health_timeout: Duration::from_secs(180),
+        ssh: ssh.clone(),
+        cluster: ClusterArgs { context: None, allow_other_context: false },
+    };
+    let deploy = || -> Result<Duration> {
+        let t = Instant::now();
+        let code = block_on(async {
+            let cluster = Cluster::connect(&env, &deploy_args.cluster).await?;
+            crate::deploy::deploy(&cluster, &env, &deploy_args, None).await
+        })?;
+        if code != 0 {
+            bail!("the bench deploy over {n} host(s) failed (exit {code})");
+        }
+        Ok(t.elapsed())
+    };
+    let first = deploy()?;
+    let accepted_before = accepted_logins(&sb);
+    let noop = median((0..3).map(|_| deploy()).collect::<Result<Vec<_>>>()?);
+    let per_run = (accepted_logins(&sb) - accepted_before) as f64 / 3.0;
+    let floor = median((0..3).map(|_| ssh_floor(&sb, &identity)).collect::<Result<Vec<_>>>()?);
+    rows.push(Row { section: "fan-out", measure: format!("first deploy, N = {n}"), ours: secs(first), reference: "-".into(), ratio: "-".into(), target: "-".into() });
+    rows.push(Row {
+        section: "fan-out",
+        measure: format!("no-op deploy, N = {n} (vs {n} parallel `ssh host cat zoo.cfg`)"),
+        ours: secs(noop),
+        reference: secs(floor),
+        ratio: format!("{:.2} x floor", noop.as_secs_f64() / floor.as_secs_f64()),
+        target: if n >= 20 { "<= 1.3 x floor".into() } else { "-".into() },
+    });
+    rows.push(Row {
+        section: "fan-out",
+        measure: format!("SSH logins per host per no-op deploy, N = {n}"),
+        ours: format!("{:.2}", per_run / f64::from(n)),
+        reference: "-".into(),
+        ratio: "-".into(),
+        target: "1".into(),
+    });
+
+    if !args.skip_ansible {
+        let files = manifests::render_host_files(&env, &AddressSource::Recorded)?;
+        ansible(n, &env, &sb, &files, &ssh, &keys, &public, rows)?;
+    }
+    drop(sb);
+    api.stop();
+    Ok(())
+}
+
+/// Successful SSH logins recorded by the sandbox hosts' sshd logs so far.
+fn accepted_logins(sb: &Sandbox) -> usize {
+    sb.hosts
+        .iter()
+        .map(|h| {
+            std::fs::read_to_string(Path::new(sandbox::harness::RUN_DIR).join(&h.name).join("sshd.log"))
+                .map(|l| l.matches("Accepted publickey").count())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// The floor: `ssh host cat zoo.cfg` to every host at once.
+fn ssh_floor(sb: &Sandbox, identity: &Path) -> Result<Duration> {
+    let t = Instant::now();
+    let children: Vec<_> = sb
+        .hosts
+        .iter()
+        .map(|h| {
+            Command::new("ssh")
+                .arg("-i")
+                .arg(identity)
+                .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
+                .arg(format!("root@{}", h.address))
+                .arg(format!("cat {}/zoo.cfg", h.deploy_dir.display()))
+                .stdout(Stdio::null())
+                .spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    for mut c in children {
+        if !c.wait()?.success() {
+            bail!("ssh floor: a cat failed");
+        }
+    }
+    Ok(t.elapsed())
+}
+
+const PLAYBOOK: &str = r#"# The per-host work of `cargo xtask push`, as Ansible does it: the same two files, the data
+# directories, and `docker-compose up -d` only when a file changed.
+- hosts: observers
+  gather_facts: false
+  tasks:
+    - name: data directories
+      ansible.builtin.file:
+        path: "{{ deploy_dir }}/{{ item }}"
+        state: directory
+        owner: "1000"
+        group: "1000"
+      loop: [data, datalog]
+    - name: zoo.cfg
+      ansible.builtin.copy:
+        content: "{{ zoo_cfg }}"
+        dest: "{{ deploy_dir }}/zoo.cfg"
+        mode: "0644"
+      register: zoo
+    - name: docker-compose.yaml
+      ansible.builtin.copy:
+        content: "{{ compose }}"
+        dest: "{{ deploy_dir }}/docker-compose.yaml"
+        mode: "0644"
+      register: compose_file
+    - name: compose up when something changed
+      ansible.builtin.command: docker-compose -p zk-observers up -d --remove-orphans --force-recreate
+      args:
+        chdir: "{{ deploy_dir }}"
+      when: zoo.changed or compose_file.changed
+"#;
+
+#[allow(clippy::too_many_arguments)]
+fn ansible(
+    n: u8,
+    env: &Environment,
+    sb: &Sandbox,
+    files: &[(&Observer, HostFiles)],
+    ssh: &SshArgs,
+    dir: &tempfile::TempDir,
+    host_public_key: &str,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    if Command::new("ansible-playbook").arg("--version").stdout(Stdio::null()).status().map(|s| !s.success()).unwrap_or(true) {
+        eprintln!("... installing ansible-core from PyPI");
+        run_ok(Command::new("python3").args(["-m", "pip", "install", "--quiet", "--root-user-action=ignore", "ansible-core"]))?;
+    }
+    let identity = ssh.identity.clone().context("an identity")?;
+    let known = dir.path().join("known_hosts");
+    std::fs::write(&known, env.fleet.observers.iter().map(|o| format!("{} {host_public_key}", o.address)).collect::<Vec<_>>().join("\n") + "\n")?;
+    let mut hosts = serde_json::Map::new();
+    for (o, f) in files {
+        hosts.insert(
+            o.name.clone(),
+            serde_json::json!({
+                "ansible_host": o.address.to_string(),
+                "deploy_dir": o.deploy_dir.0,
+                "zoo_cfg": f.zoo_cfg,
+                "compose": f.compose,
+            }),
+        );
+    }
+    let inventory = serde_json::json!({
+        "observers": {
+            "hosts": hosts,
+            "vars": {
+                "ansible_user": "root",
+                "ansible_python_interpreter": "/usr/bin/python3",
+                "ansible_ssh_private_key_file": identity,
+                "ansible_ssh_common_args": format!("-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes", known.display()),
+            }
+        }
+    });
+    std::fs::write(dir.path().join("inventory.yml"), serde_yaml::to_string(&inventory)?)?;
+    std::fs::write(dir.path().join("playbook.yml"), PLAYBOOK)?;
+    std::fs::write(dir.path().join("ansible.cfg"), format!("[defaults]\nforks = {n}\nhost_key_checking = True\nstdout_callback = default\n[ssh_connection]\npipelining = True\n"))?;
+    let playbook = || -> Result<Duration> {
+        timed(|| {
+            run_ok(
+                Command::new("ansible-playbook")
+                    .args(["-i", "inventory.yml", "playbook.yml"])
+                    .current_dir(dir.path())
+                    .env("ANSIBLE_CONFIG", dir.path().join("ansible.cfg")),
+            )
+        })
+    };
+    // Fresh hosts for Ansible's first run: remove what our deploy put there.
+    for h in &sb.hosts {
+        let ids = h.docker(&["ps", "-aq"])?;
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut a = vec!["rm", "-f"];
+            a.extend(ids);
+            h.docker(&a)?;
+        }
+        let _ = std::fs::remove_dir_all(&h.deploy_dir);
+    }
+    let first = playbook()?;
+    let noop = median((0..3).map(|_| playbook()).collect::<Result<Vec<_>>>()?);
+    // Ours, on the same hosts, for the same per-host work (push; Ansible has no health gate).
+    let targets: Vec<(&Observer, &HostFiles)> = files.iter().map(|(o, f)| (*o, f)).collect();
+    for h in &sb.hosts {
+        let _ = std::fs::remove_file(h.deploy_dir.join("zoo.cfg"));
+    }
+    let ours_first = block_on(async {
+        let t = Instant::now();
+        let r = rollout::rollout(env, &targets, ssh, &RolloutOptions { dry_run: false, health_timeout: Duration::from_secs(180), quiet: true }).await;
+        anyhow::ensure!(r.iter().all(|h| h.ok()), "push failed: {:?}", r.iter().map(|h| &h.detail).collect::<Vec<_>>());
+        Ok(t.elapsed())
+    })?;
+    let ours_noop = median(
+        (0..3)
+            .map(|_| {
+                block_on(async {
+                    let t = Instant::now();
+                    let r = rollout::rollout(env, &targets, ssh, &RolloutOptions { dry_run: false, health_timeout: Duration::from_secs(60), quiet: true }).await;
+                    anyhow::ensure!(r.iter().all(|h| h.result == rollout::HostResult::Unchanged), "no-op push changed something");
+                    Ok(t.elapsed())
+                })
+            })
+            .collect::<Result<Vec<_>>>()?,
+    );
+    rows.push(Row {
+        section: "vs Ansible",
+        measure: format!("first push (files + compose up; ours also health-gates, one host at a time), N = {n}"),
+        ours: secs(ours_first),
+        reference: secs(first),
+        ratio: format!("{:.2} x Ansible's time", ours_first.as_secs_f64() / first.as_secs_f64()),
+        target: "-".into(),
+    });
+    rows.push(Row {
+        section: "vs Ansible",
+        measure: format!("no-op push, N = {n}"),
+        ours: secs(ours_noop),
+        reference: secs(noop),
+        ratio: format!("{:.2} x Ansible's time ({:.1} x faster)", ours_noop.as_secs_f64() / noop.as_secs_f64(), noop.as_secs_f64() / ours_noop.as_secs_f64()),
+        target: if n >= 20 { ">= 8 x faster".into() } else { "-".into() },
+    });
+    Ok(())
+}
+
+// --- 4. API efficiency --------------------------------------------------------------------------
+
+fn api_efficiency(rows: &mut Vec<Row>) -> Result<()> {
+    eprintln!("... API efficiency: drift with 0 and 5,000 foreign Services");
+    let sb = Sandbox::start(Options::default())?;
+    let env = sb.env.clone();
+    let api = ApiServer::start(Config {
+        namespaces: vec![env.ensemble.namespace.clone()],
+        load_balancer: LoadBalancerMode::After(Duration::from_millis(200)),
+        lb_addresses: env
+            .ensemble
+            .participants()
+            .iter()
+            .map(|p| (format!("{}/{}", env.ensemble.namespace, p.service_name), env.ensemble.recorded_addresses[&p.ordinal].to_string()))
+            .collect(),
+        crds: true,
+    })?;
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig(&env.kube_context))?;
+    let me = std::env::current_exe()?;
+    let xtask = |args: &[&str]| -> Result<i32> {
+        let out = Command::new(&me)
+            .args(args)
+            .arg("--identity")
+            .arg(sb.ssh_identity())
+            .env("KUBECONFIG", &kubeconfig)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        Ok(out.code().unwrap_or(-1))
+    };
+    if xtask(&["deploy", "--env", "sandbox", "--yes"])? != 0 {
+        bail!("the sandbox deploy failed");
+    }
+    let measure = |rows: &mut Vec<Row>, label: &str| -> Result<(u64, Duration)> {
+        let mut times = Vec::new();
+        let mut requests = 0;
+        for _ in 0..5 {
+            api.reset_stats();
+            let t = Instant::now();
+            let code = xtask(&["drift", "--env", "sandbox"])?;
+            times.push(t.elapsed());
+            anyhow::ensure!(code == 0, "drift found drift ({label})");
+            requests = api.stats().requests;
+        }
+        let _ = rows;
+        Ok((requests, median(times)))
+    };
+    let (quiet_requests, quiet_time) = measure(rows, "0 foreign")?;
+    for i in 0..5000 {
+        api.insert(
+            serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": format!("foreign-{i}"), "namespace": env.ensemble.namespace, "labels": {"app": "other"}}, "spec": {"ports": [{"port": 80}]}}),
+            "someone-else",
+        )?;
+    }
+    let (busy_requests, busy_time) = measure(rows, "5,000 foreign")?;
+    rows.push(Row {
+        section: "API efficiency",
+        measure: "drift: requests to the API server, 0 vs 5,000 foreign Services".into(),
+        ours: busy_requests.to_string(),
+        reference: quiet_requests.to_string(),
+        ratio: format!("{:.2}", busy_requests as f64 / quiet_requests as f64),
+        target: "equal".into(),
+    });
+    rows.push(Row {
+        section: "API efficiency",
+        measure: "drift: wall time, 5,000 vs 0 foreign Services (includes the 2 hosts)".into(),
+        ours: secs(busy_time),
+        reference: secs(quiet_time),
+        ratio: format!("{:.2}", busy_time.as_secs_f64() / quiet_time.as_secs_f64()),
+        target: "<= 1.2".into(),
+    });
+    drop(sb);
+    api.stop();
+    Ok(())
+}
