@@ -50,6 +50,14 @@ fn run_ok(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// This binary's path. The edit-to-render section rebuilds it, after which /proc/self/exe reads
+/// `... (deleted)`: the rebuilt file is at the same path.
+fn this_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let text = exe.display().to_string();
+    Ok(PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(&text)))
+}
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
@@ -58,25 +66,21 @@ pub fn run(args: &BenchArgs) -> Result<u8> {
     let mut rows = Vec::new();
     let machine = machine();
     println!("machine: {machine}");
-    if !args.skip_build {
-        edit_to_render(args, &mut rows)?;
-        print(&rows);
-    }
-    for &n in &args.hosts {
-        fan_out(n, args, &mut rows)?;
-        print(&rows);
-    }
-    if !args.skip_api {
-        api_efficiency(&mut rows)?;
-    }
+    let result = (|| {
+        if !args.skip_build {
+            edit_to_render(args, &mut rows)?;
+        }
+        for &n in args.hosts.iter().filter(|&&n| n > 0) {
+            fan_out(n, args, &mut rows)?;
+        }
+        if !args.skip_api {
+            api_efficiency(&mut rows)?;
+        }
+        anyhow::Ok(())
+    })();
+    // The figures taken so far are printed even when a later section failed.
     println!("\n{}", table(&machine, &rows));
-    Ok(crate::exit::OK)
-}
-
-fn print(rows: &[Row]) {
-    if let Some(r) = rows.last() {
-        eprintln!("... {} {}: {} (reference {})", r.section, r.measure, r.ours, r.reference);
-    }
+    result.map(|()| crate::exit::OK)
 }
 
 fn machine() -> String {
@@ -106,7 +110,7 @@ fn table(machine: &str, rows: &[Row]) -> String {
 fn edit_to_render(args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     let root = workspace();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let xtask = std::env::current_exe()?;
+    let xtask = this_binary()?;
     let out = tempfile::tempdir()?;
     let render = |bin: &Path| {
         timed(|| run_ok(Command::new(bin).args(["render", "--env", "production", "--out"]).arg(out.path()).env("NO_COLOR", "1")))
@@ -427,7 +431,7 @@ fn api_efficiency(rows: &mut Vec<Row>) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, api.kubeconfig(&env.kube_context))?;
-    let me = std::env::current_exe()?;
+    let me = this_binary()?;
     let xtask = |args: &[&str]| -> Result<i32> {
         let out = Command::new(&me)
             .args(args)

@@ -269,7 +269,7 @@ pub struct DriftArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Fan-out sizes (comma-separated).
+    /// Fan-out sizes (comma-separated), e.g. 1,5,20; 0 alone skips the fan-out.
     #[arg(long, value_delimiter = ',', default_value = "1,5,20")]
     pub hosts: Vec<u8>,
     /// Skip the edit-to-render section.
