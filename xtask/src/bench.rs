@@ -45,7 +45,11 @@ fn timed(mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
 fn run_ok(cmd: &mut Command) -> Result<()> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(())
 }
@@ -55,11 +59,16 @@ fn run_ok(cmd: &mut Command) -> Result<()> {
 fn this_binary() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let text = exe.display().to_string();
-    Ok(PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(&text)))
+    Ok(PathBuf::from(
+        text.strip_suffix(" (deleted)").unwrap_or(&text),
+    ))
 }
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 pub fn run(args: &BenchArgs) -> Result<u8> {
@@ -84,23 +93,41 @@ pub fn run(args: &BenchArgs) -> Result<u8> {
 }
 
 fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<u64>().ok()))
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
         .map_or("?".into(), |kb| format!("{} GiB", kb / 1024 / 1024));
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())))
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
         .unwrap_or_default();
-    let os = std::fs::read_to_string("/etc/debian_version").map(|v| format!("Debian {}", v.trim())).unwrap_or_default();
+    let os = std::fs::read_to_string("/etc/debian_version")
+        .map(|v| format!("Debian {}", v.trim()))
+        .unwrap_or_default();
     format!("{cpus} cores ({model}), {mem}, {os}")
 }
 
 fn table(machine: &str, rows: &[Row]) -> String {
     let mut out = format!("Machine: {machine}\n\n| section | measure | ours | reference | ratio | target |\n|---|---|---|---|---|---|\n");
     for r in rows {
-        let _ = writeln!(out, "| {} | {} | {} | {} | {} | {} |", r.section, r.measure, r.ours, r.reference, r.ratio, r.target);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.section, r.measure, r.ours, r.reference, r.ratio, r.target
+        );
     }
     out
 }
@@ -113,17 +140,38 @@ fn edit_to_render(args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     let xtask = this_binary()?;
     let out = tempfile::tempdir()?;
     let render = |bin: &Path| {
-        timed(|| run_ok(Command::new(bin).args(["render", "--env", "production", "--out"]).arg(out.path()).env("NO_COLOR", "1")))
+        timed(|| {
+            run_ok(
+                Command::new(bin)
+                    .args(["render", "--env", "production", "--out"])
+                    .arg(out.path())
+                    .env("NO_COLOR", "1"),
+            )
+        })
     };
     let warm = median((0..5).map(|_| render(&xtask)).collect::<Result<Vec<_>>>()?);
-    rows.push(Row { section: "edit-to-render", measure: "warm render (binary built)".into(), ours: secs(warm), reference: "-".into(), ratio: "-".into(), target: "<= 0.3 s".into() });
+    rows.push(Row {
+        section: "edit-to-render",
+        measure: "warm render (binary built)".into(),
+        ours: secs(warm),
+        reference: "-".into(),
+        ratio: "-".into(),
+        target: "<= 0.3 s".into(),
+    });
 
     let host_list = root.join("hosts/src/inventory/production.rs");
     let mut incremental = Vec::new();
     for _ in 0..3 {
-        std::fs::File::options().append(true).open(&host_list)?.set_modified(std::time::SystemTime::now())?;
+        std::fs::File::options()
+            .append(true)
+            .open(&host_list)?
+            .set_modified(std::time::SystemTime::now())?;
         incremental.push(timed(|| {
-            run_ok(Command::new(&cargo).args(["build", "--quiet", "-p", "xtask"]).current_dir(&root))?;
+            run_ok(
+                Command::new(&cargo)
+                    .args(["build", "--quiet", "-p", "xtask"])
+                    .current_dir(&root),
+            )?;
             render(&root.join("target/debug/xtask")).map(drop)
         })?);
     }
@@ -138,9 +186,23 @@ fn edit_to_render(args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     if !args.skip_cold {
         let target = Path::new("/var/tmp/zk-observers-bench-cold-target");
         let _ = std::fs::remove_dir_all(target);
-        let cold = timed(|| run_ok(Command::new(&cargo).args(["build", "--quiet", "-p", "xtask"]).current_dir(&root).env("CARGO_TARGET_DIR", target)))?;
+        let cold = timed(|| {
+            run_ok(
+                Command::new(&cargo)
+                    .args(["build", "--quiet", "-p", "xtask"])
+                    .current_dir(&root)
+                    .env("CARGO_TARGET_DIR", target),
+            )
+        })?;
         let _ = std::fs::remove_dir_all(target);
-        rows.push(Row { section: "edit-to-render", measure: "cold build of xtask (fresh target dir)".into(), ours: secs(cold), reference: "-".into(), ratio: "-".into(), target: "<= 150 s".into() });
+        rows.push(Row {
+            section: "edit-to-render",
+            measure: "cold build of xtask (fresh target dir)".into(),
+            ours: secs(cold),
+            reference: "-".into(),
+            ratio: "-".into(),
+            target: "<= 150 s".into(),
+        });
     }
     Ok(())
 }
@@ -153,7 +215,20 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     eprintln!("... fan-out: starting a sandbox with {n} observer host(s)");
     let keys = tempfile::tempdir()?;
     let key = keys.path().join(BENCH_HOST_KEY);
-    run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "bench host key", "-f"]).arg(&key))?;
+    run_ok(
+        Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "bench host key",
+                "-f",
+            ])
+            .arg(&key),
+    )?;
     let private = std::fs::read_to_string(&key)?;
     let public = std::fs::read_to_string(key.with_extension("pub"))?;
     let env = manifests::environments::bench::environment(n, public.trim());
@@ -169,7 +244,12 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
             .ensemble
             .participants()
             .iter()
-            .map(|p| (format!("{}/{}", env.ensemble.namespace, p.service_name), env.ensemble.recorded_addresses[&p.ordinal].to_string()))
+            .map(|p| {
+                (
+                    format!("{}/{}", env.ensemble.namespace, p.service_name),
+                    env.ensemble.recorded_addresses[&p.ordinal].to_string(),
+                )
+            })
             .collect(),
         crds: true,
     })?;
@@ -179,9 +259,15 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     // reads KUBECONFIG when it connects.
     unsafe { std::env::set_var("KUBECONFIG", &kubeconfig) };
     let identity = sb.ssh_identity().to_path_buf();
-    let ssh = SshArgs { identity: Some(identity.clone()), connect_timeout: Duration::from_secs(10), parallel: 32 };
+    let ssh = SshArgs {
+        identity: Some(identity.clone()),
+        connect_timeout: Duration::from_secs(10),
+        parallel: 32,
+    };
     let deploy_args = DeployArgs {
-        selection: crate::cli::ClusterSelection { env: Some(env.name.clone()) },
+        selection: crate::cli::ClusterSelection {
+            env: Some(env.name.clone()),
+        },
         yes: true,
         dry_run: false,
         force_conflicts: false,
@@ -189,7 +275,10 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
         timeout: Duration::from_secs(60),
         health_timeout: Duration::from_secs(180),
         ssh: ssh.clone(),
-        cluster: ClusterArgs { context: None, allow_other_context: false },
+        cluster: ClusterArgs {
+            context: None,
+            allow_other_context: false,
+        },
     };
     let deploy = || -> Result<Duration> {
         let t = Instant::now();
@@ -206,15 +295,30 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     let accepted_before = accepted_logins(&sb);
     let noop = median((0..3).map(|_| deploy()).collect::<Result<Vec<_>>>()?);
     let per_run = (accepted_logins(&sb) - accepted_before) as f64 / 3.0;
-    let floor = median((0..3).map(|_| ssh_floor(&sb, &identity)).collect::<Result<Vec<_>>>()?);
-    rows.push(Row { section: "fan-out", measure: format!("first deploy, N = {n}"), ours: secs(first), reference: "-".into(), ratio: "-".into(), target: "-".into() });
+    let floor = median(
+        (0..3)
+            .map(|_| ssh_floor(&sb, &identity))
+            .collect::<Result<Vec<_>>>()?,
+    );
+    rows.push(Row {
+        section: "fan-out",
+        measure: format!("first deploy, N = {n}"),
+        ours: secs(first),
+        reference: "-".into(),
+        ratio: "-".into(),
+        target: "-".into(),
+    });
     rows.push(Row {
         section: "fan-out",
         measure: format!("no-op deploy, N = {n} (vs {n} parallel `ssh host cat zoo.cfg`)"),
         ours: secs(noop),
         reference: secs(floor),
         ratio: format!("{:.2} x floor", noop.as_secs_f64() / floor.as_secs_f64()),
-        target: if n >= 20 { "<= 1.3 x floor".into() } else { "-".into() },
+        target: if n >= 20 {
+            "<= 1.3 x floor".into()
+        } else {
+            "-".into()
+        },
     });
     rows.push(Row {
         section: "fan-out",
@@ -239,9 +343,13 @@ fn accepted_logins(sb: &Sandbox) -> usize {
     sb.hosts
         .iter()
         .map(|h| {
-            std::fs::read_to_string(Path::new(sandbox::harness::RUN_DIR).join(&h.name).join("sshd.log"))
-                .map(|l| l.matches("Accepted publickey").count())
-                .unwrap_or(0)
+            std::fs::read_to_string(
+                Path::new(sandbox::harness::RUN_DIR)
+                    .join(&h.name)
+                    .join("sshd.log"),
+            )
+            .map(|l| l.matches("Accepted publickey").count())
+            .unwrap_or(0)
         })
         .sum()
 }
@@ -256,7 +364,16 @@ fn ssh_floor(sb: &Sandbox, identity: &Path) -> Result<Duration> {
             Command::new("ssh")
                 .arg("-i")
                 .arg(identity)
-                .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
+                .args([
+                    "-o",
+                    "StrictHostKeyChecking=no",
+                    "-o",
+                    "UserKnownHostsFile=/dev/null",
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    "LogLevel=ERROR",
+                ])
                 .arg(format!("root@{}", h.address))
                 .arg(format!("cat {}/zoo.cfg", h.deploy_dir.display()))
                 .stdout(Stdio::null())
@@ -313,13 +430,35 @@ fn ansible(
     host_public_key: &str,
     rows: &mut Vec<Row>,
 ) -> Result<()> {
-    if Command::new("ansible-playbook").arg("--version").stdout(Stdio::null()).status().map(|s| !s.success()).unwrap_or(true) {
+    if Command::new("ansible-playbook")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
         eprintln!("... installing ansible-core from PyPI");
-        run_ok(Command::new("python3").args(["-m", "pip", "install", "--quiet", "--root-user-action=ignore", "ansible-core"]))?;
+        run_ok(Command::new("python3").args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--root-user-action=ignore",
+            "ansible-core",
+        ]))?;
     }
     let identity = ssh.identity.clone().context("an identity")?;
     let known = dir.path().join("known_hosts");
-    std::fs::write(&known, env.fleet.observers.iter().map(|o| format!("{} {host_public_key}", o.address)).collect::<Vec<_>>().join("\n") + "\n")?;
+    std::fs::write(
+        &known,
+        env.fleet
+            .observers
+            .iter()
+            .map(|o| format!("{} {host_public_key}", o.address))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n",
+    )?;
     let mut hosts = serde_json::Map::new();
     for (o, f) in files {
         hosts.insert(
@@ -343,7 +482,10 @@ fn ansible(
             }
         }
     });
-    std::fs::write(dir.path().join("inventory.yml"), serde_yaml::to_string(&inventory)?)?;
+    std::fs::write(
+        dir.path().join("inventory.yml"),
+        serde_yaml::to_string(&inventory)?,
+    )?;
     std::fs::write(dir.path().join("playbook.yml"), PLAYBOOK)?;
     std::fs::write(dir.path().join("ansible.cfg"), format!("[defaults]\nforks = {n}\nhost_key_checking = True\nstdout_callback = default\n[ssh_connection]\npipelining = True\n"))?;
     let playbook = || -> Result<Duration> {
@@ -376,8 +518,22 @@ fn ansible(
     }
     let ours_first = block_on(async {
         let t = Instant::now();
-        let r = rollout::rollout(env, &targets, ssh, &RolloutOptions { dry_run: false, health_timeout: Duration::from_secs(180), quiet: true }).await;
-        anyhow::ensure!(r.iter().all(|h| h.ok()), "push failed: {:?}", r.iter().map(|h| &h.detail).collect::<Vec<_>>());
+        let r = rollout::rollout(
+            env,
+            &targets,
+            ssh,
+            &RolloutOptions {
+                dry_run: false,
+                health_timeout: Duration::from_secs(180),
+                quiet: true,
+            },
+        )
+        .await;
+        anyhow::ensure!(
+            r.iter().all(|h| h.ok()),
+            "push failed: {:?}",
+            r.iter().map(|h| &h.detail).collect::<Vec<_>>()
+        );
         Ok(t.elapsed())
     })?;
     let ours_noop = median(
@@ -385,8 +541,21 @@ fn ansible(
             .map(|_| {
                 block_on(async {
                     let t = Instant::now();
-                    let r = rollout::rollout(env, &targets, ssh, &RolloutOptions { dry_run: false, health_timeout: Duration::from_secs(60), quiet: true }).await;
-                    anyhow::ensure!(r.iter().all(|h| h.result == rollout::HostResult::Unchanged), "no-op push changed something");
+                    let r = rollout::rollout(
+                        env,
+                        &targets,
+                        ssh,
+                        &RolloutOptions {
+                            dry_run: false,
+                            health_timeout: Duration::from_secs(60),
+                            quiet: true,
+                        },
+                    )
+                    .await;
+                    anyhow::ensure!(
+                        r.iter().all(|h| h.result == rollout::HostResult::Unchanged),
+                        "no-op push changed something"
+                    );
                     Ok(t.elapsed())
                 })
             })
@@ -394,10 +563,15 @@ fn ansible(
     );
     rows.push(Row {
         section: "vs Ansible",
-        measure: format!("first push (files + compose up; ours also health-gates, one host at a time), N = {n}"),
+        measure: format!(
+            "first push (files + compose up; ours also health-gates, one host at a time), N = {n}"
+        ),
         ours: secs(ours_first),
         reference: secs(first),
-        ratio: format!("{:.2} x Ansible's time", ours_first.as_secs_f64() / first.as_secs_f64()),
+        ratio: format!(
+            "{:.2} x Ansible's time",
+            ours_first.as_secs_f64() / first.as_secs_f64()
+        ),
         target: "-".into(),
     });
     rows.push(Row {
@@ -405,8 +579,16 @@ fn ansible(
         measure: format!("no-op push, N = {n}"),
         ours: secs(ours_noop),
         reference: secs(noop),
-        ratio: format!("{:.2} x Ansible's time ({:.1} x faster)", ours_noop.as_secs_f64() / noop.as_secs_f64(), noop.as_secs_f64() / ours_noop.as_secs_f64()),
-        target: if n >= 20 { ">= 8 x faster".into() } else { "-".into() },
+        ratio: format!(
+            "{:.2} x Ansible's time ({:.1} x faster)",
+            ours_noop.as_secs_f64() / noop.as_secs_f64(),
+            noop.as_secs_f64() / ours_noop.as_secs_f64()
+        ),
+        target: if n >= 20 {
+            ">= 8 x faster".into()
+        } else {
+            "-".into()
+        },
     });
     Ok(())
 }
@@ -424,7 +606,12 @@ fn api_efficiency(rows: &mut Vec<Row>) -> Result<()> {
             .ensemble
             .participants()
             .iter()
-            .map(|p| (format!("{}/{}", env.ensemble.namespace, p.service_name), env.ensemble.recorded_addresses[&p.ordinal].to_string()))
+            .map(|p| {
+                (
+                    format!("{}/{}", env.ensemble.namespace, p.service_name),
+                    env.ensemble.recorded_addresses[&p.ordinal].to_string(),
+                )
+            })
             .collect(),
         crds: true,
     })?;

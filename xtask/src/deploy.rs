@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::apply::Outcome;
 use crate::cli::{DeployArgs, OutputFormat};
 use crate::cluster::{block_on, Applied, Cluster, ObjectRef};
+use crate::hostops::Health;
 use crate::plan::{self, Action};
 use crate::rollout::{Fleet, HostReport, HostResult, Options};
 use crate::{diff, environments, exit, lb, lock, output};
@@ -63,6 +64,7 @@ pub async fn deploy(
     // The plan: every desired object (monitoring listing every observer), and every host.
     let objects = manifests::desired_objects(env);
     let cluster_plan = plan::plan(cluster, env, &objects).await?;
+    tracing::info!("cluster planned");
     let (source, note) = match lb::current_addresses(cluster, env).await {
         Ok(live) => (
             AddressSource::Live(live),
@@ -75,8 +77,9 @@ pub async fn deploy(
     };
     let files = manifests::render_host_files(env, &source)?;
     let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
-    let mut fleet = Fleet::connect(&observers, &args.ssh).await;
+    let mut fleet = Fleet::connect(env, &observers, &args.ssh).await;
     fleet.plan(env, &files);
+    tracing::info!("hosts read and planned");
     let host_changes = fleet
         .reports()
         .iter()
@@ -149,6 +152,7 @@ pub async fn deploy(
         summaries.push(apply_change(cluster, change, args.force_conflicts, format).await?);
     }
     // 2. Their addresses: the observers are configured from what the cloud gave.
+    tracing::info!("load-balancer Services applied");
     let live = lb::wait_for_addresses(
         cluster,
         env,
@@ -176,7 +180,9 @@ pub async fn deploy(
         )
         .await;
     // 4. Monitoring lists the observers that are healthy now.
+    tracing::info!("hosts updated");
     let healthy = healthy_observers(env, &fleet).await;
+    tracing::info!("hosts probed");
     let hosts_report = fleet.reports();
     fleet.close().await;
     let monitoring = manifests::objects::monitoring_objects(env, &healthy);
@@ -188,6 +194,7 @@ pub async fn deploy(
     {
         summaries.push(apply_change(cluster, change, args.force_conflicts, format).await?);
     }
+    tracing::info!("monitoring applied");
     // 5. Prune what is no longer desired.
     for change in cluster_plan
         .changes
@@ -246,22 +253,36 @@ async fn apply_object(cluster: &Cluster, object: &Object, force: bool) -> Result
     }
 }
 
-/// Observers updated behind the gate, plus the others that answer healthy now.
+/// Observers updated behind the gate, unchanged ones that were healthy when read, and the others
+/// (rolled back, not touched) if they answer healthy now.
 async fn healthy_observers<'e>(env: &'e Environment, fleet: &Fleet<'_>) -> Vec<&'e Observer> {
     let reports = fleet.reports();
-    let probes = fleet.probe(env).await;
+    let at_read = fleet.health();
+    let needs_probe = reports.iter().any(|r| {
+        matches!(
+            r.result,
+            HostResult::RolledBack | HostResult::NotTouched | HostResult::Failed
+        )
+    });
+    let now = if needs_probe {
+        fleet.probe(env).await
+    } else {
+        vec![]
+    };
+    let healthy = |list: &[(String, Option<Health>)], name: &str| {
+        list.iter()
+            .any(|(n, h)| n == name && h.as_ref().is_some_and(Health::healthy))
+    };
     env.fleet
         .observers
         .iter()
-        .filter(|o| {
-            let updated = reports
-                .iter()
-                .any(|r| r.host == o.name && r.result == HostResult::Updated);
-            let probed = probes
-                .iter()
-                .any(|(n, h)| *n == o.name && h.as_ref().is_some_and(|h| h.healthy()));
-            updated || probed
-        })
+        .filter(
+            |o| match reports.iter().find(|r| r.host == o.name).map(|r| r.result) {
+                Some(HostResult::Updated) => true,
+                Some(HostResult::Unchanged) => healthy(&at_read, &o.name),
+                _ => healthy(&now, &o.name),
+            },
+        )
         .collect()
 }
 

@@ -103,7 +103,7 @@ pub fn run(args: &DriftArgs, format: OutputFormat) -> Result<u8> {
             .map_or(AddressSource::Recorded, AddressSource::Live);
         let files = manifests::render_host_files(&env, &source)?;
         let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
-        let mut fleet = Fleet::connect(&observers, &args.ssh).await;
+        let mut fleet = Fleet::connect(&env, &observers, &args.ssh).await;
         fleet.plan(&env, &files);
         let reports = fleet.reports();
         for r in &reports {
@@ -152,7 +152,7 @@ pub fn run(args: &DriftArgs, format: OutputFormat) -> Result<u8> {
                 }
             }
         }
-        for (host, health) in fleet.probe(&env).await {
+        for (host, health) in fleet.health() {
             let Some(h) = health else { continue };
             if !h.observing() {
                 findings.push(finding(

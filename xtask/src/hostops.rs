@@ -18,18 +18,25 @@ pub const PROJECT: &str = "zk-observers";
 /// The files this tool manages, in the order they are written.
 pub const FILES: [&str; 2] = [ZOO_CFG_FILE, COMPOSE_FILE];
 
-/// Prints each managed file (base64), the compose flavour, and the running compose services.
-const INSPECT: &str = r#"
-d=$1
+/// Prints each managed file (base64). Expects `d` to be set.
+const FILES_BODY: &str = r#"
 for f in zoo.cfg docker-compose.yaml; do
   if [ -f "$d/$f" ]; then printf '=== file %s\n' "$f"; base64 < "$d/$f" | tr -d '\n'; printf '\n'
   else printf '=== absent %s\n' "$f"; fi
 done
-if docker compose version >/dev/null 2>&1; then printf '=== compose v2\n'
-elif command -v docker-compose >/dev/null 2>&1; then printf '=== compose v1\n'
-else printf '=== compose none\n'; fi
+"#;
+
+/// Prints the running compose services. When ZooKeeper observes and the exporter serves metrics on
+/// the host's published ports, both containers are evidently running and the docker CLI (the
+/// costly part when many runs probe a host) is not asked. Expects `srvr`, `mntr`, `scrape` and
+/// `project` to be set.
+const RUNNING_BODY: &str = r#"
 printf '=== running\n'
-docker ps --filter "label=com.docker.compose.project=$2" --filter status=running --format '{{.Label "com.docker.compose.service"}}' 2>&1 || true
+if [[ $srvr == *"Mode: observer"* && $mntr == *$'zk_peer_state\tobserving - broadcast'* && $scrape == *$'\nzk_'* && $scrape != *$'\nzk_up 0'* ]]; then
+  printf 'zookeeper\nexporter\n'
+else
+  docker ps --filter "label=com.docker.compose.project=$project" --filter status=running --format '{{.Label "com.docker.compose.service"}}' 2>&1 || true
+fi
 "#;
 
 /// Writes stdin to `$d/$name` atomically: a temporary file in the same directory, checked against
@@ -65,32 +72,35 @@ set -eu
 d=$1; project=$2; shift 2
 cd "$d"
 if docker compose version >/dev/null 2>&1; then exec docker compose -p "$project" "$@"; fi
-exec docker-compose -p "$project" "$@"
+if command -v docker-compose >/dev/null 2>&1; then exec docker-compose -p "$project" "$@"; fi
+echo "neither \`docker compose\` (v2) nor \`docker-compose\` (v1) is installed on this host" >&2
+exit 127
 "#;
 
-/// srvr and mntr from ZooKeeper and a scrape of the exporter, over bash's /dev/tcp.
-const PROBE: &str = r#"
-addr=$1; client=$2; metrics=$3
-ask() { timeout 4 bash -c 'exec 3<>/dev/tcp/$0/$1 && printf "%s" "$2" >&3 && cat <&3' "$addr" "$1" "$2" 2>&1; }
-printf '=== srvr\n'; ask "$client" srvr
-printf '\n=== mntr\n'; ask "$client" mntr
-printf '\n=== metrics\n'; ask "$metrics" "$(printf 'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n')"
-"#;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ComposeFlavour {
-    V1,
-    V2,
-    None,
+/// srvr and mntr from ZooKeeper and a scrape of the exporter, over bash's /dev/tcp, with bash
+/// builtins only (no process per request). Expects `addr`, `client_port` and `metrics_port` to be
+/// set; leaves the answers in `srvr`, `mntr` and `scrape`.
+const PROBE_BODY: &str = r#"
+ask() {
+  exec 3<>"/dev/tcp/$addr/$1" 2>/dev/null || { echo "connection to $addr:$1 refused"; return; }
+  printf '%s' "$2" >&3
+  local line=
+  while IFS= read -r -t 4 line <&3 || [ -n "$line" ]; do printf '%s\n' "$line"; line=; done
+  exec 3<&-
 }
+srvr=$(ask "$client_port" srvr)
+mntr=$(ask "$client_port" mntr)
+scrape=$(ask "$metrics_port" "$(printf 'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n')")
+printf '=== srvr\n%s\n\n=== mntr\n%s\n\n=== metrics\n%s\n' "$srvr" "$mntr" "$scrape"
+"#;
 
 /// What is on a host now.
 #[derive(Debug, Clone)]
 pub struct HostState {
     pub files: BTreeMap<String, Option<String>>,
-    pub compose: ComposeFlavour,
     pub running: Vec<String>,
+    /// What the health probe saw when the state was read.
+    pub health: Health,
 }
 
 impl HostState {
@@ -103,13 +113,26 @@ impl HostState {
     }
 }
 
-pub async fn inspect(host: &Host, o: &Observer) -> Result<HostState> {
+/// Reads the host in one remote command: the managed files, running services,
+/// and the health probe.
+pub async fn inspect(
+    host: &Host,
+    o: &Observer,
+    client_port: u16,
+    metrics_port: u16,
+) -> Result<HostState> {
+    let script = format!("d=$1; project=$2; addr=$3; client_port=$4; metrics_port=$5\n{FILES_BODY}{PROBE_BODY}{RUNNING_BODY}");
     let out = host
-        .sh_ok(
-            "reading the deployed files",
-            INSPECT,
-            &[&o.deploy_dir.0, PROJECT],
-            None,
+        .bash_ok(
+            "reading the host",
+            &script,
+            &[
+                &o.deploy_dir.0,
+                PROJECT,
+                &o.address.to_string(),
+                &client_port.to_string(),
+                &metrics_port.to_string(),
+            ],
         )
         .await?;
     parse_inspect(&out)
@@ -117,7 +140,6 @@ pub async fn inspect(host: &Host, o: &Observer) -> Result<HostState> {
 
 fn parse_inspect(out: &str) -> Result<HostState> {
     let mut files = BTreeMap::new();
-    let mut compose = ComposeFlavour::None;
     let mut running = Vec::new();
     let mut lines = out.lines();
     let mut in_running = false;
@@ -131,14 +153,10 @@ fn parse_inspect(out: &str) -> Result<HostState> {
             );
         } else if let Some(name) = line.strip_prefix("=== absent ") {
             files.insert(name.to_string(), None);
-        } else if let Some(v) = line.strip_prefix("=== compose ") {
-            compose = match v {
-                "v2" => ComposeFlavour::V2,
-                "v1" => ComposeFlavour::V1,
-                _ => ComposeFlavour::None,
-            };
         } else if line == "=== running" {
             in_running = true;
+        } else if line.starts_with("=== ") {
+            in_running = false;
         } else if in_running && !line.trim().is_empty() {
             running.push(line.trim().to_string());
         }
@@ -148,8 +166,8 @@ fn parse_inspect(out: &str) -> Result<HostState> {
     }
     Ok(HostState {
         files,
-        compose,
         running,
+        health: parse_probe(out),
     })
 }
 
@@ -238,18 +256,19 @@ pub async fn probe(
     client_port: u16,
     metrics_port: u16,
 ) -> Result<Health> {
+    let script = format!("addr=$1; client_port=$2; metrics_port=$3\n{PROBE_BODY}");
     let out = host
-        .sh(
-            PROBE,
+        .bash_ok(
+            "probing ZooKeeper",
+            &script,
             &[
                 &o.address.to_string(),
                 &client_port.to_string(),
                 &metrics_port.to_string(),
             ],
-            None,
         )
         .await?;
-    Ok(parse_probe(&out.stdout))
+    Ok(parse_probe(&out))
 }
 
 pub fn parse_probe(out: &str) -> Health {
@@ -337,11 +356,12 @@ mod tests {
 
     #[test]
     fn parses_inspect_output() {
-        let out = "=== file zoo.cfg\ndGlja1RpbWU9MjAwMAo=\n=== absent docker-compose.yaml\n=== compose v1\n=== running\nzookeeper\nexporter\n";
+        let out = "=== file zoo.cfg\ndGlja1RpbWU9MjAwMAo=\n=== absent docker-compose.yaml\n=== running\nzookeeper\nexporter\n=== srvr\nMode: observer\n\n=== mntr\nzk_peer_state\tobserving - broadcast\n\n=== metrics\nHTTP/1.0 200 OK\r\n\r\nzk_up 1\n";
         let s = parse_inspect(out).unwrap();
         assert_eq!(s.file("zoo.cfg"), Some("tickTime=2000\n"));
         assert_eq!(s.file("docker-compose.yaml"), None);
-        assert_eq!(s.compose, ComposeFlavour::V1);
         assert!(s.zookeeper_running());
+        assert_eq!(s.running, ["zookeeper", "exporter"]);
+        assert!(s.health.healthy());
     }
 }

@@ -83,13 +83,22 @@ pub async fn plan(cluster: &Cluster, env: &Environment, objects: &[Object]) -> R
 }
 
 /// Like [`plan`]; without `prune`, owned objects that are not desired are not looked for.
-pub async fn plan_with(cluster: &Cluster, env: &Environment, objects: &[Object], prune: bool) -> Result<Plan> {
+pub async fn plan_with(
+    cluster: &Cluster,
+    env: &Environment,
+    objects: &[Object],
+    prune: bool,
+) -> Result<Plan> {
     let mut changes = Vec::new();
     for object in objects {
         changes.push(plan_one(cluster, object).await?);
     }
     let desired: BTreeSet<ObjectRef> = objects.iter().map(ObjectRef::of).collect();
-    let owned = if prune { owned(cluster, env).await? } else { vec![] };
+    let owned = if prune {
+        owned(cluster, env).await?
+    } else {
+        vec![]
+    };
     for r in owned {
         if !desired.contains(&r.0) {
             let old = to_yaml(&normalize(&r.1));

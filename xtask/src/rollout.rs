@@ -10,7 +10,7 @@ use hosts::{HostFiles, Metrics, Observer};
 use manifests::Environment;
 use serde::Serialize;
 
-use crate::hostops::{self, ComposeFlavour, Health, HostState, FILES};
+use crate::hostops::{self, Health, HostState, FILES};
 use crate::ssh::{Host, SshArgs};
 use crate::{output, yamldiff};
 
@@ -106,11 +106,17 @@ pub struct Fleet<'a> {
 
 impl<'a> Fleet<'a> {
     /// Connects to every observer (in parallel, bounded by --parallel) and reads its state.
-    pub async fn connect(observers: &[&'a Observer], ssh: &SshArgs) -> Fleet<'a> {
+    pub async fn connect(
+        env: &Environment,
+        observers: &[&'a Observer],
+        ssh: &SshArgs,
+    ) -> Fleet<'a> {
+        let client = env.fleet.zookeeper.client_port.get();
+        let metrics = env.fleet.metrics.port().get();
         let results: Vec<_> = stream::iter(observers.iter().map(|o| async move {
             let conn = async {
                 let host = Host::connect(o, ssh).await?;
-                let state = hostops::inspect(&host, o).await?;
+                let state = hostops::inspect(&host, o, client, metrics).await?;
                 anyhow::Ok((host, state))
             }
             .await;
@@ -251,6 +257,19 @@ impl<'a> Fleet<'a> {
         .await
     }
 
+    /// The health each reachable host reported when it was read (no new request).
+    pub fn health(&self) -> Vec<(String, Option<Health>)> {
+        self.hosts
+            .iter()
+            .map(|t| {
+                (
+                    t.observer.name.clone(),
+                    t.conn.as_ref().map(|(_, s)| s.health.clone()),
+                )
+            })
+            .collect()
+    }
+
     /// The deployed zoo.cfg of each reachable host.
     pub fn deployed_zoo_cfgs(&self) -> Vec<(String, Option<String>)> {
         self.hosts
@@ -289,7 +308,7 @@ pub async fn rollout(
     let observers: Vec<&Observer> = targets.iter().map(|(o, _)| *o).collect();
     let files: Vec<(&Observer, HostFiles)> =
         targets.iter().map(|(o, f)| (*o, (*f).clone())).collect();
-    let mut fleet = Fleet::connect(&observers, ssh).await;
+    let mut fleet = Fleet::connect(env, &observers, ssh).await;
     fleet.plan(env, &files);
     if !opts.quiet {
         fleet.print_plan();
@@ -306,11 +325,6 @@ async fn update_one(env: &Environment, t: &mut Target<'_>, opts: &Options, start
     let (host, state) = t.conn.as_ref().expect("only reachable hosts are updated");
     let files = t.files.as_ref().expect("planned before updating");
     let (o, report) = (t.observer, &mut t.report);
-    if state.compose == ComposeFlavour::None {
-        report.result = HostResult::Failed;
-        report.detail = "neither `docker compose` nor `docker-compose` is installed on the host; nothing was changed".into();
-        return;
-    }
     let mut written = Vec::new();
     let mut failure: Option<String> = None;
     for name in report.changed_files.clone() {
@@ -503,7 +517,7 @@ pub async fn status(
         };
         s.reachable = true;
         let result = async {
-            let state = hostops::inspect(&host, o).await?;
+            let state = hostops::inspect(&host, o, client, metrics).await?;
             s.out_of_sync_files = FILES
                 .iter()
                 .filter(|n| state.file(n) != Some(desired(files, n)))
@@ -518,7 +532,7 @@ pub async fn status(
                             .iter()
                             .any(|x| x == hosts::render::EXPORTER_SERVICE)),
             );
-            let h = hostops::probe(&host, o, client, metrics).await?;
+            let h = state.health;
             s.mode = h.mode.clone();
             s.synced = Some(h.observing());
             s.exporter = Some(h.exporter);

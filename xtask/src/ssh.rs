@@ -128,8 +128,32 @@ impl Host {
 
     /// Runs `sh -c script _ args...` on the host, feeding `stdin`.
     pub async fn sh(&self, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<Output> {
+        self.run("sh", script, args, stdin).await
+    }
+
+    /// Runs `bash -c script _ args...`; a non-zero exit is an error carrying stderr.
+    pub async fn bash_ok(&self, what: &str, script: &str, args: &[&str]) -> Result<String> {
+        let out = self.run("bash", script, args, None).await?;
+        if out.status != 0 {
+            bail!(
+                "{}: {what} failed (exit {}): {}",
+                self.name,
+                out.status,
+                out.stderr.trim()
+            );
+        }
+        Ok(out.stdout)
+    }
+
+    async fn run(
+        &self,
+        shell: &str,
+        script: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<Output> {
         let run = async {
-            let mut cmd = self.session.command("sh");
+            let mut cmd = self.session.command(shell);
             cmd.arg("-c").arg(script).arg("zk-observers");
             for a in args {
                 cmd.arg(*a);

@@ -15,10 +15,15 @@ pub fn environment(n: u8, host_key: &str) -> Environment {
         .map(|i| Observer {
             name: format!("bench-obs-{i}"),
             address: v4(198, 18, 2, i),
-            ssh: SshLogin { user: "root".into(), port: Port::new(22) },
+            ssh: SshLogin {
+                user: "root".into(),
+                port: Port::new(22),
+            },
             host_key: HostKey::Pinned(host_key.to_string()),
             myid: ServerId(3 + u32::from(i)),
-            deploy_dir: RemoteDir::new(&format!("/var/lib/zk-observers-sandbox/bench-obs-{i}/deploy")),
+            deploy_dir: RemoteDir::new(&format!(
+                "/var/lib/zk-observers-sandbox/bench-obs-{i}/deploy"
+            )),
         })
         .collect();
     env
