@@ -77,7 +77,7 @@ pub async fn deploy(
     };
     let files = manifests::render_host_files(env, &source)?;
     let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
-    let mut fleet = Fleet::connect(env, &observers, &args.ssh).await;
+    let mut fleet = Fleet::connect(env, &observers, &args.ssh, true).await;
     fleet.plan(env, &files);
     tracing::info!("hosts read and planned");
     let host_changes = fleet

@@ -103,7 +103,7 @@ pub fn run(args: &DriftArgs, format: OutputFormat) -> Result<u8> {
             .map_or(AddressSource::Recorded, AddressSource::Live);
         let files = manifests::render_host_files(&env, &source)?;
         let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
-        let mut fleet = Fleet::connect(&env, &observers, &args.ssh).await;
+        let mut fleet = Fleet::connect(&env, &observers, &args.ssh, true).await;
         fleet.plan(&env, &files);
         let reports = fleet.reports();
         for r in &reports {

@@ -115,13 +115,20 @@ impl HostState {
 
 /// Reads the host in one remote command: the managed files, running services,
 /// and the health probe.
+/// Without `probe` (push needs no health), the docker CLI answers for the running services.
 pub async fn inspect(
     host: &Host,
     o: &Observer,
     client_port: u16,
     metrics_port: u16,
+    probe: bool,
 ) -> Result<HostState> {
-    let script = format!("d=$1; project=$2; addr=$3; client_port=$4; metrics_port=$5\n{FILES_BODY}{PROBE_BODY}{RUNNING_BODY}");
+    let probe_body = if probe {
+        PROBE_BODY
+    } else {
+        "srvr=; mntr=; scrape=\n"
+    };
+    let script = format!("d=$1; project=$2; addr=$3; client_port=$4; metrics_port=$5\n{FILES_BODY}{probe_body}{RUNNING_BODY}");
     let out = host
         .bash_ok(
             "reading the host",

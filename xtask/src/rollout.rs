@@ -105,18 +105,20 @@ pub struct Fleet<'a> {
 }
 
 impl<'a> Fleet<'a> {
-    /// Connects to every observer (in parallel, bounded by --parallel) and reads its state.
+    /// Connects to every observer (in parallel, bounded by --parallel) and reads its state;
+    /// `probe`: its health too (deploy, drift and status need it; push does not).
     pub async fn connect(
         env: &Environment,
         observers: &[&'a Observer],
         ssh: &SshArgs,
+        probe: bool,
     ) -> Fleet<'a> {
         let client = env.fleet.zookeeper.client_port.get();
         let metrics = env.fleet.metrics.port().get();
         let results: Vec<_> = stream::iter(observers.iter().map(|o| async move {
             let conn = async {
                 let host = Host::connect(o, ssh).await?;
-                let state = hostops::inspect(&host, o, client, metrics).await?;
+                let state = hostops::inspect(&host, o, client, metrics, probe).await?;
                 anyhow::Ok((host, state))
             }
             .await;
@@ -308,7 +310,7 @@ pub async fn rollout(
     let observers: Vec<&Observer> = targets.iter().map(|(o, _)| *o).collect();
     let files: Vec<(&Observer, HostFiles)> =
         targets.iter().map(|(o, f)| (*o, (*f).clone())).collect();
-    let mut fleet = Fleet::connect(env, &observers, ssh).await;
+    let mut fleet = Fleet::connect(env, &observers, ssh, false).await;
     fleet.plan(env, &files);
     if !opts.quiet {
         fleet.print_plan();
@@ -517,7 +519,7 @@ pub async fn status(
         };
         s.reachable = true;
         let result = async {
-            let state = hostops::inspect(&host, o, client, metrics).await?;
+            let state = hostops::inspect(&host, o, client, metrics, true).await?;
             s.out_of_sync_files = FILES
                 .iter()
                 .filter(|n| state.file(n) != Some(desired(files, n)))

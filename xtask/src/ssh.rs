@@ -87,7 +87,9 @@ impl Host {
         if let Some(key) = &args.identity {
             b.keyfile(key);
         }
-        let connect = b.connect(o.address.to_string());
+        // native mux: commands go over the ControlMaster socket from this process, without an ssh
+        // client process per command.
+        let connect = b.connect_mux(o.address.to_string());
         let session = match tokio::time::timeout(
             args.connect_timeout + Duration::from_secs(5),
             connect,
