@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use sandbox::{ApiServer, Config, LoadBalancerMode, Options, Sandbox};
+use sandbox::{ApiServer, Options, Sandbox};
 use serde_json::{json, Value};
 
 const NS: &str = "zookeeper";
@@ -21,23 +21,10 @@ struct World {
 
 fn world() -> World {
     let sb = Sandbox::start(Options::default()).expect("the sandbox starts (as root)");
-    let env = &sb.env;
-    let api = ApiServer::start(Config {
-        namespaces: vec![NS.into()],
-        load_balancer: LoadBalancerMode::After(Duration::from_millis(300)),
-        lb_addresses: env
-            .ensemble
-            .participants()
-            .iter()
-            .map(|p| {
-                (
-                    format!("{NS}/{}", p.service_name),
-                    env.ensemble.recorded_addresses[&p.ordinal].to_string(),
-                )
-            })
-            .collect(),
-        crds: true,
-    })
+    let api = ApiServer::start(sandbox::harness::api_config(
+        &sb.env,
+        Duration::from_millis(300),
+    ))
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");

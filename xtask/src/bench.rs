@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use hosts::{HostFiles, Observer};
 use manifests::{AddressSource, Environment};
-use sandbox::{ApiServer, Config, LoadBalancerMode, Options, Sandbox};
+use sandbox::{ApiServer, Options, Sandbox};
 
 use crate::cli::{BenchArgs, DeployArgs};
 use crate::cluster::{block_on, Cluster, ClusterArgs};
@@ -237,22 +237,10 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
         bail!("the bench environment is invalid:\n{problems}");
     }
     let sb = Sandbox::start_with(env.clone(), &|_| private.clone(), Options::default())?;
-    let api = ApiServer::start(Config {
-        namespaces: vec![env.ensemble.namespace.clone()],
-        load_balancer: LoadBalancerMode::After(Duration::from_millis(200)),
-        lb_addresses: env
-            .ensemble
-            .participants()
-            .iter()
-            .map(|p| {
-                (
-                    format!("{}/{}", env.ensemble.namespace, p.service_name),
-                    env.ensemble.recorded_addresses[&p.ordinal].to_string(),
-                )
-            })
-            .collect(),
-        crds: true,
-    })?;
+    let api = ApiServer::start(sandbox::harness::api_config(
+        &env,
+        Duration::from_millis(200),
+    ))?;
     let kubeconfig = keys.path().join("kubeconfig");
     std::fs::write(&kubeconfig, api.kubeconfig(&env.kube_context))?;
     // SAFETY of the process environment: the benchmark is single-threaded here; the kube client
@@ -599,22 +587,10 @@ fn api_efficiency(rows: &mut Vec<Row>) -> Result<()> {
     eprintln!("... API efficiency: drift with 0 and 5,000 foreign Services");
     let sb = Sandbox::start(Options::default())?;
     let env = sb.env.clone();
-    let api = ApiServer::start(Config {
-        namespaces: vec![env.ensemble.namespace.clone()],
-        load_balancer: LoadBalancerMode::After(Duration::from_millis(200)),
-        lb_addresses: env
-            .ensemble
-            .participants()
-            .iter()
-            .map(|p| {
-                (
-                    format!("{}/{}", env.ensemble.namespace, p.service_name),
-                    env.ensemble.recorded_addresses[&p.ordinal].to_string(),
-                )
-            })
-            .collect(),
-        crds: true,
-    })?;
+    let api = ApiServer::start(sandbox::harness::api_config(
+        &env,
+        Duration::from_millis(200),
+    ))?;
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, api.kubeconfig(&env.kube_context))?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anstream::println;
 use anstyle::{AnsiColor, Style};
 use anyhow::{bail, Context, Result};
-use sandbox::{ApiServer, Config, LoadBalancerMode, Options, Sandbox};
+use sandbox::{ApiServer, Options, Sandbox};
 use xshell::{cmd, Shell};
 
 use crate::cli::DemoArgs;
@@ -60,26 +60,7 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
         1,
         "starting the Kubernetes API test server (the one simulated peer)",
     );
-    let lb_addresses = env
-        .ensemble
-        .participants()
-        .iter()
-        .map(|p| {
-            (
-                format!("{}/{}", env.ensemble.namespace, p.service_name),
-                env.ensemble.recorded_addresses[&p.ordinal].to_string(),
-            )
-        })
-        .collect();
-    let api = ApiServer::start(Config {
-        namespaces: vec![
-            env.ensemble.namespace.clone(),
-            env.monitoring.namespace.clone(),
-        ],
-        load_balancer: LoadBalancerMode::After(Duration::from_secs(1)),
-        lb_addresses,
-        crds: true,
-    })?;
+    let api = ApiServer::start(sandbox::harness::api_config(&env, Duration::from_secs(1)))?;
     let dir = tempfile::Builder::new()
         .prefix("zk-observers-demo-")
         .tempdir()?;

@@ -143,6 +143,34 @@ impl Sandbox {
     }
 }
 
+/// The API test server's configuration for `env`: its namespaces exist, and the simulated cloud
+/// gives each per-pod Service the load-balancer address the environment records (where the
+/// sandbox's ZooKeeper servers listen), `delay` after the Service appears.
+pub fn api_config(env: &Environment, delay: Duration) -> crate::Config {
+    let mut namespaces = vec![
+        env.ensemble.namespace.clone(),
+        env.monitoring.namespace.clone(),
+    ];
+    namespaces.dedup();
+    crate::Config {
+        namespaces,
+        load_balancer: crate::LoadBalancerMode::After(delay),
+        lb_addresses: env
+            .ensemble
+            .participants()
+            .iter()
+            .filter_map(|p| {
+                let address = env.ensemble.recorded_addresses.get(&p.ordinal)?;
+                Some((
+                    format!("{}/{}", env.ensemble.namespace, p.service_name),
+                    address.to_string(),
+                ))
+            })
+            .collect(),
+        crds: true,
+    }
+}
+
 impl Drop for Sandbox {
     fn drop(&mut self) {
         for h in &mut self.hosts {
