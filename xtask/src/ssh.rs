@@ -135,7 +135,10 @@ impl Host {
 
     /// Runs `bash -c script _ args...`; a non-zero exit is an error carrying stderr.
     pub async fn bash_ok(&self, what: &str, script: &str, args: &[&str]) -> Result<String> {
-        let out = self.run("bash", script, args, None).await?;
+        self.checked(what, self.run("bash", script, args, None).await?)
+    }
+
+    fn checked(&self, what: &str, out: Output) -> Result<String> {
         if out.status != 0 {
             bail!(
                 "{}: {what} failed (exit {}): {}",
@@ -199,16 +202,7 @@ impl Host {
         args: &[&str],
         stdin: Option<&[u8]>,
     ) -> Result<String> {
-        let out = self.sh(script, args, stdin).await?;
-        if out.status != 0 {
-            bail!(
-                "{}: {what} failed (exit {}): {}",
-                self.name,
-                out.status,
-                out.stderr.trim()
-            );
-        }
-        Ok(out.stdout)
+        self.checked(what, self.sh(script, args, stdin).await?)
     }
 
     pub async fn close(self) {

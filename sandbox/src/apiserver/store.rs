@@ -448,11 +448,7 @@ impl State {
             .peek(res, ns, name)
             .cloned()
             .ok_or_else(|| ApiError::not_found(res, name))?;
-        if let Some(rv) = meta_str(body, "resourceVersion").filter(|rv| !rv.is_empty()) {
-            if Some(rv) != meta_str(&old.object, "resourceVersion") {
-                return Err(ApiError::modified(res, name));
-            }
-        }
+        check_resource_version(res, name, body, &old.object)?;
         let desired = sanitize(res, ns, name, body);
         let submitted = fields_of(res, &desired, opts.scope);
         let obj = scoped(res, opts.scope, Some(&old.object), desired);
@@ -484,11 +480,7 @@ impl State {
             .peek(res, ns, name)
             .cloned()
             .ok_or_else(|| ApiError::not_found(res, name))?;
-        if let Some(rv) = meta_str(patch, "resourceVersion").filter(|rv| !rv.is_empty()) {
-            if Some(rv) != meta_str(&old.object, "resourceVersion") {
-                return Err(ApiError::modified(res, name));
-            }
-        }
+        check_resource_version(res, name, patch, &old.object)?;
         let mut patched = old.object.clone();
         merge_patch(&mut patched, patch);
         if !patched.is_object() {
@@ -819,6 +811,21 @@ impl State {
                 tracing::warn!("sandbox cloud controller could not update {ns}/{name}: {e}");
             }
         }
+    }
+}
+
+/// A `metadata.resourceVersion` in a request body is a precondition: it must match the stored one.
+fn check_resource_version(
+    res: &Resource,
+    name: &str,
+    body: &Value,
+    stored: &Value,
+) -> Result<(), ApiError> {
+    match meta_str(body, "resourceVersion").filter(|rv| !rv.is_empty()) {
+        Some(rv) if Some(rv) != meta_str(stored, "resourceVersion") => {
+            Err(ApiError::modified(res, name))
+        }
+        _ => Ok(()),
     }
 }
 
