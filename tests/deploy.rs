@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use sandbox::harness::four_letter_word;
 use sandbox::{ApiServer, Options, Sandbox};
 use serde_json::{json, Value};
 
@@ -178,9 +179,24 @@ fn a_second_deploy_changes_nothing_counted() {
 fn drift_is_clean_after_a_deploy_and_finds_each_kind_of_drift() {
     let w = world();
     w.deploy();
+    // Reads leave ZooKeeper's statistics alone: the exporter resets them on every scrape
+    // (-reset-on-scrape=true), so drift must not scrape it. A reset would drop this counter to 1.
+    let packets_received = || -> u64 {
+        let mntr = four_letter_word("198.18.1.4", 2181, "mntr").unwrap();
+        mntr.lines()
+            .find_map(|l| l.strip_prefix("zk_packets_received\t"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no zk_packets_received in {mntr}"))
+    };
+    let before = packets_received();
     let (code, report) = w.drift();
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["clean"], true);
+    let after = packets_received();
+    assert!(
+        after > before,
+        "zk_packets_received went from {before} to {after}: drift reset ZooKeeper's statistics"
+    );
 
     // A human edit in the cluster, a hand-edited file on a host, a stopped exporter.
     w.client(async |c| {
@@ -290,6 +306,29 @@ fn drift_finds_moved_load_balancers_and_observers_that_stopped_observing() {
         .as_str()
         .unwrap()
         .contains("server.2 at 198.18.0.12, but Service zk1 has 198.18.0.42"));
+
+    // A paused ZooKeeper accepts connections and never answers: the probe gives up on each request
+    // after its timeout instead of hanging the drift check, and reports what did not answer.
+    let h1 = w.sb.host("zk-observer-1");
+    let zk = h1
+        .docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            "label=com.docker.compose.service=zookeeper",
+        ])
+        .unwrap();
+    h1.docker(&["pause", zk.trim()]).unwrap();
+    let (code, report) = w.drift();
+    h1.docker(&["unpause", zk.trim()]).unwrap();
+    assert_eq!(code, 2, "{report}");
+    let paused = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "observer-not-observing" && f["object"] == "host/zk-observer-1")
+        .unwrap_or_else(|| panic!("no finding for the paused observer: {report}"));
+    assert_eq!(paused["detail"], "srvr: no answer within 4 s", "{report}");
 
     // The whole ensemble stops: observers are up but no longer observing.
     let mut sb = w.sb;

@@ -281,11 +281,30 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     };
     let first = deploy()?;
     let accepted_before = accepted_logins(&sb);
-    let noop = median((0..3).map(|_| deploy()).collect::<Result<Vec<_>>>()?);
+    let mut noop_cpu = Vec::new();
+    let mut own_noop_cpu = Vec::new();
+    let noop = median(
+        (0..3)
+            .map(|_| {
+                let cpu = machine_cpu();
+                let own = own_cpu();
+                let t = deploy();
+                noop_cpu.push(machine_cpu() - cpu);
+                own_noop_cpu.push(own_cpu() - own);
+                t
+            })
+            .collect::<Result<Vec<_>>>()?,
+    );
     let per_run = (accepted_logins(&sb) - accepted_before) as f64 / 3.0;
+    let mut floor_cpu = Vec::new();
     let floor = median(
         (0..3)
-            .map(|_| ssh_floor(&sb, &identity))
+            .map(|_| {
+                let cpu = machine_cpu();
+                let t = ssh_floor(&sb, &identity);
+                floor_cpu.push(machine_cpu() - cpu);
+                t
+            })
             .collect::<Result<Vec<_>>>()?,
     );
     rows.push(Row {
@@ -310,6 +329,24 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     });
     rows.push(Row {
         section: "fan-out",
+        measure: format!("CPU time of the whole machine per no-op deploy (vs per floor), N = {n}"),
+        ours: secs(median(noop_cpu)),
+        reference: secs(median(floor_cpu)),
+        ratio: "-".into(),
+        target: "-".into(),
+    });
+    rows.push(Row {
+        section: "fan-out",
+        measure: format!(
+            "of which this process (kube client, SSH multiplexing, API test server), N = {n}"
+        ),
+        ours: secs(median(own_noop_cpu)),
+        reference: "-".into(),
+        ratio: "-".into(),
+        target: "-".into(),
+    });
+    rows.push(Row {
+        section: "fan-out",
         measure: format!("SSH logins per host per no-op deploy, N = {n}"),
         ours: format!("{:.2}", per_run / f64::from(n)),
         reference: "-".into(),
@@ -321,9 +358,69 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
         let files = manifests::render_host_files(&env, &AddressSource::Recorded)?;
         ansible(n, &env, &sb, &files, &ssh, &keys, &public, rows)?;
     }
+    if args.keep {
+        println!("... keeping the sandbox with {n} host(s) up");
+        println!("    KUBECONFIG={}", kubeconfig.display());
+        println!("    identity: {}", identity.display());
+        for h in &sb.hosts {
+            println!(
+                "    {} root@{} {}",
+                h.name,
+                h.address,
+                h.deploy_dir.display()
+            );
+        }
+        println!("    each line read from stdin times one more no-op deploy; end of input (Ctrl-D) tears it down");
+        for line in std::io::stdin().lines() {
+            line?;
+            let (cpu, own) = (machine_cpu(), own_cpu());
+            let t = deploy()?;
+            println!(
+                "no-op deploy: {} (CPU: machine {}, this process {})",
+                secs(t),
+                secs(machine_cpu() - cpu),
+                secs(own_cpu() - own)
+            );
+        }
+    }
     drop(sb);
     api.stop();
     Ok(())
+}
+
+/// CPU time spent by the whole machine so far (every process, user and system), from /proc/stat.
+fn machine_cpu() -> Duration {
+    let ticks: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines().next().map(|l| {
+                // cpu user nice system idle iowait irq softirq steal: everything but idle and iowait
+                l.split_whitespace()
+                    .skip(1)
+                    .take(8)
+                    .enumerate()
+                    .filter(|(i, _)| *i != 3 && *i != 4)
+                    .filter_map(|(_, v)| v.parse::<u64>().ok())
+                    .sum()
+            })
+        })
+        .unwrap_or(0);
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
+/// CPU time spent by this process so far (all threads), from /proc/self/stat.
+fn own_cpu() -> Duration {
+    let ticks: u64 = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
 
 /// Successful SSH logins recorded by the sandbox hosts' sshd logs so far.

@@ -284,6 +284,10 @@ pub struct BenchArgs {
     /// Skip the API-efficiency section.
     #[arg(long)]
     pub skip_api: bool,
+    /// After each fan-out size, keep its sandbox up to profile by hand: prints how to reach the
+    /// hosts, times one more no-op deploy for each line read from stdin, tears down at end of input.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]

@@ -61,11 +61,26 @@ pub async fn deploy(
     args: &DeployArgs,
     format: Option<OutputFormat>,
 ) -> Result<u8> {
-    // The plan: every desired object (monitoring listing every observer), and every host.
+    // The plan: every desired object (monitoring listing every observer), and every host. The
+    // cluster and the hosts are read at the same time: the SSH handshakes do not wait for the API
+    // server.
     let objects = manifests::desired_objects(env);
-    let cluster_plan = plan::plan(cluster, env, &objects).await?;
-    tracing::info!("cluster planned");
-    let (source, note) = match lb::current_addresses(cluster, env).await {
+    let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
+    let cluster_reads = async {
+        let plan = plan::plan(cluster, env, &objects).await?;
+        tracing::info!("cluster planned");
+        anyhow::Ok((plan, lb::current_addresses(cluster, env).await))
+    };
+    let (cluster_reads, mut fleet) =
+        tokio::join!(cluster_reads, Fleet::connect(env, &observers, &args.ssh));
+    let (cluster_plan, live) = match cluster_reads {
+        Ok(r) => r,
+        Err(e) => {
+            fleet.close().await;
+            return Err(e);
+        }
+    };
+    let (source, note) = match live {
         Ok(live) => (
             AddressSource::Live(live),
             "rendered from the live load-balancer addresses",
@@ -76,8 +91,6 @@ pub async fn deploy(
         ),
     };
     let files = manifests::render_host_files(env, &source)?;
-    let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
-    let mut fleet = Fleet::connect(env, &observers, &args.ssh, true).await;
     fleet.plan(env, &files);
     tracing::info!("hosts read and planned");
     let host_changes = fleet

@@ -87,7 +87,7 @@ async fn host_diff(
     };
     let files = manifests::render_host_files(env, &source)?;
     let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
-    let mut fleet = Fleet::connect(env, &observers, &args.ssh, false).await;
+    let mut fleet = Fleet::connect(env, &observers, &args.ssh).await;
     fleet.plan(env, &files);
     let reports = fleet.reports();
     fleet.close().await;

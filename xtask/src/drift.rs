@@ -57,8 +57,25 @@ pub fn run(args: &DriftArgs, format: OutputFormat) -> Result<u8> {
         }
         let mut findings = Vec::new();
 
+        // The cluster and the hosts are read at the same time: the SSH handshakes do not wait for
+        // the API server.
+        let desired = manifests::desired_objects(&env);
+        let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
+        let cluster_reads = async {
+            let plan = plan::plan(&cluster, &env, &desired).await?;
+            anyhow::Ok((plan, lb::current_addresses(&cluster, &env).await))
+        };
+        let (cluster_reads, mut fleet) =
+            tokio::join!(cluster_reads, Fleet::connect(&env, &observers, &args.ssh));
+        let (plan, live) = match cluster_reads {
+            Ok(r) => r,
+            Err(e) => {
+                fleet.close().await;
+                return Err(e);
+            }
+        };
+
         // The cluster: owned objects missing, changed or extra.
-        let plan = plan::plan(&cluster, &env, &manifests::desired_objects(&env)).await?;
         for c in &plan.changes {
             let kind = match c.action {
                 Action::Unchanged => continue,
@@ -87,7 +104,7 @@ pub fn run(args: &DriftArgs, format: OutputFormat) -> Result<u8> {
         }
 
         // The load balancers' addresses, and the hosts rendered from them.
-        let live = match lb::current_addresses(&cluster, &env).await {
+        let live = match live {
             Ok(a) => Some(a),
             Err(e) => {
                 findings.push(finding(
@@ -102,8 +119,6 @@ pub fn run(args: &DriftArgs, format: OutputFormat) -> Result<u8> {
             .clone()
             .map_or(AddressSource::Recorded, AddressSource::Live);
         let files = manifests::render_host_files(&env, &source)?;
-        let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
-        let mut fleet = Fleet::connect(&env, &observers, &args.ssh, true).await;
         fleet.plan(&env, &files);
         let reports = fleet.reports();
         for r in &reports {

@@ -1,5 +1,6 @@
-//! What this tool does on an observer host, as shell scripts run over SSH (POSIX sh, coreutils,
-//! bash for /dev/tcp, docker with compose v1 or v2), and the parsing of what they print.
+//! What this tool does on an observer host, as shell scripts run over SSH (POSIX sh, coreutils
+//! including `timeout`, bash for /dev/tcp, docker with compose v1 or v2), and the parsing of what
+//! they print.
 
 use std::collections::BTreeMap;
 
@@ -21,18 +22,19 @@ pub const FILES: [&str; 2] = [ZOO_CFG_FILE, COMPOSE_FILE];
 /// Prints each managed file (base64). Expects `d` to be set.
 const FILES_BODY: &str = r#"
 for f in zoo.cfg docker-compose.yaml; do
-  if [ -f "$d/$f" ]; then printf '=== file %s\n' "$f"; base64 < "$d/$f" | tr -d '\n'; printf '\n'
+  if [ -f "$d/$f" ]; then printf '=== file %s\n' "$f"; base64 -w0 < "$d/$f"; printf '\n'
   else printf '=== absent %s\n' "$f"; fi
 done
 "#;
 
-/// Prints the running compose services. When ZooKeeper observes and the exporter serves metrics on
-/// the host's published ports, both containers are evidently running and the docker CLI (the
-/// costly part when many runs probe a host) is not asked. Expects `srvr`, `mntr`, `scrape` and
-/// `project` to be set.
+/// Prints the running compose services. When ZooKeeper observes and the exporter answers on the
+/// host's published ports, both containers are evidently running and the docker CLI (the
+/// costly part when many runs probe a host) is not asked. Expects `probe` (what [`PROBE_BODY`]
+/// printed, or empty) and `project` to be set.
 const RUNNING_BODY: &str = r#"
 printf '=== running\n'
-if [[ $srvr == *"Mode: observer"* && $mntr == *$'zk_peer_state\tobserving - broadcast'* && $scrape == *$'\nzk_'* && $scrape != *$'\nzk_up 0'* ]]; then
+if [[ $probe == *$'\nMode: observer\n'* && $probe == *$'\nzk_peer_state\tobserving - broadcast\n'*
+      && $probe == *$'\n=== exporter\nHTTP/1.'* ]]; then
   printf 'zookeeper\nexporter\n'
 else
   docker ps --filter "label=com.docker.compose.project=$project" --filter status=running --format '{{.Label "com.docker.compose.service"}}' 2>&1 || true
@@ -77,21 +79,65 @@ echo "neither \`docker compose\` (v2) nor \`docker-compose\` (v1) is installed o
 exit 127
 "#;
 
-/// srvr and mntr from ZooKeeper and a scrape of the exporter, over bash's /dev/tcp, with bash
-/// builtins only (no process per request). Expects `addr`, `client_port` and `metrics_port` to be
-/// set; leaves the answers in `srvr`, `mntr` and `scrape`.
+/// How the health probe checks the exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExporterCheck {
+    /// Ask for the metrics: proves the exporter reaches ZooKeeper. The runbook's exporter runs with
+    /// `-reset-on-scrape=true`, so every scrape also resets ZooKeeper's statistics (`srst`) under
+    /// Prometheus; only the health gate scrapes, right after it restarted the containers.
+    Scrape,
+    /// Any HTTP answer on the metrics port proves the exporter is up, without a scrape: what reads
+    /// (deploy's plan, drift, status) use, so that they leave ZooKeeper's statistics alone.
+    /// ZooKeeper itself is asked directly.
+    Answers,
+}
+
+impl ExporterCheck {
+    fn arg(self) -> &'static str {
+        match self {
+            ExporterCheck::Scrape => "scrape",
+            ExporterCheck::Answers => "answers",
+        }
+    }
+}
+
+/// How long the health probe waits for each answer to begin.
+pub const ANSWER_TIMEOUT_SECS: u32 = 4;
+
+/// srvr and mntr from ZooKeeper and a request to the exporter (see [`ExporterCheck`]), over bash's
+/// /dev/tcp, kept as sections in `probe` and printed. Expects `addr`, `client_port`,
+/// `metrics_port`, `exporter_check` and `answer_timeout` to be set.
+///
+/// SIGPIPE is ignored: a port that accepts and closes at once (docker's proxy while the container
+/// starts) must fail that request, not kill the script. A ZooKeeper or exporter that accepts and
+/// never answers (a paused container) cannot hang the read: each answer must begin within `answer_timeout`, or it reads as "no answer within ...".
+/// The rest of an answer is taken by one `read -N` (no timeout), which reads in blocks: a `read`
+/// loop takes a socket a byte at a time, and `read -t` adds two system calls per byte, which made
+/// the 16 KiB answers of mntr and the exporter the costliest part of reading a host; a `timeout`
+/// process per request cost more than the requests (docs/benchmarks.md).
 const PROBE_BODY: &str = r#"
+trap '' PIPE
 ask() {
-  exec 3<>"/dev/tcp/$addr/$1" 2>/dev/null || { echo "connection to $addr:$1 refused"; return; }
-  printf '%s' "$2" >&3
-  local line=
-  while IFS= read -r -t 4 line <&3 || [ -n "$line" ]; do printf '%s\n' "$line"; line=; done
+  r=
+  exec 3<>"/dev/tcp/$addr/$1" 2>/dev/null || { r="connection to $addr:$1 refused"; return; }
+  printf '%s' "$2" 2>/dev/null >&3
+  local first= rest=
+  if IFS= read -r -t "$answer_timeout" -N 1 first 2>/dev/null <&3; then
+    IFS= read -r -N 4194304 rest 2>/dev/null <&3
+    r=$first$rest
+  elif [ $? -gt 128 ]; then
+    r="no answer within $answer_timeout s"
+  fi
   exec 3<&-
 }
-srvr=$(ask "$client_port" srvr)
-mntr=$(ask "$client_port" mntr)
-scrape=$(ask "$metrics_port" "$(printf 'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n')")
-printf '=== srvr\n%s\n\n=== mntr\n%s\n\n=== metrics\n%s\n' "$srvr" "$mntr" "$scrape"
+ask "$client_port" srvr; probe=$'=== srvr\n'$r$'\n'
+ask "$client_port" mntr; probe+=$'=== mntr\n'$r$'\n'
+if [ "$exporter_check" = scrape ]; then
+  ask "$metrics_port" $'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n'; probe+=$'=== metrics\n'$r$'\n'
+else
+  ask "$metrics_port" $'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n'; probe+=$'=== exporter\n'$r$'\n'
+fi
+printf '%s\n' "$probe"
 "#;
 
 /// What is on a host now.
@@ -113,22 +159,17 @@ impl HostState {
     }
 }
 
-/// Reads the host in one remote command: the managed files, running services,
-/// and the health probe.
-/// Without `probe` (push needs no health), the docker CLI answers for the running services.
+/// Reads the host in one remote command: the managed files, the health probe (without a scrape,
+/// [`ExporterCheck::Answers`]), and the running services. The docker CLI is asked for those only
+/// when the probe does not show both containers answering: a probe costs the host a few
+/// milliseconds, the docker CLI tens.
 pub async fn inspect(
     host: &Host,
     o: &Observer,
     client_port: u16,
     metrics_port: u16,
-    probe: bool,
 ) -> Result<HostState> {
-    let probe_body = if probe {
-        PROBE_BODY
-    } else {
-        "srvr=; mntr=; scrape=\n"
-    };
-    let script = format!("d=$1; project=$2; addr=$3; client_port=$4; metrics_port=$5\n{FILES_BODY}{probe_body}{RUNNING_BODY}");
+    let script = format!("d=$1; project=$2; addr=$3; client_port=$4; metrics_port=$5; answer_timeout={ANSWER_TIMEOUT_SECS}; exporter_check={}\n{FILES_BODY}{PROBE_BODY}{RUNNING_BODY}", ExporterCheck::Answers.arg());
     let out = host
         .bash_ok(
             "reading the host",
@@ -240,7 +281,8 @@ pub struct Health {
     pub mode: Option<String>,
     /// `zk_peer_state` from mntr (`observing - broadcast` when synced).
     pub peer_state: Option<String>,
-    /// Whether the exporter served ZooKeeper metrics.
+    /// Whether the exporter served ZooKeeper metrics ([`ExporterCheck::Scrape`]), or answered
+    /// ([`ExporterCheck::Answers`]).
     pub exporter: bool,
     /// Why the probe did not pass, for reports.
     pub detail: String,
@@ -262,8 +304,9 @@ pub async fn probe(
     o: &Observer,
     client_port: u16,
     metrics_port: u16,
+    check: ExporterCheck,
 ) -> Result<Health> {
-    let script = format!("addr=$1; client_port=$2; metrics_port=$3\n{PROBE_BODY}");
+    let script = format!("addr=$1; client_port=$2; metrics_port=$3; answer_timeout={ANSWER_TIMEOUT_SECS}; exporter_check={}\n{PROBE_BODY}", check.arg());
     let out = host
         .bash_ok(
             "probing ZooKeeper",
@@ -288,6 +331,7 @@ pub fn parse_probe(out: &str) -> Health {
     let srvr = section("srvr");
     let mntr = section("mntr");
     let metrics = section("metrics");
+    let answer = section("exporter");
     let mode = srvr
         .lines()
         .find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_string()));
@@ -295,22 +339,42 @@ pub fn parse_probe(out: &str) -> Health {
         l.strip_prefix("zk_peer_state\t")
             .map(|m| m.trim().to_string())
     });
-    let exporter = metrics.starts_with("HTTP/1.")
-        && metrics
-            .lines()
-            .any(|l| l.starts_with("zk_") && !l.starts_with("zk_up 0"));
+    let scraped = out.contains("=== metrics\n");
+    let exporter = if scraped {
+        metrics.starts_with("HTTP/1.")
+            && metrics
+                .lines()
+                .any(|l| l.starts_with("zk_") && !l.starts_with("zk_up 0"))
+    } else {
+        answer.starts_with("HTTP/1.")
+    };
+    let first_line = |s: &str| -> String {
+        s.lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no answer")
+            .chars()
+            .take(120)
+            .collect()
+    };
     let detail = if mode.is_none() {
         format!("srvr: {}", first_line(srvr))
     } else if peer_state.as_deref() != Some("observing - broadcast") {
-        format!(
-            "mode {}, peer state {}",
-            mode.as_deref().unwrap_or("?"),
-            peer_state.as_deref().unwrap_or("?")
-        )
+        match &peer_state {
+            Some(state) => format!(
+                "mode {}, peer state {state}",
+                mode.as_deref().unwrap_or("?")
+            ),
+            None => format!("mntr: {}", first_line(mntr)),
+        }
     } else if !exporter {
-        format!("exporter: {}", first_line(metrics))
-    } else {
+        format!(
+            "exporter: {}",
+            first_line(if scraped { metrics } else { answer })
+        )
+    } else if scraped {
         "observing - broadcast, exporter serving".into()
+    } else {
+        "observing - broadcast, exporter answering".into()
     };
     Health {
         mode,
@@ -318,14 +382,6 @@ pub fn parse_probe(out: &str) -> Health {
         exporter,
         detail,
     }
-}
-
-fn first_line(s: &str) -> String {
-    let l = s
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("no answer");
-    l.chars().take(120).collect()
 }
 
 #[cfg(test)]
@@ -359,6 +415,17 @@ mod tests {
         );
         let h = parse_probe("=== srvr\nMode: observer\n\n=== mntr\nzk_peer_state\tobserving - broadcast\n\n=== metrics\nbash: connect: Connection refused\n");
         assert!(h.observing() && !h.healthy());
+    }
+
+    #[test]
+    fn without_a_scrape_an_answering_exporter_counts() {
+        let probe = "=== srvr\nMode: observer\n\n=== mntr\nzk_peer_state\tobserving - broadcast\n\n=== exporter\n";
+        let h = parse_probe(&format!("{probe}HTTP/1.0 404 Not Found\r\n\r\nnot found\n"));
+        assert!(h.healthy(), "{h:?}");
+        assert_eq!(h.detail, "observing - broadcast, exporter answering");
+        let h = parse_probe(&format!("{probe}connection to 198.18.1.4:9141 refused\n"));
+        assert!(h.observing() && !h.healthy());
+        assert_eq!(h.detail, "exporter: connection to 198.18.1.4:9141 refused");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use hosts::{HostFiles, Metrics, Observer};
 use manifests::Environment;
 use serde::Serialize;
 
-use crate::hostops::{self, Health, HostState, FILES};
+use crate::hostops::{self, ExporterCheck, Health, HostState, FILES};
 use crate::ssh::{Host, SshArgs};
 use crate::{output, yamldiff};
 
@@ -105,20 +105,19 @@ pub struct Fleet<'a> {
 }
 
 impl<'a> Fleet<'a> {
-    /// Connects to every observer (in parallel, bounded by --parallel) and reads its state;
-    /// `probe`: its health too (deploy, drift and status need it; push does not).
+    /// Connects to every observer (in parallel, bounded by --parallel) and reads its state and
+    /// health.
     pub async fn connect(
         env: &Environment,
         observers: &[&'a Observer],
         ssh: &SshArgs,
-        probe: bool,
     ) -> Fleet<'a> {
         let client = env.fleet.zookeeper.client_port.get();
         let metrics = env.fleet.metrics.port().get();
         let results: Vec<_> = stream::iter(observers.iter().map(|o| async move {
             let conn = async {
                 let host = Host::connect(o, ssh).await?;
-                let state = hostops::inspect(&host, o, client, metrics, probe).await?;
+                let state = hostops::inspect(&host, o, client, metrics).await?;
                 anyhow::Ok((host, state))
             }
             .await;
@@ -251,7 +250,11 @@ impl<'a> Fleet<'a> {
         let metrics = env.fleet.metrics.port().get();
         futures::future::join_all(self.hosts.iter().map(|t| async move {
             let h = match &t.conn {
-                Some((host, _)) => hostops::probe(host, t.observer, client, metrics).await.ok(),
+                Some((host, _)) => {
+                    hostops::probe(host, t.observer, client, metrics, ExporterCheck::Answers)
+                        .await
+                        .ok()
+                }
                 None => None,
             };
             (t.observer.name.clone(), h)
@@ -310,7 +313,7 @@ pub async fn rollout(
     let observers: Vec<&Observer> = targets.iter().map(|(o, _)| *o).collect();
     let files: Vec<(&Observer, HostFiles)> =
         targets.iter().map(|(o, f)| (*o, (*f).clone())).collect();
-    let mut fleet = Fleet::connect(env, &observers, ssh, false).await;
+    let mut fleet = Fleet::connect(env, &observers, ssh).await;
     fleet.plan(env, &files);
     if !opts.quiet {
         fleet.print_plan();
@@ -430,7 +433,7 @@ async fn gate(
     let client = env.fleet.zookeeper.client_port.get();
     let metrics = env.fleet.metrics.port().get();
     loop {
-        let h = hostops::probe(host, o, client, metrics)
+        let h = hostops::probe(host, o, client, metrics, ExporterCheck::Scrape)
             .await
             .map_err(|e| format!("{e:#}"))?;
         if h.healthy() {
@@ -519,7 +522,7 @@ pub async fn status(
         };
         s.reachable = true;
         let result = async {
-            let state = hostops::inspect(&host, o, client, metrics, true).await?;
+            let state = hostops::inspect(&host, o, client, metrics).await?;
             s.out_of_sync_files = FILES
                 .iter()
                 .filter(|n| state.file(n) != Some(desired(files, n)))

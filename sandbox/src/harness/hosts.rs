@@ -186,11 +186,25 @@ impl ObserverHost {
                 self.docker_host
             ),
         )?;
+        let home = self.root_home()?;
         let log = self.dir.join("sshd.log");
+        // sshd in a mount namespace of its own, where /root is this host's home: a separate
+        // machine does not share this one's root dotfiles (a heavy ~/.bashrc would run on every
+        // SSH command of every test host). `unshare` and `sh` exec, so the child is sshd.
         let child = process::spawn_in(
             &self.ns,
-            "/usr/sbin/sshd",
-            &["-D", "-e", "-f", &config.display().to_string()],
+            "unshare",
+            &[
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "/bin/sh",
+                "-c",
+                "mount --bind \"$0\" /root && exec /usr/sbin/sshd -D -e -f \"$1\"",
+                &home.display().to_string(),
+                &config.display().to_string(),
+            ],
             &log,
         )?;
         self.sshd = Some(child);
@@ -201,6 +215,21 @@ impl ObserverHost {
             &log,
             || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok(),
         )
+    }
+
+    /// root's home directory on this host, as on a fresh Debian install (base-files' dotfiles).
+    fn root_home(&self) -> Result<PathBuf> {
+        let home = self.dir.join("root");
+        std::fs::create_dir_all(&home)?;
+        super::set_mode(&home, 0o700)?;
+        for (from, to) in [("dot.bashrc", ".bashrc"), ("dot.profile", ".profile")] {
+            let from = Path::new("/usr/share/base-files").join(from);
+            if from.exists() {
+                std::fs::copy(&from, home.join(to))
+                    .with_context(|| format!("copying {}", from.display()))?;
+            }
+        }
+        Ok(home)
     }
 
     /// Runs the docker CLI against this host's dockerd.
