@@ -280,33 +280,27 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
         Ok(t.elapsed())
     };
     let first = deploy()?;
-    let accepted_before = accepted_logins(&sb);
-    let mut noop_cpu = Vec::new();
-    let mut own_noop_cpu = Vec::new();
-    let noop = median(
-        (0..3)
-            .map(|_| {
-                let cpu = machine_cpu();
-                let own = own_cpu();
-                let t = deploy();
-                noop_cpu.push(machine_cpu() - cpu);
-                own_noop_cpu.push(own_cpu() - own);
-                t
-            })
-            .collect::<Result<Vec<_>>>()?,
-    );
-    let per_run = (accepted_logins(&sb) - accepted_before) as f64 / 3.0;
-    let mut floor_cpu = Vec::new();
-    let floor = median(
-        (0..3)
-            .map(|_| {
-                let cpu = machine_cpu();
-                let t = ssh_floor(&sb, &identity);
-                floor_cpu.push(machine_cpu() - cpu);
-                t
-            })
-            .collect::<Result<Vec<_>>>()?,
-    );
+    // The no-op deploys and the floor are measured alike: once the machine is quiet again (20
+    // freshly started JVMs compile for a while), after one unmeasured run of each, alternating
+    // so that drift in the background load falls on both.
+    wait_for_quiet();
+    deploy()?;
+    ssh_floor(&sb, &identity)?;
+    let mut logins = 0;
+    let (mut noop, mut noop_cpu, mut own_noop_cpu) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut floor, mut floor_cpu) = (Vec::new(), Vec::new());
+    for _ in 0..NOOP_RUNS {
+        let (cpu, own, before) = (machine_cpu(), own_cpu(), accepted_logins(&sb));
+        noop.push(deploy()?);
+        noop_cpu.push(machine_cpu() - cpu);
+        own_noop_cpu.push(own_cpu() - own);
+        logins += accepted_logins(&sb) - before;
+        let cpu = machine_cpu();
+        floor.push(ssh_floor(&sb, &identity)?);
+        floor_cpu.push(machine_cpu() - cpu);
+    }
+    let per_run = logins as f64 / NOOP_RUNS as f64;
+    let (noop, floor) = (median(noop), median(floor));
     rows.push(Row {
         section: "fan-out",
         measure: format!("first deploy, N = {n}"),
@@ -386,6 +380,26 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     drop(sb);
     api.stop();
     Ok(())
+}
+
+/// Measured no-op deploys (and floors) per fan-out size; the median is reported.
+const NOOP_RUNS: usize = 5;
+
+/// Waits (up to two minutes) until the machine spends under a third of a core in a second.
+fn wait_for_quiet() {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let cpu = machine_cpu();
+        std::thread::sleep(Duration::from_secs(1));
+        let busy = machine_cpu() - cpu;
+        if busy < Duration::from_millis(330) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            eprintln!("... the machine is still busy ({busy:?} of CPU per second); measuring anyway");
+            return;
+        }
+    }
 }
 
 /// CPU time spent by the whole machine so far (every process, user and system), from /proc/stat.
