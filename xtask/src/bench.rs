@@ -402,7 +402,9 @@ fn wait_for_quiet() {
             return;
         }
         if Instant::now() >= deadline {
-            eprintln!("... the machine is still busy ({busy:?} of CPU per second); measuring anyway");
+            eprintln!(
+                "... the machine is still busy ({busy:?} of CPU per second); measuring anyway"
+            );
             return;
         }
     }
