@@ -49,15 +49,8 @@ pub fn render_all() -> tempfile::TempDir {
 
 /// When a sandbox host's ZooKeeper container was started (changes on every restart).
 pub fn started_at(h: &sandbox::harness::ObserverHost) -> String {
-    let id = h
-        .docker(&[
-            "ps",
-            "-q",
-            "--filter",
-            "label=com.docker.compose.service=zookeeper",
-        ])
-        .unwrap();
-    h.docker(&["inspect", "-f", "{{.State.StartedAt}}", id.trim()])
+    let id = h.container_id("zookeeper").unwrap();
+    h.docker(&["inspect", "-f", "{{.State.StartedAt}}", &id])
         .unwrap()
         .trim()
         .to_string()

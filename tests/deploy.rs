@@ -224,15 +224,8 @@ fn drift_is_clean_after_a_deploy_and_finds_each_kind_of_drift() {
     )
     .unwrap();
     let h1 = w.sb.host("zk-observer-1");
-    let exporter = h1
-        .docker(&[
-            "ps",
-            "-q",
-            "--filter",
-            "label=com.docker.compose.service=exporter",
-        ])
-        .unwrap();
-    h1.docker(&["stop", exporter.trim()]).unwrap();
+    let exporter = h1.container_id("exporter").unwrap();
+    h1.docker(&["stop", &exporter]).unwrap();
 
     let (code, report) = w.drift();
     assert_eq!(code, 2, "{report}");
@@ -310,17 +303,10 @@ fn drift_finds_moved_load_balancers_and_observers_that_stopped_observing() {
     // A paused ZooKeeper accepts connections and never answers: the probe gives up on each request
     // after its timeout instead of hanging the drift check, and reports what did not answer.
     let h1 = w.sb.host("zk-observer-1");
-    let zk = h1
-        .docker(&[
-            "ps",
-            "-q",
-            "--filter",
-            "label=com.docker.compose.service=zookeeper",
-        ])
-        .unwrap();
-    h1.docker(&["pause", zk.trim()]).unwrap();
+    let zk = h1.container_id("zookeeper").unwrap();
+    h1.docker(&["pause", &zk]).unwrap();
     let (code, report) = w.drift();
-    h1.docker(&["unpause", zk.trim()]).unwrap();
+    h1.docker(&["unpause", &zk]).unwrap();
     assert_eq!(code, 2, "{report}");
     let paused = report["findings"]
         .as_array()

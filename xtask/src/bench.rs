@@ -287,7 +287,7 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     wait_for_quiet();
     for _ in 0..WARM_UP_RUNS {
         deploy()?;
-        ssh_floor(&sb, &identity)?;
+        ssh_floor(&sb)?;
     }
     let mut logins = 0;
     let (mut noop, mut noop_cpu, mut own_noop_cpu) = (Vec::new(), Vec::new(), Vec::new());
@@ -299,7 +299,7 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
         own_noop_cpu.push(own_cpu() - own);
         logins += accepted_logins(&sb) - before;
         let cpu = machine_cpu();
-        floor.push(ssh_floor(&sb, &identity)?);
+        floor.push(ssh_floor(&sb)?);
         floor_cpu.push(machine_cpu() - cpu);
     }
     let per_run = logins as f64 / NOOP_RUNS as f64;
@@ -462,26 +462,13 @@ fn accepted_logins(sb: &Sandbox) -> usize {
 }
 
 /// The floor: `ssh host cat zoo.cfg` to every host at once.
-fn ssh_floor(sb: &Sandbox, identity: &Path) -> Result<Duration> {
+fn ssh_floor(sb: &Sandbox) -> Result<Duration> {
     let t = Instant::now();
     let children: Vec<_> = sb
         .hosts
         .iter()
         .map(|h| {
-            Command::new("ssh")
-                .arg("-i")
-                .arg(identity)
-                .args([
-                    "-o",
-                    "StrictHostKeyChecking=no",
-                    "-o",
-                    "UserKnownHostsFile=/dev/null",
-                    "-o",
-                    "BatchMode=yes",
-                    "-o",
-                    "LogLevel=ERROR",
-                ])
-                .arg(format!("root@{}", h.address))
+            sb.ssh(h.address)
                 .arg(format!("cat {}/zoo.cfg", h.deploy_dir.display()))
                 .stdout(Stdio::null())
                 .spawn()
@@ -623,48 +610,35 @@ fn ansible(
     for h in &sb.hosts {
         let _ = std::fs::remove_file(h.deploy_dir.join("zoo.cfg"));
     }
-    let ours_first = block_on(async {
-        let t = Instant::now();
-        let r = rollout::rollout(
-            env,
-            &targets,
-            ssh,
-            &RolloutOptions {
+    let push = || {
+        block_on(async {
+            let t = Instant::now();
+            let options = RolloutOptions {
                 dry_run: false,
                 health_timeout: Duration::from_secs(180),
                 quiet: true,
-            },
-        )
-        .await;
-        anyhow::ensure!(
-            r.iter().all(|h| h.ok()),
-            "push failed: {:?}",
-            r.iter().map(|h| &h.detail).collect::<Vec<_>>()
-        );
-        Ok(t.elapsed())
-    })?;
+            };
+            let reports = rollout::rollout(env, &targets, ssh, &options).await;
+            Ok((t.elapsed(), reports))
+        })
+    };
+    let (ours_first, reports) = push()?;
+    anyhow::ensure!(
+        reports.iter().all(|h| h.ok()),
+        "push failed: {:?}",
+        reports.iter().map(|h| &h.detail).collect::<Vec<_>>()
+    );
     let ours_noop = median(
         (0..3)
             .map(|_| {
-                block_on(async {
-                    let t = Instant::now();
-                    let r = rollout::rollout(
-                        env,
-                        &targets,
-                        ssh,
-                        &RolloutOptions {
-                            dry_run: false,
-                            health_timeout: Duration::from_secs(60),
-                            quiet: true,
-                        },
-                    )
-                    .await;
-                    anyhow::ensure!(
-                        r.iter().all(|h| h.result == rollout::HostResult::Unchanged),
-                        "no-op push changed something"
-                    );
-                    Ok(t.elapsed())
-                })
+                let (t, reports) = push()?;
+                anyhow::ensure!(
+                    reports
+                        .iter()
+                        .all(|h| h.result == rollout::HostResult::Unchanged),
+                    "no-op push changed something"
+                );
+                Ok(t)
             })
             .collect::<Result<Vec<_>>>()?,
     );

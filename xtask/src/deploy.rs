@@ -61,25 +61,12 @@ pub async fn deploy(
     args: &DeployArgs,
     format: Option<OutputFormat>,
 ) -> Result<u8> {
-    // The plan: every desired object (monitoring listing every observer), and every host. The
-    // cluster and the hosts are read at the same time: the SSH handshakes do not wait for the API
-    // server.
-    let objects = manifests::desired_objects(env);
-    let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
-    let cluster_reads = async {
-        let plan = plan::plan(cluster, env, &objects).await?;
-        tracing::info!("cluster planned");
-        anyhow::Ok((plan, lb::current_addresses(cluster, env).await))
-    };
-    let (cluster_reads, mut fleet) =
-        tokio::join!(cluster_reads, Fleet::connect(env, &observers, &args.ssh));
-    let (cluster_plan, live) = match cluster_reads {
-        Ok(r) => r,
-        Err(e) => {
-            fleet.close().await;
-            return Err(e);
-        }
-    };
+    // The plan: every desired object (monitoring listing every observer), and every host.
+    let plan::Reads {
+        plan: cluster_plan,
+        live,
+        mut fleet,
+    } = plan::read_cluster_and_hosts(cluster, env, &args.ssh).await?;
     let (source, note) = match live {
         Ok(live) => (
             AddressSource::Live(live),

@@ -3,7 +3,7 @@
 //! half-finished deploy is never reported as drift.
 
 use anyhow::Result;
-use hosts::{Observer, ServerAddress};
+use hosts::ServerAddress;
 use manifests::AddressSource;
 use serde::Serialize;
 use serde_json::json;
@@ -11,8 +11,8 @@ use serde_json::json;
 use crate::cli::{DriftArgs, OutputFormat};
 use crate::cluster::{block_on, Cluster};
 use crate::plan::{self, Action};
-use crate::rollout::{Fleet, HostResult};
-use crate::{environments, exit, lb, lock, output};
+use crate::rollout::HostResult;
+use crate::{environments, exit, lock, output};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
@@ -57,23 +57,11 @@ pub fn run(args: &DriftArgs, format: OutputFormat) -> Result<u8> {
         }
         let mut findings = Vec::new();
 
-        // The cluster and the hosts are read at the same time: the SSH handshakes do not wait for
-        // the API server.
-        let desired = manifests::desired_objects(&env);
-        let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
-        let cluster_reads = async {
-            let plan = plan::plan(&cluster, &env, &desired).await?;
-            anyhow::Ok((plan, lb::current_addresses(&cluster, &env).await))
-        };
-        let (cluster_reads, mut fleet) =
-            tokio::join!(cluster_reads, Fleet::connect(&env, &observers, &args.ssh));
-        let (plan, live) = match cluster_reads {
-            Ok(r) => r,
-            Err(e) => {
-                fleet.close().await;
-                return Err(e);
-            }
-        };
+        let plan::Reads {
+            plan,
+            live,
+            mut fleet,
+        } = plan::read_cluster_and_hosts(&cluster, &env, &args.ssh).await?;
 
         // The cluster: owned objects missing, changed or extra.
         for c in &plan.changes {

@@ -1,14 +1,18 @@
 //! The cluster plan: what applying the desired objects would change, found by server-side apply
 //! dry runs (so the server's defaulting and field ownership decide, as with `kubectl diff`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
+use hosts::{Observer, ServerAddress};
 use manifests::{Environment, Object};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::cluster::{Applied, Cluster, Conflict, Kind, ObjectRef};
+use crate::lb;
+use crate::rollout::Fleet;
+use crate::ssh::SshArgs;
 use crate::yamldiff::{normalize, to_yaml, unified};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -205,4 +209,36 @@ pub async fn owned(cluster: &Cluster, env: &Environment) -> Result<Vec<(ObjectRe
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// What deploy and drift read before deciding anything: the plan of every desired object, the
+/// load balancers' live addresses (an error while they are pending), and every observer host,
+/// connected, read and probed. The cluster and the hosts are read at the same time: the SSH
+/// handshakes do not wait for the API server.
+pub struct Reads<'e> {
+    pub plan: Plan,
+    pub live: Result<BTreeMap<u32, ServerAddress>>,
+    pub fleet: Fleet<'e>,
+}
+
+pub async fn read_cluster_and_hosts<'e>(
+    cluster: &Cluster,
+    env: &'e Environment,
+    ssh: &SshArgs,
+) -> Result<Reads<'e>> {
+    let objects = manifests::desired_objects(env);
+    let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
+    let cluster_reads = async {
+        let plan = plan(cluster, env, &objects).await?;
+        tracing::info!("cluster planned");
+        anyhow::Ok((plan, lb::current_addresses(cluster, env).await))
+    };
+    let (cluster_reads, fleet) = tokio::join!(cluster_reads, Fleet::connect(env, &observers, ssh));
+    match cluster_reads {
+        Ok((plan, live)) => Ok(Reads { plan, live, fleet }),
+        Err(e) => {
+            fleet.close().await;
+            Err(e)
+        }
+    }
 }

@@ -251,6 +251,16 @@ impl ObserverHost {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// The id of the running container of compose service `service` (`zookeeper`, `exporter`).
+    pub fn container_id(&self, service: &str) -> Result<String> {
+        let filter = format!("label=com.docker.compose.service={service}");
+        let id = self.docker(&["ps", "-q", "--filter", &filter])?;
+        match id.trim() {
+            "" => bail!("no running {service} container on {}", self.name),
+            id => Ok(id.to_string()),
+        }
+    }
+
     /// Takes the host's link down (unreachable) or up again.
     pub fn set_link(&self, up: bool) -> Result<()> {
         super::net::set_link(self.myid, up)

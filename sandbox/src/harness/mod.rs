@@ -137,9 +137,27 @@ impl Sandbox {
             .unwrap_or_else(|| panic!("no sandbox host {name}"))
     }
 
-    /// The `known_hosts`-free SSH options and identity a client needs to reach the hosts.
+    /// The identity the deploy key of the hosts is authorised for.
     pub fn ssh_identity(&self) -> &Path {
         &self.identity
+    }
+
+    /// A plain `ssh root@address` with that identity, batch mode and no host key checks (for tests
+    /// and the benchmark's floor, not the tool: it pins host keys); the command comes after.
+    pub fn ssh(&self, address: impl std::fmt::Display) -> std::process::Command {
+        let mut ssh = std::process::Command::new("ssh");
+        ssh.arg("-i").arg(&self.identity).args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+        ]);
+        ssh.arg(format!("root@{address}"));
+        ssh
     }
 }
 
