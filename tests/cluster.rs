@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -24,17 +23,15 @@ struct Harness {
     kubeconfig: PathBuf,
 }
 
+/// The sandbox environment's cluster as the test server makes it: controllers on, the
+/// ensemble's pods present, load balancers at the recorded addresses after 300 ms.
 fn sandbox_config() -> Config {
-    Config {
-        namespaces: vec![NS.into(), "default".into()],
-        load_balancer: LoadBalancerMode::After(Duration::from_millis(300)),
-        lb_addresses: BTreeMap::from([
-            (format!("{NS}/zk0"), "198.18.0.11".into()),
-            (format!("{NS}/zk1"), "198.18.0.12".into()),
-            (format!("{NS}/zk2"), "198.18.0.13".into()),
-        ]),
-        crds: true,
-    }
+    let mut config = sandbox::harness::api_config(
+        &manifests::environments::sandbox::environment(),
+        Duration::from_millis(300),
+    );
+    config.namespaces.push("default".into());
+    config
 }
 
 impl Harness {
@@ -60,6 +57,33 @@ impl Harness {
             .env("HOME", self._dir.path())
             .args(args);
         run(&mut c)
+    }
+
+    /// `cargo xtask` as the configured identity `user` (its own kubeconfig).
+    fn xtask_as(&self, user: &str, args: &[&str]) -> Output {
+        let kubeconfig = self._dir.path().join(format!("kubeconfig-{user}"));
+        std::fs::write(
+            &kubeconfig,
+            self.server.kubeconfig_as(CONTEXT, user).unwrap(),
+        )
+        .unwrap();
+        let mut c: Command = common::xtask();
+        c.env("KUBECONFIG", &kubeconfig)
+            .env("HOME", self._dir.path())
+            .args(args);
+        run(&mut c)
+    }
+
+    /// Polls until `ready` holds (the controllers work every 25 ms), at most 10 s.
+    fn wait_for(&self, what: &str, ready: impl Fn(&Harness) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !ready(self) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
     }
 
     /// A kube client for edits made by "someone else" (a human with kubectl, helm, ...).
@@ -264,11 +288,9 @@ fn a_field_applied_by_another_manager_is_a_conflict_not_an_overwrite() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("Service/zookeeper/zk1: .spec.selector.statefulset.kubernetes.io/pod-name is owned by field manager \"helm\""), "{err}");
+    // (Its resourceVersion moves: the cloud's controller writes its finalizer and address.)
     let after = h.service("zk1").unwrap();
-    assert_eq!(
-        before["metadata"]["resourceVersion"], after["metadata"]["resourceVersion"],
-        "zk1 untouched"
-    );
+    assert_eq!(before["spec"], after["spec"], "zk1 untouched");
     assert_eq!(
         h.server.stats().writes,
         writes,
@@ -593,4 +615,474 @@ fn diff_sends_no_more_requests_with_5000_unrelated_services() {
     );
     assert_eq!(busy.requests, quiet.requests);
     assert_eq!(busy.by_verb, quiet.by_verb);
+}
+
+/// The Endpoints and EndpointSlices the controllers write for the per-pod Services.
+fn controller_objects(h: &Harness) -> Vec<Value> {
+    let mut out = Vec::new();
+    for svc in ["zk0", "zk1", "zk2"] {
+        if let Some(e) = h.server.get("v1", "endpoints", NS, svc) {
+            out.push(e);
+        }
+    }
+    out
+}
+
+fn slices_of(h: &Harness, svc: &str) -> Vec<Value> {
+    // The test server's direct reads go by name; slices have generated names, so list them.
+    let mut out = Vec::new();
+    h.as_manager(async |client| {
+        let api: kube::Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
+            kube::Api::namespaced(client, NS);
+        let lp =
+            kube::api::ListParams::default().labels(&format!("kubernetes.io/service-name={svc}"));
+        for s in api.list(&lp).await.unwrap() {
+            out.push(serde_json::to_value(s).unwrap());
+        }
+    });
+    out
+}
+
+#[test]
+fn the_controllers_objects_are_never_taken_for_ours() {
+    let h = Harness::start(sandbox_config());
+    let out = h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    h.wait_for("the controllers' Endpoints and slices", |h| {
+        controller_objects(h).len() == 3
+            && ["zk0", "zk1", "zk2"]
+                .iter()
+                .all(|s| slices_of(h, s).len() == 1)
+    });
+    // They carry this tool's labels, copied from the Services: a label selector alone finds them.
+    let ep = h.server.get("v1", "endpoints", NS, "zk0").unwrap();
+    assert_eq!(
+        ep["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "zk-observers-xtask"
+    );
+    assert_eq!(
+        ep["metadata"]["labels"]["zk-observers.dev/environment"],
+        "sandbox"
+    );
+    assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "198.18.0.11");
+    let slice = &slices_of(&h, "zk0")[0];
+    assert_eq!(
+        slice["metadata"]["labels"]["zk-observers.dev/environment"],
+        "sandbox"
+    );
+    let uids: Vec<Value> = controller_objects(&h)
+        .iter()
+        .map(|o| o["metadata"]["uid"].clone())
+        .collect();
+
+    for args in [vec!["diff"], vec!["diff", "--read-only"]] {
+        let mut a = args.clone();
+        a.extend(["--env", "sandbox"]);
+        let out = h.xtask(&a);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?} in sync: {}",
+            stdout(&out)
+        );
+        assert!(stdout(&out).contains("0 to prune"), "{}", stdout(&out));
+    }
+    let writes = h.server.stats().writes;
+    let out = h.xtask(&["apply", "--env", "sandbox", "--prune", "--timeout", "20s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("0 pruned"), "{}", stdout(&out));
+    assert_eq!(h.server.stats().writes, writes, "no write at all");
+    let after: Vec<Value> = controller_objects(&h)
+        .iter()
+        .map(|o| o["metadata"]["uid"].clone())
+        .collect();
+    assert_eq!(after, uids, "none deleted (and re-created)");
+}
+
+#[test]
+fn taking_over_a_service_kubectl_created_meets_real_conflicts() {
+    let h = Harness::start(sandbox_config());
+    // `kubectl create service clusterip zk0 --tcp=2888:2888` before the tool was adopted: the
+    // defaulted type (ClusterIP) belongs to kubectl-create.
+    h.as_manager(async |client| {
+        let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
+            "metadata": {"name": "zk0", "namespace": NS},
+            "spec": {"ports": [{"name": "tcp-quorum", "port": 2888}], "selector": {"statefulset.kubernetes.io/pod-name": "sandbox-zookeeper-0"}}
+        })).unwrap();
+        let pp = kube::api::PostParams { field_manager: Some("kubectl-create".into()), ..Default::default() };
+        services(client).create(&pp, &svc).await.unwrap();
+    });
+    for args in [vec!["diff"], vec!["diff", "--read-only"]] {
+        let mut a = args.clone();
+        a.extend(["--env", "sandbox"]);
+        let out = h.xtask(&a);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stdout(&out).contains(
+                r#"! conflict Service/zookeeper/zk0: .spec.type is owned by "kubectl-create""#
+            ),
+            "{args:?}: {}",
+            stdout(&out)
+        );
+    }
+    let writes = h.server.stats().writes;
+    let out = h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            r#"Service/zookeeper/zk0: .spec.type is owned by field manager "kubectl-create""#
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(h.server.stats().writes, writes, "nothing applied");
+    assert_eq!(h.service("zk0").unwrap()["spec"]["type"], "ClusterIP");
+
+    let out = h.xtask(&[
+        "apply",
+        "--env",
+        "sandbox",
+        "--force-conflicts",
+        "--timeout",
+        "20s",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(h.service("zk0").unwrap()["spec"]["type"], "LoadBalancer");
+    // Taken over for good: in sync, a plain apply writes nothing.
+    let out = h.xtask(&["diff", "--env", "sandbox"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let writes = h.server.stats().writes;
+    assert_eq!(
+        h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(h.server.stats().writes, writes);
+}
+
+#[test]
+fn pruning_a_load_balancer_waits_until_the_cloud_releases_it() {
+    let mut config = sandbox_config();
+    config.lb_cleanup = Duration::from_millis(1500);
+    let h = Harness::start(config);
+    assert_eq!(
+        h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"])
+            .status
+            .code(),
+        Some(0)
+    );
+    // zk9: a per-pod Service this tool applied when the ensemble had 10 replicas.
+    let mut zk9 = serde_json::to_value(
+        &manifests::objects::load_balancer_services(
+            &manifests::environments::sandbox::environment(),
+        )[0],
+    )
+    .unwrap();
+    zk9["metadata"]["name"] = json!("zk9");
+    h.as_manager(async |client| {
+        services(client)
+            .patch(
+                "zk9",
+                &kube::api::PatchParams::apply("zk-observers-xtask"),
+                &kube::api::Patch::Apply(&zk9),
+            )
+            .await
+            .unwrap();
+    });
+    h.wait_for("the cloud's finalizer on zk9", |h| {
+        h.service("zk9")
+            .is_some_and(|s| s["metadata"]["finalizers"].is_array())
+    });
+
+    let started = std::time::Instant::now();
+    let out = h.xtask(&["apply", "--env", "sandbox", "--prune", "--timeout", "20s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "reported before the cloud let go"
+    );
+    assert!(
+        stdout(&out).contains("pruned     Service/zookeeper/zk9"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("Service/zookeeper/zk9: being deleted since")
+            && stderr(&out)
+                .contains("held by finalizer service.kubernetes.io/load-balancer-cleanup; waiting"),
+        "progress while waiting: {}",
+        stderr(&out)
+    );
+    assert!(h.service("zk9").is_none());
+}
+
+#[test]
+fn a_prune_the_cloud_never_releases_times_out_clearly() {
+    let mut config = sandbox_config();
+    config.lb_cleanup = Duration::from_secs(3600);
+    let h = Harness::start(config);
+    assert_eq!(
+        h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let mut zk9 = serde_json::to_value(
+        &manifests::objects::load_balancer_services(
+            &manifests::environments::sandbox::environment(),
+        )[0],
+    )
+    .unwrap();
+    zk9["metadata"]["name"] = json!("zk9");
+    h.as_manager(async |client| {
+        services(client)
+            .patch(
+                "zk9",
+                &kube::api::PatchParams::apply("zk-observers-xtask"),
+                &kube::api::Patch::Apply(&zk9),
+            )
+            .await
+            .unwrap();
+    });
+    h.wait_for("the cloud's finalizer on zk9", |h| {
+        h.service("zk9")
+            .is_some_and(|s| s["metadata"]["finalizers"].is_array())
+    });
+    let out = h.xtask(&["apply", "--env", "sandbox", "--prune", "--timeout", "2s"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("Service/zookeeper/zk9 is still being deleted since")
+            && stderr(&out).contains("after 2s"),
+        "{}",
+        stderr(&out)
+    );
+    // diff (and drift) say it is going, not gone.
+    let out = h.xtask(&["diff", "--env", "sandbox"]);
+    assert!(
+        stdout(&out)
+            .contains("- prune Service/zookeeper/zk9 (no longer desired; being deleted since"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// Each kind of cluster drift, planned by the server (dry run) and from reads only, the same way.
+#[test]
+fn reads_alone_plan_what_the_server_plans() {
+    let h = Harness::start(sandbox_config());
+    let plan = |read_only: bool| -> Value {
+        let mut args = vec!["diff", "--env", "sandbox", "--output", "json"];
+        if read_only {
+            args.push("--read-only");
+        }
+        let out = h.xtask(&args);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| json!({"object": o["object"], "action": o["action"], "conflicts": o["conflicts"]}))
+            .collect()
+    };
+    let same = |what: &str| {
+        let (server, reads) = (plan(false), plan(true));
+        assert_eq!(server, reads, "{what}");
+        server
+    };
+    same("nothing applied yet");
+    assert_eq!(
+        h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let p = same("in sync");
+    assert!(
+        p.as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["action"] == "unchanged"),
+        "{p}"
+    );
+    // A human edit (changes the value and takes the field), a label another tool added, a
+    // changed EndpointSlice, a deleted ServiceMonitor, an extra object of ours.
+    h.as_manager(async |client| {
+        let edit = kube::api::PatchParams {
+            field_manager: Some("kubectl-edit".into()),
+            ..Default::default()
+        };
+        services(client.clone())
+            .patch(
+                "zk0",
+                &edit,
+                &kube::api::Patch::Merge(
+                    &json!({"spec": {"loadBalancerSourceRanges": ["0.0.0.0/0"]}}),
+                ),
+            )
+            .await
+            .unwrap();
+        services(client.clone())
+            .patch(
+                "zk1",
+                &edit,
+                &kube::api::Patch::Merge(&json!({"metadata": {"labels": {"team": "storage"}}})),
+            )
+            .await
+            .unwrap();
+        let slices: kube::Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
+            kube::Api::namespaced(client.clone(), NS);
+        slices
+            .patch(
+                "sandbox-zookeeper-external-ipv4",
+                &edit,
+                &kube::api::Patch::Merge(&json!({"endpoints": []})),
+            )
+            .await
+            .unwrap();
+        let sm = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+            client.clone(),
+            NS,
+            &kube::api::ApiResource {
+                group: "monitoring.coreos.com".into(),
+                version: "v1".into(),
+                api_version: "monitoring.coreos.com/v1".into(),
+                kind: "ServiceMonitor".into(),
+                plural: "servicemonitors".into(),
+            },
+        );
+        sm.delete("sandbox-zookeeper-external", &Default::default())
+            .await
+            .unwrap();
+    });
+    let mut zk9 = serde_json::to_value(
+        &manifests::objects::load_balancer_services(
+            &manifests::environments::sandbox::environment(),
+        )[0],
+    )
+    .unwrap();
+    zk9["metadata"]["name"] = json!("zk9");
+    zk9["spec"]["type"] = json!("ClusterIP");
+    zk9["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("loadBalancerSourceRanges");
+    h.as_manager(async |client| {
+        services(client)
+            .patch(
+                "zk9",
+                &kube::api::PatchParams::apply("zk-observers-xtask"),
+                &kube::api::Patch::Apply(&zk9),
+            )
+            .await
+            .unwrap();
+    });
+    let p = same("after the edits");
+    let action = |name: &str| {
+        p.as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["object"] == name)
+            .unwrap_or_else(|| panic!("{name} in {p}"))["action"]
+            .clone()
+    };
+    assert_eq!(action("Service/zookeeper/zk0"), "update");
+    assert_eq!(
+        action("Service/zookeeper/zk1"),
+        "unchanged",
+        "a label we do not set is not ours to remove"
+    );
+    assert_eq!(
+        action("EndpointSlice/zookeeper/sandbox-zookeeper-external-ipv4"),
+        "update"
+    );
+    assert_eq!(
+        action("ServiceMonitor/zookeeper/sandbox-zookeeper-external"),
+        "create"
+    );
+    assert_eq!(action("Service/zookeeper/zk9"), "prune");
+}
+
+#[test]
+fn the_rendered_roles_are_enough_and_read_only_identities_cannot_write() {
+    let env = manifests::environments::sandbox::environment();
+    let roles = |access: manifests::rbac::Access| -> Vec<Value> {
+        manifests::rbac::roles(&env)
+            .into_iter()
+            .filter(|r| r.metadata.name.as_deref() == Some(access.role_name()))
+            .map(|r| serde_json::to_value(r).unwrap())
+            .collect()
+    };
+    let mut config = sandbox_config();
+    config.identities = vec![
+        sandbox::Identity::from_roles("deployer", &roles(manifests::rbac::Access::Deploy)).unwrap(),
+        sandbox::Identity::from_roles("drift-job", &roles(manifests::rbac::Access::Drift)).unwrap(),
+        sandbox::Identity::read_only("auditor"),
+    ];
+    let h = Harness::start(config);
+    // The deploy Role: diff (dry runs), apply, a second apply, prune.
+    let out = h.xtask_as("deployer", &["diff", "--env", "sandbox"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = h.xtask_as(
+        "deployer",
+        &["apply", "--env", "sandbox", "--timeout", "20s"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut zk9 =
+        serde_json::to_value(&manifests::objects::load_balancer_services(&env)[0]).unwrap();
+    zk9["metadata"]["name"] = json!("zk9");
+    h.as_manager(async |client| {
+        services(client)
+            .patch(
+                "zk9",
+                &kube::api::PatchParams::apply("zk-observers-xtask"),
+                &kube::api::Patch::Apply(&zk9),
+            )
+            .await
+            .unwrap();
+    });
+    let out = h.xtask_as(
+        "deployer",
+        &["apply", "--env", "sandbox", "--prune", "--timeout", "20s"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(h.service("zk9").is_none());
+
+    // The drift Role and a read-only identity: a read-only plan works, and asks for no write.
+    for user in ["drift-job", "auditor"] {
+        let out = h.xtask_as(user, &["diff", "--env", "sandbox", "--read-only"]);
+        assert_eq!(out.status.code(), Some(0), "{user}: {}", stderr(&out));
+        // A dry-run plan needs write rights, and says so.
+        let out = h.xtask_as(user, &["diff", "--env", "sandbox"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("403 Forbidden")
+                && stderr(&out).contains("cannot patch resource"),
+            "{}",
+            stderr(&out)
+        );
+        let out = h.xtask_as(user, &["apply", "--env", "sandbox", "--timeout", "20s"]);
+        assert_eq!(out.status.code(), Some(1));
+    }
+    let stats = h.server.stats();
+    assert!(stats.write_requests("deployer") > 0);
+    assert_eq!(
+        stats.by_user["drift-job"]
+            .keys()
+            .filter(|k| !k.contains("dry-run")
+                && (k.starts_with("apply") || k.starts_with("create") || k.starts_with("delete")))
+            .count(),
+        0
+    );
+    // Only the refused dry runs of the plain diffs and applies were write requests, and none of
+    // them changed anything.
+    assert!(
+        stats.by_user["drift-job"]
+            .keys()
+            .all(|k| ["get ", "list ", "apply-dry-run "]
+                .iter()
+                .any(|p| k.starts_with(p))),
+        "{:?}",
+        stats.by_user["drift-job"]
+    );
 }

@@ -21,12 +21,13 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(|env| sandbox::harness::api_config(env, Duration::from_millis(300)))
+}
+
+/// The sandbox with an API test server configured by `config` (from the sandbox environment).
+fn world_with(config: impl FnOnce(&manifests::Environment) -> sandbox::Config) -> World {
     let sb = Sandbox::start(Options::default()).expect("the sandbox starts (as root)");
-    let api = ApiServer::start(sandbox::harness::api_config(
-        &sb.env,
-        Duration::from_millis(300),
-    ))
-    .unwrap();
+    let api = ApiServer::start(config(&sb.env)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, api.kubeconfig("zk-observers-sandbox")).unwrap();
@@ -46,6 +47,26 @@ impl World {
             .arg(self.sb.ssh_identity())
             .args(&args[1..])
             .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::null());
+        common::run(&mut c)
+    }
+
+    /// `cargo xtask` as the API test server's identity `user`.
+    fn xtask_as(&self, user: &str, args: &[&str]) -> Output {
+        let kubeconfig = self._dir.path().join(format!("kubeconfig-{user}"));
+        std::fs::write(
+            &kubeconfig,
+            self.api
+                .kubeconfig_as("zk-observers-sandbox", user)
+                .unwrap(),
+        )
+        .unwrap();
+        let mut c = common::xtask();
+        c.arg(args[0])
+            .args(["--env", "sandbox", "--identity"])
+            .arg(self.sb.ssh_identity())
+            .args(&args[1..])
+            .env("KUBECONFIG", &kubeconfig)
             .stdin(Stdio::null());
         common::run(&mut c)
     }
@@ -446,5 +467,285 @@ fn diff_with_hosts_shows_each_observers_file_diff() {
     assert!(
         text.contains("in sync: 0 to create, 0 to update, 7 unchanged"),
         "the cluster part is in sync: {text}"
+    );
+}
+
+/// Polls `ready` every 50 ms for at most 10 s.
+fn wait_for(what: &str, ready: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The uids of the Endpoints and EndpointSlices the controllers wrote for the per-pod Services
+/// (they carry this tool's labels, copied from the Services).
+fn controller_objects(w: &World) -> Vec<String> {
+    let mut uids = Vec::new();
+    w.client(async |c| {
+        let eps: kube::Api<k8s_openapi::api::core::v1::Endpoints> = kube::Api::namespaced(c.clone(), NS);
+        let slices: kube::Api<k8s_openapi::api::discovery::v1::EndpointSlice> = kube::Api::namespaced(c, NS);
+        let ours = kube::api::ListParams::default()
+            .labels("app.kubernetes.io/managed-by=zk-observers-xtask,zk-observers.dev/environment=sandbox,app.kubernetes.io/component=quorum-load-balancer");
+        for e in eps.list(&ours).await.unwrap() {
+            uids.push(e.metadata.uid.unwrap());
+        }
+        for e in slices.list(&ours).await.unwrap() {
+            uids.push(e.metadata.uid.unwrap());
+        }
+    });
+    uids.sort();
+    uids
+}
+
+#[test]
+fn with_the_controllers_on_deploy_is_idempotent_drift_clean_and_prune_spares_their_objects() {
+    let w = world();
+    w.deploy();
+    wait_for(
+        "the controllers' Endpoints and EndpointSlices of zk0..zk2",
+        || controller_objects(&w).len() == 6,
+    );
+    let theirs = controller_objects(&w);
+    let (code, report) = w.drift();
+    assert_eq!(code, 0, "drift right after a deploy: {report}");
+
+    let writes = w.managed_writes();
+    let out = w.xtask(&["deploy", "--yes", "--prune", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let second: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(second["totals"]["objects"]["pruned"], 0, "{second}");
+    assert_eq!(
+        w.managed_writes() - writes,
+        0,
+        "a second deploy writes nothing"
+    );
+    assert_eq!(controller_objects(&w), theirs, "none of theirs deleted");
+    let (code, report) = w.drift();
+    assert_eq!(code, 0, "{report}");
+}
+
+#[test]
+fn drift_with_a_read_only_identity_finds_each_drift_and_writes_nothing() {
+    let w = world_with(|env| {
+        let mut config = sandbox::harness::api_config(env, Duration::from_millis(300));
+        let drift_roles: Vec<Value> = manifests::rbac::roles(env)
+            .into_iter()
+            .filter(|r| r.metadata.name.as_deref() == Some(manifests::rbac::DRIFT_ROLE))
+            .map(|r| serde_json::to_value(r).unwrap())
+            .collect();
+        config.identities = vec![
+            sandbox::Identity::read_only("auditor"),
+            sandbox::Identity::from_roles("drift-job", &drift_roles).unwrap(),
+        ];
+        config
+    });
+    w.deploy();
+    for user in ["auditor", "drift-job"] {
+        let out = w.xtask_as(user, &["drift", "--output", "json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Drift in the cluster (a human edit, a deleted ServiceMonitor, an extra object of ours) and
+    // on a host (a hand-edited zoo.cfg).
+    w.client(async |c| {
+        let svc: kube::Api<k8s_openapi::api::core::v1::Service> =
+            kube::Api::namespaced(c.clone(), NS);
+        let edit = kube::api::PatchParams {
+            field_manager: Some("kubectl-edit".into()),
+            ..Default::default()
+        };
+        svc.patch(
+            "zk0",
+            &edit,
+            &kube::api::Patch::Merge(&json!({"spec": {"loadBalancerSourceRanges": ["0.0.0.0/0"]}})),
+        )
+        .await
+        .unwrap();
+        let mut zk9 = serde_json::to_value(
+            &manifests::objects::load_balancer_services(
+                &manifests::environments::sandbox::environment(),
+            )[0],
+        )
+        .unwrap();
+        zk9["metadata"]["name"] = json!("zk9");
+        zk9["spec"]["type"] = json!("ClusterIP");
+        zk9["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("loadBalancerSourceRanges");
+        svc.patch(
+            "zk9",
+            &kube::api::PatchParams::apply("zk-observers-xtask"),
+            &kube::api::Patch::Apply(&zk9),
+        )
+        .await
+        .unwrap();
+        let sm = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+            c,
+            NS,
+            &kube::api::ApiResource {
+                group: "monitoring.coreos.com".into(),
+                version: "v1".into(),
+                api_version: "monitoring.coreos.com/v1".into(),
+                kind: "ServiceMonitor".into(),
+                plural: "servicemonitors".into(),
+            },
+        );
+        sm.delete("sandbox-zookeeper-external", &Default::default())
+            .await
+            .unwrap();
+    });
+    let cfg = w.sb.host("zk-observer-2").deploy_dir.join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("syncLimit=10", "syncLimit=3"),
+    )
+    .unwrap();
+
+    let mut reports = Vec::new();
+    for user in ["auditor", "drift-job"] {
+        let out = w.xtask_as(user, &["drift", "--output", "json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let found = kinds(&report);
+        for want in [
+            "cluster-changed Service/zookeeper/zk0",
+            "cluster-conflict Service/zookeeper/zk0",
+            "cluster-missing ServiceMonitor/zookeeper/sandbox-zookeeper-external",
+            "cluster-extra Service/zookeeper/zk9",
+            "host-files host/zk-observer-2",
+        ] {
+            assert!(
+                found.contains(&want.to_string()),
+                "{user}: {want} not in {found:?}"
+            );
+        }
+        reports.push(found);
+    }
+    assert_eq!(
+        reports[0], reports[1],
+        "the drift Role sees what a reader of everything sees"
+    );
+    let stats = w.api.stats();
+    for user in ["auditor", "drift-job"] {
+        assert_eq!(
+            stats.write_requests(user),
+            0,
+            "{user}: {:?}",
+            stats.by_user[user]
+        );
+    }
+    // The same drift, found by the deploying identity, is the same report.
+    let (_, admin) = w.drift();
+    assert_eq!(kinds(&admin), reports[0]);
+}
+
+#[test]
+fn load_balancers_with_dns_names_only_from_deploy_to_drift() {
+    let w =
+        world_with(|env| sandbox::harness::api_config_hostnames(env, Duration::from_millis(300)));
+    let first = w.deploy();
+    assert_eq!(first["totals"]["hosts"]["updated"], 2, "{first}");
+    let cfg_path = w.sb.host("zk-observer-1").deploy_dir.join("zoo.cfg");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    assert!(
+        cfg.contains("server.1=zk0.zookeeper.lb.sandbox.test:2888:3888:participant\n"),
+        "zoo.cfg names the load balancers: {cfg}"
+    );
+    // ZooKeeper resolved them: the observer really observes through the names.
+    let srvr = four_letter_word("198.18.1.4", 2181, "srvr").unwrap();
+    assert!(srvr.contains("Mode: observer"), "{srvr}");
+    let (code, report) = w.drift();
+    assert_eq!(code, 0, "{report}");
+
+    // The cloud gives zk1's load balancer a new name that the observers' DNS does not know yet.
+    w.client(async |c| {
+        let svc: kube::Api<k8s_openapi::api::core::v1::Service> = kube::Api::namespaced(c, NS);
+        let cloud = kube::api::PatchParams { field_manager: Some("cloud-controller".into()), ..Default::default() };
+        let status = json!({"status": {"loadBalancer": {"ingress": [{"hostname": "zk1-new.zookeeper.lb.sandbox.test"}]}}});
+        svc.patch_status("zk1", &cloud, &kube::api::Patch::Merge(&status)).await.unwrap();
+    });
+    let (code, report) = w.drift();
+    assert_eq!(code, 2);
+    let mismatch = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "address-mismatch" && f["object"] == "host/zk-observer-1")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        mismatch["detail"].as_str().unwrap().contains("server.2 at zk1.zookeeper.lb.sandbox.test, but Service zk1 has zk1-new.zookeeper.lb.sandbox.test"),
+        "{mismatch}"
+    );
+    // A deploy refuses to write a zoo.cfg naming what the host cannot resolve: nothing changes.
+    let started = w.started_at("zk-observer-1");
+    let out = w.xtask(&["deploy", "--yes", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let refused: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let h1 = refused["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "zk-observer-1")
+        .unwrap();
+    assert_eq!(h1["result"], "refused", "{refused}");
+    assert!(
+        h1["detail"]
+            .as_str()
+            .unwrap()
+            .contains("zk1-new.zookeeper.lb.sandbox.test (server.2) does not resolve on this host"),
+        "{h1}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&cfg_path).unwrap(),
+        cfg,
+        "zoo.cfg untouched"
+    );
+    assert_eq!(w.started_at("zk-observer-1"), started, "not restarted");
+    assert_eq!(
+        refused["monitored_observers"],
+        json!(["zk-observer-1", "zk-observer-2"]),
+        "the untouched observers still serve and stay scrape targets"
+    );
+
+    // A deployed zoo.cfg whose name does not resolve on the host is drift of its own.
+    std::fs::write(
+        &cfg_path,
+        cfg.replace(
+            "zk0.zookeeper.lb.sandbox.test",
+            "zk0-gone.zookeeper.lb.sandbox.test",
+        ),
+    )
+    .unwrap();
+    let (code, report) = w.drift();
+    assert_eq!(code, 2);
+    let dns = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "host-dns" && f["object"] == "host/zk-observer-1")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        dns["detail"]
+            .as_str()
+            .unwrap()
+            .contains("zk0-gone.zookeeper.lb.sandbox.test, which does not resolve on this host"),
+        "{dns}"
     );
 }

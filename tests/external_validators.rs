@@ -65,6 +65,35 @@ fn manifests_pass_the_official_kubernetes_schemas() {
 }
 
 #[test]
+fn the_rbac_roles_pass_the_official_kubernetes_schemas() {
+    let dir = render_all();
+    for env in manifests::environments::all() {
+        let file = dir.path().join(&env.name).join("rbac.yaml");
+        for version in K8S_VERSIONS {
+            let out = kubernetes_validate(&file, version);
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success(), "{}: {version}: {text}", env.name);
+            assert_eq!(
+                text.matches(" passed for resource ").count(),
+                manifests::rbac::roles(&env).len(),
+                "{}: {text}",
+                env.name
+            );
+        }
+    }
+    // And the validator would notice a broken Role (a rule without verbs).
+    let env = manifests::environments::sandbox::environment();
+    let broken = manifests::rbac::render_rbac(&env).replacen("  verbs:\n", "  verbz:\n", 1);
+    let file = dir.path().join("broken-rbac.yaml");
+    std::fs::write(&file, broken).unwrap();
+    assert!(!kubernetes_validate(&file, K8S_VERSIONS[0]).status.success());
+}
+
+#[test]
 fn kubernetes_validate_does_reject_a_broken_object() {
     // Proves the validator above is live: the same Service with a string port fails.
     let env = manifests::environments::sandbox::environment();

@@ -222,7 +222,7 @@ fn a_config_that_cannot_sync_is_rolled_back_and_the_rest_is_left_alone() {
         .into_iter()
         .map(|(s, a)| (format!("zookeeper/{s}"), a.to_string()))
         .collect(),
-        crds: true,
+        ..sandbox::Config::default()
     })
     .unwrap();
     let dir = tempfile::tempdir().unwrap();

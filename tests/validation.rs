@@ -230,6 +230,27 @@ fn sandbox_never_names_an_address_outside_the_sandbox() {
         "ensemble.recorded_addresses[0]",
         "outside the sandbox",
     );
+    // Load balancers that have names (AWS): only .test names, which the sandbox's DNS answers.
+    let mut env = sandbox();
+    env.ensemble.recorded_addresses.insert(
+        0,
+        ServerAddress::Dns("internal-zk0-123.us-east-1.elb.amazonaws.com".into()),
+    );
+    rejected(
+        &env,
+        "ensemble.recorded_addresses[0]",
+        "outside the sandbox",
+    );
+    let mut env = sandbox();
+    env.ensemble.recorded_addresses.insert(
+        0,
+        ServerAddress::Dns("zk0.zookeeper.lb.sandbox.test".into()),
+    );
+    assert!(
+        !manifests::validate(&env).has_errors(),
+        "{:?}",
+        manifests::validate(&env)
+    );
 }
 
 #[test]
@@ -240,6 +261,16 @@ fn production_never_names_a_loopback_or_sandbox_address() {
         &env,
         "fleet.observers[0].address",
         "loopback or sandbox address in a production environment",
+    );
+    let mut env = production();
+    env.ensemble.recorded_addresses.insert(
+        0,
+        ServerAddress::Dns("zk0.zookeeper.lb.sandbox.test".into()),
+    );
+    rejected(
+        &env,
+        "ensemble.recorded_addresses[0]",
+        "sandbox name (.test) in a production environment",
     );
 }
 

@@ -6,6 +6,7 @@ pub mod environments;
 pub mod labels;
 pub mod objects;
 pub mod provider;
+pub mod rbac;
 pub mod render;
 pub mod service_monitor;
 pub mod validate;

@@ -274,6 +274,28 @@ fn addresses(env: &Environment, p: &mut Problems) {
         all.push((field, range.addr()));
     }
     all.extend(lbs);
+    // DNS names too: a sandbox's resolve only under `.test` (RFC 2606: nowhere but a test's own
+    // DNS server); a production environment never names one there.
+    for (ord, a) in &env.ensemble.recorded_addresses {
+        let ServerAddress::Dns(name) = a else {
+            continue;
+        };
+        let field = format!("ensemble.recorded_addresses[{ord}]");
+        let test = name == "test" || name.ends_with(".test");
+        match env.kind {
+            EnvironmentKind::Sandbox if !test => p.error(
+                &field,
+                format!("{name} is outside the sandbox: tests and demos must only reach names under .test, which the sandbox's own DNS server answers"),
+                "use a name under .test (the sandbox's load balancers are <service>.<namespace>.lb.sandbox.test)",
+            ),
+            EnvironmentKind::Production if test => p.error(
+                &field,
+                format!("{name} is a sandbox name (.test) in a production environment"),
+                "record the load balancer's real DNS name from `kubectl get svc`",
+            ),
+            _ => {}
+        }
+    }
     let sandbox = IpNet::new(
         hosts::inventory::sandbox::SANDBOX_NETWORK.0,
         hosts::inventory::sandbox::SANDBOX_NETWORK.1,

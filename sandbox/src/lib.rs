@@ -5,5 +5,7 @@
 pub mod apiserver;
 pub mod harness;
 
-pub use apiserver::{ApiServer, Config, Fault, LoadBalancerMode, Stats};
+pub use apiserver::{
+    ApiServer, Config, Controllers, Fault, Grant, Identity, Ingress, LoadBalancerMode, Pod, Stats,
+};
 pub use harness::{Options, Sandbox};

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::cli::{ApplyArgs, OutputFormat};
 use crate::cluster::{block_on, Applied, Cluster};
-use crate::plan::{self, Action};
+use crate::plan::{self, Action, Planner};
 use crate::{environments, exit, lb, output};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -35,7 +35,7 @@ pub fn run(args: &ApplyArgs, format: OutputFormat) -> Result<u8> {
     let timeout = args.timeout;
     block_on(async {
         let cluster = Cluster::connect(&env, &args.cluster).await?;
-        let plan = plan::plan(&cluster, &env, &objects).await?;
+        let plan = plan::plan(&cluster, &env, &objects, Planner::DryRun).await?;
         if !args.force_conflicts && plan.summary.conflicts > 0 {
             let list = plan.conflict_lines();
             bail!(
@@ -52,6 +52,9 @@ pub fn run(args: &ApplyArgs, format: OutputFormat) -> Result<u8> {
             let outcome = match (change.action, &change.desired) {
                 (Action::Unchanged, _) => Outcome::Unchanged,
                 (Action::Create | Action::Update, Some(object)) => {
+                    if change.deleting.is_some() {
+                        cluster.wait_gone(&change.reference, timeout).await?;
+                    }
                     match cluster.apply(object, false, args.force_conflicts).await? {
                         Applied::Ok(_) => {}
                         Applied::Conflicts(c) => bail!(
@@ -68,7 +71,7 @@ pub fn run(args: &ApplyArgs, format: OutputFormat) -> Result<u8> {
                     }
                 }
                 (Action::Prune, _) if args.prune => {
-                    cluster.delete(&change.reference).await?;
+                    cluster.delete_and_wait(&change.reference, timeout).await?;
                     Outcome::Pruned
                 }
                 _ => Outcome::Kept,

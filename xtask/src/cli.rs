@@ -137,6 +137,12 @@ pub struct DiffArgs {
     /// live load-balancer addresses (recorded ones while the Services have none).
     #[arg(long)]
     pub hosts: bool,
+    /// Plan from reads only (get and list: the live objects and their managedFields), as `drift`
+    /// does, instead of server-side-apply dry runs: works with a read-only identity (for example
+    /// the zk-observers-drift Role in a pull-request job), but the server does not validate the
+    /// objects.
+    #[arg(long)]
+    pub read_only: bool,
     #[command(flatten)]
     pub ssh: crate::ssh::SshArgs,
 }

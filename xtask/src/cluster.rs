@@ -267,6 +267,55 @@ impl Cluster {
         }
     }
 
+    /// Deletes `r` and waits until it is gone, with progress, up to `timeout`: a deleted object
+    /// stays while finalizers hold it (a LoadBalancer Service until the cloud has released its
+    /// load balancer).
+    pub async fn delete_and_wait(&self, r: &ObjectRef, timeout: Duration) -> Result<()> {
+        self.delete(r).await?;
+        self.wait_gone(r, timeout).await
+    }
+
+    /// Waits until `r` no longer exists, with progress, up to `timeout`.
+    pub async fn wait_gone(&self, r: &ObjectRef, timeout: Duration) -> Result<()> {
+        let started = std::time::Instant::now();
+        let mut last_report: Option<std::time::Instant> = None;
+        loop {
+            let Some(live) = self.get(r).await? else {
+                if last_report.is_some() {
+                    crate::output::progress(&format!(
+                        "{r}: deleted ({:.1}s elapsed)",
+                        started.elapsed().as_secs_f64()
+                    ));
+                }
+                return Ok(());
+            };
+            let why = crate::plan::deleting(&live)
+                .unwrap_or_else(|| "still there after the delete".to_string());
+            if started.elapsed() >= timeout {
+                bail!(
+                    "{r} is still {why} after {}: the controller behind the finalizer has not let it go (for \
+                     service.kubernetes.io/load-balancer-cleanup, the cloud has not released the load balancer). \
+                     Look at `kubectl -n {} describe {} {}` for its events",
+                    crate::output::duration(timeout),
+                    r.namespace,
+                    r.kind.name().to_lowercase(),
+                    r.name
+                );
+            }
+            if last_report.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+                crate::output::progress(&format!(
+                    "{r}: {why}; waiting ({:.1}s elapsed)",
+                    started.elapsed().as_secs_f64()
+                ));
+                last_report = Some(std::time::Instant::now());
+            }
+            tokio::time::sleep(
+                Duration::from_millis(250).min(timeout.saturating_sub(started.elapsed())),
+            )
+            .await;
+        }
+    }
+
     async fn retry<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
     where
         F: FnMut() -> Fut,

@@ -15,7 +15,7 @@ use crate::apply::Outcome;
 use crate::cli::{DeployArgs, OutputFormat};
 use crate::cluster::{block_on, Applied, Cluster, ObjectRef};
 use crate::hostops::Health;
-use crate::plan::{self, Action};
+use crate::plan::{self, Action, Planner};
 use crate::rollout::{Fleet, HostReport, HostResult, Options};
 use crate::{diff, environments, exit, lb, lock, output};
 
@@ -66,7 +66,7 @@ pub async fn deploy(
         plan: cluster_plan,
         live,
         mut fleet,
-    } = plan::read_cluster_and_hosts(cluster, env, &args.ssh).await?;
+    } = plan::read_cluster_and_hosts(cluster, env, &args.ssh, Planner::DryRun).await?;
     let (source, note) = match live {
         Ok(live) => (
             AddressSource::Live(live),
@@ -149,7 +149,7 @@ pub async fn deploy(
         .iter()
         .filter(|c| lb_refs.contains(&c.reference))
     {
-        summaries.push(apply_change(cluster, change, args.force_conflicts, format).await?);
+        summaries.push(apply_change(cluster, change, args, format).await?);
     }
     // 2. Their addresses: the observers are configured from what the cloud gave.
     tracing::info!("load-balancer Services applied");
@@ -186,13 +186,14 @@ pub async fn deploy(
     let hosts_report = fleet.reports();
     fleet.close().await;
     let monitoring = manifests::objects::monitoring_objects(env, &healthy);
-    let monitoring_plan = plan::plan_with(cluster, env, &monitoring, false).await?;
+    let monitoring_plan =
+        plan::plan_with(cluster, env, &monitoring, false, Planner::DryRun).await?;
     for change in monitoring_plan
         .changes
         .iter()
         .filter(|c| c.action != Action::Prune)
     {
-        summaries.push(apply_change(cluster, change, args.force_conflicts, format).await?);
+        summaries.push(apply_change(cluster, change, args, format).await?);
     }
     tracing::info!("monitoring applied");
     // 5. Prune what is no longer desired.
@@ -202,7 +203,9 @@ pub async fn deploy(
         .filter(|c| c.action == Action::Prune)
     {
         let result = if args.prune {
-            cluster.delete(&change.reference).await?;
+            cluster
+                .delete_and_wait(&change.reference, args.timeout)
+                .await?;
             Outcome::Pruned
         } else {
             Outcome::Kept
@@ -218,12 +221,16 @@ pub async fn deploy(
 async fn apply_change(
     cluster: &Cluster,
     change: &plan::Change,
-    force: bool,
+    args: &DeployArgs,
     format: Option<OutputFormat>,
 ) -> Result<ObjectSummary> {
     let result = match (change.action, &change.desired) {
         (Action::Create | Action::Update, Some(object)) => {
-            apply_object(cluster, object, force).await?;
+            if change.deleting.is_some() {
+                // Applying now would change an object about to disappear: create it anew.
+                cluster.wait_gone(&change.reference, args.timeout).await?;
+            }
+            apply_object(cluster, object, args.force_conflicts).await?;
             if change.action == Action::Create {
                 Outcome::Created
             } else {
@@ -261,7 +268,10 @@ async fn healthy_observers<'e>(env: &'e Environment, fleet: &Fleet<'_>) -> Vec<&
     let needs_probe = reports.iter().any(|r| {
         matches!(
             r.result,
-            HostResult::RolledBack | HostResult::NotTouched | HostResult::Failed
+            HostResult::RolledBack
+                | HostResult::NotTouched
+                | HostResult::Failed
+                | HostResult::Refused
         )
     });
     let now = if needs_probe {
@@ -325,7 +335,7 @@ fn report(
                 "monitored_observers": healthy.iter().map(|o| o.name.clone()).collect::<Vec<_>>(),
                 "totals": {
                     "objects": {"created": count(Outcome::Created), "configured": count(Outcome::Configured), "unchanged": count(Outcome::Unchanged), "pruned": count(Outcome::Pruned), "kept": count(Outcome::Kept)},
-                    "hosts": {"updated": hcount(HostResult::Updated), "unchanged": hcount(HostResult::Unchanged), "unreachable": hcount(HostResult::Unreachable), "rolled_back": hcount(HostResult::RolledBack), "failed": hcount(HostResult::Failed), "not_touched": hcount(HostResult::NotTouched)},
+                    "hosts": {"updated": hcount(HostResult::Updated), "unchanged": hcount(HostResult::Unchanged), "unreachable": hcount(HostResult::Unreachable), "rolled_back": hcount(HostResult::RolledBack), "failed": hcount(HostResult::Failed), "not_touched": hcount(HostResult::NotTouched), "refused": hcount(HostResult::Refused)},
                 },
             }))?
         ),

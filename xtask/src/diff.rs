@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::cli::{DiffArgs, OutputFormat};
 use crate::cluster::{block_on, Cluster};
-use crate::plan::{self, Action, Plan};
+use crate::plan::{self, Action, Plan, Planner};
 use crate::rollout::{Fleet, HostReport, HostResult};
 use crate::{environments, exit, lb, output};
 
@@ -17,7 +17,17 @@ pub fn run(args: &DiffArgs, format: OutputFormat) -> Result<u8> {
     let objects = manifests::desired_objects(&env);
     let (cluster, plan, hosts) = block_on(async {
         let cluster = Cluster::connect(&env, &args.cluster).await?;
-        let plan = plan::plan(&cluster, &env, &objects).await?;
+        let plan = plan::plan(
+            &cluster,
+            &env,
+            &objects,
+            if args.read_only {
+                Planner::Read
+            } else {
+                Planner::DryRun
+            },
+        )
+        .await?;
         let hosts = if args.hosts {
             Some(host_diff(&cluster, &env, args).await?)
         } else {
@@ -103,15 +113,25 @@ pub fn print_plan(env: &str, cluster: &Cluster, plan: &Plan) {
     for c in &plan.changes {
         match c.action {
             Action::Unchanged => continue,
-            Action::Create => output::change('+', "create", &c.object),
+            Action::Create => match &c.deleting {
+                Some(why) => output::change(
+                    '+',
+                    "create",
+                    &format!("{} ({why}; created again once it is gone)", c.object),
+                ),
+                None => output::change('+', "create", &c.object),
+            },
             Action::Update => output::change('~', "update", &c.object),
             Action::Prune => output::change(
                 '-',
                 "prune",
-                &format!(
-                    "{} (no longer desired; `apply --prune` deletes it)",
-                    c.object
-                ),
+                &match &c.deleting {
+                    Some(why) => format!("{} (no longer desired; {why})", c.object),
+                    None => format!(
+                        "{} (no longer desired; `apply --prune` deletes it)",
+                        c.object
+                    ),
+                },
             ),
         }
         output::diff(&c.diff);

@@ -10,15 +10,15 @@ use serde_json::json;
 
 use crate::cli::{DriftArgs, OutputFormat};
 use crate::cluster::{block_on, Cluster};
-use crate::plan::{self, Action};
+use crate::plan::{self, Action, Planner};
 use crate::rollout::HostResult;
-use crate::{environments, exit, lock, output};
+use crate::{environments, exit, hostops, lock, output};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
-    /// cluster-missing, cluster-changed, cluster-extra, cluster-conflict, load-balancer-pending,
-    /// address-mismatch, host-unreachable, host-files, host-containers, observer-not-observing,
-    /// exporter-down.
+    /// cluster-missing, cluster-deleting, cluster-changed, cluster-extra, cluster-conflict,
+    /// load-balancer-pending, address-mismatch, host-unreachable, host-files, host-containers,
+    /// host-dns, observer-not-observing, exporter-down.
     pub kind: &'static str,
     pub object: String,
     pub detail: String,
@@ -61,25 +61,33 @@ pub fn run(args: &DriftArgs, format: OutputFormat) -> Result<u8> {
             plan,
             live,
             mut fleet,
-        } = plan::read_cluster_and_hosts(&cluster, &env, &args.ssh).await?;
+        } = plan::read_cluster_and_hosts(&cluster, &env, &args.ssh, Planner::Read).await?;
 
         // The cluster: owned objects missing, changed or extra.
         for c in &plan.changes {
-            let kind = match c.action {
-                Action::Unchanged => continue,
-                Action::Create => "cluster-missing",
-                Action::Update => "cluster-changed",
-                Action::Prune => "cluster-extra",
+            let (kind, detail) = match (c.action, &c.deleting) {
+                (Action::Unchanged, _) => continue,
+                (Action::Create, Some(why)) => (
+                    "cluster-deleting",
+                    format!("{why}; the next deploy creates it again once it is gone"),
+                ),
+                (Action::Create, None) => (
+                    "cluster-missing",
+                    "desired but absent from the cluster".to_string(),
+                ),
+                (Action::Update, _) => (
+                    "cluster-changed",
+                    "live object differs from the code".to_string(),
+                ),
+                (Action::Prune, why) => (
+                    "cluster-extra",
+                    format!(
+                        "written by this tool but no longer desired{}",
+                        why.as_ref().map(|w| format!(" ({w})")).unwrap_or_default()
+                    ),
+                ),
             };
-            let mut f = finding(
-                kind,
-                &c.object,
-                match c.action {
-                    Action::Create => "desired but absent from the cluster".to_string(),
-                    Action::Prune => "carries this tool's labels but is not desired".to_string(),
-                    _ => "live object differs from the code".to_string(),
-                },
-            );
+            let mut f = finding(kind, &c.object, detail);
             f.diff = c.diff.clone();
             findings.push(f);
             for k in &c.conflicts {
@@ -155,6 +163,21 @@ pub fn run(args: &DriftArgs, format: OutputFormat) -> Result<u8> {
                 }
             }
         }
+        for (host, resolved) in fleet.resolved() {
+            for (name, address) in resolved {
+                if address.is_none() {
+                    findings.push(finding(
+                        "host-dns",
+                        format!("host/{host}"),
+                        format!(
+                            "its zoo.cfg names the load balancer {name}, which does not resolve on this host: \
+                             ZooKeeper there cannot reach that participant. Fix the host's DNS (its resolv.conf, \
+                             or the private DNS zone the cloud publishes load balancer names in)"
+                        ),
+                    ));
+                }
+            }
+        }
         for (host, health) in fleet.health() {
             let Some(h) = health else { continue };
             if !h.observing() {
@@ -199,24 +222,7 @@ pub fn run(args: &DriftArgs, format: OutputFormat) -> Result<u8> {
 
 /// The address of `server.<id>` in a deployed zoo.cfg.
 fn server_address(cfg: &str, id: u32) -> Option<String> {
-    let prefix = format!("server.{id}=");
-    cfg.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map(|rest| {
-            let host = rest.rsplitn(4, ':').last().unwrap_or(rest);
-            host.trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string()
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn reads_server_addresses() {
-        let cfg = "tickTime=2000\nserver.1=10.1.0.12:2888:3888:participant\nserver.2=[fd00::1]:2888:3888:participant\n";
-        assert_eq!(super::server_address(cfg, 1).as_deref(), Some("10.1.0.12"));
-        assert_eq!(super::server_address(cfg, 2).as_deref(), Some("fd00::1"));
-        assert_eq!(super::server_address(cfg, 3), None);
-    }
+    hostops::zoo_cfg_servers(cfg)
+        .into_iter()
+        .find_map(|(n, host)| (n == id).then_some(host))
 }

@@ -27,6 +27,29 @@ for f in zoo.cfg docker-compose.yaml; do
 done
 "#;
 
+/// Sets the positional parameters to the DNS names the deployed zoo.cfg's `server.N` lines point
+/// at (load balancers that have names, not addresses: AWS), for [`RESOLVE`]. Parsing is bash's
+/// own, so a zoo.cfg of addresses costs no process. Expects `d` to be set.
+const DEPLOYED_NAMES: &str = r#"
+names=()
+if [ -f "$d/zoo.cfg" ]; then
+  while IFS= read -r l; do
+    [[ $l =~ ^server\.[0-9]+=([A-Za-z0-9.-]*[A-Za-z][A-Za-z0-9.-]*): ]] && names+=("${BASH_REMATCH[1]}")
+  done < "$d/zoo.cfg"
+fi
+set -- "${names[@]}"
+"#;
+
+/// Resolves each positional parameter as ZooKeeper on the host will (getaddrinfo, the host's
+/// resolver) and prints `name address`, or `name -` when it does not resolve.
+const RESOLVE: &str = r#"
+printf '=== resolve\n'
+for n in "$@"; do
+  a=$(timeout 5 getent ahosts "$n" 2>/dev/null) && a=${a%%[[:space:]]*} || a=
+  printf '%s %s\n' "$n" "${a:--}"
+done
+"#;
+
 /// Prints the running compose services. When ZooKeeper observes and the exporter answers on the
 /// host's published ports, both containers are evidently running and the docker CLI (the
 /// costly part when many runs probe a host) is not asked. Expects `probe` (what [`PROBE_BODY`]
@@ -145,6 +168,9 @@ printf '%s\n' "$probe"
 pub struct HostState {
     pub files: BTreeMap<String, Option<String>>,
     pub running: Vec<String>,
+    /// The DNS names the deployed zoo.cfg uses, and what each resolves to on the host (`None`:
+    /// it does not resolve).
+    pub resolved: BTreeMap<String, Option<String>>,
     /// What the health probe saw when the state was read.
     pub health: Health,
 }
@@ -169,7 +195,7 @@ pub async fn inspect(
     client_port: u16,
     metrics_port: u16,
 ) -> Result<HostState> {
-    let script = format!("d=$1; project=$2; addr=$3; client_port=$4; metrics_port=$5; answer_timeout={ANSWER_TIMEOUT_SECS}; exporter_check={}\n{FILES_BODY}{PROBE_BODY}{RUNNING_BODY}", ExporterCheck::Answers.arg());
+    let script = format!("d=$1; project=$2; addr=$3; client_port=$4; metrics_port=$5; answer_timeout={ANSWER_TIMEOUT_SECS}; exporter_check={}\n{FILES_BODY}{DEPLOYED_NAMES}{RESOLVE}{PROBE_BODY}{RUNNING_BODY}", ExporterCheck::Answers.arg());
     let out = host
         .bash_ok(
             "reading the host",
@@ -184,6 +210,53 @@ pub async fn inspect(
         )
         .await?;
     parse_inspect(&out)
+}
+
+/// `name address` / `name -` lines of a `=== resolve` section.
+fn parse_resolved(out: &str) -> BTreeMap<String, Option<String>> {
+    let Some(start) = out.find("=== resolve\n") else {
+        return BTreeMap::new();
+    };
+    out[start + "=== resolve\n".len()..]
+        .lines()
+        .take_while(|l| !l.starts_with("=== "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, a)| (n.to_string(), (a != "-").then(|| a.to_string())))
+        .collect()
+}
+
+/// The `server.N` lines of a zoo.cfg: (N, host), host without IPv6 brackets.
+pub fn zoo_cfg_servers(cfg: &str) -> Vec<(u32, String)> {
+    cfg.lines()
+        .filter_map(|l| {
+            let (id, rest) = l.strip_prefix("server.")?.split_once('=')?;
+            let id = id.parse().ok()?;
+            let host = rest.rsplitn(4, ':').last().unwrap_or(rest);
+            Some((
+                id,
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The `server.N` lines of a zoo.cfg that name a host by DNS name, not address.
+pub fn zoo_cfg_names(cfg: &str) -> Vec<(u32, String)> {
+    zoo_cfg_servers(cfg)
+        .into_iter()
+        .filter(|(_, h)| h.parse::<std::net::IpAddr>().is_err())
+        .collect()
+}
+
+/// Resolves `names` on the host, as ZooKeeper there will.
+pub async fn resolve(host: &Host, names: &[String]) -> Result<BTreeMap<String, Option<String>>> {
+    let args: Vec<&str> = names.iter().map(String::as_str).collect();
+    let out = host
+        .bash_ok("resolving load-balancer names", RESOLVE, &args)
+        .await?;
+    Ok(parse_resolved(&out))
 }
 
 fn parse_inspect(out: &str) -> Result<HostState> {
@@ -215,6 +288,7 @@ fn parse_inspect(out: &str) -> Result<HostState> {
     Ok(HostState {
         files,
         running,
+        resolved: parse_resolved(out),
         health: parse_probe(out),
     })
 }
@@ -429,13 +503,28 @@ mod tests {
     }
 
     #[test]
+    fn finds_the_names_a_zoo_cfg_uses() {
+        let cfg = "tickTime=2000\nserver.1=10.1.0.12:2888:3888:participant\nserver.2=[fd00::1]:2888:3888:participant\n\
+                   server.3=zk2.lb.example.test:2888:3888:participant\nserver.4=0.0.0.0:2888:3888:observer\n";
+        assert_eq!(zoo_cfg_servers(cfg)[1], (2, "fd00::1".to_string()));
+        assert_eq!(zoo_cfg_names(cfg), [(3, "zk2.lb.example.test".to_string())]);
+    }
+
+    #[test]
     fn parses_inspect_output() {
-        let out = "=== file zoo.cfg\ndGlja1RpbWU9MjAwMAo=\n=== absent docker-compose.yaml\n=== running\nzookeeper\nexporter\n=== srvr\nMode: observer\n\n=== mntr\nzk_peer_state\tobserving - broadcast\n\n=== metrics\nHTTP/1.0 200 OK\r\n\r\nzk_up 1\n";
+        let out = "=== file zoo.cfg\ndGlja1RpbWU9MjAwMAo=\n=== absent docker-compose.yaml\n=== resolve\nzk0.lb.test 198.18.0.11\nzk1.lb.test -\n=== running\nzookeeper\nexporter\n=== srvr\nMode: observer\n\n=== mntr\nzk_peer_state\tobserving - broadcast\n\n=== metrics\nHTTP/1.0 200 OK\r\n\r\nzk_up 1\n";
         let s = parse_inspect(out).unwrap();
         assert_eq!(s.file("zoo.cfg"), Some("tickTime=2000\n"));
         assert_eq!(s.file("docker-compose.yaml"), None);
         assert!(s.zookeeper_running());
         assert_eq!(s.running, ["zookeeper", "exporter"]);
         assert!(s.health.healthy());
+        assert_eq!(
+            s.resolved,
+            BTreeMap::from([
+                ("zk0.lb.test".to_string(), Some("198.18.0.11".to_string())),
+                ("zk1.lb.test".to_string(), None)
+            ])
+        );
     }
 }

@@ -114,24 +114,57 @@ pub async fn wait_for_addresses(
     }
 }
 
+/// The per-pod Service of each participant.
+fn service_refs(env: &Environment) -> Vec<(u32, ObjectRef)> {
+    env.ensemble
+        .participants()
+        .into_iter()
+        .map(|p| {
+            (
+                p.ordinal,
+                ObjectRef {
+                    kind: Kind::Service,
+                    namespace: env.ensemble.namespace.clone(),
+                    name: p.service_name,
+                },
+            )
+        })
+        .collect()
+}
+
 /// The per-pod Services' current addresses, without waiting; a Service without one is an error.
 pub async fn current_addresses(
     cluster: &Cluster,
     env: &Environment,
 ) -> Result<BTreeMap<u32, ServerAddress>> {
+    let mut live = BTreeMap::new();
+    for (_, r) in service_refs(env) {
+        if let Some(svc) = cluster.get(&r).await? {
+            live.insert(r, svc);
+        }
+    }
+    addresses_from(env, |r| live.get(r).cloned())
+}
+
+/// The per-pod Services' addresses in live Service objects (`live` looks one up); a Service
+/// without an address, absent, or being deleted (its load balancer is going away) is an error
+/// naming it.
+pub fn addresses_from(
+    env: &Environment,
+    live: impl Fn(&ObjectRef) -> Option<Value>,
+) -> Result<BTreeMap<u32, ServerAddress>> {
     let mut found = BTreeMap::new();
     let mut pending = Vec::new();
-    for p in env.ensemble.participants() {
-        let r = ObjectRef {
-            kind: Kind::Service,
-            namespace: env.ensemble.namespace.clone(),
-            name: p.service_name.clone(),
-        };
-        match cluster.get(&r).await?.as_ref().and_then(ingress_address) {
+    for (ordinal, r) in service_refs(env) {
+        let address = live(&r)
+            .filter(|svc| crate::plan::deleting(svc).is_none())
+            .as_ref()
+            .and_then(ingress_address);
+        match address {
             Some(a) => {
-                found.insert(p.ordinal, a);
+                found.insert(ordinal, a);
             }
-            None => pending.push(p.service_name),
+            None => pending.push(r.name),
         }
     }
     if !pending.is_empty() {

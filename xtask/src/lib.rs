@@ -11,6 +11,7 @@ mod deploy;
 mod diff;
 mod drift;
 mod environments;
+mod fields;
 pub mod hostops;
 mod lb;
 mod lock;

@@ -15,7 +15,7 @@ use crate::cluster::Cluster;
 pub const LEASE_SECONDS: i32 = 1800;
 
 pub fn lease_name(env: &Environment) -> String {
-    format!("zk-observers-deploy-{}", env.name)
+    manifests::rbac::lease_name(env)
 }
 
 /// Who holds a lock, and until when.

@@ -1,19 +1,25 @@
-//! The cluster plan: what applying the desired objects would change, found by server-side apply
-//! dry runs (so the server's defaulting and field ownership decide, as with `kubectl diff`).
+//! The cluster plan: what applying the desired objects would change. `diff`, `apply` and `deploy`
+//! find it with server-side apply dry runs (so the server's defaulting and field ownership decide,
+//! as with `kubectl diff`); `drift` with reads only, from the live objects' managedFields
+//! ([`crate::fields`]), so that its identity needs no write right.
+//!
+//! Only what this tool wrote counts as its own: an object is this tool's when its managedFields
+//! name this tool's field manager. Labels alone do not tell: the Endpoints and EndpointSlice
+//! controllers copy a Service's labels onto the objects they write for it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
 use hosts::{Observer, ServerAddress};
-use manifests::{Environment, Object};
+use manifests::{Environment, Object, FIELD_MANAGER};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::cluster::{Applied, Cluster, Conflict, Kind, ObjectRef};
-use crate::lb;
 use crate::rollout::Fleet;
 use crate::ssh::SshArgs;
 use crate::yamldiff::{normalize, to_yaml, unified};
+use crate::{fields, lb};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -25,10 +31,24 @@ pub enum Action {
     Prune,
 }
 
+/// How a plan finds out what applying would change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planner {
+    /// The server decides: a server-side-apply dry run per object. Needs the rights of a deploy
+    /// (`patch`, and `create` for objects that do not exist yet: a dry run is authorized like the
+    /// real request), and proves each object would be accepted.
+    DryRun,
+    /// Reads only (`get`, `list`): the live object and its managedFields.
+    Read,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
     pub object: String,
     pub action: Action,
+    /// The live object is being deleted (a finalizer holds it): why, and since when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleting: Option<String>,
     /// Fields another manager owns with a different value: applying needs --force-conflicts.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<Conflict>,
@@ -38,6 +58,9 @@ pub struct Change {
     pub reference: ObjectRef,
     #[serde(skip)]
     pub desired: Option<Object>,
+    /// The live object, when there is one.
+    #[serde(skip)]
+    pub live: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -60,6 +83,14 @@ impl Plan {
         self.changes.iter().all(|c| c.action == Action::Unchanged)
     }
 
+    /// The live object of a desired or owned object, by reference.
+    pub fn live(&self, r: &ObjectRef) -> Option<&Value> {
+        self.changes
+            .iter()
+            .find(|c| c.reference == *r)
+            .and_then(|c| c.live.as_ref())
+    }
+
     pub fn conflicts(&self) -> impl Iterator<Item = (&Change, &Conflict)> {
         self.changes
             .iter()
@@ -79,11 +110,17 @@ impl Plan {
     }
 }
 
-/// Plans `objects` against the live cluster, and lists owned objects of `env` that are no longer
-/// desired. Requests: one GET and one dry-run PATCH per object (two PATCHes on a conflict), and one
-/// label-filtered LIST per kind and namespace, whatever else the namespaces hold.
-pub async fn plan(cluster: &Cluster, env: &Environment, objects: &[Object]) -> Result<Plan> {
-    plan_with(cluster, env, objects, true).await
+/// Plans `objects` against the live cluster, and lists this tool's objects of `env` that are no
+/// longer desired. Requests: one GET per object (plus, with [`Planner::DryRun`], one dry-run PATCH,
+/// two on a conflict), and one label-filtered LIST per kind and namespace, whatever else the
+/// namespaces hold.
+pub async fn plan(
+    cluster: &Cluster,
+    env: &Environment,
+    objects: &[Object],
+    planner: Planner,
+) -> Result<Plan> {
+    plan_with(cluster, env, objects, true, planner).await
 }
 
 /// Like [`plan`]; without `prune`, owned objects that are not desired are not looked for.
@@ -92,10 +129,11 @@ pub async fn plan_with(
     env: &Environment,
     objects: &[Object],
     prune: bool,
+    planner: Planner,
 ) -> Result<Plan> {
     let mut changes = Vec::new();
     for object in objects {
-        changes.push(plan_one(cluster, object).await?);
+        changes.push(plan_one(cluster, object, planner).await?);
     }
     let desired: BTreeSet<ObjectRef> = objects.iter().map(ObjectRef::of).collect();
     let owned = if prune {
@@ -103,16 +141,18 @@ pub async fn plan_with(
     } else {
         vec![]
     };
-    for r in owned {
-        if !desired.contains(&r.0) {
-            let old = to_yaml(&normalize(&r.1));
+    for (r, live) in owned {
+        if !desired.contains(&r) {
+            let old = to_yaml(&normalize(&live));
             changes.push(Change {
-                object: r.0.to_string(),
+                object: r.to_string(),
                 action: Action::Prune,
+                deleting: deleting(&live),
                 conflicts: vec![],
-                diff: unified(&old, "", &format!("{} (live)", r.0), "/dev/null (pruned)"),
-                reference: r.0,
+                diff: unified(&old, "", &format!("{r} (live)"), "/dev/null (pruned)"),
+                reference: r,
                 desired: None,
+                live: Some(live),
             });
         }
     }
@@ -129,55 +169,113 @@ pub async fn plan_with(
     Ok(Plan { changes, summary })
 }
 
-async fn plan_one(cluster: &Cluster, object: &Object) -> Result<Change> {
+/// Why a live object is still there although deleted: its deletionTimestamp and finalizers.
+pub fn deleting(live: &Value) -> Option<String> {
+    let since = live["metadata"]["deletionTimestamp"].as_str()?;
+    let finalizers: Vec<&str> = live["metadata"]["finalizers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    Some(if finalizers.is_empty() {
+        format!("being deleted since {since}")
+    } else {
+        format!(
+            "being deleted since {since}, held by finalizer {}",
+            finalizers.join(", ")
+        )
+    })
+}
+
+async fn plan_one(cluster: &Cluster, object: &Object, planner: Planner) -> Result<Change> {
     let r = ObjectRef::of(object);
+    let desired = serde_json::to_value(object)?;
     let live = cluster.get(&r).await?;
-    // The dry run also proves the object would be accepted (namespace exists, schema, RBAC).
-    let (dry, conflicts) = match cluster.apply(object, true, false).await? {
-        Applied::Ok(v) => (v, vec![]),
-        Applied::Conflicts(c) => match cluster.apply(object, true, true).await? {
-            Applied::Ok(v) => (v, c),
-            Applied::Conflicts(_) => unreachable!("a forced apply does not conflict"),
-        },
+    let being_deleted = live.as_ref().and_then(deleting);
+    let create_diff = || {
+        unified(
+            "",
+            &to_yaml(&normalize(&desired)),
+            "/dev/null",
+            &format!("{r} (desired)"),
+        )
     };
-    let (action, diff) = match &live {
-        None => {
-            let new = to_yaml(&normalize(&serde_json::to_value(object)?));
-            (
-                Action::Create,
-                unified("", &new, "/dev/null", &format!("{r} (desired)")),
-            )
-        }
-        Some(live) => {
-            let old = to_yaml(&normalize(live));
-            let new = to_yaml(&normalize(&dry));
-            let d = unified(
-                &old,
-                &new,
-                &format!("{r} (live)"),
-                &format!("{r} (desired)"),
-            );
-            (
-                if d.is_empty() {
-                    Action::Unchanged
-                } else {
-                    Action::Update
+    let (action, diff, conflicts) = match (&live, planner) {
+        // Going away: applying now would change an object about to disappear; it is created
+        // again once it is gone.
+        (Some(_), _) if being_deleted.is_some() => (Action::Create, create_diff(), vec![]),
+        (live, Planner::DryRun) => {
+            // The dry run also proves the object would be accepted (namespace, schema, RBAC).
+            let (dry, conflicts) = match cluster.apply(object, true, false).await? {
+                Applied::Ok(v) => (v, vec![]),
+                Applied::Conflicts(c) => match cluster.apply(object, true, true).await? {
+                    Applied::Ok(v) => (v, c),
+                    Applied::Conflicts(c) => anyhow::bail!(
+                        "the forced dry run of {r} still reported conflicts ({}): the API server does not honour force",
+                        c.iter().map(|k| k.field.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
                 },
-                d,
-            )
+            };
+            match live {
+                None => (Action::Create, create_diff(), conflicts),
+                Some(live) => {
+                    let d = live_diff(&r, live, &dry);
+                    (changed(&d), d, conflicts)
+                }
+            }
+        }
+        (None, Planner::Read) => (Action::Create, create_diff(), vec![]),
+        (Some(live), Planner::Read) => {
+            let p = fields::predict(&desired, live, FIELD_MANAGER);
+            let conflicts = p
+                .conflicts
+                .into_iter()
+                .map(|c| Conflict {
+                    manager: c.manager,
+                    field: c.field,
+                })
+                .collect();
+            let d = if p.changes {
+                live_diff(&r, live, &p.after)
+            } else {
+                String::new()
+            };
+            (changed(&d), d, conflicts)
         }
     };
     Ok(Change {
         object: r.to_string(),
         action,
+        deleting: being_deleted,
         conflicts,
         diff,
         reference: r,
         desired: Some(object.clone()),
+        live,
     })
 }
 
-/// Every live object carrying this tool's managed-by label and `env`'s environment label.
+fn live_diff(r: &ObjectRef, live: &Value, after: &Value) -> String {
+    unified(
+        &to_yaml(&normalize(live)),
+        &to_yaml(&normalize(after)),
+        &format!("{r} (live)"),
+        &format!("{r} (desired)"),
+    )
+}
+
+fn changed(diff: &str) -> Action {
+    if diff.is_empty() {
+        Action::Unchanged
+    } else {
+        Action::Update
+    }
+}
+
+/// Every live object of `env` this tool wrote: found by its managed-by and environment labels,
+/// kept when its managedFields name this tool's field manager (the controllers' Endpoints and
+/// EndpointSlices carry copies of the labels, never this manager).
 pub async fn owned(cluster: &Cluster, env: &Environment) -> Result<Vec<(ObjectRef, Value)>> {
     let selector = manifests::labels::ownership_selector(env);
     let namespaces: BTreeSet<&str> = [
@@ -192,6 +290,9 @@ pub async fn owned(cluster: &Cluster, env: &Environment) -> Result<Vec<(ObjectRe
                 continue;
             };
             for item in items {
+                if !fields::written_by(&item, FIELD_MANAGER) {
+                    continue;
+                }
                 let name = item["metadata"]["name"]
                     .as_str()
                     .unwrap_or_default()
@@ -225,13 +326,16 @@ pub async fn read_cluster_and_hosts<'e>(
     cluster: &Cluster,
     env: &'e Environment,
     ssh: &SshArgs,
+    planner: Planner,
 ) -> Result<Reads<'e>> {
     let objects = manifests::desired_objects(env);
     let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
     let cluster_reads = async {
-        let plan = plan(cluster, env, &objects).await?;
+        let plan = plan(cluster, env, &objects, planner).await?;
         tracing::info!("cluster planned");
-        anyhow::Ok((plan, lb::current_addresses(cluster, env).await))
+        // The per-pod Services were just read: their addresses need no other request.
+        let live = lb::addresses_from(env, |r| plan.live(r).cloned());
+        anyhow::Ok((plan, live))
     };
     let (cluster_reads, fleet) = tokio::join!(cluster_reads, Fleet::connect(env, &observers, ssh));
     match cluster_reads {

@@ -95,6 +95,7 @@ pub fn report(
                     "rolled_back": count(HostResult::RolledBack),
                     "failed": count(HostResult::Failed),
                     "not_touched": count(HostResult::NotTouched),
+                    "refused": count(HostResult::Refused),
                 },
             }))
             .expect("report serializes")
@@ -104,7 +105,7 @@ pub fn report(
                 h.print("");
             }
             output::line(&format!(
-                "hosts of {}: {} updated, {} unchanged, {} would change, {} unreachable, {} rolled back, {} failed, {} not touched",
+                "hosts of {}: {} updated, {} unchanged, {} would change, {} unreachable, {} rolled back, {} failed, {} not touched, {} refused",
                 env.name,
                 count(HostResult::Updated),
                 count(HostResult::Unchanged),
@@ -112,7 +113,8 @@ pub fn report(
                 count(HostResult::Unreachable),
                 count(HostResult::RolledBack),
                 count(HostResult::Failed),
-                count(HostResult::NotTouched)
+                count(HostResult::NotTouched),
+                count(HostResult::Refused)
             ));
         }
     }

@@ -11,6 +11,8 @@ use crate::{environments, exit, output};
 
 /// Name of the manifest file in OUT/<env>/.
 pub const MANIFEST_FILE: &str = "kubernetes.yaml";
+/// Name of the RBAC file (the Roles the tool needs) in OUT/<env>/.
+pub const RBAC_FILE: &str = "rbac.yaml";
 /// Marks a directory as written by `render`, so that it may be replaced.
 pub const STAMP_FILE: &str = ".rendered-by-zk-observers";
 
@@ -31,6 +33,7 @@ pub fn tree(env: &Environment) -> Result<Tree> {
             PathBuf::from(MANIFEST_FILE),
             manifests::render_manifests(env),
         ),
+        (PathBuf::from(RBAC_FILE), manifests::rbac::render_rbac(env)),
     ];
     let hosts = manifests::render_host_files(env, &AddressSource::Recorded)
         .with_context(|| format!("rendering the observers' files of environment {}", env.name))?;

@@ -31,6 +31,9 @@ pub enum HostResult {
     Failed,
     /// Not touched because the rollout stopped at an earlier host.
     NotTouched,
+    /// Nothing written: a check before writing failed (a load balancer's DNS name that does not
+    /// resolve on the host). The rollout stops here.
+    Refused,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -290,6 +293,19 @@ impl<'a> Fleet<'a> {
             .collect()
     }
 
+    /// The load-balancer names each reachable host's deployed zoo.cfg uses, and what they
+    /// resolved to there (`None`: not at all).
+    pub fn resolved(&self) -> Vec<(String, std::collections::BTreeMap<String, Option<String>>)> {
+        self.hosts
+            .iter()
+            .filter_map(|t| {
+                t.conn
+                    .as_ref()
+                    .map(|(_, s)| (t.observer.name.clone(), s.resolved.clone()))
+            })
+            .collect()
+    }
+
     pub fn reports(&self) -> Vec<HostReport> {
         self.hosts.iter().map(|t| t.report.clone()).collect()
     }
@@ -326,10 +342,42 @@ pub async fn rollout(
     reports
 }
 
+/// Whether every load-balancer name the desired zoo.cfg uses resolves on the host: the reason
+/// for refusing to write, if not.
+async fn names_resolve(host: &Host, zoo_cfg: &str) -> Result<(), String> {
+    let names = hostops::zoo_cfg_names(zoo_cfg);
+    if names.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = names.iter().map(|(_, n)| n.clone()).collect();
+    let resolved = hostops::resolve(host, &list).await.map_err(|e| {
+        format!("nothing written: resolving the load balancers' names failed: {e:#}")
+    })?;
+    let bad: Vec<String> = names
+        .iter()
+        .filter(|(_, n)| resolved.get(n).is_none_or(Option::is_none))
+        .map(|(id, n)| format!("{n} (server.{id})"))
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "nothing written: the load balancer name {} does not resolve on this host, so ZooKeeper could not reach \
+         that participant; fix the host's DNS (its resolv.conf, or the private DNS zone the cloud publishes load \
+         balancer names in) and deploy again",
+        bad.join(", ")
+    ))
+}
+
 async fn update_one(env: &Environment, t: &mut Target<'_>, opts: &Options, started: Instant) {
     let (host, state) = t.conn.as_ref().expect("only reachable hosts are updated");
     let files = t.files.as_ref().expect("planned before updating");
     let (o, report) = (t.observer, &mut t.report);
+    if let Err(why) = names_resolve(host, &files.zoo_cfg).await {
+        report.result = HostResult::Refused;
+        report.detail = why;
+        return;
+    }
     let mut written = Vec::new();
     let mut failure: Option<String> = None;
     for name in report.changed_files.clone() {

@@ -1,5 +1,12 @@
 //! Server-side defaulting and the address/port allocators. Defaulting only fills what is
-//! missing; defaulted fields are owned by nobody.
+//! missing. Two kinds, as in kube-apiserver:
+//! - scheme defaults (`pkg/apis/core/v1/defaults.go`, `SetDefaults_Service` and friends), applied
+//!   when a request body is decoded: `type`, `sessionAffinity`, ports' `protocol` and
+//!   `targetPort`, traffic policies, `allocateLoadBalancerNodePorts`. A create or update counts
+//!   them as set by the writer, so its manager owns them (`handlers/create.go` runs the field
+//!   manager on the decoded, defaulted object);
+//! - registry allocations (`pkg/registry/core/service/storage`): cluster IPs, IP families, node
+//!   ports, the empty `status.loadBalancer`. Nobody owns them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -17,8 +24,10 @@ const CLUSTER_IP_LAST: u32 = 65534;
 /// 198.18.0.100, the first address of the simulated load-balancer pool.
 const LB_POOL_FIRST: u32 = u32::from_be_bytes([198, 18, 0, 100]);
 
-/// Cluster IPs, node ports and load-balancer addresses. Allocations are remembered per Service
-/// name ("namespace/name"), so they are stable across updates, type changes and even re-creation.
+/// Cluster IPs, node ports and load-balancer addresses. Cluster IPs and node ports are remembered
+/// per Service name ("namespace/name"), so they are stable across updates, type changes and even
+/// re-creation; load-balancer addresses per Service uid, so a re-created Service gets a new one,
+/// as from a cloud.
 #[derive(Debug)]
 pub(crate) struct Allocator {
     cluster_ips: HashMap<String, String>,
@@ -27,8 +36,20 @@ pub(crate) struct Allocator {
     node_ports: HashMap<(String, i64, String), i64>,
     used_node_ports: HashSet<i64>,
     next_node_port: i64,
-    lb_addresses: HashMap<String, String>,
+    /// uid -> address (or hostname) given to that Service.
+    lb_by_uid: HashMap<String, String>,
+    /// Service keys whose configured address has been handed out (to their first incarnation).
+    lb_configured_used: HashSet<String>,
     next_lb: u32,
+}
+
+/// What the simulated cloud hands out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ingress {
+    /// `status.loadBalancer.ingress[].ip` (GKE, AKS, TKE, AWS with IP targets and an EIP).
+    Ip,
+    /// `status.loadBalancer.ingress[].hostname` only, as AWS ELB/NLB give.
+    Hostname,
 }
 
 impl Default for Allocator {
@@ -40,7 +61,8 @@ impl Default for Allocator {
             node_ports: HashMap::new(),
             used_node_ports: HashSet::new(),
             next_node_port: NODE_PORT_MIN,
-            lb_addresses: HashMap::new(),
+            lb_by_uid: HashMap::new(),
+            lb_configured_used: HashSet::new(),
             next_lb: 0,
         }
     }
@@ -115,22 +137,35 @@ impl Allocator {
         self.used_node_ports.insert(node_port);
     }
 
-    /// The load-balancer address for Service `key`: the configured one, else the next pool
-    /// address (198.18.0.100, .101, ...), remembered per Service.
+    /// The load-balancer address (or hostname) of the Service `key` ("namespace/name") with
+    /// `uid`: the configured one for the first Service of that name, else the next of the pool
+    /// (198.18.0.100, .101, ... or `<name>-<n>.<namespace>.elb.sandbox.test`). Stable for one uid;
+    /// a re-created Service (new uid) gets a new one.
     pub(crate) fn lb_address(
         &mut self,
         key: &str,
+        uid: &str,
         configured: &BTreeMap<String, String>,
+        ingress: Ingress,
     ) -> String {
-        if let Some(a) = configured.get(key) {
+        if let Some(a) = self.lb_by_uid.get(uid) {
             return a.clone();
         }
-        if let Some(a) = self.lb_addresses.get(key) {
-            return a.clone();
-        }
-        let addr = Ipv4Addr::from(LB_POOL_FIRST.wrapping_add(self.next_lb)).to_string();
-        self.next_lb += 1;
-        self.lb_addresses.insert(key.to_string(), addr.clone());
+        let addr = match configured.get(key) {
+            Some(a) if self.lb_configured_used.insert(key.to_string()) => a.clone(),
+            _ => {
+                let n = self.next_lb;
+                self.next_lb += 1;
+                match ingress {
+                    Ingress::Ip => Ipv4Addr::from(LB_POOL_FIRST.wrapping_add(n)).to_string(),
+                    Ingress::Hostname => {
+                        let (ns, name) = key.split_once('/').unwrap_or(("default", key));
+                        format!("{name}-{n}.{ns}.elb.sandbox.test")
+                    }
+                }
+            }
+        };
+        self.lb_by_uid.insert(uid.to_string(), addr.clone());
         addr
     }
 }
@@ -142,8 +177,8 @@ fn default(map: &mut Map<String, Value>, key: &str, value: Value) {
     }
 }
 
-/// Fills server defaults into `obj` (a `res` object named `key` = "namespace/name").
-/// Allocations are reserved only when `commit` is true.
+/// Fills server defaults into `obj` (a `res` object named `key` = "namespace/name"): the scheme
+/// defaults, then the registry's allocations. Allocations are reserved only when `commit` is true.
 pub(crate) fn apply_defaults(
     res: &Resource,
     obj: &mut Value,
@@ -151,11 +186,22 @@ pub(crate) fn apply_defaults(
     alloc: &mut Allocator,
     commit: bool,
 ) {
+    scheme_defaults(res, obj);
+    if res.kind == "Service" {
+        if let Some(root) = obj.as_object_mut() {
+            allocate_service(root, key, alloc, commit);
+        }
+    }
+}
+
+/// The defaults a real server applies when it decodes a request body: what a create or update
+/// by a manager is counted as having set.
+pub(crate) fn scheme_defaults(res: &Resource, obj: &mut Value) {
     let Some(root) = obj.as_object_mut() else {
         return;
     };
     match res.kind {
-        "Service" => default_service(root, key, alloc, commit),
+        "Service" => default_service(root),
         "Endpoints" => {
             if let Some(subsets) = root.get_mut("subsets").and_then(Value::as_array_mut) {
                 for subset in subsets {
@@ -176,19 +222,51 @@ fn default_port_protocols(ports: Option<&mut Value>) {
     }
 }
 
-fn default_service(root: &mut Map<String, Value>, key: &str, alloc: &mut Allocator, commit: bool) {
-    let spec = map_entry(root, "spec");
-    default(spec, "type", json!("ClusterIP"));
-    let ty = spec
-        .get("type")
+fn service_type(spec: &Map<String, Value>) -> String {
+    spec.get("type")
         .and_then(Value::as_str)
         .unwrap_or("ClusterIP")
-        .to_string();
+        .to_string()
+}
+
+/// `SetDefaults_Service` (pkg/apis/core/v1/defaults.go).
+fn default_service(root: &mut Map<String, Value>) {
+    let spec = map_entry(root, "spec");
+    default(spec, "type", json!("ClusterIP"));
+    let ty = service_type(spec);
     default(spec, "sessionAffinity", json!("None"));
     if spec.get("sessionAffinity").and_then(Value::as_str) == Some("ClientIP") {
         let cfg = map_entry(map_entry(spec, "sessionAffinityConfig"), "clientIP");
         default(cfg, "timeoutSeconds", json!(10800));
     }
+    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+        for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+            default(port, "protocol", json!("TCP"));
+            if let Some(p) = port.get("port").cloned() {
+                default(port, "targetPort", p);
+            }
+        }
+    }
+    let external = ty == "NodePort" || ty == "LoadBalancer";
+    if external {
+        default(spec, "externalTrafficPolicy", json!("Cluster"));
+    } else {
+        spec.remove("externalTrafficPolicy");
+    }
+    if ty != "ExternalName" {
+        default(spec, "internalTrafficPolicy", json!("Cluster"));
+    }
+    if ty == "LoadBalancer" {
+        default(spec, "allocateLoadBalancerNodePorts", json!(true));
+    } else {
+        spec.remove("allocateLoadBalancerNodePorts");
+    }
+}
+
+/// The registry's part: cluster IPs and families, node ports, health-check node port, status.
+fn allocate_service(root: &mut Map<String, Value>, key: &str, alloc: &mut Allocator, commit: bool) {
+    let spec = map_entry(root, "spec");
+    let ty = service_type(spec);
     if ty == "ExternalName" {
         for f in [
             "clusterIP",
@@ -213,7 +291,6 @@ fn default_service(root: &mut Map<String, Value>, key: &str, alloc: &mut Allocat
         default(spec, "clusterIPs", json!([ip]));
         default(spec, "ipFamilies", json!(["IPv4"]));
         default(spec, "ipFamilyPolicy", json!("SingleStack"));
-        default(spec, "internalTrafficPolicy", json!("Cluster"));
     }
     let external = ty == "NodePort" || ty == "LoadBalancer";
     let allocate_node_ports = external
@@ -221,10 +298,6 @@ fn default_service(root: &mut Map<String, Value>, key: &str, alloc: &mut Allocat
             && spec.get("allocateLoadBalancerNodePorts") == Some(&json!(false)));
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for port in ports.iter_mut().filter_map(Value::as_object_mut) {
-            default(port, "protocol", json!("TCP"));
-            if let Some(p) = port.get("port").cloned() {
-                default(port, "targetPort", p);
-            }
             if !external {
                 port.remove("nodePort");
                 continue;
@@ -250,11 +323,6 @@ fn default_service(root: &mut Map<String, Value>, key: &str, alloc: &mut Allocat
             }
         }
     }
-    if external {
-        default(spec, "externalTrafficPolicy", json!("Cluster"));
-    } else {
-        spec.remove("externalTrafficPolicy");
-    }
     let local_lb =
         ty == "LoadBalancer" && spec.get("externalTrafficPolicy") == Some(&json!("Local"));
     match spec.get("healthCheckNodePort").and_then(Value::as_i64) {
@@ -267,11 +335,6 @@ fn default_service(root: &mut Map<String, Value>, key: &str, alloc: &mut Allocat
             let np = alloc.node_port(key, 0, "healthCheck", commit);
             spec.insert("healthCheckNodePort".into(), json!(np));
         }
-    }
-    if ty == "LoadBalancer" {
-        default(spec, "allocateLoadBalancerNodePorts", json!(true));
-    } else {
-        spec.remove("allocateLoadBalancerNodePorts");
     }
     map_entry(map_entry(root, "status"), "loadBalancer");
 }
@@ -352,12 +415,46 @@ mod tests {
     }
 
     #[test]
-    fn lb_pool_addresses_are_sequential_and_stable() {
+    fn lb_addresses_are_per_incarnation() {
         let mut alloc = Allocator::default();
         let configured = BTreeMap::from([("ns/fixed".to_string(), "198.18.5.5".to_string())]);
-        assert_eq!(alloc.lb_address("ns/a", &configured), "198.18.0.100");
-        assert_eq!(alloc.lb_address("ns/fixed", &configured), "198.18.5.5");
-        assert_eq!(alloc.lb_address("ns/b", &configured), "198.18.0.101");
-        assert_eq!(alloc.lb_address("ns/a", &configured), "198.18.0.100");
+        let ip = Ingress::Ip;
+        assert_eq!(
+            alloc.lb_address("ns/a", "u1", &configured, ip),
+            "198.18.0.100"
+        );
+        assert_eq!(
+            alloc.lb_address("ns/fixed", "u2", &configured, ip),
+            "198.18.5.5"
+        );
+        assert_eq!(
+            alloc.lb_address("ns/b", "u3", &configured, ip),
+            "198.18.0.101"
+        );
+        assert_eq!(
+            alloc.lb_address("ns/a", "u1", &configured, ip),
+            "198.18.0.100"
+        );
+        // Re-created (new uid): a new address, even for a configured one.
+        assert_eq!(
+            alloc.lb_address("ns/fixed", "u4", &configured, ip),
+            "198.18.0.102"
+        );
+        assert_eq!(
+            alloc.lb_address("ns/c", "u5", &configured, Ingress::Hostname),
+            "c-3.ns.elb.sandbox.test"
+        );
+    }
+
+    #[test]
+    fn scheme_defaults_leave_allocations_to_the_registry() {
+        let mut svc = json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 2888}]}});
+        scheme_defaults(&SERVICES, &mut svc);
+        assert_eq!(
+            svc["spec"],
+            json!({"type": "LoadBalancer", "sessionAffinity": "None", "externalTrafficPolicy": "Cluster",
+                   "internalTrafficPolicy": "Cluster", "allocateLoadBalancerNodePorts": true,
+                   "ports": [{"port": 2888, "protocol": "TCP", "targetPort": 2888}]})
+        );
     }
 }

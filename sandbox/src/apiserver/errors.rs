@@ -17,6 +17,7 @@ pub(crate) enum FieldErrorKind {
     Required(String),
     Duplicate(Value),
     NotSupported(Value, Vec<&'static str>),
+    Forbidden(String),
 }
 
 impl FieldError {
@@ -56,12 +57,20 @@ impl FieldError {
         }
     }
 
+    pub(crate) fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::Forbidden(detail.into()),
+        }
+    }
+
     pub(crate) fn reason(&self) -> &'static str {
         match self.kind {
             FieldErrorKind::Invalid(..) => "FieldValueInvalid",
             FieldErrorKind::Required(_) => "FieldValueRequired",
             FieldErrorKind::Duplicate(_) => "FieldValueDuplicate",
             FieldErrorKind::NotSupported(..) => "FieldValueNotSupported",
+            FieldErrorKind::Forbidden(_) => "FieldValueForbidden",
         }
     }
 
@@ -72,6 +81,7 @@ impl FieldError {
             FieldErrorKind::Required(d) if d.is_empty() => "Required value".to_string(),
             FieldErrorKind::Required(d) => format!("Required value: {d}"),
             FieldErrorKind::Duplicate(v) => format!("Duplicate value: {v}"),
+            FieldErrorKind::Forbidden(d) => format!("Forbidden: {d}"),
             FieldErrorKind::NotSupported(v, supported) => {
                 let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
                 format!(
@@ -232,6 +242,46 @@ impl ApiError {
         ApiError {
             details: Some(details),
             ..ApiError::new(422, format!("{} {name:?} is invalid: {joined}", res.kind))
+        }
+    }
+
+    /// 403 from the authorizer, worded like `responsewriters.forbiddenMessage`
+    /// (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/errors.go) inside
+    /// `errors.NewForbidden`.
+    pub(crate) fn forbidden(
+        user: &str,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        name: Option<&str>,
+    ) -> Self {
+        let scope = match namespace {
+            Some(ns) => format!("in the namespace {ns:?}"),
+            None => "at the cluster scope".to_string(),
+        };
+        let why = format!(
+            "User {user:?} cannot {verb} resource {resource:?} in API group {group:?} {scope}"
+        );
+        let qualified = match (group, resource.split_once('/')) {
+            ("", _) => resource.to_string(),
+            (g, Some((r, sub))) => format!("{r}.{g}/{sub}"),
+            (g, None) => format!("{resource}.{g}"),
+        };
+        let message = match name {
+            Some(n) => format!("{qualified} {n:?} is forbidden: {why}"),
+            None => format!("{qualified} is forbidden: {why}"),
+        };
+        let mut details = json!({"kind": resource.split('/').next().unwrap_or(resource)});
+        if let Some(n) = name {
+            details["name"] = json!(n);
+        }
+        if !group.is_empty() {
+            details["group"] = json!(group);
+        }
+        ApiError {
+            details: Some(details),
+            ..ApiError::new(403, message)
         }
     }
 

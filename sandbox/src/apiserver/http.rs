@@ -257,12 +257,130 @@ fn json_response_typed(code: u16, body: &Value, content_type: &'static str) -> R
 }
 
 fn error_response(e: &ApiError) -> Resp {
-    let mut resp = json_response(e.code, &e.to_status());
     if e.code == 429 {
-        resp.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("0"));
+        return too_many_requests();
     }
+    json_response(e.code, &e.to_status())
+}
+
+/// Overload, as the max-in-flight and priority-and-fairness filters answer it
+/// (`tooManyRequests` in staging/src/k8s.io/apiserver/pkg/server/filters/maxinflight.go): not a
+/// Status object but `http.Error`'s text/plain line, and `Retry-After: 1`.
+fn too_many_requests() -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from_static(
+        b"Too many requests, please try again later.\n",
+    )));
+    *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let h = resp.headers_mut();
+    h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     resp
+}
+
+/// The RBAC check of a request by a restricted identity. Non-resource requests (version,
+/// health, discovery) are allowed to every authenticated user, as the `system:discovery` and
+/// `system:public-info-viewer` ClusterRoles do. A server-side apply that would create the object
+/// also needs `create` (handlers/patch.go checks `createAuthorizerAttributes`). Dry runs need the
+/// same verbs as the real request.
+fn authorize(
+    shared: &Shared,
+    identity: &super::Identity,
+    route: &Route,
+    req: &Req<'_>,
+) -> Result<(), ApiError> {
+    use super::Attributes;
+    let (res, ns, name, status) = match route {
+        Route::Collection { res, ns } => (*res, ns.as_deref(), None, false),
+        Route::Item {
+            res,
+            ns,
+            name,
+            status,
+        } => (*res, Some(ns.as_str()), Some(name.as_str()), *status),
+        Route::Namespaces => {
+            let a = Attributes {
+                verb: "list",
+                group: "",
+                resource: "namespaces".into(),
+                namespace: None,
+                name: None,
+            };
+            return check(identity, &a);
+        }
+        Route::Namespace(n) => {
+            let a = Attributes {
+                verb: "get",
+                group: "",
+                resource: "namespaces".into(),
+                namespace: Some(n),
+                name: Some(n),
+            };
+            return check(identity, &a);
+        }
+        _ => return Ok(()),
+    };
+    let verb = match (req.method, name) {
+        ("GET", None) if req.flag("watch") => "watch",
+        ("GET", None) => "list",
+        ("GET", Some(_)) => "get",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", None) => "deletecollection",
+        ("DELETE", Some(_)) => "delete",
+        _ => return Ok(()),
+    };
+    let resource = if status {
+        format!("{}/status", res.plural)
+    } else {
+        res.plural.to_string()
+    };
+    let a = Attributes {
+        verb,
+        group: res.group,
+        resource,
+        namespace: ns,
+        name,
+    };
+    check(identity, &a)?;
+    if verb == "patch" && req.content_type == APPLY_PATCH {
+        let exists = match (ns, name) {
+            (Some(ns), Some(name)) => shared.state().peek(res, ns, name).is_some(),
+            _ => true,
+        };
+        if !exists {
+            check(
+                identity,
+                &Attributes {
+                    verb: "create",
+                    ..a
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn check(identity: &super::Identity, a: &super::Attributes<'_>) -> Result<(), ApiError> {
+    if identity.allows(a) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            &identity.name,
+            a.verb,
+            a.group,
+            &a.resource,
+            a.namespace,
+            a.name,
+        ))
+    }
 }
 
 fn header(req: &Request<Incoming>, name: hyper::header::HeaderName) -> String {
@@ -302,9 +420,22 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
     };
     let route = route(&path, shared.crds);
     let verb = classify(&route, &req);
+    let user = authorization
+        .strip_prefix("Bearer ")
+        .and_then(|t| shared.users.iter().find(|(token, _)| token == t))
+        .map(|(_, identity)| identity.as_ref());
     {
         let mut st = shared.state();
         st.stats.requests += 1;
+        if let Some(u) = user {
+            let name = u.map_or(super::ADMIN, |i| i.name.as_str());
+            *st.stats
+                .by_user
+                .entry(name.to_string())
+                .or_default()
+                .entry(verb.clone())
+                .or_default() += 1;
+        }
         *st.stats.by_verb.entry(verb).or_default() += 1;
     }
     if let Some(fault) = shared.take_fault(&method, &path) {
@@ -319,8 +450,13 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
             return error_response(&e);
         }
     }
-    if authorization.strip_prefix("Bearer ") != Some(shared.token.as_str()) {
+    let Some(identity) = user else {
         return error_response(&ApiError::unauthorized());
+    };
+    if let Some(identity) = identity {
+        if let Err(e) = authorize(shared, identity, &route, &req) {
+            return error_response(&e);
+        }
     }
     match dispatch(shared, route, &req) {
         Ok(resp) => resp,
@@ -548,6 +684,7 @@ fn dispatch(shared: &Shared, route: Route, req: &Req<'_>) -> Result<Resp, ApiErr
                         &name,
                         options.get("preconditions"),
                         dry_run,
+                        super::store::Actor::Client,
                     )?;
                     Ok(json_response(200, &obj))
                 }

@@ -5,7 +5,7 @@
 //! See `README.md` in this directory for exactly what is implemented and where it differs from a
 //! real API server.
 
-mod controller;
+mod controllers;
 mod defaults;
 mod errors;
 mod http;
@@ -31,17 +31,37 @@ use tokio::sync::oneshot;
 
 use store::State;
 
+pub use controllers::{
+    Controllers, Pod, ENDPOINTS_CONTROLLER, ENDPOINTS_MANAGED_BY, LB_CLEANUP_FINALIZER,
+    MIRRORING_CONTROLLER, SLICE_CONTROLLER, SLICE_MANAGED_BY,
+};
+pub use defaults::Ingress;
+
 /// What the server simulates.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Namespaces that exist. Requests in any other namespace get 404 `namespaces "x" not found`.
     pub namespaces: Vec<String>,
+    /// When the simulated cloud gives a LoadBalancer Service its ingress.
     pub load_balancer: LoadBalancerMode,
-    /// Address the simulated cloud controller gives Service "namespace/name"; others get
-    /// 198.18.0.100, 198.18.0.101, ... in order of assignment.
+    /// What the ingress is: an IP address, or only a hostname (as AWS gives).
+    pub ingress: Ingress,
+    /// How long the cloud takes to release a deleted Service's load balancer: until then the
+    /// Service stays, marked with a deletionTimestamp, held by the cleanup finalizer.
+    pub lb_cleanup: Duration,
+    /// Address (or hostname, with [`Ingress::Hostname`]) the simulated cloud gives the first
+    /// Service "namespace/name"; re-created Services and others get 198.18.0.100, .101, ... (or
+    /// `<name>-<n>.<namespace>.elb.sandbox.test`) in order of assignment.
     pub lb_addresses: BTreeMap<String, String>,
     /// Whether monitoring.coreos.com/v1 servicemonitors is served (if false: 404 for that group).
     pub crds: bool,
+    /// Which kube-controller-manager controllers run (all, as in a real cluster, by default).
+    pub controllers: Controllers,
+    /// The pods the Endpoints and EndpointSlice controllers select from.
+    pub pods: Vec<Pod>,
+    /// Users besides the administrator of [`ApiServer::kubeconfig`], each with its own token
+    /// ([`ApiServer::kubeconfig_as`]) and RBAC rules.
+    pub identities: Vec<Identity>,
 }
 
 impl Default for Config {
@@ -49,8 +69,13 @@ impl Default for Config {
         Config {
             namespaces: vec!["default".to_string(), "kube-system".to_string()],
             load_balancer: LoadBalancerMode::After(Duration::from_millis(200)),
+            ingress: Ingress::Ip,
+            lb_cleanup: Duration::from_millis(200),
             lb_addresses: BTreeMap::new(),
             crds: true,
+            controllers: Controllers::ALL,
+            pods: vec![],
+            identities: vec![],
         }
     }
 }
@@ -58,10 +83,118 @@ impl Default for Config {
 /// When the simulated cloud controller gives LoadBalancer Services an ingress address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoadBalancerMode {
-    /// Once the Service has existed for at least this long.
+    /// Once the Service has existed for at least this long (a long one is a slow cloud).
     After(Duration),
-    /// Never (the Service stays pending).
+    /// Never (the Service stays pending: quota, subnet exhausted).
     Never,
+}
+
+/// The user name of [`ApiServer::kubeconfig`]'s token, which may do everything.
+pub const ADMIN: &str = "admin";
+
+/// A user of the API test server and what RBAC allows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    /// What it may do; everything else is answered 403 Forbidden, dry runs included.
+    pub grants: Vec<Grant>,
+}
+
+/// One RBAC PolicyRule (rbac.authorization.k8s.io/v1), in the namespace of the Role that carries
+/// it (`None`: a ClusterRole bound cluster-wide). `"*"` matches anything in a list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub namespace: Option<String>,
+    pub api_groups: Vec<String>,
+    /// Plural names, `services/status` for a subresource.
+    pub resources: Vec<String>,
+    pub verbs: Vec<String>,
+    /// Empty: any object.
+    pub resource_names: Vec<String>,
+}
+
+impl Identity {
+    /// A user that may only `get`, `list` and `watch`, anything, anywhere.
+    pub fn read_only(name: &str) -> Identity {
+        Identity {
+            name: name.to_string(),
+            grants: vec![Grant {
+                namespace: None,
+                api_groups: vec!["*".into()],
+                resources: vec!["*".into()],
+                verbs: vec!["get".into(), "list".into(), "watch".into()],
+                resource_names: vec![],
+            }],
+        }
+    }
+
+    /// A user bound to these rbac.authorization.k8s.io/v1 Role (or ClusterRole) documents.
+    pub fn from_roles(name: &str, roles: &[serde_json::Value]) -> anyhow::Result<Identity> {
+        let strings = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        };
+        let mut grants = Vec::new();
+        for role in roles {
+            let kind = role["kind"].as_str().unwrap_or("");
+            anyhow::ensure!(
+                role["apiVersion"] == "rbac.authorization.k8s.io/v1"
+                    && (kind == "Role" || kind == "ClusterRole"),
+                "not an rbac.authorization.k8s.io/v1 Role or ClusterRole: {role}"
+            );
+            let namespace = (kind == "Role")
+                .then(|| role["metadata"]["namespace"].as_str().map(str::to_string))
+                .flatten();
+            anyhow::ensure!(
+                kind == "ClusterRole" || namespace.is_some(),
+                "a Role needs metadata.namespace: {role}"
+            );
+            for rule in role["rules"].as_array().into_iter().flatten() {
+                grants.push(Grant {
+                    namespace: namespace.clone(),
+                    api_groups: strings(&rule["apiGroups"]),
+                    resources: strings(&rule["resources"]),
+                    verbs: strings(&rule["verbs"]),
+                    resource_names: strings(&rule["resourceNames"]),
+                });
+            }
+        }
+        Ok(Identity {
+            name: name.to_string(),
+            grants,
+        })
+    }
+
+    /// Whether a request with these attributes is allowed (`RuleAllows` of the RBAC authorizer,
+    /// plugin/pkg/auth/authorizer/rbac/rbac.go).
+    pub(crate) fn allows(&self, a: &Attributes<'_>) -> bool {
+        let has = |list: &[String], v: &str| list.iter().any(|x| x == "*" || x == v);
+        self.grants.iter().any(|g| {
+            g.namespace
+                .as_deref()
+                .is_none_or(|ns| a.namespace == Some(ns))
+                && has(&g.verbs, a.verb)
+                && has(&g.api_groups, a.group)
+                && has(&g.resources, &a.resource)
+                && (g.resource_names.is_empty()
+                    || a.name
+                        .is_some_and(|n| g.resource_names.iter().any(|x| x == n)))
+        })
+    }
+}
+
+/// What the authorizer is asked about a resource request.
+#[derive(Clone, Debug)]
+pub(crate) struct Attributes<'a> {
+    pub verb: &'a str,
+    pub group: &'a str,
+    /// Plural, with `/subresource`.
+    pub resource: String,
+    pub namespace: Option<&'a str>,
+    pub name: Option<&'a str>,
 }
 
 /// An injected failure or delay.
@@ -82,6 +215,8 @@ pub struct Fault {
 /// Request and write counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
+    /// `by_verb` per authenticated user (forbidden requests too).
+    pub by_user: BTreeMap<String, BTreeMap<String, u64>>,
     /// Every HTTP request received (faulted and unauthorized ones too).
     pub requests: u64,
     /// Requests by verb and resource: "get services", "list services", "apply services",
@@ -90,19 +225,41 @@ pub struct Stats {
     pub by_verb: BTreeMap<String, u64>,
     /// Client requests that changed stored state (not dry-run, not no-op applies).
     pub writes: u64,
-    /// Changes made by the simulated cloud controller.
+    /// Changes made by the simulated controllers (cloud, Endpoints, EndpointSlice, mirroring,
+    /// garbage collector).
     pub controller_writes: u64,
+}
+
+impl Stats {
+    /// Requests of `user` that asked to change something (create, update, patch, apply, delete,
+    /// deletecollection, dry runs included), whatever the answer.
+    pub fn write_requests(&self, user: &str) -> u64 {
+        self.by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| {
+                let verb = k.split(' ').next().unwrap_or("");
+                let verb = verb.strip_suffix("-dry-run").unwrap_or(verb);
+                matches!(
+                    verb,
+                    "create" | "update" | "patch" | "apply" | "delete" | "deletecollection"
+                )
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 /// State shared by the HTTP handlers, the controller and the `ApiServer` handle.
 pub(crate) struct Shared {
     state: Mutex<State>,
     faults: Mutex<Vec<Fault>>,
-    token: String,
+    /// token -> user; the first is the administrator's.
+    users: Vec<(String, Option<Identity>)>,
     addr: SocketAddr,
     crds: bool,
-    lb_after: Option<Duration>,
-    lb_addresses: BTreeMap<String, String>,
+    setup: controllers::Setup,
 }
 
 impl Shared {
@@ -154,18 +311,41 @@ impl ApiServer {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let mut ids = util::IdGen::new();
-        let token = format!("sandbox-{:016x}{:016x}", ids.next_u64(), ids.next_u64());
+        let mut token = || format!("sandbox-{:016x}{:016x}", ids.next_u64(), ids.next_u64());
+        let mut users: Vec<(String, Option<Identity>)> = vec![(token(), None)];
+        for identity in &config.identities {
+            anyhow::ensure!(
+                identity.name != ADMIN
+                    && !users
+                        .iter()
+                        .any(|(_, u)| u.as_ref().is_some_and(|u| u.name == identity.name)),
+                "identity names must be unique and not {ADMIN:?}: {}",
+                identity.name
+            );
+            users.push((token(), Some(identity.clone())));
+        }
+        let pods = config
+            .pods
+            .iter()
+            .map(|p| (p.clone(), ids.uuid()))
+            .collect();
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(&config.namespaces, config.crds)),
             faults: Mutex::new(Vec::new()),
-            token,
+            users,
             addr,
             crds: config.crds,
-            lb_after: match config.load_balancer {
-                LoadBalancerMode::After(d) => Some(d),
-                LoadBalancerMode::Never => None,
+            setup: controllers::Setup {
+                lb_after: match config.load_balancer {
+                    LoadBalancerMode::After(d) => Some(d),
+                    LoadBalancerMode::Never => None,
+                },
+                ingress: config.ingress,
+                lb_cleanup: config.lb_cleanup,
+                lb_addresses: config.lb_addresses,
+                controllers: config.controllers,
+                pods,
             },
-            lb_addresses: config.lb_addresses,
         });
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
@@ -192,7 +372,7 @@ impl ApiServer {
                         }
                     };
                     let _ = ready_tx.send(Ok(()));
-                    let controller = tokio::spawn(controller::run(thread_shared.clone()));
+                    let controller = tokio::spawn(controllers::run(thread_shared.clone()));
                     http::serve(listener, thread_shared, shutdown_rx).await;
                     controller.abort();
                 });
@@ -221,11 +401,28 @@ impl ApiServer {
     /// the server requires, one context named `context` (cluster + user, no default namespace),
     /// and current-context = `context`.
     pub fn kubeconfig(&self, context: &str) -> String {
+        self.kubeconfig_with_token(context, &self.shared.users[0].0)
+    }
+
+    /// Like [`kubeconfig`](Self::kubeconfig), as the [`Identity`] called `user` of the
+    /// configuration.
+    pub fn kubeconfig_as(&self, context: &str, user: &str) -> anyhow::Result<String> {
+        let token = self
+            .shared
+            .users
+            .iter()
+            .find(|(_, u)| u.as_ref().is_some_and(|u| u.name == user))
+            .map(|(t, _)| t.clone())
+            .ok_or_else(|| anyhow::anyhow!("the API test server has no identity {user:?}"))?;
+        Ok(self.kubeconfig_with_token(context, &token))
+    }
+
+    fn kubeconfig_with_token(&self, context: &str, token: &str) -> String {
         let doc = json!({
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": context, "cluster": {"server": self.url()}}],
-            "users": [{"name": context, "user": {"token": self.shared.token}}],
+            "users": [{"name": context, "user": {"token": token}}],
             "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
             "current-context": context,
             "preferences": {},

@@ -2,20 +2,17 @@
 //! ownership -> defaulting -> validation -> no-op detection -> metadata -> store.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
-use super::defaults::{apply_defaults, Allocator};
+use super::defaults::{apply_defaults, scheme_defaults, Allocator};
 use super::errors::{ApiError, FieldError};
-use super::resources::{self, GenerationScope, Resource, SERVICES};
+use super::resources::{self, GenerationScope, Resource};
 use super::selector::{FieldSelector, LabelSelector};
 use super::ssa::{self, fields_of, FieldSet, ManagedEntry, Scope, Writer};
 use super::util::{map_entry, meta_str, now_rfc3339, IdGen};
 use super::Stats;
-
-/// The manager name of the simulated cloud load-balancer controller.
-pub(crate) const CLOUD_CONTROLLER: &str = "sandbox-cloud-controller";
 
 /// Metadata the server owns; stripped from request bodies and ignored in comparisons.
 const SERVER_METADATA: &[&str] = &[
@@ -35,6 +32,27 @@ pub(crate) struct Stored {
     pub object: Value,
     pub managed: Vec<ManagedEntry>,
     pub created: Instant,
+    /// When a DELETE found finalizers and only marked the object (`metadata.deletionTimestamp`).
+    pub deleting_since: Option<Instant>,
+}
+
+impl Stored {
+    pub(crate) fn finalizers(&self) -> Vec<String> {
+        finalizers_of(&self.object)
+    }
+}
+
+/// `metadata.finalizers` of an object.
+pub(crate) fn finalizers_of(obj: &Value) -> Vec<String> {
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Who caused a write (decides which counter it goes to).
@@ -89,16 +107,16 @@ struct NamespaceInfo {
 
 pub(crate) struct State {
     /// (resource, namespace, name) -> object; resource as in `Resource::qualified`.
-    objects: BTreeMap<(String, String, String), Stored>,
+    pub(super) objects: BTreeMap<(String, String, String), Stored>,
     namespaces: Vec<NamespaceInfo>,
     rv: u64,
-    ids: IdGen,
+    pub(super) ids: IdGen,
     pub(crate) alloc: Allocator,
     pub(crate) stats: Stats,
     pub(crate) crds: bool,
 }
 
-fn key(res: &Resource, ns: &str, name: &str) -> (String, String, String) {
+pub(super) fn key(res: &Resource, ns: &str, name: &str) -> (String, String, String) {
     (res.qualified(), ns.to_string(), name.to_string())
 }
 
@@ -415,10 +433,17 @@ impl State {
                 ))
             }
         };
-        if self.peek(res, ns, &name).is_some() {
-            return Err(ApiError::already_exists(res, &name));
+        if let Some(existing) = self.peek(res, ns, &name) {
+            let mut e = ApiError::already_exists(res, &name);
+            if existing.deleting_since.is_some() {
+                e.message = format!("object is being deleted: {}", e.message);
+            }
+            return Err(e);
         }
-        let obj = scoped(res, Scope::Main, None, sanitize(res, ns, &name, body));
+        let mut obj = scoped(res, Scope::Main, None, sanitize(res, ns, &name, body));
+        // The writer owns what it sent, with the scheme's defaults (handlers/create.go runs the
+        // field manager on the decoded, defaulted object); allocations stay unowned.
+        scheme_defaults(res, &mut obj);
         let submitted = fields_of(res, &obj, Scope::Main);
         self.commit(
             res,
@@ -449,7 +474,8 @@ impl State {
             .cloned()
             .ok_or_else(|| ApiError::not_found(res, name))?;
         check_resource_version(res, name, body, &old.object)?;
-        let desired = sanitize(res, ns, name, body);
+        let mut desired = sanitize(res, ns, name, body);
+        scheme_defaults(res, &mut desired);
         let submitted = fields_of(res, &desired, opts.scope);
         let obj = scoped(res, opts.scope, Some(&old.object), desired);
         let managed = old.managed.clone();
@@ -487,7 +513,8 @@ impl State {
             return Err(ApiError::bad_request("the patched object is not an object"));
         }
         check_identity(res, ns, Some(name), &patched, false)?;
-        let desired = sanitize(res, ns, name, &patched);
+        let mut desired = sanitize(res, ns, name, &patched);
+        scheme_defaults(res, &mut desired);
         let submitted = fields_of(res, &desired, opts.scope);
         let obj = scoped(res, opts.scope, Some(&old.object), desired);
         let managed = old.managed.clone();
@@ -575,7 +602,10 @@ impl State {
         )
     }
 
-    /// DELETE; returns the deleted object.
+    /// DELETE; returns the deleted object. An object with finalizers is only marked
+    /// (`metadata.deletionTimestamp`, graceful deletion) and returned; it goes once its last
+    /// finalizer is removed (`staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go`,
+    /// `Delete` and `updateForGracefulDeletionAndFinalizers`).
     pub(crate) fn delete(
         &mut self,
         res: &Resource,
@@ -583,6 +613,7 @@ impl State {
         name: &str,
         preconditions: Option<&Value>,
         dry_run: bool,
+        actor: Actor,
     ) -> Result<Value, ApiError> {
         self.check_namespace(ns)?;
         let old = self
@@ -603,13 +634,41 @@ impl State {
                 }
             }
         }
-        let object = old.object.clone();
+        if old.deleting_since.is_some() {
+            return Ok(old.object.clone());
+        }
+        let mut object = old.object.clone();
+        if !old.finalizers().is_empty() {
+            let meta = map_entry(object.as_object_mut().expect("objects"), "metadata");
+            meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+            meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+            if !dry_run {
+                self.rv += 1;
+                meta.insert("resourceVersion".into(), json!(self.rv.to_string()));
+                let stored = self
+                    .objects
+                    .get_mut(&key(res, ns, name))
+                    .expect("just looked up");
+                stored.object = object.clone();
+                stored.deleting_since = Some(Instant::now());
+                self.count_write(actor);
+            }
+            return Ok(object);
+        }
         if !dry_run {
             self.objects.remove(&key(res, ns, name));
             self.rv += 1;
-            self.stats.writes += 1;
+            self.count_write(actor);
         }
         Ok(object)
+    }
+
+    fn count_write(&mut self, actor: Actor) {
+        match actor {
+            Actor::Client => self.stats.writes += 1,
+            Actor::Controller => self.stats.controller_writes += 1,
+            Actor::Seed => {}
+        }
     }
 
     /// Stores an object as if created by an Update from `manager`, outside HTTP.
@@ -665,7 +724,21 @@ impl State {
             &mut self.alloc,
             !opts.dry_run,
         );
-        let errors = super::validate::validate(res, &obj);
+        let mut errors = super::validate::validate(res, &obj);
+        let deleting = old.is_some_and(|o| o.deleting_since.is_some());
+        if deleting {
+            let before = old.map(Stored::finalizers).unwrap_or_default();
+            let added: Vec<String> = finalizers_of(&obj)
+                .into_iter()
+                .filter(|f| !before.contains(f))
+                .collect();
+            if !added.is_empty() {
+                errors.push(FieldError::forbidden(
+                    "metadata.finalizers",
+                    format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
+                ));
+            }
+        }
         if !errors.is_empty() {
             return Err(ApiError::invalid(res, name, &errors));
         }
@@ -741,6 +814,13 @@ impl State {
             }
             meta.insert("generation".into(), json!(generation));
             meta.insert("creationTimestamp".into(), json!(created_ts));
+            if let Some(o) = old.filter(|o| o.deleting_since.is_some()) {
+                for f in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
+                    if let Some(v) = o.object["metadata"].get(f) {
+                        meta.insert(f.into(), v.clone());
+                    }
+                }
+            }
             meta.insert(
                 "managedFields".into(),
                 Value::Array(managed.iter().map(ManagedEntry::to_json).collect()),
@@ -752,65 +832,25 @@ impl State {
             changed: true,
         };
         if !opts.dry_run {
-            self.objects.insert(
-                key(res, ns, name),
-                Stored {
-                    object: obj,
-                    managed,
-                    created: old.map_or_else(Instant::now, |o| o.created),
-                },
-            );
-            match opts.actor {
-                Actor::Client => self.stats.writes += 1,
-                Actor::Controller => self.stats.controller_writes += 1,
-                Actor::Seed => {}
+            let deleting_since = old.and_then(|o| o.deleting_since);
+            if deleting_since.is_some() && finalizers_of(&obj).is_empty() {
+                // The last finalizer is gone: the marked object is deleted now.
+                self.objects.remove(&key(res, ns, name));
+                self.rv += 1;
+            } else {
+                self.objects.insert(
+                    key(res, ns, name),
+                    Stored {
+                        object: obj,
+                        managed,
+                        created: old.map_or_else(Instant::now, |o| o.created),
+                        deleting_since,
+                    },
+                );
             }
+            self.count_write(opts.actor);
         }
         Ok(outcome)
-    }
-
-    /// One pass of the simulated cloud load-balancer controller: assigns an ingress address to
-    /// LoadBalancer Services older than `after` (never when `None`) and clears it from Services
-    /// that are no longer of type LoadBalancer.
-    pub(crate) fn lb_controller_tick(
-        &mut self,
-        after: Option<Duration>,
-        configured: &BTreeMap<String, String>,
-    ) {
-        let r = SERVICES.qualified();
-        let mut todo: Vec<(String, String, bool)> = Vec::new();
-        for ((kr, ns, name), s) in &self.objects {
-            if *kr != r {
-                continue;
-            }
-            let is_lb = s.object["spec"]["type"] == "LoadBalancer";
-            let has_ingress = s.object["status"]["loadBalancer"]["ingress"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty());
-            if is_lb && !has_ingress && after.is_some_and(|d| s.created.elapsed() >= d) {
-                todo.push((ns.clone(), name.clone(), true));
-            } else if !is_lb && has_ingress {
-                todo.push((ns.clone(), name.clone(), false));
-            }
-        }
-        for (ns, name, assign) in todo {
-            let status = if assign {
-                let ip = self.alloc.lb_address(&format!("{ns}/{name}"), configured);
-                json!({"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}})
-            } else {
-                json!({"loadBalancer": {}})
-            };
-            let opts = WriteOptions {
-                manager: CLOUD_CONTROLLER,
-                dry_run: false,
-                scope: Scope::Status,
-                actor: Actor::Controller,
-            };
-            let body = json!({"status": status});
-            if let Err(e) = self.replace(&SERVICES, &ns, &name, &body, opts) {
-                tracing::warn!("sandbox cloud controller could not update {ns}/{name}: {e}");
-            }
-        }
     }
 }
 
@@ -1246,40 +1286,6 @@ mod tests {
         let e = &out.object["metadata"]["managedFields"][0];
         assert_eq!(e["manager"], "unknown");
         assert_eq!(e["fieldsV1"], json!({"f:subsets": {}}));
-    }
-
-    #[test]
-    fn lb_controller_assigns_and_clears() {
-        let mut st = state();
-        let mut c = cfg(json!([{"name": "client", "port": 2181}]));
-        c["spec"]["type"] = json!("LoadBalancer");
-        apply(&mut st, &c, "zkctl", false, false).unwrap();
-        let configured = BTreeMap::from([("ns/zk".to_string(), "198.18.1.1".to_string())]);
-        st.lb_controller_tick(None, &configured);
-        assert_eq!(st.stats.controller_writes, 0);
-        st.lb_controller_tick(Some(Duration::ZERO), &configured);
-        let obj = st.peek(&SERVICES, "ns", "zk").unwrap().object.clone();
-        assert_eq!(
-            obj["status"]["loadBalancer"]["ingress"],
-            json!([{"ip": "198.18.1.1", "ipMode": "VIP"}])
-        );
-        let cc = entry(&obj, CLOUD_CONTROLLER).unwrap();
-        assert_eq!(
-            (cc["operation"].as_str(), cc["subresource"].as_str()),
-            (Some("Update"), Some("status"))
-        );
-        assert_eq!(st.stats.controller_writes, 1);
-        assert_eq!(st.stats.writes, 1);
-        // Re-applying the Service (which does not mention status) is still a no-op.
-        assert!(!apply(&mut st, &c, "zkctl", false, false).unwrap().changed);
-        c["spec"]["type"] = json!("ClusterIP");
-        apply(&mut st, &c, "zkctl", false, false).unwrap();
-        st.lb_controller_tick(Some(Duration::ZERO), &configured);
-        let obj = &st.peek(&SERVICES, "ns", "zk").unwrap().object;
-        assert_eq!(obj["status"], json!({"loadBalancer": {}}));
-        assert!(entry(obj, CLOUD_CONTROLLER).is_none());
-        assert!(obj["spec"]["ports"][0].get("nodePort").is_none());
-        assert_eq!(st.stats.controller_writes, 2);
     }
 
     #[test]

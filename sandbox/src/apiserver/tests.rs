@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{ApiServer, Config, Fault, LoadBalancerMode};
+use super::{ApiServer, Config, Controllers, Fault, LoadBalancerMode};
 
 struct Reply {
     status: u16,
@@ -223,6 +223,8 @@ fn load_balancer_gets_the_mapped_address_after_the_delay() {
     let config = Config {
         load_balancer: LoadBalancerMode::After(delay),
         lb_addresses: BTreeMap::from([("default/zk-lb".to_string(), "198.18.0.42".to_string())]),
+        // Only the cloud's writes are counted here (the Service has a selector).
+        controllers: Controllers::NONE,
         ..Config::default()
     };
     let server = ApiServer::start(config).unwrap();
@@ -249,7 +251,8 @@ fn load_balancer_gets_the_mapped_address_after_the_delay() {
     assert!(start.elapsed() >= delay);
     assert_eq!(ingress, json!([{"ip": "198.18.0.42", "ipMode": "VIP"}]));
     let stats = server.stats();
-    assert_eq!((stats.writes, stats.controller_writes), (1, 1));
+    // The cloud's two writes: its cleanup finalizer, then the address.
+    assert_eq!((stats.writes, stats.controller_writes), (1, 2));
 
     // Another LoadBalancer gets the first pool address; with Never, nothing is assigned.
     let mut other = service("other", json!([{"name": "client", "port": 2181}]));
@@ -278,6 +281,7 @@ fn load_balancer_gets_the_mapped_address_after_the_delay() {
 fn never_mode_leaves_load_balancers_pending() {
     let config = Config {
         load_balancer: LoadBalancerMode::Never,
+        controllers: Controllers::NONE,
         ..Config::default()
     };
     let server = ApiServer::start(config).unwrap();
@@ -292,7 +296,12 @@ fn never_mode_leaves_load_balancers_pending() {
     std::thread::sleep(Duration::from_millis(150));
     let obj = server.get("v1", "services", "default", "zk").unwrap();
     assert_eq!(obj["status"], json!({"loadBalancer": {}}));
-    assert_eq!(server.stats().controller_writes, 0);
+    // The cloud still takes the Service (its finalizer), it only never gets an address.
+    assert_eq!(
+        obj["metadata"]["finalizers"],
+        json!([super::LB_CLEANUP_FINALIZER])
+    );
+    assert_eq!(server.stats().controller_writes, 1);
 }
 
 #[test]
@@ -369,7 +378,12 @@ fn yaml_apply_bodies_are_accepted() {
 
 #[test]
 fn list_with_label_selectors_over_seeded_objects() {
-    let server = ApiServer::start(Config::default()).unwrap();
+    // No Endpoints or slices next to the seeded Services (they have a selector).
+    let server = ApiServer::start(Config {
+        controllers: Controllers::NONE,
+        ..Config::default()
+    })
+    .unwrap();
     for i in 0..50 {
         let mut svc = service(&format!("s{i}"), json!([{"name": "http", "port": 80}]));
         svc["metadata"]["labels"] =
@@ -432,10 +446,12 @@ fn faults_delay_and_fail_requests() {
         201
     );
     for _ in 0..2 {
+        // Overload is answered as kube-apiserver's max-in-flight filter does: plain text.
         let r = c.get("/version");
         assert_eq!(r.status, 429);
-        assert_eq!(r.header("Retry-After"), Some("0"));
-        assert_eq!(r.json()["reason"], "TooManyRequests");
+        assert_eq!(r.header("Retry-After"), Some("1"));
+        assert_eq!(r.header("Content-Type"), Some("text/plain; charset=utf-8"));
+        assert_eq!(r.text, "Too many requests, please try again later.\n");
     }
     server.clear_faults();
     assert_eq!(c.get("/version").status, 200);
@@ -533,7 +549,11 @@ fn errors_are_status_objects() {
 
 #[test]
 fn delete_honours_dry_run_and_reports_absence() {
-    let server = ApiServer::start(Config::default()).unwrap();
+    let server = ApiServer::start(Config {
+        controllers: Controllers::NONE,
+        ..Config::default()
+    })
+    .unwrap();
     let c = Client::new(&server);
     let svc = service("zk0", json!([{"name": "client", "port": 2181}]));
     assert_eq!(
@@ -670,4 +690,198 @@ fn status_subresource_and_discovery() {
         .unwrap()
         .iter()
         .any(|r| r["resource"] == "services" && r["subresources"][0]["subresource"] == "status"));
+}
+
+fn token_from(kubeconfig: &str) -> String {
+    let kc: Value = serde_yaml::from_str(kubeconfig).unwrap();
+    kc["users"][0]["user"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+impl<'a> Client<'a> {
+    fn as_user(server: &'a ApiServer, user: &str) -> Self {
+        Client {
+            server,
+            token: token_from(&server.kubeconfig_as("sandbox", user).unwrap()),
+        }
+    }
+}
+
+#[test]
+fn a_read_only_identity_is_forbidden_every_write_dry_runs_included() {
+    let server = ApiServer::start(Config {
+        identities: vec![super::Identity::read_only("drift-job")],
+        controllers: Controllers::NONE,
+        ..Config::default()
+    })
+    .unwrap();
+    let admin = Client::new(&server);
+    let svc = service("zk0", json!([{"name": "client", "port": 2181}]));
+    assert_eq!(
+        admin
+            .apply(&format!("{SVC}/zk0?fieldManager=zkctl"), &svc)
+            .status,
+        201
+    );
+
+    let ro = Client::as_user(&server, "drift-job");
+    assert_eq!(ro.get(&format!("{SVC}/zk0")).status, 200);
+    assert_eq!(ro.get(SVC).status, 200);
+    assert_eq!(ro.get("/api/v1/services").status, 200, "cluster-wide list");
+    assert_eq!(
+        ro.get("/version").status,
+        200,
+        "discovery is open to everyone"
+    );
+    let writes = [
+        (
+            "PATCH",
+            format!("{SVC}/zk0?fieldManager=x"),
+            "application/apply-patch+yaml",
+        ),
+        (
+            "PATCH",
+            format!("{SVC}/zk0?fieldManager=x&dryRun=All"),
+            "application/apply-patch+yaml",
+        ),
+        (
+            "PATCH",
+            format!("{SVC}/zk0"),
+            "application/merge-patch+json",
+        ),
+        ("PUT", format!("{SVC}/zk0"), "application/json"),
+        ("POST", SVC.to_string(), "application/json"),
+        ("POST", format!("{SVC}?dryRun=All"), "application/json"),
+        ("DELETE", format!("{SVC}/zk0"), "application/json"),
+        (
+            "DELETE",
+            format!("{SVC}/zk0?dryRun=All"),
+            "application/json",
+        ),
+    ];
+    for (method, path, ct) in &writes {
+        let r = ro.send(method, path, ct, &svc);
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.text);
+        assert_eq!(r.json()["reason"], "Forbidden");
+    }
+    let r = ro.send(
+        "DELETE",
+        &format!("{SVC}/zk0"),
+        "application/json",
+        &json!({}),
+    );
+    assert_eq!(
+        r.json()["message"],
+        r#"services "zk0" is forbidden: User "drift-job" cannot delete resource "services" in API group "" in the namespace "default""#
+    );
+    assert!(server.get("v1", "services", "default", "zk0").is_some());
+    let stats = server.stats();
+    assert_eq!(stats.write_requests("drift-job"), writes.len() as u64 + 1);
+    assert_eq!(stats.write_requests("admin"), 1);
+    assert_eq!(stats.by_user["drift-job"]["get services"], 1);
+}
+
+#[test]
+fn rbac_roles_grant_per_namespace_verb_and_name() {
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+    "metadata": {"name": "deploy", "namespace": "default"},
+    "rules": [
+        {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "patch"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get"], "resourceNames": ["lock"]},
+    ]});
+    let identity = super::Identity::from_roles("deployer", &[role]).unwrap();
+    let server = ApiServer::start(Config {
+        identities: vec![identity],
+        controllers: Controllers::NONE,
+        ..Config::default()
+    })
+    .unwrap();
+    let c = Client::as_user(&server, "deployer");
+    let svc = service("zk0", json!([{"name": "client", "port": 2181}]));
+    // An apply that would create needs `create` as well as `patch`.
+    let r = c.apply(&format!("{SVC}/zk0?fieldManager=x&dryRun=All"), &svc);
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.text.contains("cannot create resource"), "{}", r.text);
+    assert_eq!(
+        Client::new(&server)
+            .apply(&format!("{SVC}/zk0?fieldManager=x"), &svc)
+            .status,
+        201
+    );
+    assert_eq!(
+        c.apply(&format!("{SVC}/zk0?fieldManager=x"), &svc).status,
+        200
+    );
+    assert_eq!(c.get(SVC).status, 403, "no list");
+    assert_eq!(
+        c.get("/api/v1/namespaces/kube-system/services/zk0").status,
+        403,
+        "other namespace"
+    );
+    let leases = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
+    assert_eq!(
+        c.get(&format!("{leases}/lock")).status,
+        404,
+        "allowed, absent"
+    );
+    assert_eq!(
+        c.get(&format!("{leases}/other")).status,
+        403,
+        "not that name"
+    );
+}
+
+#[test]
+fn a_delete_with_finalizers_marks_the_object_until_they_are_removed() {
+    let server = ApiServer::start(Config {
+        controllers: Controllers::NONE,
+        lb_cleanup: Duration::from_millis(300),
+        ..Config::default()
+    })
+    .unwrap();
+    let c = Client::new(&server);
+    let mut svc = service("lb", json!([{"name": "client", "port": 2181}]));
+    svc["spec"]["type"] = json!("LoadBalancer");
+    assert_eq!(
+        c.apply(&format!("{SVC}/lb?fieldManager=zkctl"), &svc)
+            .status,
+        201
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.get(&format!("{SVC}/lb")).json()["metadata"]
+        .get("finalizers")
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the cloud never added its finalizer"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    let r = c.send(
+        "DELETE",
+        &format!("{SVC}/lb"),
+        "application/json",
+        &json!({}),
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.json()["metadata"]["deletionTimestamp"].is_string(),
+        "{}",
+        r.text
+    );
+    let r = c.get(&format!("{SVC}/lb"));
+    assert_eq!(
+        r.status, 200,
+        "still there while the load balancer is released"
+    );
+    assert!(r.json()["metadata"]["deletionTimestamp"].is_string());
+    while c.get(&format!("{SVC}/lb")).status == 200 {
+        assert!(Instant::now() < deadline, "never released");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(started.elapsed() >= Duration::from_millis(300));
 }

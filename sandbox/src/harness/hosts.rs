@@ -137,6 +137,9 @@ impl ObserverHost {
                 &format!("base=198.19.{id}.0/25,size=28"),
                 "--cgroup-parent",
                 &cgroup_parent(&self.name),
+                // The host's resolver: the sandbox's DNS server (the cloud's private zone).
+                "--dns",
+                super::dns::DNS_ADDRESS,
             ],
             &log,
         )?;
@@ -190,7 +193,8 @@ impl ObserverHost {
         let log = self.dir.join("sshd.log");
         // sshd in a mount namespace of its own, where /root is this host's home: a separate
         // machine does not share this one's root dotfiles (a heavy ~/.bashrc would run on every
-        // SSH command of every test host). `unshare` and `sh` exec, so the child is sshd.
+        // SSH command of every test host), and /etc/resolv.conf names the sandbox's DNS server,
+        // as this host's dockerd does. `unshare` and `sh` exec, so the child is sshd.
         let child = process::spawn_in(
             &self.ns,
             "unshare",
@@ -201,9 +205,10 @@ impl ObserverHost {
                 "--",
                 "/bin/sh",
                 "-c",
-                "mount --bind \"$0\" /root && exec /usr/sbin/sshd -D -e -f \"$1\"",
+                "mount --bind \"$0\" /root && mount --bind \"$2\" /etc/resolv.conf && exec /usr/sbin/sshd -D -e -f \"$1\"",
                 &home.display().to_string(),
                 &config.display().to_string(),
+                &super::dns::resolv_conf().display().to_string(),
             ],
             &log,
         )?;

@@ -10,6 +10,7 @@
 //!   │                                         standing in for the per-pod load balancers; they do
 //!   │                                         not list the observers and cannot open connections
 //!   │                                         to them (iptables rejects their SYNs): one-way
+//!   │                        198.18.0.53      dnsmasq: the cloud's DNS for load-balancer names
 //!   ├─ netns zkobs-<observer> 198.18.1.<myid> OpenSSH sshd on :22 and a dockerd of its own (own
 //!   │                                         socket, data root and bridge 198.19.<myid>.0/24), so
 //!   │                                         the host's containers really sit on its address
@@ -19,6 +20,7 @@
 //! Only one sandbox runs on a machine at a time: [`Sandbox::start`] takes a lock that it holds
 //! until the sandbox is dropped.
 
+pub mod dns;
 mod ensemble;
 mod hosts;
 mod image;
@@ -64,6 +66,7 @@ impl Default for Options {
 /// (and so the loaded images) are kept for the next run.
 pub struct Sandbox {
     pub env: Environment,
+    pub dns: Option<dns::Dns>,
     pub ensemble: Option<Ensemble>,
     pub hosts: Vec<ObserverHost>,
     /// The private key the hosts authorize, with the permissions ssh requires.
@@ -107,12 +110,14 @@ impl Sandbox {
         // From here on, dropping `sandbox` (also on an early error) tears down what was made.
         let mut sandbox = Sandbox {
             env,
+            dns: None,
             ensemble: None,
             hosts: vec![],
             identity,
             _lock: lock,
         };
         net::create(&sandbox.env)?;
+        sandbox.dns = Some(dns::Dns::start(&sandbox.env)?);
         if options.ensemble {
             sandbox.ensemble = Some(Ensemble::start(&sandbox.env)?);
         }
@@ -161,21 +166,23 @@ impl Sandbox {
     }
 }
 
-/// The API test server's configuration for `env`: its namespaces exist, and the simulated cloud
-/// gives each per-pod Service the load-balancer address the environment records (where the
-/// sandbox's ZooKeeper servers listen), `delay` after the Service appears.
+/// The API test server's configuration for `env`, a cluster as real as the test server makes it:
+/// its namespaces exist; the ensemble's pods exist (at the sandbox's ZooKeeper servers'
+/// addresses) for the Endpoints and EndpointSlice controllers, which run, as does the mirroring
+/// controller; the simulated cloud gives each per-pod Service the load-balancer address the
+/// environment records (where the sandbox's ZooKeeper servers listen), `delay` after the Service
+/// appears.
 pub fn api_config(env: &Environment, delay: Duration) -> crate::Config {
     let mut namespaces = vec![
         env.ensemble.namespace.clone(),
         env.monitoring.namespace.clone(),
     ];
     namespaces.dedup();
+    let participants = env.ensemble.participants();
     crate::Config {
         namespaces,
         load_balancer: crate::LoadBalancerMode::After(delay),
-        lb_addresses: env
-            .ensemble
-            .participants()
+        lb_addresses: participants
             .iter()
             .filter_map(|p| {
                 let address = env.ensemble.recorded_addresses.get(&p.ordinal)?;
@@ -185,8 +192,55 @@ pub fn api_config(env: &Environment, delay: Duration) -> crate::Config {
                 ))
             })
             .collect(),
-        crds: true,
+        pods: participants
+            .iter()
+            .filter_map(|p| {
+                let ip = env.ensemble.recorded_addresses.get(&p.ordinal)?.ip()?;
+                Some(crate::apiserver::Pod {
+                    namespace: env.ensemble.namespace.clone(),
+                    name: p.pod_name.clone(),
+                    labels: std::collections::BTreeMap::from([
+                        (
+                            manifests::objects::POD_NAME_LABEL.to_string(),
+                            p.pod_name.clone(),
+                        ),
+                        (
+                            "app.kubernetes.io/instance".to_string(),
+                            env.ensemble.helm_release.clone(),
+                        ),
+                        (
+                            "app.kubernetes.io/name".to_string(),
+                            "zookeeper".to_string(),
+                        ),
+                    ]),
+                    ip,
+                    node: format!("sandbox-node-{}", p.ordinal),
+                })
+            })
+            .collect(),
+        ..crate::Config::default()
     }
+}
+
+/// Like [`api_config`], with a cloud that gives load balancers DNS names only (as AWS does): each
+/// per-pod Service gets [`lb_hostname`], which the sandbox's DNS server resolves to the address
+/// the environment records.
+pub fn api_config_hostnames(env: &Environment, delay: Duration) -> crate::Config {
+    let mut config = api_config(env, delay);
+    config.ingress = crate::Ingress::Hostname;
+    for p in env.ensemble.participants() {
+        let key = format!("{}/{}", env.ensemble.namespace, p.service_name);
+        if let Some(address) = config.lb_addresses.get_mut(&key) {
+            *address = lb_hostname(env, &p.service_name);
+        }
+    }
+    config
+}
+
+/// The DNS name of a per-pod Service's load balancer in the sandbox's hostname mode (under
+/// `.test`, reserved by RFC 2606: it resolves nowhere but in the sandbox).
+pub fn lb_hostname(env: &Environment, service: &str) -> String {
+    format!("{service}.{}.lb.sandbox.test", env.ensemble.namespace)
 }
 
 impl Drop for Sandbox {
@@ -196,6 +250,9 @@ impl Drop for Sandbox {
         }
         if let Some(e) = &mut self.ensemble {
             e.stop();
+        }
+        if let Some(d) = &mut self.dns {
+            d.stop();
         }
         cleanup(&self.env);
     }
@@ -227,6 +284,7 @@ fn cleanup(env: &Environment) {
         let _ = std::fs::remove_dir_all(&o.deploy_dir.0);
     }
     let _ = std::fs::remove_dir_all(Path::new(RUN_DIR).join("ensemble"));
+    let _ = std::fs::remove_dir_all(Path::new(RUN_DIR).join("dns"));
     net::delete(env, &namespaces);
 }
 
@@ -250,6 +308,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("java", "openjdk-17-jre-headless"),
     ("/usr/share/java/zookeeper.jar", "zookeeper"),
     ("debootstrap", "debootstrap"),
+    ("/usr/sbin/dnsmasq", "dnsmasq-base"),
 ];
 
 /// Debian packages the sandbox needs that are not installed.

@@ -80,12 +80,13 @@ pub fn create(env: &Environment) -> Result<()> {
     let _ = Command::new("iptables")
         .args(["-I", "FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"])
         .status();
-    let lbs: Vec<String> = env
+    let mut lbs: Vec<String> = env
         .ensemble
         .recorded_addresses
         .values()
         .map(ToString::to_string)
         .collect();
+    lbs.push(super::dns::DNS_ADDRESS.to_string());
     attach(CLUSTER_NS, "zkv-cluster", &lbs)?;
     // One-way, as across the VPC boundary: the participants cannot open connections to observers.
     for o in &env.fleet.observers {

@@ -1,0 +1,977 @@
+//! The controllers of a real cluster that write objects next to a client's, simulated as one task
+//! in the server's runtime that looks at the stored objects every [`POLL_INTERVAL`]:
+//!
+//! - the cloud load-balancer controller (`staging/src/k8s.io/cloud-provider/controllers/service/
+//!   controller.go`): finalizer, ingress address or hostname, delayed release on deletion;
+//! - the Endpoints controller (`pkg/controller/endpoint/endpoints_controller.go`);
+//! - the EndpointSlice controller (`pkg/controller/endpointslice`, with
+//!   `staging/src/k8s.io/endpointslice/utils.go` for labels);
+//! - the EndpointSlice mirroring controller (`pkg/controller/endpointslicemirroring`);
+//! - the garbage collector, for dependents whose owners are gone (`ownerReferences`).
+//!
+//! Every change goes through the same write pipeline as a client's (as Updates, so the
+//! controllers own what they write) and is counted in `Stats::controller_writes`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tokio::time::MissedTickBehavior;
+
+use super::defaults::Ingress;
+use super::resources::{Resource, ENDPOINTS, ENDPOINT_SLICES, SERVICES};
+use super::ssa::Scope;
+use super::store::{finalizers_of, Actor, State, Stored, WriteOptions};
+use super::util::meta_str;
+use super::Shared;
+
+/// How often the controllers look at the objects.
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+/// The field manager of the cloud controller (cloud-controller-manager's service controller).
+pub(crate) const CLOUD_CONTROLLER: &str = "cloud-controller-manager";
+/// The field manager of the Endpoints, EndpointSlice and mirroring controllers and the garbage
+/// collector: they run in kube-controller-manager, whose user agent names its writes.
+pub(crate) const KUBE_CONTROLLER_MANAGER: &str = "kube-controller-manager";
+
+/// `servicehelper.LoadBalancerCleanupFinalizer` (staging/src/k8s.io/cloud-provider/service/helpers).
+pub const LB_CLEANUP_FINALIZER: &str = "service.kubernetes.io/load-balancer-cleanup";
+/// `endpoints_controller.go`: `LabelManagedBy` / `ControllerName`.
+pub const ENDPOINTS_MANAGED_BY: &str = "endpoints.kubernetes.io/managed-by";
+pub const ENDPOINTS_CONTROLLER: &str = "endpoint-controller";
+/// `discovery/v1` well-known labels.
+pub const SLICE_SERVICE_NAME: &str = "kubernetes.io/service-name";
+pub const SLICE_MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
+pub const SLICE_SKIP_MIRROR: &str = "endpointslice.kubernetes.io/skip-mirror";
+pub const SLICE_CONTROLLER: &str = "endpointslice-controller.k8s.io";
+pub const MIRRORING_CONTROLLER: &str = "endpointslicemirroring-controller.k8s.io";
+/// `v1.IsHeadlessService`.
+pub const HEADLESS: &str = "service.kubernetes.io/headless";
+const LEADER_ELECTION_ANNOTATION: &str = "control-plane.alpha.kubernetes.io/leader";
+const TRIGGER_TIME_ANNOTATION: &str = "endpoints.kubernetes.io/last-change-trigger-time";
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Which of the kube-controller-manager controllers run. A real cluster runs all three; a test
+/// that needs the other case switches one off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Controllers {
+    pub endpoints: bool,
+    pub endpoint_slices: bool,
+    pub mirroring: bool,
+}
+
+impl Controllers {
+    pub const ALL: Controllers = Controllers {
+        endpoints: true,
+        endpoint_slices: true,
+        mirroring: true,
+    };
+    pub const NONE: Controllers = Controllers {
+        endpoints: false,
+        endpoint_slices: false,
+        mirroring: false,
+    };
+}
+
+/// A pod the Endpoints and EndpointSlice controllers see (the test server serves no pods; they
+/// are configuration).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub ip: IpAddr,
+    pub node: String,
+}
+
+/// The controllers' configuration, fixed for a server's life.
+#[derive(Clone, Debug)]
+pub(crate) struct Setup {
+    pub lb_after: Option<Duration>,
+    pub ingress: Ingress,
+    pub lb_cleanup: Duration,
+    pub lb_addresses: BTreeMap<String, String>,
+    pub controllers: Controllers,
+    /// Pods with a uid each.
+    pub pods: Vec<(Pod, String)>,
+}
+
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        shared.state().controllers_tick(&shared.setup);
+    }
+}
+
+fn controller(manager: &'static str) -> WriteOptions<'static> {
+    WriteOptions {
+        manager,
+        dry_run: false,
+        scope: Scope::Main,
+        actor: Actor::Controller,
+    }
+}
+
+fn labels(obj: &Value) -> BTreeMap<String, String> {
+    obj["metadata"]["labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A Service's selector, when it has one (`nil` and `{}` both count as none here).
+fn selector(svc: &Value) -> Option<BTreeMap<String, String>> {
+    let m = svc["spec"]["selector"].as_object()?;
+    (!m.is_empty()).then(|| {
+        m.iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect()
+    })
+}
+
+fn owner_ref(api_version: &str, kind: &str, obj: &Value) -> Value {
+    json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": meta_str(obj, "name").unwrap_or(""),
+        "uid": meta_str(obj, "uid").unwrap_or(""),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+fn family(ip: &IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
+/// The parts of an object a controller compares before it writes.
+fn same(stored: &Stored, want: &Value, fields: &[&str]) -> bool {
+    labels(&stored.object) == labels(want)
+        && fields.iter().all(|f| {
+            let have = stored.object.get(*f).cloned().unwrap_or(Value::Null);
+            let want = want.get(*f).cloned().unwrap_or(Value::Null);
+            have == want || (have == json!([]) && want.is_null())
+        })
+}
+
+impl State {
+    pub(crate) fn controllers_tick(&mut self, setup: &Setup) {
+        self.load_balancer_tick(setup);
+        if setup.controllers.endpoints {
+            self.endpoints_tick(setup);
+        }
+        if setup.controllers.endpoint_slices {
+            self.endpoint_slices_tick(setup);
+        }
+        if setup.controllers.mirroring {
+            self.mirroring_tick();
+        }
+        self.garbage_collector_tick();
+    }
+
+    /// (namespace, name, stored) of every object of `res`.
+    fn all_of(&self, res: &Resource) -> Vec<(String, String, Stored)> {
+        let r = res.qualified();
+        self.objects
+            .iter()
+            .filter(|((kr, _, _), _)| *kr == r)
+            .map(|((_, ns, name), s)| (ns.clone(), name.clone(), s.clone()))
+            .collect()
+    }
+
+    fn write(
+        &mut self,
+        res: &Resource,
+        ns: &str,
+        name: Option<&str>,
+        body: &Value,
+        who: &'static str,
+    ) {
+        let opts = controller(who);
+        let result = match name {
+            Some(n) => self.replace(res, ns, n, body, opts),
+            None => self.create(res, ns, body, opts),
+        };
+        if let Err(e) = result {
+            tracing::warn!("sandbox {who} could not write {} in {ns}: {e}", res.kind);
+        }
+    }
+
+    fn remove(&mut self, res: &Resource, ns: &str, name: &str) {
+        if let Err(e) = self.delete(res, ns, name, None, false, Actor::Controller) {
+            tracing::warn!(
+                "sandbox controller could not delete {} {ns}/{name}: {e}",
+                res.kind
+            );
+        }
+    }
+
+    /// The cloud's service controller: a LoadBalancer Service first gets the cleanup finalizer,
+    /// then (after the provisioning delay) its ingress; a Service that is no longer of type
+    /// LoadBalancer loses both; a deleted one keeps existing until the load balancer is released
+    /// (`lb_cleanup` after the DELETE), when the finalizer is removed.
+    fn load_balancer_tick(&mut self, setup: &Setup) {
+        for (ns, name, s) in self.all_of(&SERVICES) {
+            let is_lb = s.object["spec"]["type"] == "LoadBalancer";
+            let ingress = &s.object["status"]["loadBalancer"]["ingress"];
+            let has_ingress = ingress.as_array().is_some_and(|a| !a.is_empty());
+            let finalizers = s.finalizers();
+            let has_finalizer = finalizers.iter().any(|f| f == LB_CLEANUP_FINALIZER);
+            if let Some(since) = s.deleting_since {
+                if has_finalizer && since.elapsed() >= setup.lb_cleanup {
+                    self.set_lb_finalizer(&ns, &name, &s, false);
+                }
+                continue;
+            }
+            let s = if is_lb && !has_finalizer {
+                self.set_lb_finalizer(&ns, &name, &s, true);
+                match self.peek(&SERVICES, &ns, &name) {
+                    Some(s) => s.clone(),
+                    None => continue,
+                }
+            } else {
+                s
+            };
+            let status = if is_lb
+                && !has_ingress
+                && setup.lb_after.is_some_and(|d| s.created.elapsed() >= d)
+            {
+                let uid = meta_str(&s.object, "uid").unwrap_or("").to_string();
+                let a = self.alloc.lb_address(
+                    &format!("{ns}/{name}"),
+                    &uid,
+                    &setup.lb_addresses,
+                    setup.ingress,
+                );
+                match setup.ingress {
+                    Ingress::Ip => {
+                        json!({"loadBalancer": {"ingress": [{"ip": a, "ipMode": "VIP"}]}})
+                    }
+                    Ingress::Hostname => json!({"loadBalancer": {"ingress": [{"hostname": a}]}}),
+                }
+            } else if !is_lb && has_ingress {
+                json!({"loadBalancer": {}})
+            } else {
+                if !is_lb && has_finalizer {
+                    self.set_lb_finalizer(&ns, &name, &s, false);
+                }
+                continue;
+            };
+            let opts = WriteOptions {
+                scope: Scope::Status,
+                ..controller(CLOUD_CONTROLLER)
+            };
+            if let Err(e) = self.replace(&SERVICES, &ns, &name, &json!({"status": status}), opts) {
+                tracing::warn!("sandbox cloud controller could not update {ns}/{name}: {e}");
+            }
+        }
+    }
+
+    fn set_lb_finalizer(&mut self, ns: &str, name: &str, s: &Stored, present: bool) {
+        let mut obj = s.object.clone();
+        let mut list: Vec<String> = finalizers_of(&obj)
+            .into_iter()
+            .filter(|f| f != LB_CLEANUP_FINALIZER)
+            .collect();
+        if present {
+            list.push(LB_CLEANUP_FINALIZER.to_string());
+        }
+        let meta = obj["metadata"]
+            .as_object_mut()
+            .expect("objects have metadata");
+        if list.is_empty() {
+            meta.remove("finalizers");
+        } else {
+            meta.insert("finalizers".into(), json!(list));
+        }
+        self.write(&SERVICES, ns, Some(name), &obj, CLOUD_CONTROLLER);
+    }
+
+    /// The pods a Service with `selector` selects in `ns`, sorted by address.
+    fn selected<'p>(
+        setup: &'p Setup,
+        ns: &str,
+        selector: &BTreeMap<String, String>,
+    ) -> Vec<&'p (Pod, String)> {
+        let mut pods: Vec<&(Pod, String)> = setup
+            .pods
+            .iter()
+            .filter(|(p, _)| {
+                p.namespace == ns && selector.iter().all(|(k, v)| p.labels.get(k) == Some(v))
+            })
+            .collect();
+        pods.sort_by_key(|(p, _)| p.ip);
+        pods
+    }
+
+    /// The Endpoints controller: `Endpoints/<service>` for every Service with a selector, labelled
+    /// with the Service's labels (plus its own managed-by label, and the headless label for
+    /// headless Services); deleted with the Service.
+    fn endpoints_tick(&mut self, setup: &Setup) {
+        let services = self.all_of(&SERVICES);
+        for (ns, name, s) in &services {
+            let Some(sel) = selector(&s.object) else {
+                continue;
+            };
+            if s.object["spec"]["type"] == "ExternalName" {
+                continue;
+            }
+            let mut l = labels(&s.object);
+            l.insert(ENDPOINTS_MANAGED_BY.into(), ENDPOINTS_CONTROLLER.into());
+            if s.object["spec"]["clusterIP"] == "None" {
+                l.insert(HEADLESS.into(), String::new());
+            }
+            let pods = Self::selected(setup, ns, &sel);
+            let ports: Vec<Value> = service_ports(&s.object)
+                .into_iter()
+                .map(|(n, p, proto)| json!({"name": n, "port": p, "protocol": proto}))
+                .collect();
+            let subsets = if pods.is_empty() || ports.is_empty() {
+                json!([])
+            } else {
+                let addresses: Vec<Value> = pods
+                    .iter()
+                    .map(|(p, uid)| {
+                        json!({"ip": p.ip.to_string(), "nodeName": p.node,
+                               "targetRef": {"kind": "Pod", "namespace": p.namespace, "name": p.name, "uid": uid}})
+                    })
+                    .collect();
+                json!([{"addresses": addresses, "ports": ports}])
+            };
+            let mut want = json!({"apiVersion": "v1", "kind": "Endpoints",
+                "metadata": {"name": name, "namespace": ns, "labels": l}, "subsets": subsets});
+            if subsets == json!([]) {
+                want.as_object_mut().expect("object").remove("subsets");
+            }
+            match self.peek(&ENDPOINTS, ns, name).cloned() {
+                Some(have) if same(&have, &want, &["subsets"]) => {}
+                Some(have) => {
+                    let mut body = want;
+                    body["metadata"]["resourceVersion"] =
+                        have.object["metadata"]["resourceVersion"].clone();
+                    if let Some(a) = have.object["metadata"].get("annotations") {
+                        body["metadata"]["annotations"] = a.clone();
+                    }
+                    self.write(&ENDPOINTS, ns, Some(name), &body, KUBE_CONTROLLER_MANAGER);
+                }
+                None => self.write(&ENDPOINTS, ns, None, &want, KUBE_CONTROLLER_MANAGER),
+            }
+        }
+        // Endpoints this controller wrote whose Service is gone.
+        for (ns, name, e) in self.all_of(&ENDPOINTS) {
+            if labels(&e.object)
+                .get(ENDPOINTS_MANAGED_BY)
+                .map(String::as_str)
+                == Some(ENDPOINTS_CONTROLLER)
+                && self.peek(&SERVICES, &ns, &name).is_none()
+            {
+                self.remove(&ENDPOINTS, &ns, &name);
+            }
+        }
+    }
+
+    /// The EndpointSlice controller: one slice per address family for every Service with a
+    /// selector (a placeholder without endpoints when no pod is selected), named
+    /// `<service>-<random>`, labelled with the Service's non-reserved labels plus
+    /// `kubernetes.io/service-name` and `endpointslice.kubernetes.io/managed-by`, owned by the
+    /// Service (the garbage collector removes them with it).
+    fn endpoint_slices_tick(&mut self, setup: &Setup) {
+        let slices = self.all_of(&ENDPOINT_SLICES);
+        for (ns, name, s) in self.all_of(&SERVICES) {
+            let Some(sel) = selector(&s.object) else {
+                continue;
+            };
+            if s.object["spec"]["type"] == "ExternalName" {
+                continue;
+            }
+            let mut l: BTreeMap<String, String> = labels(&s.object)
+                .into_iter()
+                .filter(|(k, _)| {
+                    ![SLICE_SERVICE_NAME, SLICE_MANAGED_BY, HEADLESS].contains(&k.as_str())
+                })
+                .collect();
+            l.insert(SLICE_SERVICE_NAME.into(), name.clone());
+            l.insert(SLICE_MANAGED_BY.into(), SLICE_CONTROLLER.into());
+            if s.object["spec"]["clusterIP"] == "None" {
+                l.insert(HEADLESS.into(), String::new());
+            }
+            let pods = Self::selected(setup, &ns, &sel);
+            let ports: Vec<Value> = service_ports(&s.object)
+                .into_iter()
+                .map(|(n, p, proto)| json!({"name": n, "port": p, "protocol": proto}))
+                .collect();
+            let mut families: Vec<&str> = pods.iter().map(|(p, _)| family(&p.ip)).collect();
+            families.dedup();
+            if families.is_empty() {
+                families.push("IPv4");
+            }
+            for fam in families {
+                let endpoints: Vec<Value> = pods
+                    .iter()
+                    .filter(|(p, _)| family(&p.ip) == fam)
+                    .map(|(p, uid)| {
+                        json!({"addresses": [p.ip.to_string()],
+                               "conditions": {"ready": true, "serving": true, "terminating": false},
+                               "nodeName": p.node,
+                               "targetRef": {"kind": "Pod", "namespace": p.namespace, "name": p.name, "uid": uid}})
+                    })
+                    .collect();
+                let ports = if endpoints.is_empty() {
+                    json!([])
+                } else {
+                    json!(ports)
+                };
+                let want = json!({
+                    "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                    "metadata": {"generateName": format!("{name}-"), "namespace": ns, "labels": l,
+                                 "ownerReferences": [owner_ref("v1", "Service", &s.object)]},
+                    "addressType": fam, "endpoints": endpoints, "ports": ports,
+                });
+                let existing = slices.iter().find(|(sns, _, x)| {
+                    *sns == ns
+                        && labels(&x.object).get(SLICE_SERVICE_NAME) == Some(&name)
+                        && labels(&x.object).get(SLICE_MANAGED_BY).map(String::as_str)
+                            == Some(SLICE_CONTROLLER)
+                        && x.object["addressType"] == fam
+                });
+                self.reconcile_slice(&ns, existing, want);
+            }
+        }
+    }
+
+    fn reconcile_slice(
+        &mut self,
+        ns: &str,
+        existing: Option<&(String, String, Stored)>,
+        want: Value,
+    ) {
+        match existing {
+            Some((_, _, have)) if same(have, &want, &["endpoints", "ports"]) => {}
+            Some((_, sname, have)) => {
+                let mut body = want;
+                let meta = body["metadata"].as_object_mut().expect("object");
+                meta.remove("generateName");
+                meta.insert("name".into(), json!(sname));
+                meta.insert(
+                    "resourceVersion".into(),
+                    have.object["metadata"]["resourceVersion"].clone(),
+                );
+                self.write(
+                    &ENDPOINT_SLICES,
+                    ns,
+                    Some(sname),
+                    &body,
+                    KUBE_CONTROLLER_MANAGER,
+                );
+            }
+            None => self.write(&ENDPOINT_SLICES, ns, None, &want, KUBE_CONTROLLER_MANAGER),
+        }
+    }
+
+    /// The EndpointSlice mirroring controller: Endpoints of a Service without a selector are
+    /// copied into slices (`managed-by: endpointslicemirroring-controller.k8s.io`, every label of
+    /// the Endpoints, owned by it), unless the Endpoints carry `skip-mirror: "true"` or a
+    /// leader-election annotation; mirrored slices of Endpoints that should no longer be mirrored
+    /// are deleted.
+    fn mirroring_tick(&mut self) {
+        let slices = self.all_of(&ENDPOINT_SLICES);
+        let endpoints = self.all_of(&ENDPOINTS);
+        for (ns, name, e) in &endpoints {
+            let svc = self.peek(&SERVICES, ns, name);
+            let mirror = svc.is_some_and(|s| selector(&s.object).is_none())
+                && labels(&e.object).get(SLICE_SKIP_MIRROR).map(String::as_str) != Some("true")
+                && e.object["metadata"]["annotations"]
+                    .get(LEADER_ELECTION_ANNOTATION)
+                    .is_none();
+            let mine: Vec<&(String, String, Stored)> = slices
+                .iter()
+                .filter(|(sns, _, x)| {
+                    sns == ns
+                        && labels(&x.object).get(SLICE_SERVICE_NAME) == Some(name)
+                        && labels(&x.object).get(SLICE_MANAGED_BY).map(String::as_str)
+                            == Some(MIRRORING_CONTROLLER)
+                })
+                .collect();
+            if !mirror {
+                for (sns, sname, _) in mine {
+                    self.remove(&ENDPOINT_SLICES, sns, sname);
+                }
+                continue;
+            }
+            let mut l = labels(&e.object);
+            l.insert(SLICE_SERVICE_NAME.into(), name.clone());
+            l.insert(SLICE_MANAGED_BY.into(), MIRRORING_CONTROLLER.into());
+            let annotations: Map<String, Value> = e.object["metadata"]["annotations"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| {
+                            *k != TRIGGER_TIME_ANNOTATION && *k != LAST_APPLIED_ANNOTATION
+                        })
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            // One slice per (address family, ports) of the subsets.
+            let mut groups: BTreeMap<(String, String), (Value, Vec<Value>)> = BTreeMap::new();
+            for subset in e.object["subsets"].as_array().into_iter().flatten() {
+                let ports: Vec<Value> = subset["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| json!({"name": p.get("name").cloned().unwrap_or(json!("")), "port": p["port"], "protocol": p["protocol"]}))
+                    .collect();
+                for (list, ready) in [("addresses", true), ("notReadyAddresses", false)] {
+                    for a in subset[list].as_array().into_iter().flatten() {
+                        let Some(ip) = a["ip"].as_str().and_then(|ip| ip.parse::<IpAddr>().ok())
+                        else {
+                            continue;
+                        };
+                        let mut ep =
+                            json!({"addresses": [ip.to_string()], "conditions": {"ready": ready}});
+                        for f in ["hostname", "nodeName", "targetRef"] {
+                            if let Some(v) = a.get(f) {
+                                ep[f] = v.clone();
+                            }
+                        }
+                        groups
+                            .entry((
+                                family(&ip).to_string(),
+                                Value::Array(ports.clone()).to_string(),
+                            ))
+                            .or_insert_with(|| (Value::Array(ports.clone()), vec![]))
+                            .1
+                            .push(ep);
+                    }
+                }
+            }
+            for ((fam, _), (ports, eps)) in groups {
+                let mut meta = json!({"generateName": format!("{name}-"), "namespace": ns, "labels": l,
+                    "ownerReferences": [owner_ref("v1", "Endpoints", &e.object)]});
+                if !annotations.is_empty() {
+                    meta["annotations"] = Value::Object(annotations.clone());
+                }
+                let want = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                    "metadata": meta, "addressType": fam, "endpoints": eps, "ports": ports});
+                let existing = mine
+                    .iter()
+                    .copied()
+                    .find(|(_, _, x)| x.object["addressType"] == fam.as_str());
+                self.reconcile_slice(ns, existing, want);
+            }
+        }
+    }
+
+    /// The garbage collector: an object whose every owner (by uid) is gone is deleted.
+    fn garbage_collector_tick(&mut self) {
+        let mut orphans: Vec<(&'static Resource, String, String)> = Vec::new();
+        for res in [&ENDPOINT_SLICES, &ENDPOINTS, &SERVICES] {
+            for (ns, name, s) in self.all_of(res) {
+                let Some(owners) = s.object["metadata"]["ownerReferences"].as_array() else {
+                    continue;
+                };
+                if owners.is_empty() {
+                    continue;
+                }
+                let alive = owners.iter().any(|o| {
+                    let owner_res = match o["kind"].as_str() {
+                        Some("Service") => &SERVICES,
+                        Some("Endpoints") => &ENDPOINTS,
+                        _ => return true,
+                    };
+                    let oname = o["name"].as_str().unwrap_or("");
+                    self.peek(owner_res, &ns, oname)
+                        .is_some_and(|x| meta_str(&x.object, "uid") == o["uid"].as_str())
+                });
+                if !alive {
+                    orphans.push((res, ns, name));
+                }
+            }
+        }
+        for (res, ns, name) in orphans {
+            self.remove(res, &ns, &name);
+        }
+    }
+}
+
+/// A Service's ports as the Endpoints and slices carry them: (name, target port, protocol);
+/// named target ports (which need the pods' container ports) are left out.
+fn service_ports(svc: &Value) -> Vec<(String, i64, String)> {
+    svc["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let target = p
+                .get("targetPort")
+                .and_then(Value::as_i64)
+                .or_else(|| p.get("port").and_then(Value::as_i64))?;
+            Some((
+                p.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                target,
+                p.get("protocol")
+                    .and_then(Value::as_str)
+                    .unwrap_or("TCP")
+                    .to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::ssa::Scope;
+    use crate::apiserver::store::WriteOutcome;
+
+    fn setup(controllers: Controllers) -> Setup {
+        let pod = |n: u32, ip: &str| Pod {
+            namespace: "ns".into(),
+            name: format!("zk-{n}"),
+            labels: BTreeMap::from([
+                (
+                    "statefulset.kubernetes.io/pod-name".to_string(),
+                    format!("zk-{n}"),
+                ),
+                ("app".to_string(), "zk".to_string()),
+            ]),
+            ip: ip.parse().unwrap(),
+            node: "node-a".into(),
+        };
+        Setup {
+            lb_after: Some(Duration::ZERO),
+            ingress: Ingress::Ip,
+            lb_cleanup: Duration::ZERO,
+            lb_addresses: BTreeMap::from([("ns/lb".to_string(), "198.18.1.1".to_string())]),
+            controllers,
+            pods: vec![
+                (pod(0, "10.0.0.10"), "uid-0".into()),
+                (pod(1, "10.0.0.11"), "uid-1".into()),
+            ],
+        }
+    }
+
+    fn state() -> State {
+        State::new(&["ns".to_string()], true)
+    }
+
+    fn apply(st: &mut State, obj: &Value, manager: &str) -> WriteOutcome {
+        let name = obj["metadata"]["name"].as_str().unwrap().to_string();
+        let res = super::super::resources::lookup_kind(
+            obj["apiVersion"].as_str().unwrap(),
+            obj["kind"].as_str().unwrap(),
+            true,
+        )
+        .unwrap();
+        st.apply(
+            res,
+            "ns",
+            &name,
+            obj,
+            false,
+            WriteOptions::client(manager, false, Scope::Main),
+        )
+        .unwrap()
+    }
+
+    fn svc(name: &str, ty: &str, selector: Option<Value>) -> Value {
+        let mut s = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "tool", "team": "a"}},
+            "spec": {"type": ty, "ports": [{"name": "tcp-quorum", "port": 2888, "targetPort": 2888}]}});
+        if let Some(sel) = selector {
+            s["spec"]["selector"] = sel;
+        }
+        s
+    }
+
+    fn items<'a>(st: &'a State, res: &Resource) -> Vec<&'a Value> {
+        let r = res.qualified();
+        st.objects
+            .iter()
+            .filter(|((k, _, _), _)| *k == r)
+            .map(|(_, s)| &s.object)
+            .collect()
+    }
+
+    fn manager_of(obj: &Value) -> Vec<String> {
+        obj["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["manager"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_cloud_adds_its_finalizer_then_an_address_and_holds_deletion() {
+        let mut st = state();
+        let mut s = setup(Controllers::NONE);
+        s.lb_after = None;
+        apply(&mut st, &svc("lb", "LoadBalancer", None), "tool");
+        st.controllers_tick(&s);
+        let obj = st.peek(&SERVICES, "ns", "lb").unwrap().object.clone();
+        assert_eq!(obj["metadata"]["finalizers"], json!([LB_CLEANUP_FINALIZER]));
+        assert_eq!(
+            obj["status"],
+            json!({"loadBalancer": {}}),
+            "never: no address"
+        );
+        s.lb_after = Some(Duration::ZERO);
+        st.controllers_tick(&s);
+        let obj = st.peek(&SERVICES, "ns", "lb").unwrap().object.clone();
+        assert_eq!(
+            obj["status"]["loadBalancer"]["ingress"],
+            json!([{"ip": "198.18.1.1", "ipMode": "VIP"}])
+        );
+        assert!(manager_of(&obj).contains(&CLOUD_CONTROLLER.to_string()));
+        // Re-applying (which mentions neither status nor finalizers) is a no-op.
+        assert!(!apply(&mut st, &svc("lb", "LoadBalancer", None), "tool").changed);
+
+        // A DELETE only marks it while the cloud holds it.
+        s.lb_cleanup = Duration::from_secs(3600);
+        let deleted = st
+            .delete(&SERVICES, "ns", "lb", None, false, Actor::Client)
+            .unwrap();
+        assert!(deleted["metadata"]["deletionTimestamp"].is_string());
+        st.controllers_tick(&s);
+        let held = st.peek(&SERVICES, "ns", "lb").unwrap().clone();
+        assert!(held.object["metadata"]["deletionTimestamp"].is_string());
+        // Creating it again is refused while it is being deleted; adding a finalizer too.
+        let e = st
+            .create(
+                &SERVICES,
+                "ns",
+                &svc("lb", "LoadBalancer", None),
+                WriteOptions::client("x", false, Scope::Main),
+            )
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            r#"object is being deleted: services "lb" already exists"#
+        );
+        let mut more = held.object.clone();
+        more["metadata"]["finalizers"] = json!([LB_CLEANUP_FINALIZER, "example.com/other"]);
+        let e = st
+            .replace(
+                &SERVICES,
+                "ns",
+                "lb",
+                &more,
+                WriteOptions::client("x", false, Scope::Main),
+            )
+            .unwrap_err();
+        assert_eq!(e.code, 422, "{e}");
+        // Once released, it is gone; re-created, it gets a new address.
+        s.lb_cleanup = Duration::ZERO;
+        st.controllers_tick(&s);
+        assert!(st.peek(&SERVICES, "ns", "lb").is_none());
+        apply(&mut st, &svc("lb", "LoadBalancer", None), "tool");
+        st.controllers_tick(&s);
+        st.controllers_tick(&s);
+        let obj = &st.peek(&SERVICES, "ns", "lb").unwrap().object;
+        assert_eq!(
+            obj["status"]["loadBalancer"]["ingress"][0]["ip"],
+            "198.18.0.100"
+        );
+    }
+
+    #[test]
+    fn hostname_mode_and_leaving_type_load_balancer() {
+        let mut st = state();
+        let mut s = setup(Controllers::NONE);
+        s.ingress = Ingress::Hostname;
+        s.lb_addresses = BTreeMap::new();
+        apply(&mut st, &svc("lb", "LoadBalancer", None), "tool");
+        st.controllers_tick(&s);
+        st.controllers_tick(&s);
+        let obj = &st.peek(&SERVICES, "ns", "lb").unwrap().object;
+        assert_eq!(
+            obj["status"]["loadBalancer"]["ingress"],
+            json!([{"hostname": "lb-0.ns.elb.sandbox.test"}])
+        );
+        apply(&mut st, &svc("lb", "ClusterIP", None), "tool");
+        st.controllers_tick(&s);
+        st.controllers_tick(&s);
+        let obj = &st.peek(&SERVICES, "ns", "lb").unwrap().object;
+        assert_eq!(obj["status"], json!({"loadBalancer": {}}));
+        assert!(obj["metadata"].get("finalizers").is_none(), "{obj}");
+    }
+
+    #[test]
+    fn endpoints_and_slices_of_a_selector_service_copy_its_labels() {
+        let mut st = state();
+        let s = setup(Controllers::ALL);
+        let sel = json!({"statefulset.kubernetes.io/pod-name": "zk-0"});
+        apply(&mut st, &svc("zk0", "LoadBalancer", Some(sel)), "tool");
+        st.controllers_tick(&s);
+        let ep = &st.peek(&ENDPOINTS, "ns", "zk0").unwrap().object;
+        assert_eq!(
+            ep["metadata"]["labels"],
+            json!({"app.kubernetes.io/managed-by": "tool", "team": "a", ENDPOINTS_MANAGED_BY: ENDPOINTS_CONTROLLER})
+        );
+        assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "10.0.0.10");
+        assert_eq!(
+            ep["subsets"][0]["ports"],
+            json!([{"name": "tcp-quorum", "port": 2888, "protocol": "TCP"}])
+        );
+        assert_eq!(manager_of(ep), [KUBE_CONTROLLER_MANAGER]);
+        let slices = items(&st, &ENDPOINT_SLICES);
+        assert_eq!(slices.len(), 1);
+        let slice = slices[0];
+        assert!(slice["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("zk0-"));
+        assert_eq!(
+            slice["metadata"]["labels"],
+            json!({"app.kubernetes.io/managed-by": "tool", "team": "a",
+                   SLICE_SERVICE_NAME: "zk0", SLICE_MANAGED_BY: SLICE_CONTROLLER})
+        );
+        assert_eq!(slice["metadata"]["ownerReferences"][0]["kind"], "Service");
+        // Steady state: nothing more is written.
+        let writes = st.stats.controller_writes;
+        st.controllers_tick(&s);
+        assert_eq!(st.stats.controller_writes, writes);
+        // A label change on the Service is copied.
+        let mut relabelled = svc(
+            "zk0",
+            "LoadBalancer",
+            Some(json!({"statefulset.kubernetes.io/pod-name": "zk-0"})),
+        );
+        relabelled["metadata"]["labels"]["team"] = json!("b");
+        apply(&mut st, &relabelled, "tool");
+        st.controllers_tick(&s);
+        assert_eq!(
+            st.peek(&ENDPOINTS, "ns", "zk0").unwrap().object["metadata"]["labels"]["team"],
+            "b"
+        );
+        assert_eq!(
+            items(&st, &ENDPOINT_SLICES)[0]["metadata"]["labels"]["team"],
+            "b"
+        );
+        // Deleted with the Service (the cloud releases it at once here).
+        st.delete(&SERVICES, "ns", "zk0", None, false, Actor::Client)
+            .unwrap();
+        for _ in 0..3 {
+            st.controllers_tick(&s);
+        }
+        assert!(st.peek(&SERVICES, "ns", "zk0").is_none());
+        assert!(st.peek(&ENDPOINTS, "ns", "zk0").is_none());
+        assert!(items(&st, &ENDPOINT_SLICES).is_empty());
+    }
+
+    #[test]
+    fn mirroring_copies_selectorless_endpoints_unless_told_to_skip() {
+        let mut st = state();
+        let s = setup(Controllers::ALL);
+        apply(&mut st, &svc("metrics", "ClusterIP", None), "tool");
+        let mut ep = json!({"apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "metrics", "labels": {"app.kubernetes.io/managed-by": "tool"}},
+            "subsets": [{"addresses": [{"ip": "198.18.1.4", "hostname": "obs-1"}],
+                         "ports": [{"name": "metrics", "port": 9141, "protocol": "TCP"}]}]});
+        apply(&mut st, &ep, "tool");
+        st.controllers_tick(&s);
+        assert!(
+            st.peek(&ENDPOINTS, "ns", "metrics").is_some(),
+            "not the Endpoints controller's"
+        );
+        let slices = items(&st, &ENDPOINT_SLICES);
+        assert_eq!(slices.len(), 1);
+        assert_eq!(
+            slices[0]["metadata"]["labels"],
+            json!({"app.kubernetes.io/managed-by": "tool", SLICE_SERVICE_NAME: "metrics",
+                   SLICE_MANAGED_BY: MIRRORING_CONTROLLER})
+        );
+        assert_eq!(slices[0]["endpoints"][0]["hostname"], "obs-1");
+        assert_eq!(
+            slices[0]["metadata"]["ownerReferences"][0]["kind"],
+            "Endpoints"
+        );
+        ep["metadata"]["labels"][SLICE_SKIP_MIRROR] = json!("true");
+        apply(&mut st, &ep, "tool");
+        st.controllers_tick(&s);
+        assert!(
+            items(&st, &ENDPOINT_SLICES).is_empty(),
+            "skip-mirror removes the mirror"
+        );
+    }
+
+    #[test]
+    fn switched_off_controllers_write_nothing() {
+        let mut st = state();
+        let mut s = setup(Controllers::NONE);
+        s.lb_after = None;
+        apply(
+            &mut st,
+            &svc("zk0", "ClusterIP", Some(json!({"app": "zk"}))),
+            "tool",
+        );
+        st.controllers_tick(&s);
+        assert_eq!(st.stats.controller_writes, 0);
+        assert_eq!(st.object_count(), 1);
+    }
+
+    #[test]
+    fn a_create_owns_the_scheme_defaults_but_not_the_allocations() {
+        let mut st = state();
+        let body = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "zk0"},
+            "spec": {"ports": [{"name": "tcp-quorum", "port": 2888}]}});
+        let out = st
+            .create(
+                &SERVICES,
+                "ns",
+                &body,
+                WriteOptions::client("kubectl-create", false, Scope::Main),
+            )
+            .unwrap();
+        let owned = &out.object["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"];
+        for f in ["f:type", "f:sessionAffinity", "f:internalTrafficPolicy"] {
+            assert!(owned.get(f).is_some(), "{f} in {owned}");
+        }
+        let port = &owned["f:ports"]["k:{\"port\":2888,\"protocol\":\"TCP\"}"];
+        assert!(
+            port.get("f:protocol").is_some() && port.get("f:targetPort").is_some(),
+            "{owned}"
+        );
+        for f in [
+            "f:clusterIP",
+            "f:clusterIPs",
+            "f:ipFamilies",
+            "f:ipFamilyPolicy",
+        ] {
+            assert!(owned.get(f).is_none(), "{f} in {owned}");
+        }
+        // Taking it over as a LoadBalancer with apply conflicts on the type.
+        let e = st
+            .apply(
+                &SERVICES,
+                "ns",
+                "zk0",
+                &svc("zk0", "LoadBalancer", None),
+                false,
+                WriteOptions::client("tool", false, Scope::Main),
+            )
+            .unwrap_err();
+        assert_eq!(e.code, 409);
+        assert!(
+            e.message
+                .contains(r#"conflict with "kubectl-create" using v1: .spec.type"#),
+            "{e}"
+        );
+    }
+}
