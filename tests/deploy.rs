@@ -437,6 +437,10 @@ fn the_demo_runs_end_to_end() {
         "{text}"
     );
     assert!(text.contains("! host-files host/zk-observer-2"), "{text}");
+    assert!(
+        text.contains("write requests the API server received from the drift identity: 0"),
+        "{text}"
+    );
 }
 
 #[test]

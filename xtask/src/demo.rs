@@ -18,6 +18,8 @@ use crate::cli::DemoArgs;
 use crate::exit;
 
 const STEP: Style = AnsiColor::Cyan.on_default().bold();
+/// The API test server user the demo's drift check runs as.
+const DRIFT_USER: &str = "drift-job";
 
 fn step(n: u32, what: &str) {
     println!("\n{STEP}==> {n}. {what}{STEP:#}");
@@ -60,23 +62,39 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
         1,
         "starting the Kubernetes API test server (the one simulated peer)",
     );
-    let api = ApiServer::start(sandbox::harness::api_config(&env, Duration::from_secs(1)))?;
+    // A cluster as real as the test server makes it (controllers on), with the scheduled drift
+    // check's identity bound to the rendered read-only Role.
+    let mut config = sandbox::harness::api_config(&env, Duration::from_secs(1));
+    let drift_roles: Vec<serde_json::Value> = manifests::rbac::roles(&env)
+        .into_iter()
+        .filter(|r| r.metadata.name.as_deref() == Some(manifests::rbac::DRIFT_ROLE))
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()?;
+    config.identities = vec![sandbox::Identity::from_roles(DRIFT_USER, &drift_roles)?];
+    let api = ApiServer::start(config)?;
     let dir = tempfile::Builder::new()
         .prefix("zk-observers-demo-")
         .tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, api.kubeconfig(&env.kube_context))?;
+    let drift_kubeconfig = dir.path().join("kubeconfig-drift");
+    std::fs::write(
+        &drift_kubeconfig,
+        api.kubeconfig_as(&env.kube_context, DRIFT_USER)?,
+    )?;
     println!(
-        "API server at {}, kubeconfig {}",
+        "API server at {}, kubeconfig {} (the drift check's, bound to Role {}: {})",
         api.url(),
-        kubeconfig.display()
+        kubeconfig.display(),
+        manifests::rbac::DRIFT_ROLE,
+        drift_kubeconfig.display()
     );
 
     step(2, "starting the sandbox: network namespaces, 3 ZooKeeper servers, 2 observer hosts with sshd and dockerd");
     let sb = Sandbox::start(Options::default())?;
     let identity = sb.ssh_identity().to_path_buf();
     let me = std::env::current_exe()?;
-    let xtask = |args: &[&str]| -> Result<i32> {
+    let xtask_with = |kubeconfig: &Path, args: &[&str]| -> Result<i32> {
         let shown: Vec<&str> = args
             .iter()
             .copied()
@@ -90,11 +108,12 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
         );
         let status = Command::new(&me)
             .args(args)
-            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .status()
             .context("running cargo xtask")?;
         Ok(status.code().unwrap_or(-1))
     };
+    let xtask = |args: &[&str]| xtask_with(&kubeconfig, args);
     let id = identity.display().to_string();
 
     step(3, "deploying the sandbox environment");
@@ -108,8 +127,16 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
     human_edit(&api, &env)?;
     let cfg = sb.host("zk-observer-2").deploy_dir.join("zoo.cfg");
     edit_file(&cfg, "syncLimit=10", "syncLimit=3")?;
-    step(7, "the drift check catches both (exit 2)");
-    let drift = xtask(&["drift", "--env", "sandbox", "--identity", &id])?;
+    step(
+        7,
+        "the drift check, as its read-only identity (get and list only), catches both (exit 2)",
+    );
+    let drift = xtask_with(
+        &drift_kubeconfig,
+        &["drift", "--env", "sandbox", "--identity", &id],
+    )?;
+    let drift_writes = api.stats().write_requests(DRIFT_USER);
+    println!("write requests the API server received from the drift identity: {drift_writes}");
 
     if args.keep {
         step(8, "keeping the sandbox up");
@@ -125,7 +152,7 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
     step(9, "tearing down");
     drop(sb);
     api.stop();
-    let ok = deployed == 0 && again == 0 && drift == i32::from(exit::CHANGES);
+    let ok = deployed == 0 && again == 0 && drift == i32::from(exit::CHANGES) && drift_writes == 0;
     println!(
         "\n{}",
         if ok {
