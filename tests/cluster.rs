@@ -3,25 +3,16 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::run;
+use common::{
+    apply_as_the_tool, per_pod_service, roles, stderr, stdout, wait_for, World, CONTEXT, NS,
+};
 use sandbox::{ApiServer, Config, Fault, LoadBalancerMode};
 use serde_json::{json, Value};
-
-const CONTEXT: &str = "zk-observers-sandbox";
-const NS: &str = "zookeeper";
 /// Objects the sandbox environment desires: 3 per-pod Services, the monitoring Service, Endpoints,
 /// EndpointSlice and ServiceMonitor.
 const DESIRED: usize = 7;
-
-struct Harness {
-    server: ApiServer,
-    _dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
 
 /// The sandbox environment's cluster as the test server makes it: controllers on, the
 /// ensemble's pods present, load balancers at the recorded addresses after 300 ms.
@@ -34,84 +25,14 @@ fn sandbox_config() -> Config {
     config
 }
 
-impl Harness {
-    fn start(config: Config) -> Harness {
-        Self::with_context(config, CONTEXT)
-    }
-
-    fn with_context(config: Config, context: &str) -> Harness {
-        let server = ApiServer::start(config).expect("API test server starts");
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, server.kubeconfig(context)).unwrap();
-        Harness {
-            server,
-            _dir: dir,
-            kubeconfig,
-        }
-    }
-
-    fn xtask(&self, args: &[&str]) -> Output {
-        let mut c: Command = common::xtask();
-        c.env("KUBECONFIG", &self.kubeconfig)
-            .env("HOME", self._dir.path())
-            .args(args);
-        run(&mut c)
-    }
-
-    /// `cargo xtask` as the configured identity `user` (its own kubeconfig).
-    fn xtask_as(&self, user: &str, args: &[&str]) -> Output {
-        let kubeconfig = self._dir.path().join(format!("kubeconfig-{user}"));
-        std::fs::write(
-            &kubeconfig,
-            self.server.kubeconfig_as(CONTEXT, user).unwrap(),
-        )
-        .unwrap();
-        let mut c: Command = common::xtask();
-        c.env("KUBECONFIG", &kubeconfig)
-            .env("HOME", self._dir.path())
-            .args(args);
-        run(&mut c)
-    }
-
-    /// Polls until `ready` holds (the controllers work every 25 ms), at most 10 s.
-    fn wait_for(&self, what: &str, ready: impl Fn(&Harness) -> bool) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !ready(self) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-
-    /// A kube client for edits made by "someone else" (a human with kubectl, helm, ...).
-    fn as_manager(&self, f: impl AsyncFnOnce(kube::Client)) {
-        common::with_client(self.server.kubeconfig(CONTEXT), f)
-    }
-
-    fn service(&self, name: &str) -> Option<Value> {
-        self.server.get("v1", "services", NS, name)
-    }
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn services(client: kube::Client) -> kube::Api<k8s_openapi::api::core::v1::Service> {
     kube::Api::namespaced(client, NS)
 }
 
 #[test]
 fn diff_on_an_empty_namespace_lists_every_create_and_exits_2() {
-    let h = Harness::start(sandbox_config());
-    let out = h.xtask(&["diff", "--env", "sandbox"]);
+    let h = World::cluster(sandbox_config());
+    let out = h.run(&["diff", "--env", "sandbox"]);
     assert_eq!(out.status.code(), Some(2));
     let text = stdout(&out);
     for object in [
@@ -138,14 +59,14 @@ fn diff_on_an_empty_namespace_lists_every_create_and_exits_2() {
         )),
         "{text}"
     );
-    assert_eq!(h.server.stats().writes, 0, "diff writes nothing");
-    assert_eq!(h.server.object_count(), 0);
+    assert_eq!(h.api.stats().writes, 0, "diff writes nothing");
+    assert_eq!(h.api.object_count(), 0);
 }
 
 #[test]
 fn apply_then_diff_is_in_sync_and_a_second_apply_writes_nothing() {
-    let h = Harness::start(sandbox_config());
-    let out = h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    let h = World::cluster(sandbox_config());
+    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert_eq!(text.matches("  created ").count(), DESIRED, "{text}");
@@ -170,7 +91,7 @@ fn apply_then_diff_is_in_sync_and_a_second_apply_writes_nothing() {
         stderr(&out).contains("load-balancer addresses: 3/3 ready"),
         "progress is shown"
     );
-    let writes = h.server.stats().writes;
+    let writes = h.api.stats().writes;
     assert_eq!(writes, DESIRED as u64);
 
     // Server-side defaults (clusterIP, sessionAffinity, nodePorts, ...) and the status written by
@@ -180,14 +101,14 @@ fn apply_then_diff_is_in_sync_and_a_second_apply_writes_nothing() {
         zk0["spec"]["clusterIP"].is_string() && zk0["spec"]["ports"][0]["nodePort"].is_number(),
         "{zk0}"
     );
-    let out = h.xtask(&["diff", "--env", "sandbox"]);
+    let out = h.run(&["diff", "--env", "sandbox"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains(&format!(
         "in sync: 0 to create, 0 to update, {DESIRED} unchanged, 0 to prune"
     )));
     assert!(!stdout(&out).contains("@@"), "no diff is printed");
 
-    let out = h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(
         stdout(&out).contains(&format!("0 created, 0 configured, {DESIRED} unchanged")),
@@ -195,7 +116,7 @@ fn apply_then_diff_is_in_sync_and_a_second_apply_writes_nothing() {
         stdout(&out)
     );
     assert_eq!(
-        h.server.stats().writes,
+        h.api.stats().writes,
         writes,
         "a second apply writes nothing"
     );
@@ -203,15 +124,15 @@ fn apply_then_diff_is_in_sync_and_a_second_apply_writes_nothing() {
 
 #[test]
 fn a_human_edit_of_a_managed_field_shows_in_diff_and_is_only_overwritten_with_force() {
-    let h = Harness::start(sandbox_config());
+    let h = World::cluster(sandbox_config());
     assert_eq!(
-        h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"])
+        h.run(&["apply", "--env", "sandbox", "--timeout", "20s"])
             .status
             .code(),
         Some(0)
     );
     // `kubectl edit` widens the source ranges of zk0.
-    h.as_manager(async |client| {
+    h.client(async |client| {
         let patch = json!({"spec": {"loadBalancerSourceRanges": ["0.0.0.0/0"]}});
         services(client)
             .patch(
@@ -225,7 +146,7 @@ fn a_human_edit_of_a_managed_field_shows_in_diff_and_is_only_overwritten_with_fo
             .await
             .unwrap();
     });
-    let out = h.xtask(&["diff", "--env", "sandbox"]);
+    let out = h.run(&["diff", "--env", "sandbox"]);
     assert_eq!(out.status.code(), Some(2));
     let text = stdout(&out);
     assert!(text.contains("~ update Service/zookeeper/zk0\n"), "{text}");
@@ -233,7 +154,7 @@ fn a_human_edit_of_a_managed_field_shows_in_diff_and_is_only_overwritten_with_fo
     assert!(text.contains("+  - 198.18.1.4/32\n"), "{text}");
     assert!(text.contains("! conflict Service/zookeeper/zk0: .spec.loadBalancerSourceRanges is owned by \"kubectl-edit\""), "{text}");
 
-    let out = h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("nothing was applied"), "{err}");
@@ -245,7 +166,7 @@ fn a_human_edit_of_a_managed_field_shows_in_diff_and_is_only_overwritten_with_fo
         "not overwritten"
     );
 
-    let out = h.xtask(&[
+    let out = h.run(&[
         "apply",
         "--env",
         "sandbox",
@@ -263,17 +184,14 @@ fn a_human_edit_of_a_managed_field_shows_in_diff_and_is_only_overwritten_with_fo
         h.service("zk0").unwrap()["spec"]["loadBalancerSourceRanges"],
         json!(["198.18.1.4/32", "198.18.1.5/32"])
     );
-    assert_eq!(
-        h.xtask(&["diff", "--env", "sandbox"]).status.code(),
-        Some(0)
-    );
+    assert_eq!(h.run(&["diff", "--env", "sandbox"]).status.code(), Some(0));
 }
 
 #[test]
 fn a_field_applied_by_another_manager_is_a_conflict_not_an_overwrite() {
-    let h = Harness::start(sandbox_config());
+    let h = World::cluster(sandbox_config());
     // helm already owns a Service zk1 that selects another pod.
-    h.as_manager(async |client| {
+    h.client(async |client| {
         let svc = json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "zk1", "namespace": NS},
@@ -283,26 +201,22 @@ fn a_field_applied_by_another_manager_is_a_conflict_not_an_overwrite() {
         services(client).patch("zk1", &kube::api::PatchParams::apply("helm"), &kube::api::Patch::Apply(&svc)).await.unwrap();
     });
     let before = h.service("zk1").unwrap();
-    let writes = h.server.stats().writes;
-    let out = h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    let writes = h.api.stats().writes;
+    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("Service/zookeeper/zk1: .spec.selector.statefulset.kubernetes.io/pod-name is owned by field manager \"helm\""), "{err}");
     // (Its resourceVersion moves: the cloud's controller writes its finalizer and address.)
     let after = h.service("zk1").unwrap();
     assert_eq!(before["spec"], after["spec"], "zk1 untouched");
-    assert_eq!(
-        h.server.stats().writes,
-        writes,
-        "nothing at all was applied"
-    );
+    assert_eq!(h.api.stats().writes, writes, "nothing at all was applied");
 }
 
 #[test]
 fn prune_deletes_only_objects_with_our_labels_for_this_environment() {
-    let h = Harness::start(sandbox_config());
+    let h = World::cluster(sandbox_config());
     assert_eq!(
-        h.xtask(&["apply", "--env", "sandbox", "--no-wait"])
+        h.run(&["apply", "--env", "sandbox", "--no-wait"])
             .status
             .code(),
         Some(0)
@@ -312,18 +226,18 @@ fn prune_deletes_only_objects_with_our_labels_for_this_environment() {
                "spec": {"ports": [{"port": 80}]}})
     };
     let ours = json!({"app.kubernetes.io/managed-by": "zk-observers-xtask", "zk-observers.dev/environment": "sandbox"});
-    h.server
+    h.api
         .insert(svc("zk9", ours), "zk-observers-xtask")
         .unwrap();
-    h.server
+    h.api
         .insert(svc("other-env", json!({"app.kubernetes.io/managed-by": "zk-observers-xtask", "zk-observers.dev/environment": "staging"})), "x")
         .unwrap();
-    h.server.insert(svc("helm-owned", json!({"app.kubernetes.io/managed-by": "Helm", "zk-observers.dev/environment": "sandbox"})), "helm").unwrap();
-    h.server
+    h.api.insert(svc("helm-owned", json!({"app.kubernetes.io/managed-by": "Helm", "zk-observers.dev/environment": "sandbox"})), "helm").unwrap();
+    h.api
         .insert(svc("unlabelled", json!({})), "kubectl")
         .unwrap();
 
-    let out = h.xtask(&["diff", "--env", "sandbox"]);
+    let out = h.run(&["diff", "--env", "sandbox"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stdout(&out).contains("- prune Service/zookeeper/zk9 (no longer desired"),
@@ -332,7 +246,7 @@ fn prune_deletes_only_objects_with_our_labels_for_this_environment() {
     );
     assert!(stdout(&out).contains("1 to prune"));
 
-    let out = h.xtask(&["apply", "--env", "sandbox", "--no-wait"]);
+    let out = h.run(&["apply", "--env", "sandbox", "--no-wait"]);
     assert!(
         stdout(&out).contains("kept       Service/zookeeper/zk9"),
         "{}",
@@ -341,7 +255,7 @@ fn prune_deletes_only_objects_with_our_labels_for_this_environment() {
     assert!(stderr(&out).contains("rerun with --prune"));
     assert!(h.service("zk9").is_some(), "not pruned without --prune");
 
-    let out = h.xtask(&["apply", "--env", "sandbox", "--no-wait", "--prune"]);
+    let out = h.run(&["apply", "--env", "sandbox", "--no-wait", "--prune"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(
         stdout(&out).contains("pruned     Service/zookeeper/zk9"),
@@ -364,11 +278,11 @@ fn prune_deletes_only_objects_with_our_labels_for_this_environment() {
 
 #[test]
 fn the_address_wait_times_out_with_a_clear_message() {
-    let h = Harness::start(Config {
+    let h = World::cluster(Config {
         load_balancer: LoadBalancerMode::Never,
         ..sandbox_config()
     });
-    let out = h.xtask(&["apply", "--env", "sandbox", "--timeout", "2s"]);
+    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "2s"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -384,8 +298,8 @@ fn live_addresses_that_differ_from_the_recorded_ones_are_an_error_unless_accepte
     config
         .lb_addresses
         .insert(format!("{NS}/zk1"), "198.18.0.99".into());
-    let h = Harness::start(config);
-    let out = h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    let h = World::cluster(config);
+    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -400,7 +314,7 @@ fn live_addresses_that_differ_from_the_recorded_ones_are_an_error_unless_accepte
         err.contains("(1, ServerAddress::Ip(v4(198, 18, 0, 99)))"),
         "{err}"
     );
-    let out = h.xtask(&[
+    let out = h.run(&[
         "apply",
         "--env",
         "sandbox",
@@ -414,21 +328,14 @@ fn live_addresses_that_differ_from_the_recorded_ones_are_an_error_unless_accepte
 
 #[test]
 fn an_unreachable_api_server_is_a_clear_error() {
-    let h = Harness::start(sandbox_config());
-    let url = h.server.url();
-    let Harness {
-        server,
-        _dir,
-        kubeconfig,
-    } = h;
-    server.stop();
-    let h2 = Harness {
-        server: ApiServer::start(sandbox_config()).unwrap(),
-        _dir,
-        kubeconfig,
-    };
+    // The kubeconfig points at an API server that has gone away.
+    let h = World::cluster(sandbox_config());
+    let gone = ApiServer::start(sandbox_config()).unwrap();
+    let url = gone.url();
+    std::fs::write(h.dir().join("kubeconfig"), gone.kubeconfig(CONTEXT)).unwrap();
+    gone.stop();
     let started = std::time::Instant::now();
-    let out = h2.xtask(&["diff", "--env", "sandbox"]);
+    let out = h.run(&["diff", "--env", "sandbox"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -447,11 +354,11 @@ fn an_unreachable_api_server_is_a_clear_error() {
 
 #[test]
 fn a_context_other_than_the_pinned_one_is_refused() {
-    let h = Harness::with_context(sandbox_config(), "someone-elses-cluster");
-    let out = h.xtask(&["diff", "--env", "sandbox"]);
+    let h = World::cluster_with_context(sandbox_config(), "someone-elses-cluster");
+    let out = h.run(&["diff", "--env", "sandbox"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("the kubeconfig has no context `zk-observers-sandbox`, which environment sandbox is pinned to (contexts found: someone-elses-cluster)"), "{}", stderr(&out));
-    let out = h.xtask(&[
+    let out = h.run(&[
         "diff",
         "--env",
         "sandbox",
@@ -464,9 +371,9 @@ fn a_context_other_than_the_pinned_one_is_refused() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(h.server.stats().requests, 0, "refused before any request");
+    assert_eq!(h.api.stats().requests, 0, "refused before any request");
     // With the explicit flag it proceeds.
-    let out = h.xtask(&[
+    let out = h.run(&[
         "diff",
         "--env",
         "sandbox",
@@ -479,49 +386,49 @@ fn a_context_other_than_the_pinned_one_is_refused() {
 
 #[test]
 fn the_environment_defaults_to_the_one_pinned_to_the_current_context() {
-    let h = Harness::start(sandbox_config());
-    let out = h.xtask(&["diff"]);
+    let h = World::cluster(sandbox_config());
+    let out = h.run(&["diff"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stdout(&out).contains("cluster diff for sandbox (context zk-observers-sandbox"));
 }
 
 #[test]
 fn transient_errors_are_retried_and_permanent_ones_reported() {
-    let h = Harness::start(sandbox_config());
-    h.server.inject(Fault {
+    let h = World::cluster(sandbox_config());
+    h.api.inject(Fault {
         method: Some("GET".into()),
         path_contains: Some("/services/zk0".into()),
         status: 503,
         latency: Duration::ZERO,
         times: 2,
     });
-    h.server.inject(Fault {
+    h.api.inject(Fault {
         method: Some("PATCH".into()),
         path_contains: Some("/services/zk1".into()),
         status: 429,
         latency: Duration::ZERO,
         times: 1,
     });
-    h.server.inject(Fault {
+    h.api.inject(Fault {
         method: None,
         path_contains: Some("/endpoints/".into()),
         status: 500,
         latency: Duration::from_millis(50),
         times: 1,
     });
-    let out = h.xtask(&["diff", "--env", "sandbox"]);
+    let out = h.run(&["diff", "--env", "sandbox"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stdout(&out).contains(&format!("{DESIRED} to create")));
 
-    h.server.inject(Fault {
+    h.api.inject(Fault {
         method: Some("PATCH".into()),
         path_contains: Some("/services/zk2".into()),
         status: 403,
         latency: Duration::ZERO,
         times: u32::MAX,
     });
-    let before = h.server.stats().requests;
-    let out = h.xtask(&["diff", "--env", "sandbox"]);
+    let before = h.api.stats().requests;
+    let out = h.run(&["diff", "--env", "sandbox"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -529,7 +436,7 @@ fn transient_errors_are_retried_and_permanent_ones_reported() {
         "{err}"
     );
     assert!(err.contains("lacks the RBAC permission"), "{err}");
-    let zk2_patches = h.server.stats().requests - before;
+    let zk2_patches = h.api.stats().requests - before;
     assert!(
         zk2_patches < 10,
         "a 403 is not retried ({zk2_patches} requests)"
@@ -538,11 +445,11 @@ fn transient_errors_are_retried_and_permanent_ones_reported() {
 
 #[test]
 fn a_missing_namespace_or_crd_is_reported_with_the_fix() {
-    let h = Harness::start(Config {
+    let h = World::cluster(Config {
         namespaces: vec!["default".into()],
         ..sandbox_config()
     });
-    let out = h.xtask(&["diff", "--env", "sandbox"]);
+    let out = h.run(&["diff", "--env", "sandbox"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -551,11 +458,11 @@ fn a_missing_namespace_or_crd_is_reported_with_the_fix() {
     );
     assert!(err.contains("create the namespace"), "{err}");
 
-    let h = Harness::start(Config {
+    let h = World::cluster(Config {
         crds: false,
         ..sandbox_config()
     });
-    let out = h.xtask(&["diff", "--env", "sandbox"]);
+    let out = h.run(&["diff", "--env", "sandbox"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("ServiceMonitor CRD is not installed"),
@@ -566,15 +473,15 @@ fn a_missing_namespace_or_crd_is_reported_with_the_fix() {
 
 #[test]
 fn diff_json_has_one_entry_per_object() {
-    let h = Harness::start(sandbox_config());
+    let h = World::cluster(sandbox_config());
     assert_eq!(
-        h.xtask(&["apply", "--env", "sandbox", "--no-wait"])
+        h.run(&["apply", "--env", "sandbox", "--no-wait"])
             .status
             .code(),
         Some(0)
     );
-    h.server.insert(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "zk9", "namespace": NS, "labels": {"app.kubernetes.io/managed-by": "zk-observers-xtask", "zk-observers.dev/environment": "sandbox"}}, "spec": {"ports": [{"port": 80}]}}), "zk-observers-xtask").unwrap();
-    let out = h.xtask(&["diff", "--env", "sandbox", "--output", "json"]);
+    h.api.insert(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "zk9", "namespace": NS, "labels": {"app.kubernetes.io/managed-by": "zk-observers-xtask", "zk-observers.dev/environment": "sandbox"}}, "spec": {"ports": [{"port": 80}]}}), "zk-observers-xtask").unwrap();
+    let out = h.run(&["diff", "--env", "sandbox", "--output", "json"]);
     assert_eq!(out.status.code(), Some(2));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["in_sync"], false);
@@ -589,22 +496,22 @@ fn diff_json_has_one_entry_per_object() {
 
 #[test]
 fn diff_sends_no_more_requests_with_5000_unrelated_services() {
-    let count = |h: &Harness| {
-        h.server.reset_stats();
-        let out = h.xtask(&["diff", "--env", "sandbox"]);
+    let count = |h: &World| {
+        h.api.reset_stats();
+        let out = h.run(&["diff", "--env", "sandbox"]);
         assert_eq!(out.status.code(), Some(0));
-        h.server.stats()
+        h.api.stats()
     };
-    let h = Harness::start(sandbox_config());
+    let h = World::cluster(sandbox_config());
     assert_eq!(
-        h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"])
+        h.run(&["apply", "--env", "sandbox", "--timeout", "20s"])
             .status
             .code(),
         Some(0)
     );
     let quiet = count(&h);
     for i in 0..5000 {
-        h.server
+        h.api
             .insert(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": format!("unrelated-{i}"), "namespace": NS, "labels": {"app": "other"}}, "spec": {"ports": [{"port": 80}]}}), "someone")
             .unwrap();
     }
@@ -618,20 +525,20 @@ fn diff_sends_no_more_requests_with_5000_unrelated_services() {
 }
 
 /// The Endpoints and EndpointSlices the controllers write for the per-pod Services.
-fn controller_objects(h: &Harness) -> Vec<Value> {
+fn controller_objects(h: &World) -> Vec<Value> {
     let mut out = Vec::new();
     for svc in ["zk0", "zk1", "zk2"] {
-        if let Some(e) = h.server.get("v1", "endpoints", NS, svc) {
+        if let Some(e) = h.api.get("v1", "endpoints", NS, svc) {
             out.push(e);
         }
     }
     out
 }
 
-fn slices_of(h: &Harness, svc: &str) -> Vec<Value> {
+fn slices_of(h: &World, svc: &str) -> Vec<Value> {
     // The test server's direct reads go by name; slices have generated names, so list them.
     let mut out = Vec::new();
-    h.as_manager(async |client| {
+    h.client(async |client| {
         let api: kube::Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
             kube::Api::namespaced(client, NS);
         let lp =
@@ -645,17 +552,17 @@ fn slices_of(h: &Harness, svc: &str) -> Vec<Value> {
 
 #[test]
 fn the_controllers_objects_are_never_taken_for_ours() {
-    let h = Harness::start(sandbox_config());
-    let out = h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    let h = World::cluster(sandbox_config());
+    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    h.wait_for("the controllers' Endpoints and slices", |h| {
-        controller_objects(h).len() == 3
+    wait_for("the controllers' Endpoints and slices", || {
+        controller_objects(&h).len() == 3
             && ["zk0", "zk1", "zk2"]
                 .iter()
-                .all(|s| slices_of(h, s).len() == 1)
+                .all(|s| slices_of(&h, s).len() == 1)
     });
     // They carry this tool's labels, copied from the Services: a label selector alone finds them.
-    let ep = h.server.get("v1", "endpoints", NS, "zk0").unwrap();
+    let ep = h.api.get("v1", "endpoints", NS, "zk0").unwrap();
     assert_eq!(
         ep["metadata"]["labels"]["app.kubernetes.io/managed-by"],
         "zk-observers-xtask"
@@ -678,7 +585,7 @@ fn the_controllers_objects_are_never_taken_for_ours() {
     for args in [vec!["diff"], vec!["diff", "--read-only"]] {
         let mut a = args.clone();
         a.extend(["--env", "sandbox"]);
-        let out = h.xtask(&a);
+        let out = h.run(&a);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -687,11 +594,11 @@ fn the_controllers_objects_are_never_taken_for_ours() {
         );
         assert!(stdout(&out).contains("0 to prune"), "{}", stdout(&out));
     }
-    let writes = h.server.stats().writes;
-    let out = h.xtask(&["apply", "--env", "sandbox", "--prune", "--timeout", "20s"]);
+    let writes = h.api.stats().writes;
+    let out = h.run(&["apply", "--env", "sandbox", "--prune", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("0 pruned"), "{}", stdout(&out));
-    assert_eq!(h.server.stats().writes, writes, "no write at all");
+    assert_eq!(h.api.stats().writes, writes, "no write at all");
     let after: Vec<Value> = controller_objects(&h)
         .iter()
         .map(|o| o["metadata"]["uid"].clone())
@@ -701,10 +608,10 @@ fn the_controllers_objects_are_never_taken_for_ours() {
 
 #[test]
 fn taking_over_a_service_kubectl_created_meets_real_conflicts() {
-    let h = Harness::start(sandbox_config());
+    let h = World::cluster(sandbox_config());
     // `kubectl create service clusterip zk0 --tcp=2888:2888` before the tool was adopted: the
     // defaulted type (ClusterIP) belongs to kubectl-create.
-    h.as_manager(async |client| {
+    h.client(async |client| {
         let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
             "metadata": {"name": "zk0", "namespace": NS},
             "spec": {"ports": [{"name": "tcp-quorum", "port": 2888}], "selector": {"statefulset.kubernetes.io/pod-name": "sandbox-zookeeper-0"}}
@@ -715,7 +622,7 @@ fn taking_over_a_service_kubectl_created_meets_real_conflicts() {
     for args in [vec!["diff"], vec!["diff", "--read-only"]] {
         let mut a = args.clone();
         a.extend(["--env", "sandbox"]);
-        let out = h.xtask(&a);
+        let out = h.run(&a);
         assert_eq!(out.status.code(), Some(2));
         assert!(
             stdout(&out).contains(
@@ -725,8 +632,8 @@ fn taking_over_a_service_kubectl_created_meets_real_conflicts() {
             stdout(&out)
         );
     }
-    let writes = h.server.stats().writes;
-    let out = h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    let writes = h.api.stats().writes;
+    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains(
@@ -735,10 +642,10 @@ fn taking_over_a_service_kubectl_created_meets_real_conflicts() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(h.server.stats().writes, writes, "nothing applied");
+    assert_eq!(h.api.stats().writes, writes, "nothing applied");
     assert_eq!(h.service("zk0").unwrap()["spec"]["type"], "ClusterIP");
 
-    let out = h.xtask(&[
+    let out = h.run(&[
         "apply",
         "--env",
         "sandbox",
@@ -749,54 +656,38 @@ fn taking_over_a_service_kubectl_created_meets_real_conflicts() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(h.service("zk0").unwrap()["spec"]["type"], "LoadBalancer");
     // Taken over for good: in sync, a plain apply writes nothing.
-    let out = h.xtask(&["diff", "--env", "sandbox"]);
+    let out = h.run(&["diff", "--env", "sandbox"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    let writes = h.server.stats().writes;
+    let writes = h.api.stats().writes;
     assert_eq!(
-        h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"])
+        h.run(&["apply", "--env", "sandbox", "--timeout", "20s"])
             .status
             .code(),
         Some(0)
     );
-    assert_eq!(h.server.stats().writes, writes);
+    assert_eq!(h.api.stats().writes, writes);
 }
 
 #[test]
 fn pruning_a_load_balancer_waits_until_the_cloud_releases_it() {
     let mut config = sandbox_config();
     config.lb_cleanup = Duration::from_millis(1500);
-    let h = Harness::start(config);
+    let h = World::cluster(config);
     assert_eq!(
-        h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"])
+        h.run(&["apply", "--env", "sandbox", "--timeout", "20s"])
             .status
             .code(),
         Some(0)
     );
     // zk9: a per-pod Service this tool applied when the ensemble had 10 replicas.
-    let mut zk9 = serde_json::to_value(
-        &manifests::objects::load_balancer_services(
-            &manifests::environments::sandbox::environment(),
-        )[0],
-    )
-    .unwrap();
-    zk9["metadata"]["name"] = json!("zk9");
-    h.as_manager(async |client| {
-        services(client)
-            .patch(
-                "zk9",
-                &kube::api::PatchParams::apply("zk-observers-xtask"),
-                &kube::api::Patch::Apply(&zk9),
-            )
-            .await
-            .unwrap();
-    });
-    h.wait_for("the cloud's finalizer on zk9", |h| {
+    apply_as_the_tool(&h, &per_pod_service("zk9"));
+    wait_for("the cloud's finalizer on zk9", || {
         h.service("zk9")
             .is_some_and(|s| s["metadata"]["finalizers"].is_array())
     });
 
     let started = std::time::Instant::now();
-    let out = h.xtask(&["apply", "--env", "sandbox", "--prune", "--timeout", "20s"]);
+    let out = h.run(&["apply", "--env", "sandbox", "--prune", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         started.elapsed() >= Duration::from_millis(1500),
@@ -821,35 +712,19 @@ fn pruning_a_load_balancer_waits_until_the_cloud_releases_it() {
 fn a_prune_the_cloud_never_releases_times_out_clearly() {
     let mut config = sandbox_config();
     config.lb_cleanup = Duration::from_secs(3600);
-    let h = Harness::start(config);
+    let h = World::cluster(config);
     assert_eq!(
-        h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"])
+        h.run(&["apply", "--env", "sandbox", "--timeout", "20s"])
             .status
             .code(),
         Some(0)
     );
-    let mut zk9 = serde_json::to_value(
-        &manifests::objects::load_balancer_services(
-            &manifests::environments::sandbox::environment(),
-        )[0],
-    )
-    .unwrap();
-    zk9["metadata"]["name"] = json!("zk9");
-    h.as_manager(async |client| {
-        services(client)
-            .patch(
-                "zk9",
-                &kube::api::PatchParams::apply("zk-observers-xtask"),
-                &kube::api::Patch::Apply(&zk9),
-            )
-            .await
-            .unwrap();
-    });
-    h.wait_for("the cloud's finalizer on zk9", |h| {
+    apply_as_the_tool(&h, &per_pod_service("zk9"));
+    wait_for("the cloud's finalizer on zk9", || {
         h.service("zk9")
             .is_some_and(|s| s["metadata"]["finalizers"].is_array())
     });
-    let out = h.xtask(&["apply", "--env", "sandbox", "--prune", "--timeout", "2s"]);
+    let out = h.run(&["apply", "--env", "sandbox", "--prune", "--timeout", "2s"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("Service/zookeeper/zk9 is still being deleted since")
@@ -858,7 +733,7 @@ fn a_prune_the_cloud_never_releases_times_out_clearly() {
         stderr(&out)
     );
     // diff (and drift) say it is going, not gone.
-    let out = h.xtask(&["diff", "--env", "sandbox"]);
+    let out = h.run(&["diff", "--env", "sandbox"]);
     assert!(
         stdout(&out)
             .contains("- prune Service/zookeeper/zk9 (no longer desired; being deleted since"),
@@ -870,13 +745,13 @@ fn a_prune_the_cloud_never_releases_times_out_clearly() {
 /// Each kind of cluster drift, planned by the server (dry run) and from reads only, the same way.
 #[test]
 fn reads_alone_plan_what_the_server_plans() {
-    let h = Harness::start(sandbox_config());
+    let h = World::cluster(sandbox_config());
     let plan = |read_only: bool| -> Value {
         let mut args = vec!["diff", "--env", "sandbox", "--output", "json"];
         if read_only {
             args.push("--read-only");
         }
-        let out = h.xtask(&args);
+        let out = h.run(&args);
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         v["objects"]
             .as_array()
@@ -892,7 +767,7 @@ fn reads_alone_plan_what_the_server_plans() {
     };
     same("nothing applied yet");
     assert_eq!(
-        h.xtask(&["apply", "--env", "sandbox", "--timeout", "20s"])
+        h.run(&["apply", "--env", "sandbox", "--timeout", "20s"])
             .status
             .code(),
         Some(0)
@@ -907,7 +782,7 @@ fn reads_alone_plan_what_the_server_plans() {
     );
     // A human edit (changes the value and takes the field), a label another tool added, a
     // changed EndpointSlice, a deleted ServiceMonitor, an extra object of ours.
-    h.as_manager(async |client| {
+    h.client(async |client| {
         let edit = kube::api::PatchParams {
             field_manager: Some("kubectl-edit".into()),
             ..Default::default()
@@ -967,7 +842,7 @@ fn reads_alone_plan_what_the_server_plans() {
         .as_object_mut()
         .unwrap()
         .remove("loadBalancerSourceRanges");
-    h.as_manager(async |client| {
+    h.client(async |client| {
         services(client)
             .patch(
                 "zk9",
@@ -1005,43 +880,23 @@ fn reads_alone_plan_what_the_server_plans() {
 
 #[test]
 fn the_rendered_roles_are_enough_and_read_only_identities_cannot_write() {
-    let env = manifests::environments::sandbox::environment();
-    let roles = |access: manifests::rbac::Access| -> Vec<Value> {
-        manifests::rbac::roles(&env)
-            .into_iter()
-            .filter(|r| r.metadata.name.as_deref() == Some(access.role_name()))
-            .map(|r| serde_json::to_value(r).unwrap())
-            .collect()
-    };
     let mut config = sandbox_config();
     config.identities = vec![
         sandbox::Identity::from_roles("deployer", &roles(manifests::rbac::Access::Deploy)).unwrap(),
         sandbox::Identity::from_roles("drift-job", &roles(manifests::rbac::Access::Drift)).unwrap(),
         sandbox::Identity::read_only("auditor"),
     ];
-    let h = Harness::start(config);
+    let h = World::cluster(config);
     // The deploy Role: diff (dry runs), apply, a second apply, prune.
-    let out = h.xtask_as("deployer", &["diff", "--env", "sandbox"]);
+    let out = h.run_as("deployer", &["diff", "--env", "sandbox"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let out = h.xtask_as(
+    let out = h.run_as(
         "deployer",
         &["apply", "--env", "sandbox", "--timeout", "20s"],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let mut zk9 =
-        serde_json::to_value(&manifests::objects::load_balancer_services(&env)[0]).unwrap();
-    zk9["metadata"]["name"] = json!("zk9");
-    h.as_manager(async |client| {
-        services(client)
-            .patch(
-                "zk9",
-                &kube::api::PatchParams::apply("zk-observers-xtask"),
-                &kube::api::Patch::Apply(&zk9),
-            )
-            .await
-            .unwrap();
-    });
-    let out = h.xtask_as(
+    apply_as_the_tool(&h, &per_pod_service("zk9"));
+    let out = h.run_as(
         "deployer",
         &["apply", "--env", "sandbox", "--prune", "--timeout", "20s"],
     );
@@ -1050,10 +905,10 @@ fn the_rendered_roles_are_enough_and_read_only_identities_cannot_write() {
 
     // The drift Role and a read-only identity: a read-only plan works, and asks for no write.
     for user in ["drift-job", "auditor"] {
-        let out = h.xtask_as(user, &["diff", "--env", "sandbox", "--read-only"]);
+        let out = h.run_as(user, &["diff", "--env", "sandbox", "--read-only"]);
         assert_eq!(out.status.code(), Some(0), "{user}: {}", stderr(&out));
         // A dry-run plan needs write rights, and says so.
-        let out = h.xtask_as(user, &["diff", "--env", "sandbox"]);
+        let out = h.run_as(user, &["diff", "--env", "sandbox"]);
         assert_eq!(out.status.code(), Some(1));
         assert!(
             stderr(&out).contains("403 Forbidden")
@@ -1061,10 +916,10 @@ fn the_rendered_roles_are_enough_and_read_only_identities_cannot_write() {
             "{}",
             stderr(&out)
         );
-        let out = h.xtask_as(user, &["apply", "--env", "sandbox", "--timeout", "20s"]);
+        let out = h.run_as(user, &["apply", "--env", "sandbox", "--timeout", "20s"]);
         assert_eq!(out.status.code(), Some(1));
     }
-    let stats = h.server.stats();
+    let stats = h.api.stats();
     assert!(stats.write_requests("deployer") > 0);
     assert_eq!(
         stats.by_user["drift-job"]

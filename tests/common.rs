@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use serde_json::Value;
+
 /// The `cargo xtask` binary built for this test run.
 pub fn xtask() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
@@ -69,4 +71,248 @@ pub fn with_client<T>(kubeconfig: String, f: impl AsyncFnOnce(kube::Client) -> T
                 .unwrap();
             f(kube::Client::try_from(config).unwrap()).await
         })
+}
+
+/// The sandbox environment's kube context.
+pub const CONTEXT: &str = "zk-observers-sandbox";
+/// The sandbox environment's namespace.
+pub const NS: &str = "zookeeper";
+
+/// The one test world: a Kubernetes API test server with a kubeconfig for it, and, for the tests
+/// that need them (as root), the sandbox's observer hosts and ZooKeeper ensemble.
+pub struct World {
+    pub api: sandbox::ApiServer,
+    sb: Option<sandbox::Sandbox>,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl World {
+    /// An API test server only.
+    pub fn cluster(config: sandbox::Config) -> World {
+        World::cluster_with_context(config, CONTEXT)
+    }
+
+    /// An API test server only, its kubeconfig's context named `context`.
+    pub fn cluster_with_context(config: sandbox::Config, context: &str) -> World {
+        let api = sandbox::ApiServer::start(config).expect("the API test server starts");
+        World::with(api, None, context)
+    }
+
+    /// The sandbox with the cluster `sandbox::harness::api_config` describes (load balancers after
+    /// 300 ms).
+    pub fn sandbox() -> World {
+        World::sandbox_with(|env| {
+            sandbox::harness::api_config(env, std::time::Duration::from_millis(300))
+        })
+    }
+
+    /// The sandbox with an API test server configured by `config` (from the sandbox environment).
+    pub fn sandbox_with(config: impl FnOnce(&manifests::Environment) -> sandbox::Config) -> World {
+        let sb = sandbox::Sandbox::start(sandbox::Options::default())
+            .expect("the sandbox starts (run as root; see .ci/run for the packages)");
+        let api = sandbox::ApiServer::start(config(&sb.env)).expect("the API test server starts");
+        World::with(api, Some(sb), CONTEXT)
+    }
+
+    fn with(api: sandbox::ApiServer, sb: Option<sandbox::Sandbox>, context: &str) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, api.kubeconfig(context)).unwrap();
+        World {
+            api,
+            sb,
+            dir,
+            kubeconfig,
+        }
+    }
+
+    pub fn sb(&self) -> &sandbox::Sandbox {
+        self.sb.as_ref().expect("a world with the sandbox")
+    }
+
+    pub fn sb_mut(&mut self) -> &mut sandbox::Sandbox {
+        self.sb.as_mut().expect("a world with the sandbox")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `cargo xtask ARGS` with this world's kubeconfig, a home of its own and no stdin.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        self.cmd_with(&self.kubeconfig, args)
+    }
+
+    fn cmd_with(&self, kubeconfig: &Path, args: &[&str]) -> Command {
+        let mut c = xtask();
+        c.env("KUBECONFIG", kubeconfig)
+            .env("HOME", self.dir.path())
+            .stdin(std::process::Stdio::null())
+            .args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        run(&mut self.cmd(args))
+    }
+
+    /// A kubeconfig for the API test server's identity `user`.
+    pub fn kubeconfig_as(&self, user: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("kubeconfig-{user}"));
+        std::fs::write(&path, self.api.kubeconfig_as(CONTEXT, user).unwrap()).unwrap();
+        path
+    }
+
+    /// `cargo xtask ARGS` as the API test server's identity `user`.
+    pub fn run_as(&self, user: &str, args: &[&str]) -> Output {
+        run(&mut self.cmd_with(&self.kubeconfig_as(user), args))
+    }
+
+    fn sandbox_args(&self, args: &[&str]) -> Vec<String> {
+        let mut all = vec![
+            args[0].to_string(),
+            "--env".into(),
+            "sandbox".into(),
+            "--identity".into(),
+            self.sb().ssh_identity().display().to_string(),
+        ];
+        all.extend(args[1..].iter().map(|a| a.to_string()));
+        all
+    }
+
+    /// `cargo xtask SUBCOMMAND --env sandbox --identity <the sandbox key> REST`.
+    pub fn on_sandbox(&self, args: &[&str]) -> Output {
+        let all = self.sandbox_args(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        self.run(&refs)
+    }
+
+    /// [`on_sandbox`](Self::on_sandbox) as the identity `user`.
+    pub fn on_sandbox_as(&self, user: &str, args: &[&str]) -> Output {
+        let all = self.sandbox_args(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        self.run_as(user, &refs)
+    }
+
+    /// A successful `deploy --yes --output json` of the sandbox.
+    pub fn deploy(&self) -> Value {
+        let out = self.on_sandbox(&["deploy", "--yes", "--output", "json"]);
+        assert_eq!(out.status.code(), Some(0), "deploy");
+        json(&out)
+    }
+
+    /// `drift --output json`: exit code and report.
+    pub fn drift(&self) -> (i32, Value) {
+        let out = self.on_sandbox(&["drift", "--output", "json"]);
+        (out.status.code().unwrap(), json(&out))
+    }
+
+    /// Write requests to the objects this tool manages (the deploy lock's Lease is bookkeeping).
+    pub fn managed_writes(&self) -> u64 {
+        self.api
+            .stats()
+            .by_verb
+            .iter()
+            .filter(|(k, _)| {
+                let (verb, resource) = k.split_once(' ').unwrap();
+                !verb.contains("dry-run")
+                    && !resource.starts_with("leases")
+                    && ["create", "apply", "update", "patch", "delete"].contains(&verb)
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Runs `f` with a kube client of the administrator: edits by "someone else".
+    pub fn client<T>(&self, f: impl AsyncFnOnce(kube::Client) -> T) -> T {
+        with_client(self.api.kubeconfig(CONTEXT), f)
+    }
+
+    /// The Service `name` of the sandbox's namespace, read directly.
+    pub fn service(&self, name: &str) -> Option<Value> {
+        self.api.get("v1", "services", NS, name)
+    }
+
+    /// When `host`'s ZooKeeper container was started.
+    pub fn started_at(&self, host: &str) -> String {
+        started_at(self.sb().host(host))
+    }
+
+    /// The contents of `file` in `host`'s deploy directory.
+    pub fn deployed(&self, host: &str, file: &str) -> String {
+        std::fs::read_to_string(self.sb().host(host).deploy_dir.join(file)).unwrap()
+    }
+
+    /// Replaces `from` with `to` in `file` on `host`, as a hand edit there.
+    pub fn edit(&self, host: &str, file: &str, from: &str, to: &str) {
+        let path = self.sb().host(host).deploy_dir.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{from} not in {}", path.display());
+        std::fs::write(&path, text.replace(from, to)).unwrap();
+    }
+}
+
+/// The JSON document on a command's stdout.
+pub fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "JSON on stdout ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Polls `ready` every 25 ms for at most 10 s.
+pub fn wait_for(what: &str, ready: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
+/// The sandbox environment's first per-pod Service, renamed `name`, as this tool would apply it
+/// (for objects the tool wrote once and no longer desires).
+pub fn per_pod_service(name: &str) -> Value {
+    let env = manifests::environments::sandbox::environment();
+    let mut svc =
+        serde_json::to_value(&manifests::objects::load_balancer_services(&env)[0]).unwrap();
+    svc["metadata"]["name"] = serde_json::json!(name);
+    svc
+}
+
+/// Applies `object` (a Service) as this tool's field manager would have.
+pub fn apply_as_the_tool(w: &World, object: &Value) {
+    let name = object["metadata"]["name"].as_str().unwrap().to_string();
+    w.client(async |c| {
+        let api: kube::Api<k8s_openapi::api::core::v1::Service> = kube::Api::namespaced(c, NS);
+        api.patch(
+            &name,
+            &kube::api::PatchParams::apply("zk-observers-xtask"),
+            &kube::api::Patch::Apply(object),
+        )
+        .await
+        .unwrap();
+    });
+}
+
+/// The rendered Roles of `access` for the sandbox environment, as JSON documents.
+pub fn roles(access: manifests::rbac::Access) -> Vec<Value> {
+    manifests::rbac::roles(&manifests::environments::sandbox::environment())
+        .into_iter()
+        .filter(|r| r.metadata.name.as_deref() == Some(access.role_name()))
+        .map(|r| serde_json::to_value(r).unwrap())
+        .collect()
 }

@@ -3,126 +3,26 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use common::{wait_for, World, NS};
 use sandbox::harness::four_letter_word;
-use sandbox::{ApiServer, Options, Sandbox};
 use serde_json::{json, Value};
 
-const NS: &str = "zookeeper";
-
-struct World {
-    sb: Sandbox,
-    api: ApiServer,
-    _dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
-
-fn world() -> World {
-    world_with(|env| sandbox::harness::api_config(env, Duration::from_millis(300)))
-}
-
-/// The sandbox with an API test server configured by `config` (from the sandbox environment).
-fn world_with(config: impl FnOnce(&manifests::Environment) -> sandbox::Config) -> World {
-    let sb = Sandbox::start(Options::default()).expect("the sandbox starts (as root)");
-    let api = ApiServer::start(config(&sb.env)).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, api.kubeconfig("zk-observers-sandbox")).unwrap();
-    World {
-        sb,
-        api,
-        _dir: dir,
-        kubeconfig,
-    }
-}
-
-impl World {
-    fn xtask(&self, args: &[&str]) -> Output {
-        let mut c = common::xtask();
-        c.arg(args[0])
-            .args(["--env", "sandbox", "--identity"])
-            .arg(self.sb.ssh_identity())
-            .args(&args[1..])
-            .env("KUBECONFIG", &self.kubeconfig)
-            .stdin(Stdio::null());
-        common::run(&mut c)
-    }
-
-    /// `cargo xtask` as the API test server's identity `user`.
-    fn xtask_as(&self, user: &str, args: &[&str]) -> Output {
-        let kubeconfig = self._dir.path().join(format!("kubeconfig-{user}"));
-        std::fs::write(
-            &kubeconfig,
-            self.api
-                .kubeconfig_as("zk-observers-sandbox", user)
-                .unwrap(),
-        )
-        .unwrap();
-        let mut c = common::xtask();
-        c.arg(args[0])
-            .args(["--env", "sandbox", "--identity"])
-            .arg(self.sb.ssh_identity())
-            .args(&args[1..])
-            .env("KUBECONFIG", &kubeconfig)
-            .stdin(Stdio::null());
-        common::run(&mut c)
-    }
-
-    fn deploy(&self) -> Value {
-        let out = self.xtask(&["deploy", "--yes", "--output", "json"]);
-        assert_eq!(out.status.code(), Some(0), "deploy");
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn drift(&self) -> (i32, Value) {
-        let out = self.xtask(&["drift", "--output", "json"]);
-        (
-            out.status.code().unwrap(),
-            serde_json::from_slice(&out.stdout).unwrap(),
-        )
-    }
-
-    /// Writes to the objects this tool manages (the Lease of the deploy lock is bookkeeping).
-    fn managed_writes(&self) -> u64 {
-        self.api
-            .stats()
-            .by_verb
-            .iter()
-            .filter(|(k, _)| {
-                let (verb, resource) = k.split_once(' ').unwrap();
-                !verb.contains("dry-run")
-                    && !resource.starts_with("leases")
-                    && ["create", "apply", "update", "patch", "delete"].contains(&verb)
-            })
-            .map(|(_, n)| n)
-            .sum()
-    }
-
-    fn started_at(&self, host: &str) -> String {
-        common::started_at(self.sb.host(host))
-    }
-
-    fn mtimes(&self) -> Vec<std::time::SystemTime> {
-        let mut v = Vec::new();
-        for h in &self.sb.hosts {
-            for f in ["zoo.cfg", "docker-compose.yaml"] {
-                v.push(
-                    std::fs::metadata(h.deploy_dir.join(f))
-                        .unwrap()
-                        .modified()
-                        .unwrap(),
-                );
-            }
+/// The modification times of the managed files on every host.
+fn mtimes(w: &World) -> Vec<std::time::SystemTime> {
+    let mut v = Vec::new();
+    for h in &w.sb().hosts {
+        for f in ["zoo.cfg", "docker-compose.yaml"] {
+            v.push(
+                std::fs::metadata(h.deploy_dir.join(f))
+                    .unwrap()
+                    .modified()
+                    .unwrap(),
+            );
         }
-        v
     }
-
-    fn client<T>(&self, f: impl AsyncFnOnce(kube::Client) -> T) -> T {
-        common::with_client(self.api.kubeconfig("zk-observers-sandbox"), f)
-    }
+    v
 }
 
 fn kinds(report: &Value) -> Vec<String> {
@@ -142,8 +42,8 @@ fn kinds(report: &Value) -> Vec<String> {
 
 #[test]
 fn a_second_deploy_changes_nothing_counted() {
-    let w = world();
-    let out = w.xtask(&["deploy", "--dry-run"]);
+    let w = World::sandbox();
+    let out = w.on_sandbox(&["deploy", "--dry-run"]);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -172,10 +72,10 @@ fn a_second_deploy_changes_nothing_counted() {
 
     let writes = w.managed_writes();
     let restarts = (w.started_at("zk-observer-1"), w.started_at("zk-observer-2"));
-    let mtimes = w.mtimes();
+    let before = mtimes(&w);
     let second = w.deploy();
     assert_eq!(w.managed_writes() - writes, 0, "0 API writes");
-    assert_eq!(w.mtimes(), mtimes, "0 file writes");
+    assert_eq!(mtimes(&w), before, "0 file writes");
     assert_eq!(
         (w.started_at("zk-observer-1"), w.started_at("zk-observer-2")),
         restarts,
@@ -198,7 +98,7 @@ fn a_second_deploy_changes_nothing_counted() {
 
 #[test]
 fn drift_is_clean_after_a_deploy_and_finds_each_kind_of_drift() {
-    let w = world();
+    let w = World::sandbox();
     w.deploy();
     // Reads leave ZooKeeper's statistics alone: the exporter resets them on every scrape
     // (-reset-on-scrape=true), so drift must not scrape it. A reset would drop this counter to 1.
@@ -236,7 +136,7 @@ fn drift_is_clean_after_a_deploy_and_finds_each_kind_of_drift() {
         .await
         .unwrap();
     });
-    let cfg = w.sb.host("zk-observer-2").deploy_dir.join("zoo.cfg");
+    let cfg = w.sb().host("zk-observer-2").deploy_dir.join("zoo.cfg");
     std::fs::write(
         &cfg,
         std::fs::read_to_string(&cfg)
@@ -244,7 +144,7 @@ fn drift_is_clean_after_a_deploy_and_finds_each_kind_of_drift() {
             .replace("maxClientCnxns=60", "maxClientCnxns=6000"),
     )
     .unwrap();
-    let h1 = w.sb.host("zk-observer-1");
+    let h1 = w.sb().host("zk-observer-1");
     let exporter = h1.container_id("exporter").unwrap();
     h1.docker(&["stop", &exporter]).unwrap();
 
@@ -279,13 +179,13 @@ fn drift_is_clean_after_a_deploy_and_finds_each_kind_of_drift() {
         .contains("-maxClientCnxns=6000\n+maxClientCnxns=60\n"));
 
     // The human now owns the label: a plain deploy refuses to take it, changing nothing...
-    let out = w.xtask(&["deploy", "--yes"]);
+    let out = w.on_sandbox(&["deploy", "--yes"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("owned by field manager \"kubectl-edit\"")
     );
     // ...and a deploy that takes ownership back repairs all of it; drift is clean again.
-    let out = w.xtask(&["deploy", "--yes", "--force-conflicts"]);
+    let out = w.on_sandbox(&["deploy", "--yes", "--force-conflicts"]);
     assert_eq!(out.status.code(), Some(0));
     let (code, report) = w.drift();
     assert_eq!(code, 0, "{report}");
@@ -293,7 +193,7 @@ fn drift_is_clean_after_a_deploy_and_finds_each_kind_of_drift() {
 
 #[test]
 fn drift_finds_moved_load_balancers_and_observers_that_stopped_observing() {
-    let w = world();
+    let w = World::sandbox();
     w.deploy();
     // The cloud moved zk1's load balancer: the observers still point at the old address.
     w.client(async |c| {
@@ -323,7 +223,7 @@ fn drift_finds_moved_load_balancers_and_observers_that_stopped_observing() {
 
     // A paused ZooKeeper accepts connections and never answers: the probe gives up on each request
     // after its timeout instead of hanging the drift check, and reports what did not answer.
-    let h1 = w.sb.host("zk-observer-1");
+    let h1 = w.sb().host("zk-observer-1");
     let zk = h1.container_id("zookeeper").unwrap();
     h1.docker(&["pause", &zk]).unwrap();
     let (code, report) = w.drift();
@@ -338,9 +238,8 @@ fn drift_finds_moved_load_balancers_and_observers_that_stopped_observing() {
     assert_eq!(paused["detail"], "srvr: no answer within 4 s", "{report}");
 
     // The whole ensemble stops: observers are up but no longer observing.
-    let mut sb = w.sb;
-    sb.ensemble.as_mut().unwrap().stop();
-    let w = World { sb, ..w };
+    let mut w = w;
+    w.sb_mut().ensemble.as_mut().unwrap().stop();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let (code, report) = w.drift();
@@ -361,7 +260,7 @@ fn drift_finds_moved_load_balancers_and_observers_that_stopped_observing() {
 
 #[test]
 fn the_deploy_lock_keeps_deploys_apart_and_drift_waits() {
-    let w = world();
+    let w = World::sandbox();
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     let held = |renew: &str| {
         json!({
@@ -372,7 +271,7 @@ fn the_deploy_lock_keeps_deploys_apart_and_drift_waits() {
     };
     w.api.insert(held(&now), "zk-observers-xtask").unwrap();
 
-    let out = w.xtask(&["deploy", "--yes"]);
+    let out = w.on_sandbox(&["deploy", "--yes"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -383,7 +282,7 @@ fn the_deploy_lock_keeps_deploys_apart_and_drift_waits() {
     );
     assert_eq!(w.managed_writes(), 0, "nothing was changed");
 
-    let out = w.xtask(&["drift"]);
+    let out = w.on_sandbox(&["drift"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout)
         .contains("skipped: a deploy by alice@laptop pid 42 holds the lock"));
@@ -405,8 +304,8 @@ fn the_deploy_lock_keeps_deploys_apart_and_drift_waits() {
 
 #[test]
 fn deploy_refuses_without_a_terminal_or_yes() {
-    let w = world();
-    let out = w.xtask(&["deploy"]);
+    let w = World::sandbox();
+    let out = w.on_sandbox(&["deploy"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("there is no terminal to ask on: pass --yes")
@@ -419,40 +318,15 @@ fn deploy_refuses_without_a_terminal_or_yes() {
 }
 
 #[test]
-fn the_demo_runs_end_to_end() {
-    // The README's first quick-start command; it starts its own sandbox.
-    let mut c = common::xtask();
-    c.arg("demo").stdin(Stdio::null());
-    let out = common::run(&mut c);
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains(
-            "demo complete: deploy succeeded, the second deploy changed nothing, drift was caught"
-        ),
-        "{text}"
-    );
-    assert!(
-        text.contains("! cluster-changed Service/zookeeper/zk0"),
-        "{text}"
-    );
-    assert!(text.contains("! host-files host/zk-observer-2"), "{text}");
-    assert!(
-        text.contains("write requests the API server received from the drift identity: 0"),
-        "{text}"
-    );
-}
-
-#[test]
 fn diff_with_hosts_shows_each_observers_file_diff() {
-    let w = world();
-    let out = w.xtask(&["diff", "--hosts"]);
+    let w = World::sandbox();
+    let out = w.on_sandbox(&["diff", "--hosts"]);
     assert_eq!(out.status.code(), Some(2), "nothing deployed yet");
     w.deploy();
-    let out = w.xtask(&["diff", "--hosts"]);
+    let out = w.on_sandbox(&["diff", "--hosts"]);
     assert_eq!(out.status.code(), Some(0), "in sync after a deploy");
     assert!(String::from_utf8_lossy(&out.stdout).contains("unchanged  host zk-observer-1"));
-    let cfg = w.sb.host("zk-observer-2").deploy_dir.join("zoo.cfg");
+    let cfg = w.sb().host("zk-observer-2").deploy_dir.join("zoo.cfg");
     std::fs::write(
         &cfg,
         std::fs::read_to_string(&cfg)
@@ -460,7 +334,7 @@ fn diff_with_hosts_shows_each_observers_file_diff() {
             .replace("tickTime=2000", "tickTime=3000"),
     )
     .unwrap();
-    let out = w.xtask(&["diff", "--hosts"]);
+    let out = w.on_sandbox(&["diff", "--hosts"]);
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -472,18 +346,6 @@ fn diff_with_hosts_shows_each_observers_file_diff() {
         text.contains("in sync: 0 to create, 0 to update, 7 unchanged"),
         "the cluster part is in sync: {text}"
     );
-}
-
-/// Polls `ready` every 50 ms for at most 10 s.
-fn wait_for(what: &str, ready: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !ready() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The uids of the Endpoints and EndpointSlices the controllers wrote for the per-pod Services
@@ -508,7 +370,7 @@ fn controller_objects(w: &World) -> Vec<String> {
 
 #[test]
 fn with_the_controllers_on_deploy_is_idempotent_drift_clean_and_prune_spares_their_objects() {
-    let w = world();
+    let w = World::sandbox();
     w.deploy();
     wait_for(
         "the controllers' Endpoints and EndpointSlices of zk0..zk2",
@@ -519,7 +381,7 @@ fn with_the_controllers_on_deploy_is_idempotent_drift_clean_and_prune_spares_the
     assert_eq!(code, 0, "drift right after a deploy: {report}");
 
     let writes = w.managed_writes();
-    let out = w.xtask(&["deploy", "--yes", "--prune", "--output", "json"]);
+    let out = w.on_sandbox(&["deploy", "--yes", "--prune", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0));
     let second: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(second["totals"]["objects"]["pruned"], 0, "{second}");
@@ -535,7 +397,7 @@ fn with_the_controllers_on_deploy_is_idempotent_drift_clean_and_prune_spares_the
 
 #[test]
 fn drift_with_a_read_only_identity_finds_each_drift_and_writes_nothing() {
-    let w = world_with(|env| {
+    let w = World::sandbox_with(|env| {
         let mut config = sandbox::harness::api_config(env, Duration::from_millis(300));
         let drift_roles: Vec<Value> = manifests::rbac::roles(env)
             .into_iter()
@@ -550,7 +412,7 @@ fn drift_with_a_read_only_identity_finds_each_drift_and_writes_nothing() {
     });
     w.deploy();
     for user in ["auditor", "drift-job"] {
-        let out = w.xtask_as(user, &["drift", "--output", "json"]);
+        let out = w.on_sandbox_as(user, &["drift", "--output", "json"]);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -608,7 +470,7 @@ fn drift_with_a_read_only_identity_finds_each_drift_and_writes_nothing() {
             .await
             .unwrap();
     });
-    let cfg = w.sb.host("zk-observer-2").deploy_dir.join("zoo.cfg");
+    let cfg = w.sb().host("zk-observer-2").deploy_dir.join("zoo.cfg");
     std::fs::write(
         &cfg,
         std::fs::read_to_string(&cfg)
@@ -619,7 +481,7 @@ fn drift_with_a_read_only_identity_finds_each_drift_and_writes_nothing() {
 
     let mut reports = Vec::new();
     for user in ["auditor", "drift-job"] {
-        let out = w.xtask_as(user, &["drift", "--output", "json"]);
+        let out = w.on_sandbox_as(user, &["drift", "--output", "json"]);
         assert_eq!(
             out.status.code(),
             Some(2),
@@ -662,11 +524,12 @@ fn drift_with_a_read_only_identity_finds_each_drift_and_writes_nothing() {
 
 #[test]
 fn load_balancers_with_dns_names_only_from_deploy_to_drift() {
-    let w =
-        world_with(|env| sandbox::harness::api_config_hostnames(env, Duration::from_millis(300)));
+    let w = World::sandbox_with(|env| {
+        sandbox::harness::api_config_hostnames(env, Duration::from_millis(300))
+    });
     let first = w.deploy();
     assert_eq!(first["totals"]["hosts"]["updated"], 2, "{first}");
-    let cfg_path = w.sb.host("zk-observer-1").deploy_dir.join("zoo.cfg");
+    let cfg_path = w.sb().host("zk-observer-1").deploy_dir.join("zoo.cfg");
     let cfg = std::fs::read_to_string(&cfg_path).unwrap();
     assert!(
         cfg.contains("server.1=zk0.zookeeper.lb.sandbox.test:2888:3888:participant\n"),
@@ -699,7 +562,7 @@ fn load_balancers_with_dns_names_only_from_deploy_to_drift() {
     );
     // A deploy refuses to write a zoo.cfg naming what the host cannot resolve: nothing changes.
     let started = w.started_at("zk-observer-1");
-    let out = w.xtask(&["deploy", "--yes", "--output", "json"]);
+    let out = w.on_sandbox(&["deploy", "--yes", "--output", "json"]);
     assert_eq!(out.status.code(), Some(1));
     let refused: Value = serde_json::from_slice(&out.stdout).unwrap();
     let h1 = refused["hosts"]

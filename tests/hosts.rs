@@ -5,38 +5,15 @@
 
 mod common;
 
-use std::process::Output;
 use std::time::Duration;
 
+use common::{json, World};
 use sandbox::harness::{four_letter_word, Ensemble};
-use sandbox::{Options, Sandbox};
+use sandbox::Sandbox;
 use serde_json::Value;
 
 const OBS1: &str = "zk-observer-1";
 const OBS2: &str = "zk-observer-2";
-
-fn start() -> Sandbox {
-    Sandbox::start(Options::default())
-        .expect("the sandbox starts (run as root; see .ci/run for the packages)")
-}
-
-fn xtask(sb: &Sandbox, args: &[&str]) -> Output {
-    let mut c = common::xtask();
-    c.arg(args[0])
-        .args(["--env", "sandbox", "--identity"])
-        .arg(sb.ssh_identity())
-        .args(&args[1..]);
-    common::run(&mut c)
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "JSON on stdout ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
 
 fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["hosts"]
@@ -73,8 +50,8 @@ fn mtime(sb: &Sandbox, name: &str, file: &str) -> std::time::SystemTime {
         .unwrap()
 }
 
-fn first_push(sb: &Sandbox) {
-    let out = xtask(sb, &["push", "--output", "json"]);
+fn first_push(w: &World) {
+    let out = w.on_sandbox(&["push", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "first push");
     let r = json(&out);
     assert_eq!(host(&r, OBS1)["result"], "updated");
@@ -83,8 +60,9 @@ fn first_push(sb: &Sandbox) {
 
 #[test]
 fn first_push_makes_real_observers_and_a_second_push_changes_nothing() {
-    let sb = start();
-    let out = xtask(&sb, &["push", "--dry-run"]);
+    let w = World::sandbox();
+    let sb = w.sb();
+    let out = w.on_sandbox(&["push", "--dry-run"]);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -96,9 +74,9 @@ fn first_push_makes_real_observers_and_a_second_push_changes_nothing() {
         "a dry run writes nothing"
     );
 
-    first_push(&sb);
-    assert_eq!(mode(&sb, OBS1), "observer");
-    assert_eq!(mode(&sb, OBS2), "observer");
+    first_push(&w);
+    assert_eq!(mode(sb, OBS1), "observer");
+    assert_eq!(mode(sb, OBS2), "observer");
     // myid comes from the image's entrypoint; data and log directories need no manual chown.
     let myid = std::fs::read_to_string(sb.host(OBS1).deploy_dir.join("data/myid")).unwrap();
     assert_eq!(myid.trim(), "4");
@@ -123,12 +101,12 @@ fn first_push_makes_real_observers_and_a_second_push_changes_nothing() {
 
     // A second push writes nothing and restarts nothing.
     let before = (
-        started_at(&sb, OBS1),
-        started_at(&sb, OBS2),
-        mtime(&sb, OBS1, "zoo.cfg"),
-        mtime(&sb, OBS2, "docker-compose.yaml"),
+        started_at(sb, OBS1),
+        started_at(sb, OBS2),
+        mtime(sb, OBS1, "zoo.cfg"),
+        mtime(sb, OBS2, "docker-compose.yaml"),
     );
-    let out = xtask(&sb, &["push", "--output", "json"]);
+    let out = w.on_sandbox(&["push", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0));
     let r = json(&out);
     for name in [OBS1, OBS2] {
@@ -136,14 +114,14 @@ fn first_push_makes_real_observers_and_a_second_push_changes_nothing() {
         assert_eq!(host(&r, name)["restarted"], false);
     }
     let after = (
-        started_at(&sb, OBS1),
-        started_at(&sb, OBS2),
-        mtime(&sb, OBS1, "zoo.cfg"),
-        mtime(&sb, OBS2, "docker-compose.yaml"),
+        started_at(sb, OBS1),
+        started_at(sb, OBS2),
+        mtime(sb, OBS1, "zoo.cfg"),
+        mtime(sb, OBS2, "docker-compose.yaml"),
     );
     assert_eq!(before, after, "no write, no restart");
 
-    let out = xtask(&sb, &["status", "--output", "json"]);
+    let out = w.on_sandbox(&["status", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0));
     for h in json(&out)["hosts"].as_array().unwrap() {
         assert_eq!(h["reachable"], true);
@@ -153,7 +131,7 @@ fn first_push_makes_real_observers_and_a_second_push_changes_nothing() {
         assert_eq!(h["synced"], true);
         assert_eq!(h["exporter"], true);
     }
-    let out = xtask(&sb, &["status"]);
+    let out = w.on_sandbox(&["status"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.lines()
@@ -164,8 +142,9 @@ fn first_push_makes_real_observers_and_a_second_push_changes_nothing() {
 
 #[test]
 fn a_config_change_restarts_hosts_one_at_a_time() {
-    let sb = start();
-    first_push(&sb);
+    let w = World::sandbox();
+    let sb = w.sb();
+    first_push(&w);
     // Someone edits zoo.cfg on both hosts; push puts the rendered one back.
     for name in [OBS1, OBS2] {
         let path = sb.host(name).deploy_dir.join("zoo.cfg");
@@ -174,8 +153,8 @@ fn a_config_change_restarts_hosts_one_at_a_time() {
             .replace("syncLimit=10", "syncLimit=3");
         std::fs::write(&path, edited).unwrap();
     }
-    let before = (started_at(&sb, OBS1), started_at(&sb, OBS2));
-    let out = xtask(&sb, &["push", "--output", "json"]);
+    let before = (started_at(sb, OBS1), started_at(sb, OBS2));
+    let out = w.on_sandbox(&["push", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0));
     let r = json(&out);
     let (h1, h2) = (host(&r, OBS1), host(&r, OBS2));
@@ -196,22 +175,23 @@ fn a_config_change_restarts_hosts_one_at_a_time() {
         restart2 >= healthy1,
         "host 2 restarted ({restart2} ms) only after host 1 was healthy ({healthy1} ms)"
     );
-    let after = (started_at(&sb, OBS1), started_at(&sb, OBS2));
+    let after = (started_at(sb, OBS1), started_at(sb, OBS2));
     assert_ne!(before.0, after.0, "{OBS1} restarted");
     assert_ne!(before.1, after.1, "{OBS2} restarted");
-    assert!(deployed(&sb, OBS1, "zoo.cfg").contains("\nsyncLimit=10\n"));
-    assert_eq!(mode(&sb, OBS1), "observer");
+    assert!(deployed(sb, OBS1, "zoo.cfg").contains("\nsyncLimit=10\n"));
+    assert_eq!(mode(sb, OBS1), "observer");
 }
 
 #[test]
 fn a_config_that_cannot_sync_is_rolled_back_and_the_rest_is_left_alone() {
-    let sb = start();
-    first_push(&sb);
-    let good = deployed(&sb, OBS1, "zoo.cfg");
-    let untouched = started_at(&sb, OBS2);
+    let w = World::sandbox();
+    let sb = w.sb();
+    first_push(&w);
+    let good = deployed(sb, OBS1, "zoo.cfg");
+    let untouched = started_at(sb, OBS2);
 
     // The cluster's load balancers now report addresses where no ZooKeeper listens.
-    let api = sandbox::ApiServer::start(sandbox::Config {
+    let moved = World::cluster(sandbox::Config {
         namespaces: vec!["zookeeper".into()],
         load_balancer: sandbox::LoadBalancerMode::After(Duration::from_millis(100)),
         lb_addresses: [
@@ -223,13 +203,8 @@ fn a_config_that_cannot_sync_is_rolled_back_and_the_rest_is_left_alone() {
         .map(|(s, a)| (format!("zookeeper/{s}"), a.to_string()))
         .collect(),
         ..sandbox::Config::default()
-    })
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, api.kubeconfig("zk-observers-sandbox")).unwrap();
-    let mut apply = common::xtask();
-    apply.env("KUBECONFIG", &kubeconfig).args([
+    });
+    let apply = moved.run(&[
         "apply",
         "--env",
         "sandbox",
@@ -237,23 +212,20 @@ fn a_config_that_cannot_sync_is_rolled_back_and_the_rest_is_left_alone() {
         "20s",
         "--accept-live-addresses",
     ]);
-    assert_eq!(common::run(&mut apply).status.code(), Some(0));
-
-    let mut push = common::xtask();
-    push.env("KUBECONFIG", &kubeconfig)
-        .args([
-            "push",
-            "--env",
-            "sandbox",
-            "--addresses",
-            "live",
-            "--health-timeout",
-            "15s",
-            "--output",
-            "json",
-            "--identity",
-        ])
-        .arg(sb.ssh_identity());
+    assert_eq!(apply.status.code(), Some(0));
+    let mut push = moved.cmd(&[
+        "push",
+        "--env",
+        "sandbox",
+        "--addresses",
+        "live",
+        "--health-timeout",
+        "15s",
+        "--output",
+        "json",
+        "--identity",
+    ]);
+    push.arg(sb.ssh_identity());
     let out = common::run(&mut push);
     assert_eq!(out.status.code(), Some(1));
     let r = json(&out);
@@ -272,15 +244,15 @@ fn a_config_that_cannot_sync_is_rolled_back_and_the_rest_is_left_alone() {
         .contains("the rollout stopped at zk-observer-1"));
 
     assert_eq!(
-        deployed(&sb, OBS1, "zoo.cfg"),
+        deployed(sb, OBS1, "zoo.cfg"),
         good,
         "previous zoo.cfg restored"
     );
-    assert!(!deployed(&sb, OBS2, "zoo.cfg").contains("198.18.0.97"));
-    assert_eq!(started_at(&sb, OBS2), untouched, "{OBS2} was not restarted");
+    assert!(!deployed(sb, OBS2, "zoo.cfg").contains("198.18.0.97"));
+    assert_eq!(started_at(sb, OBS2), untouched, "{OBS2} was not restarted");
     // The rolled-back host observes again.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while mode(&sb, OBS1) != "observer" {
+    while mode(sb, OBS1) != "observer" {
         assert!(
             std::time::Instant::now() < deadline,
             "{OBS1} did not come back after the rollback"
@@ -291,8 +263,9 @@ fn a_config_that_cannot_sync_is_rolled_back_and_the_rest_is_left_alone() {
 
 #[test]
 fn an_unreachable_host_is_reported_while_the_others_proceed() {
-    let sb = start();
-    first_push(&sb);
+    let w = World::sandbox();
+    let sb = w.sb();
+    first_push(&w);
     for name in [OBS1, OBS2] {
         let path = sb.host(name).deploy_dir.join("zoo.cfg");
         std::fs::write(
@@ -304,10 +277,7 @@ fn an_unreachable_host_is_reported_while_the_others_proceed() {
         .unwrap();
     }
     sb.host(OBS2).set_link(false).unwrap();
-    let out = xtask(
-        &sb,
-        &["push", "--output", "json", "--connect-timeout", "3s"],
-    );
+    let out = w.on_sandbox(&["push", "--output", "json", "--connect-timeout", "3s"]);
     sb.host(OBS2).set_link(true).unwrap();
     assert_eq!(out.status.code(), Some(1));
     let r = json(&out);
@@ -321,12 +291,12 @@ fn an_unreachable_host_is_reported_while_the_others_proceed() {
         "{}",
         host(&r, OBS2)["detail"]
     );
-    assert!(deployed(&sb, OBS1, "zoo.cfg").contains("\ninitLimit=5\n"));
+    assert!(deployed(sb, OBS1, "zoo.cfg").contains("\ninitLimit=5\n"));
 }
 
 #[test]
 fn a_host_key_mismatch_is_refused_showing_both_fingerprints() {
-    let mut sb = start();
+    let mut w = World::sandbox();
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("impostor");
     assert!(std::process::Command::new("ssh-keygen")
@@ -346,14 +316,15 @@ fn a_host_key_mismatch_is_refused_showing_both_fingerprints() {
     )
     .unwrap();
     let presented = fingerprint.split_whitespace().nth(1).unwrap().to_string();
-    sb.hosts
+    w.sb_mut()
+        .hosts
         .iter_mut()
         .find(|h| h.name == OBS1)
         .unwrap()
         .start_sshd(&impostor)
         .unwrap();
 
-    let out = xtask(&sb, &["push", "--host", OBS1]);
+    let out = w.on_sandbox(&["push", "--host", OBS1]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -363,16 +334,17 @@ fn a_host_key_mismatch_is_refused_showing_both_fingerprints() {
     assert!(text.contains("pinned:    SHA256:"), "{text}");
     assert!(text.contains(&format!("presented: {presented}")), "{text}");
     assert!(
-        !sb.host(OBS1).deploy_dir.join("zoo.cfg").exists(),
+        !w.sb().host(OBS1).deploy_dir.join("zoo.cfg").exists(),
         "nothing was written"
     );
 }
 
 #[test]
 fn an_interrupted_upload_leaves_the_old_file_and_a_rerun_converges() {
-    let sb = start();
-    first_push(&sb);
-    let old = deployed(&sb, OBS1, "zoo.cfg");
+    let w = World::sandbox();
+    let sb = w.sb();
+    first_push(&w);
+    let old = deployed(sb, OBS1, "zoo.cfg");
     let dir = sb.host(OBS1).deploy_dir.display().to_string();
 
     // The upload protocol itself: a stream cut short never replaces the file.
@@ -381,7 +353,7 @@ fn an_interrupted_upload_leaves_the_old_file_and_a_rerun_converges() {
     let mut ssh = sb.ssh("198.18.1.4");
     ssh.arg(format!(
         "sh -c '{}' zk-observers {dir} zoo.cfg {sum} 1000 1000",
-        xtask::hostops::WRITE.replace('\'', "'\\''")
+        xtask::hostops::Script::Write.text().replace('\'', "'\\''")
     ))
     .stdin(std::process::Stdio::piped());
     let mut child = ssh.spawn().unwrap();
@@ -393,7 +365,7 @@ fn an_interrupted_upload_leaves_the_old_file_and_a_rerun_converges() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(3), "the short upload is detected");
     assert_eq!(
-        deployed(&sb, OBS1, "zoo.cfg"),
+        deployed(sb, OBS1, "zoo.cfg"),
         old,
         "the old file is intact"
     );
@@ -430,13 +402,13 @@ fn an_interrupted_upload_leaves_the_old_file_and_a_rerun_converges() {
         }
     }
     child.wait().unwrap();
-    let now = deployed(&sb, OBS1, "zoo.cfg");
+    let now = deployed(sb, OBS1, "zoo.cfg");
     assert!(
         now == old || now == old.replace("syncLimit=10", "syncLimit=2"),
         "never partial:\n{now}"
     );
-    let out = xtask(&sb, &["push"]);
+    let out = w.on_sandbox(&["push"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(deployed(&sb, OBS1, "zoo.cfg"), old);
-    assert_eq!(xtask(&sb, &["status"]).status.code(), Some(0));
+    assert_eq!(deployed(sb, OBS1, "zoo.cfg"), old);
+    assert_eq!(w.on_sandbox(&["status"]).status.code(), Some(0));
 }

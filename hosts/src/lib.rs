@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod metrics;
 pub mod net;
 pub mod observer;
+pub mod plan;
 pub mod problem;
 pub mod render;
 pub mod ssh;

@@ -3,162 +3,114 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Result};
-use serde::Serialize;
+use anyhow::Result;
 use serde_json::json;
 
-use crate::cli::{ApplyArgs, OutputFormat};
-use crate::cluster::{block_on, Applied, Cluster};
-use crate::plan::{self, Action, Planner};
-use crate::{environments, exit, lb, output};
+use crate::cli::ApplyArgs;
+use crate::cluster::{block_on, Cluster};
+use crate::execute::{self, Execution};
+use crate::lb::{self, Address};
+use crate::plan::{self, Planner};
+use crate::report::{ObjectResult, ObjectTotals, Report};
+use crate::{environments, exit, output};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Created,
-    Configured,
-    Unchanged,
-    Pruned,
-    /// Owned but no longer desired, and --prune was not given.
-    Kept,
+pub struct ApplyReport {
+    environment: String,
+    context: String,
+    objects: Vec<ObjectResult>,
+    addresses: Vec<Address>,
+    /// Live addresses that differ from the recorded ones, when not accepted: an error.
+    address_mismatch: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ObjectResult {
-    pub object: String,
-    pub result: Outcome,
+impl Report for ApplyReport {
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "environment": self.environment,
+            "context": self.context,
+            "objects": self.objects,
+            "addresses": self.addresses,
+            "summary": ObjectTotals::of(&self.objects),
+            "error": self.address_mismatch,
+        })
+    }
+
+    fn print(&self) {
+        for r in &self.objects {
+            output::outcome(&r.object, &r.result);
+        }
+        let t = ObjectTotals::of(&self.objects);
+        output::line(&format!(
+            "applied {}: {} created, {} configured, {} unchanged, {} pruned",
+            self.environment, t.created, t.configured, t.unchanged, t.pruned
+        ));
+        if t.kept > 0 {
+            output::warning(&format!(
+                "{} object(s) this tool wrote for {} are no longer desired; rerun with --prune to delete them",
+                t.kept, self.environment
+            ));
+        }
+        for a in &self.addresses {
+            output::line(&format!(
+                "  {:<12} {:<16} {}",
+                a.service,
+                a.live,
+                if a.matches {
+                    "= recorded".to_string()
+                } else {
+                    format!("!= recorded {}", a.recorded.as_deref().unwrap_or("(none)"))
+                }
+            ));
+        }
+        if let Some(msg) = &self.address_mismatch {
+            output::error(&anyhow::anyhow!("{msg}"));
+        }
+    }
+
+    fn exit_code(&self) -> u8 {
+        if self.address_mismatch.is_some() {
+            exit::ERROR
+        } else {
+            exit::OK
+        }
+    }
 }
 
-pub fn run(args: &ApplyArgs, format: OutputFormat) -> Result<u8> {
-    let env = environments::validated(environments::select_one(&args.selection)?)?;
+pub fn run(args: &ApplyArgs) -> Result<ApplyReport> {
+    let env = environments::cluster_env(&args.selection, &args.cluster)?;
     let objects = manifests::desired_objects(&env);
-    let timeout = args.timeout;
     block_on(async {
         let cluster = Cluster::connect(&env, &args.cluster).await?;
         let plan = plan::plan(&cluster, &env, &objects, Planner::DryRun).await?;
-        if !args.force_conflicts && plan.summary.conflicts > 0 {
-            let list = plan.conflict_lines();
-            bail!(
-                "nothing was applied: {} field(s) are owned by another field manager with a different value:\n  {}\n\
-                 Run `cargo xtask diff --env {}` to see the values. If this tool should own them, rerun with \
-                 --force-conflicts (the other manager may set them back)",
-                list.len(),
-                list.join("\n  "),
-                env.name
-            );
-        }
-        let mut results = Vec::new();
-        for change in &plan.changes {
-            let outcome = match (change.action, &change.desired) {
-                (Action::Unchanged, _) => Outcome::Unchanged,
-                (Action::Create | Action::Update, Some(object)) => {
-                    if change.deleting.is_some() {
-                        cluster.wait_gone(&change.reference, timeout).await?;
-                    }
-                    match cluster.apply(object, false, args.force_conflicts).await? {
-                        Applied::Ok(_) => {}
-                        Applied::Conflicts(c) => bail!(
-                            "{} changed while applying: {} is now owned by \"{}\"; rerun `cargo xtask apply`",
-                            change.object,
-                            c[0].field,
-                            c[0].manager
-                        ),
-                    }
-                    if change.action == Action::Create {
-                        Outcome::Created
-                    } else {
-                        Outcome::Configured
-                    }
-                }
-                (Action::Prune, _) if args.prune => {
-                    cluster.delete_and_wait(&change.reference, timeout).await?;
-                    Outcome::Pruned
-                }
-                _ => Outcome::Kept,
-            };
-            if format == OutputFormat::Text {
-                output::outcome(&change.object, &format!("{outcome:?}").to_lowercase());
-            }
-            results.push(ObjectResult {
-                object: change.object.clone(),
-                result: outcome,
-            });
-        }
-        let count = |o: Outcome| results.iter().filter(|r| r.result == o).count();
-        let summary = json!({
-            "created": count(Outcome::Created),
-            "configured": count(Outcome::Configured),
-            "unchanged": count(Outcome::Unchanged),
-            "pruned": count(Outcome::Pruned),
-            "kept": count(Outcome::Kept),
-        });
-        if format == OutputFormat::Text {
-            output::line(&format!(
-                "applied {}: {} created, {} configured, {} unchanged, {} pruned",
-                env.name,
-                count(Outcome::Created),
-                count(Outcome::Configured),
-                count(Outcome::Unchanged),
-                count(Outcome::Pruned)
-            ));
-            if count(Outcome::Kept) > 0 {
-                output::warning(&format!(
-                    "{} object(s) carry this tool's labels for {} but are no longer desired; rerun with --prune to delete them",
-                    count(Outcome::Kept),
-                    env.name
-                ));
-            }
-        }
-        let mut addresses = Vec::new();
-        let mut code = exit::OK;
+        plan.refuse_conflicts(&env.name, args.force_conflicts)?;
+        let how = Execution {
+            force: args.force_conflicts,
+            prune: args.prune,
+            timeout: args.timeout,
+            progress: false,
+        };
+        let results = execute::execute_all(&cluster, &plan.changes, &how).await?;
+        let mut report = ApplyReport {
+            environment: env.name.clone(),
+            context: cluster.context.clone(),
+            objects: results,
+            addresses: vec![],
+            address_mismatch: None,
+        };
         if !args.no_wait {
             let live =
-                lb::wait_for_addresses(&cluster, &env, timeout, Duration::from_millis(250)).await?;
-            addresses = lb::compare(&env, &live);
-            if format == OutputFormat::Text {
-                for a in &addresses {
-                    output::line(&format!(
-                        "  {:<12} {:<16} {}",
-                        a.service,
-                        a.live,
-                        if a.matches {
-                            "= recorded".to_string()
-                        } else {
-                            format!("!= recorded {}", a.recorded.as_deref().unwrap_or("(none)"))
-                        }
-                    ));
-                }
-            }
-            if let Some(msg) = lb::mismatch_message(&env, &addresses) {
+                lb::wait_for_addresses(&cluster, &env, args.timeout, Duration::from_millis(250))
+                    .await?;
+            report.addresses = lb::compare(&env, &live);
+            if let Some(msg) = lb::mismatch_message(&env, &report.addresses) {
                 if args.accept_live_addresses {
                     output::warning(&msg);
                 } else {
-                    if format == OutputFormat::Json {
-                        println!(
-                            "{}",
-                            serde_json::to_string_pretty(
-                                &json!({"environment": env.name, "objects": results, "addresses": addresses, "summary": summary})
-                            )?
-                        );
-                    }
-                    code = exit::ERROR;
-                    output::error(&anyhow::anyhow!("{msg}; or pass --accept-live-addresses"));
-                    return Ok(code);
+                    report.address_mismatch =
+                        Some(format!("{msg}; or pass --accept-live-addresses"));
                 }
             }
         }
-        if format == OutputFormat::Json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json!({
-                    "environment": env.name,
-                    "context": cluster.context,
-                    "objects": results,
-                    "addresses": addresses,
-                    "summary": summary,
-                }))?
-            );
-        }
-        Ok(code)
+        Ok(report)
     })
 }

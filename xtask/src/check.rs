@@ -3,56 +3,68 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::cli::{CheckArgs, OutputFormat};
+use crate::cli::CheckArgs;
+use crate::report::Report;
 use crate::{environments, exit, output};
 
 #[derive(Serialize)]
-struct Report<'a> {
-    environment: &'a str,
+pub struct Checked {
+    environment: String,
     valid: bool,
     errors: usize,
     warnings: usize,
-    problems: &'a hosts::Problems,
+    problems: hosts::Problems,
 }
 
-pub fn run(args: &CheckArgs, format: OutputFormat) -> Result<u8> {
-    let envs = environments::select(&args.selection)?;
-    let mut code = exit::OK;
-    let mut reports = Vec::new();
-    let checked: Vec<_> = envs.iter().map(|e| (e, manifests::validate(e))).collect();
-    for (env, problems) in &checked {
-        let valid = !problems.has_errors();
-        if !valid {
-            code = exit::ERROR;
-        }
-        match format {
-            OutputFormat::Text => {
-                for p in problems {
-                    output::problem(&env.name, p);
-                }
-                let summary = format!(
-                    "{}: {} error(s), {} warning(s)",
-                    env.name,
-                    problems.errors().count(),
-                    problems.warnings().count()
-                );
-                if valid {
-                    output::ok(&summary);
-                } else {
-                    output::line(&format!("invalid {summary}"));
-                }
+#[derive(Serialize)]
+#[serde(transparent)]
+pub struct CheckReport(Vec<Checked>);
+
+impl Report for CheckReport {
+    fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("serializes")
+    }
+
+    fn print(&self) {
+        for c in &self.0 {
+            for p in &c.problems {
+                output::problem(&c.environment, p);
             }
-            OutputFormat::Json => reports.push(Report {
-                environment: &env.name,
-                valid,
-                errors: problems.errors().count(),
-                warnings: problems.warnings().count(),
-                problems,
-            }),
+            let summary = format!(
+                "{}: {} error(s), {} warning(s)",
+                c.environment, c.errors, c.warnings
+            );
+            if c.valid {
+                output::ok(&summary);
+            } else {
+                output::line(&format!("invalid {summary}"));
+            }
         }
     }
-    if format == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+
+    fn exit_code(&self) -> u8 {
+        if self.0.iter().all(|c| c.valid) {
+            exit::OK
+        } else {
+            exit::ERROR
+        }
     }
-    Ok(code)
+}
+
+pub fn run(args: &CheckArgs) -> Result<CheckReport> {
+    let envs = environments::select(&args.selection)?;
+    Ok(CheckReport(
+        envs.iter()
+            .map(|env| {
+                let problems = manifests::validate(env);
+                Checked {
+                    environment: env.name.clone(),
+                    valid: !problems.has_errors(),
+                    errors: problems.errors().count(),
+                    warnings: problems.warnings().count(),
+                    problems,
+                }
+            })
+            .collect(),
+    ))
 }

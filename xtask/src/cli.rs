@@ -1,4 +1,4 @@
-//! Command-line flags.
+//! Command-line flags: every argument type of every command, and nothing else.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,9 +37,10 @@ pub enum OutputFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write the Kubernetes manifests and every observer's files to a directory tree.
+    /// Write the Kubernetes manifests, the RBAC and every observer's files to a directory tree.
     ///
-    /// Layout: OUT/<env>/kubernetes.yaml (multi-document, for `kubectl apply -f`) and
+    /// Layout: OUT/<env>/kubernetes.yaml (multi-document, for `kubectl apply -f`),
+    /// OUT/<env>/rbac.yaml (the Roles the tool needs) and
     /// OUT/<env>/hosts/<observer>/{zoo.cfg,docker-compose.yaml}. Host files use the load-balancer
     /// addresses recorded in the environment; a participant without one is an error. Each
     /// OUT/<env> directory is replaced as a whole, never left half-written.
@@ -49,18 +50,19 @@ pub enum Command {
     /// Show what `apply` (and, with --hosts, `push`) would change: exit 0 in sync, 2 changes, 1 error.
     ///
     /// Every desired object goes through a server-side-apply dry run with this tool's field
-    /// manager, and the result is compared with the live object, without server bookkeeping
-    /// (managedFields, resourceVersion, uid, timestamps, generation, status). Objects carrying this
-    /// tool's labels for the environment that are no longer desired are shown as prunes. Fields
-    /// owned by another field manager with another value are shown as conflicts.
+    /// manager (or, with --read-only, is planned from reads alone), and the result is compared
+    /// with the live object, without server bookkeeping (managedFields, resourceVersion, uid,
+    /// timestamps, generation, status). Objects this tool wrote for the environment that are no
+    /// longer desired are shown as prunes. Fields owned by another field manager with another
+    /// value are shown as conflicts.
     Diff(DiffArgs),
     /// Server-side apply the desired objects, then wait for the per-pod load balancers' addresses.
     ///
     /// One constant field manager, no force unless --force-conflicts: a field another manager
-    /// owns is reported (manager and field) and nothing is applied. --prune deletes objects that
-    /// carry this tool's managed-by and environment labels and are no longer desired, nothing
-    /// else. The live addresses are compared with those recorded in the environment; a difference
-    /// is an error unless --accept-live-addresses.
+    /// owns is reported (manager and field) and nothing is applied. --prune deletes objects this
+    /// tool wrote for the environment that are no longer desired, nothing else, and waits until
+    /// they are gone. The live addresses are compared with those recorded in the environment; a
+    /// difference is an error unless --accept-live-addresses.
     Apply(ApplyArgs),
     /// Render each observer's zoo.cfg and docker-compose.yaml and roll them out over SSH.
     ///
@@ -81,27 +83,39 @@ pub enum Command {
     /// Check; show the whole plan (cluster diff and host diffs); confirm (skipped with --yes; without
     /// a terminal and without --yes it refuses); apply the per-pod Services; wait for their
     /// addresses; render the observers' files from the live addresses; rolling push with the health
-    /// gate; apply the monitoring Service, Endpoints and EndpointSlice listing the healthy
-    /// observers; summary per object and host. A Lease in the ensemble's namespace keeps two
-    /// deploys from running at once. Exit 0 success, 1 failure; --dry-run: 0 in sync, 2 changes.
+    /// gate; apply the monitoring Service, Endpoints and EndpointSlice; summary per object and
+    /// host. A Lease in the ensemble's namespace keeps two deploys from running at once. Exit 0
+    /// success, 1 failure; --dry-run: 0 in sync, 2 changes.
     Deploy(DeployArgs),
     /// Compare the live cluster and hosts with the code, read-only. Exit 0 clean, 2 drift, 1 error.
     ///
-    /// Finds owned objects changed, missing or extra; load-balancer addresses that differ from
-    /// those the observers use; host files that differ; containers not running; observers not
-    /// observing or not synced; exporters down. While a deploy holds the lock it reports that and
-    /// exits 0 instead of reading a half-finished deploy as drift.
+    /// Needs only get and list rights (the zk-observers-drift Role of rbac.yaml). Finds this
+    /// tool's objects changed, missing, being deleted or extra; load-balancer addresses that
+    /// differ from those the observers use, and names they cannot resolve; host files that
+    /// differ; containers not running; observers not observing or not synced; exporters down.
+    /// While a deploy holds the lock it reports that and exits 0 instead of reading a
+    /// half-finished deploy as drift.
     Drift(DriftArgs),
     /// Run the whole tool on this machine: sandbox up, deploy, status, drift made and caught, down.
     ///
-    /// Needs root. Installs the Debian packages the sandbox needs when they are missing. The first
-    /// run builds the sandbox's images from Debian packages (about 1.5 minutes).
-    Demo(DemoArgs),
+    /// Runs the sandbox tool (`xtask-dev`, built on first use; the binary that acts on real
+    /// environments does not contain the sandbox). Needs root. `cargo xtask demo --help` shows
+    /// its options.
+    #[command(disable_help_flag = true)]
+    Demo(Forward),
     /// Benchmarks (not tests): edit-to-render, fan-out over N hosts, the Ansible peer, API cost.
     ///
-    /// Needs root (it starts sandboxes with N observer hosts). Prints one table; see
-    /// docs/benchmarks.md for the figures and how they were taken.
-    Bench(BenchArgs),
+    /// Runs the sandbox tool (`xtask-dev`), like `demo`. Needs root. `cargo xtask bench --help`
+    /// shows its options; docs/benchmarks.md has the figures.
+    #[command(disable_help_flag = true)]
+    Bench(Forward),
+}
+
+/// Arguments handed to the sandbox tool as they are.
+#[derive(Debug, Args)]
+pub struct Forward {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +134,12 @@ pub struct RenderArgs {
     pub out: PathBuf,
 }
 
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub selection: EnvSelection,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ClusterSelection {
     /// Environment name. Default: the environment pinned to the kubeconfig's current context.
@@ -127,12 +147,40 @@ pub struct ClusterSelection {
     pub env: Option<String>,
 }
 
+/// Flags shared by every command that talks to the cluster.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClusterArgs {
+    /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use instead of the environment's pinned one (needs --allow-other-context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Allow --context to name a context other than the one the environment pins.
+    #[arg(long)]
+    pub allow_other_context: bool,
+}
+
+/// Flags shared by every command that talks to observer hosts.
+#[derive(Debug, Clone, Args)]
+pub struct SshArgs {
+    /// Private key to log in with (default: ssh's own defaults and agent).
+    #[arg(long, value_name = "FILE", env = "ZK_OBSERVERS_SSH_IDENTITY")]
+    pub identity: Option<PathBuf>,
+    /// Give up connecting to a host after this long (e.g. 5s).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
+    pub connect_timeout: Duration,
+    /// Hosts contacted at the same time.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+}
+
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     #[command(flatten)]
     pub selection: ClusterSelection,
     #[command(flatten)]
-    pub cluster: crate::cluster::ClusterArgs,
+    pub cluster: ClusterArgs,
     /// Also read every observer's files over SSH and diff them with the files rendered from the
     /// live load-balancer addresses (recorded ones while the Services have none).
     #[arg(long)]
@@ -144,7 +192,7 @@ pub struct DiffArgs {
     #[arg(long)]
     pub read_only: bool,
     #[command(flatten)]
-    pub ssh: crate::ssh::SshArgs,
+    pub ssh: SshArgs,
 }
 
 #[derive(Debug, Args)]
@@ -152,40 +200,22 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub selection: ClusterSelection,
     #[command(flatten)]
-    pub cluster: crate::cluster::ClusterArgs,
+    pub cluster: ClusterArgs,
     /// Take ownership of fields another field manager owns (server-side apply force).
     #[arg(long)]
     pub force_conflicts: bool,
-    /// Delete objects with this tool's managed-by and environment labels that are no longer desired.
+    /// Delete objects this tool wrote for the environment that are no longer desired.
     #[arg(long)]
     pub prune: bool,
     /// Do not wait for the load balancers' addresses.
     #[arg(long)]
     pub no_wait: bool,
-    /// How long to wait for the load balancers' addresses (e.g. 90s, 10m).
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    /// How long to wait for the load balancers' addresses, and for a pruned object to go.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
     pub timeout: Duration,
     /// Accept live load-balancer addresses that differ from the recorded ones (warn instead of failing).
     #[arg(long)]
     pub accept_live_addresses: bool,
-}
-
-/// Parses `500ms`, `90s`, `10m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{s}` has no unit (ms, s, m or h)"))?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("`{s}` does not start with a number"))?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("`{unit}` is not a unit: use ms, s, m or h")),
-    })
 }
 
 /// Where host files get the participants' load-balancer addresses from.
@@ -197,42 +227,52 @@ pub enum AddressChoice {
     Live,
 }
 
+/// Which observers, and the load-balancer addresses their files are rendered from.
+#[derive(Debug, Clone, Args)]
+pub struct HostTargets {
+    /// Only these observers (repeatable). Default: all.
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
+    /// Load-balancer addresses zoo.cfg is rendered from.
+    #[arg(long, value_enum, default_value_t = AddressChoice::Recorded)]
+    pub addresses: AddressChoice,
+}
+
 #[derive(Debug, Args)]
 pub struct PushArgs {
     #[command(flatten)]
     pub selection: ClusterSelection,
-    /// Only these observers (repeatable). Default: all.
-    #[arg(long = "host", value_name = "NAME")]
-    pub hosts: Vec<String>,
+    #[command(flatten)]
+    pub targets: HostTargets,
     /// Show what would change on each host; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// How hosts are updated (push and deploy).
+#[derive(Debug, Clone, Args)]
+pub struct RolloutArgs {
     /// How long a host may take to observe after its containers were recreated.
-    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = duration)]
     pub health_timeout: Duration,
-    /// Load-balancer addresses to render zoo.cfg from.
-    #[arg(long, value_enum, default_value_t = AddressChoice::Recorded)]
-    pub addresses: AddressChoice,
-    #[command(flatten)]
-    pub ssh: crate::ssh::SshArgs,
-    #[command(flatten)]
-    pub cluster: crate::cluster::ClusterArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub selection: ClusterSelection,
-    /// Only these observers (repeatable). Default: all.
-    #[arg(long = "host", value_name = "NAME")]
-    pub hosts: Vec<String>,
-    /// Load-balancer addresses the files are expected to use.
-    #[arg(long, value_enum, default_value_t = AddressChoice::Recorded)]
-    pub addresses: AddressChoice,
     #[command(flatten)]
-    pub ssh: crate::ssh::SshArgs,
+    pub targets: HostTargets,
     #[command(flatten)]
-    pub cluster: crate::cluster::ClusterArgs,
+    pub ssh: SshArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -248,19 +288,18 @@ pub struct DeployArgs {
     /// Take ownership of fields another field manager owns.
     #[arg(long)]
     pub force_conflicts: bool,
-    /// Delete owned objects that are no longer desired.
+    /// Delete objects this tool wrote that are no longer desired.
     #[arg(long)]
     pub prune: bool,
-    /// How long to wait for the load balancers' addresses.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    /// How long to wait for the load balancers' addresses, and for a pruned object to go.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
     pub timeout: Duration,
-    /// How long a host may take to observe after its containers were recreated.
-    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
-    pub health_timeout: Duration,
     #[command(flatten)]
-    pub ssh: crate::ssh::SshArgs,
+    pub rollout: RolloutArgs,
     #[command(flatten)]
-    pub cluster: crate::cluster::ClusterArgs,
+    pub ssh: SshArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -268,43 +307,48 @@ pub struct DriftArgs {
     #[command(flatten)]
     pub selection: ClusterSelection,
     #[command(flatten)]
-    pub ssh: crate::ssh::SshArgs,
+    pub ssh: SshArgs,
     #[command(flatten)]
-    pub cluster: crate::cluster::ClusterArgs,
+    pub cluster: ClusterArgs,
 }
 
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// Fan-out sizes (comma-separated), e.g. 1,5,20; 0 alone skips the fan-out.
-    #[arg(long, value_delimiter = ',', default_value = "1,5,20")]
-    pub hosts: Vec<u8>,
-    /// Skip the edit-to-render section.
-    #[arg(long)]
-    pub skip_build: bool,
-    /// Skip the cold build (about two minutes).
-    #[arg(long)]
-    pub skip_cold: bool,
-    /// Skip the Ansible comparison.
-    #[arg(long)]
-    pub skip_ansible: bool,
-    /// Skip the API-efficiency section.
-    #[arg(long)]
-    pub skip_api: bool,
-    /// After each fan-out size, keep its sandbox up to profile by hand: prints how to reach the
-    /// hosts, times one more no-op deploy for each line read from stdin, tears down at end of input.
-    #[arg(long)]
-    pub keep: bool,
+/// The longest duration any flag takes: beyond it a wait is a mistake, not a plan.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// Parses `500ms`, `90s`, `10m`, `1h 30m` (humantime), from 1 ms to [`MAX_DURATION`].
+pub fn duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| {
+        format!("`{s}` is not a duration ({e}); write it like 500ms, 90s, 10m or 1h")
+    })?;
+    if d.is_zero() {
+        return Err(format!("`{s}`: a duration must be longer than zero"));
+    }
+    if d > MAX_DURATION {
+        return Err(format!(
+            "`{s}` is longer than {}: no wait of this tool should last that long",
+            humantime::format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(d)
 }
 
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Leave the sandbox up until Ctrl-C.
-    #[arg(long)]
-    pub keep: bool,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    #[command(flatten)]
-    pub selection: EnvSelection,
+    #[test]
+    fn durations_parse_and_overflow_is_an_error_not_a_panic() {
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        for bad in ["99999999999999999h", "48h", "0s", "10", "ten minutes"] {
+            assert!(duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -6,25 +6,15 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::Args;
 use k8s_openapi::api::core::v1::{Endpoints, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::KubeConfigOptions;
 use kube::core::ApiResource;
 use manifests::{Environment, Object, FIELD_MANAGER};
 use serde_json::Value;
 
-/// Flags shared by every command that talks to the cluster.
-#[derive(Debug, Clone, Args)]
-pub struct ClusterArgs {
-    /// Kubeconfig context to use instead of the environment's pinned one (needs --allow-other-context).
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
-    /// Allow --context to name a context other than the one the environment pins.
-    #[arg(long)]
-    pub allow_other_context: bool,
-}
+use crate::cli::ClusterArgs;
 
 /// The kinds of object this tool owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -138,8 +128,7 @@ impl Cluster {
             Some(c) => c.clone(),
             None => env.kube_context.clone(),
         };
-        let kubeconfig = Kubeconfig::read()
-            .context("reading the kubeconfig (KUBECONFIG, else ~/.kube/config)")?;
+        let kubeconfig = crate::environments::kubeconfig(args)?;
         if !kubeconfig.contexts.iter().any(|c| c.name == context) {
             let known: Vec<&str> = kubeconfig
                 .contexts

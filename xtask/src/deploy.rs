@@ -1,32 +1,110 @@
 //! `cargo xtask deploy`: the whole rollout in order, under the deploy lock: check, plan (cluster
 //! and hosts), confirm, per-pod Services, their addresses, the observers (rolling, health-gated)
-//! rendered from those live addresses, then the monitoring objects listing the healthy observers.
+//! rendered from those live addresses, then the monitoring objects.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{bail, Context, Result};
 use hosts::Observer;
-use manifests::{AddressSource, Environment, Object};
-use serde::Serialize;
+use manifests::{AddressSource, Environment};
 use serde_json::json;
 
-use crate::apply::Outcome;
 use crate::cli::{DeployArgs, OutputFormat};
-use crate::cluster::{block_on, Applied, Cluster, ObjectRef};
-use crate::hostops::Health;
-use crate::plan::{self, Action, Planner};
-use crate::rollout::{Fleet, HostReport, HostResult, Options};
-use crate::{diff, environments, exit, lb, lock, output};
+use crate::cluster::{block_on, Cluster, ObjectRef};
+use crate::execute::{self, Execution};
+use crate::fleet::Fleet;
+use crate::lb::{self, Addresses};
+use crate::plan::{self, Action, Plan, Planner};
+use crate::report::{
+    host_counts, merge_hosts, HostReport, HostResult, ObjectResult, ObjectTotals, Report,
+};
+use crate::rollout::{self, Options};
+use crate::{environments, exit, lock, output};
 
-#[derive(Debug, Clone, Serialize)]
-struct ObjectSummary {
-    object: String,
-    result: Outcome,
+pub struct DeployReport {
+    environment: String,
+    /// With --dry-run: the plan only.
+    dry_run: Option<Plan>,
+    objects: Vec<ObjectResult>,
+    hosts: Vec<HostReport>,
+    monitored: Vec<String>,
 }
 
-pub fn run(args: &DeployArgs, format: OutputFormat) -> Result<u8> {
-    let env = environments::validated(environments::select_one(&args.selection)?)?;
+impl Report for DeployReport {
+    fn json(&self) -> serde_json::Value {
+        match &self.dry_run {
+            Some(plan) => json!({
+                "environment": self.environment,
+                "dry_run": true,
+                "cluster": plan,
+                "hosts": self.hosts,
+            }),
+            None => json!({
+                "environment": self.environment,
+                "objects": self.objects,
+                "hosts": self.hosts,
+                "monitored_observers": self.monitored,
+                "totals": {
+                    "objects": ObjectTotals::of(&self.objects),
+                    "hosts": host_counts(&self.hosts),
+                },
+            }),
+        }
+    }
+
+    fn print(&self) {
+        if self.dry_run.is_some() {
+            // The plan was shown before anything else.
+            return;
+        }
+        output::line(&format!("deploy of {}:", self.environment));
+        for s in &self.objects {
+            output::outcome(&s.object, &s.result);
+        }
+        for h in &self.hosts {
+            h.print("host ");
+        }
+        let t = ObjectTotals::of(&self.objects);
+        let c = host_counts(&self.hosts);
+        output::line(&format!(
+            "totals: objects {} created, {} configured, {} unchanged, {} pruned; hosts {} updated, {} unchanged, {} failed; monitoring lists {} observer(s)",
+            t.created,
+            t.configured,
+            t.unchanged,
+            t.pruned,
+            c["updated"],
+            c["unchanged"],
+            self.hosts.iter().filter(|h| !h.ok()).count(),
+            self.monitored.len()
+        ));
+    }
+
+    fn exit_code(&self) -> u8 {
+        match &self.dry_run {
+            Some(_)
+                if self
+                    .hosts
+                    .iter()
+                    .any(|h| h.result == HostResult::Unreachable) =>
+            {
+                exit::ERROR
+            }
+            Some(plan)
+                if plan.in_sync()
+                    && self.hosts.iter().all(|h| h.result == HostResult::Unchanged) =>
+            {
+                exit::OK
+            }
+            Some(_) => exit::CHANGES,
+            None if self.hosts.iter().all(HostReport::ok) => exit::OK,
+            None => exit::ERROR,
+        }
+    }
+}
+
+pub fn run(args: &DeployArgs, format: OutputFormat) -> Result<DeployReport> {
+    let env = environments::cluster_env(&args.selection, &args.cluster)?;
     if !args.yes && !args.dry_run && !std::io::stdin().is_terminal() {
         bail!(
             "deploy changes environment {} and asks for confirmation, but there is no terminal to ask on: \
@@ -42,7 +120,7 @@ pub fn run(args: &DeployArgs, format: OutputFormat) -> Result<u8> {
         } else {
             Some(lock::acquire(&cluster, &env).await?)
         };
-        let result = deploy(&cluster, &env, args, Some(format)).await;
+        let result = deploy(&cluster, &env, args, format).await;
         if let Some(l) = lock {
             l.release(&cluster).await;
         }
@@ -50,109 +128,107 @@ pub fn run(args: &DeployArgs, format: OutputFormat) -> Result<u8> {
     })
 }
 
-fn text(format: Option<OutputFormat>) -> bool {
-    format == Some(OutputFormat::Text)
-}
-
 /// The deploy itself (the caller holds the lock); the benchmarks drive it in-process.
 pub async fn deploy(
     cluster: &Cluster,
     env: &Environment,
     args: &DeployArgs,
-    format: Option<OutputFormat>,
-) -> Result<u8> {
+    format: OutputFormat,
+) -> Result<DeployReport> {
+    let text = format == OutputFormat::Text;
     // The plan: every desired object (monitoring listing every observer), and every host.
-    let plan::Reads {
-        plan: cluster_plan,
-        live,
-        mut fleet,
-    } = plan::read_cluster_and_hosts(cluster, env, &args.ssh, Planner::DryRun).await?;
-    let (source, note) = match live {
-        Ok(live) => (
-            AddressSource::Live(live),
-            "rendered from the live load-balancer addresses",
-        ),
-        Err(_) => (
-            AddressSource::Recorded,
-            "rendered from the recorded addresses until the load balancers have theirs",
-        ),
-    };
+    let reads = plan::read_cluster_and_hosts(cluster, env, &args.ssh, Planner::DryRun).await?;
+    let (source, note) = lb::source(Addresses::LiveOrRecorded, &reads.live)?;
     let files = manifests::render_host_files(env, &source)?;
-    fleet.plan(env, &files);
+    let fleet = reads.fleet;
+    let cluster_plan = reads.plan;
+    let mut hosts = fleet.plan_reports(&fleet.plan(env, &files));
     tracing::info!("hosts read and planned");
-    let host_changes = fleet
-        .reports()
-        .iter()
-        .filter(|r| r.result == HostResult::WouldChange)
-        .count();
-    if text(format) {
-        diff::print_plan(&env.name, cluster, &cluster_plan);
+    if text {
+        cluster_plan.print(&format!(
+            "cluster diff for {} (context {}, {})",
+            env.name, cluster.context, cluster.server
+        ));
         output::line(&format!("hosts of {} ({note}):", env.name));
-        fleet.print_plan();
+        for h in &hosts {
+            h.print_plan();
+        }
         output::line(&format!(
             "{} host(s) to update, {} unchanged",
-            host_changes,
-            fleet
-                .reports()
+            hosts
                 .iter()
-                .filter(|r| r.result == HostResult::Unchanged)
+                .filter(|h| h.result == HostResult::WouldChange)
+                .count(),
+            hosts
+                .iter()
+                .filter(|h| h.result == HostResult::Unchanged)
                 .count()
         ));
     }
-    let unreachable: Vec<String> = fleet
-        .reports()
-        .iter()
-        .filter(|r| r.result == HostResult::Unreachable)
-        .map(|r| r.host.clone())
-        .collect();
     if args.dry_run {
-        let reports = fleet.reports();
         fleet.close().await;
-        if format == Some(OutputFormat::Json) {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &json!({"environment": env.name, "dry_run": true, "cluster": cluster_plan, "hosts": reports})
-                )?
-            );
-        }
-        return Ok(if !unreachable.is_empty() {
-            exit::ERROR
-        } else if cluster_plan.in_sync() && host_changes == 0 {
-            exit::OK
-        } else {
-            exit::CHANGES
+        return Ok(DeployReport {
+            environment: env.name.clone(),
+            dry_run: Some(cluster_plan),
+            objects: vec![],
+            hosts,
+            monitored: vec![],
         });
     }
-    if !args.force_conflicts && cluster_plan.summary.conflicts > 0 {
+    if let Err(e) = cluster_plan.refuse_conflicts(&env.name, args.force_conflicts) {
         fleet.close().await;
-        let list = cluster_plan.conflict_lines();
-        bail!(
-            "nothing was changed: {}\nRerun with --force-conflicts if this tool should own them",
-            list.join("\n")
-        );
+        return Err(e);
     }
-    let nothing_to_do = cluster_plan.in_sync() && host_changes == 0;
+    let nothing_to_do =
+        cluster_plan.in_sync() && hosts.iter().all(|h| h.result != HostResult::WouldChange);
     if !nothing_to_do && !args.yes && !confirm(env)? {
         fleet.close().await;
         bail!("not confirmed; nothing was changed");
     }
+    let result = carry_out(cluster, env, args, text, &cluster_plan, &fleet, &mut hosts).await;
+    fleet.close().await;
+    let (objects, monitored) = result?;
+    Ok(DeployReport {
+        environment: env.name.clone(),
+        dry_run: None,
+        objects,
+        hosts,
+        monitored,
+    })
+}
 
+/// Steps 1 to 5, once confirmed.
+async fn carry_out(
+    cluster: &Cluster,
+    env: &Environment,
+    args: &DeployArgs,
+    text: bool,
+    cluster_plan: &Plan,
+    fleet: &Fleet<'_>,
+    hosts: &mut [HostReport],
+) -> Result<(Vec<ObjectResult>, Vec<String>)> {
+    let how = Execution {
+        force: args.force_conflicts,
+        prune: args.prune,
+        timeout: args.timeout,
+        progress: text,
+    };
     // 1. The per-pod load-balancer Services.
     let lb_refs: BTreeSet<ObjectRef> = manifests::objects::load_balancer_services(env)
         .iter()
         .map(ObjectRef::of)
         .collect();
-    let mut summaries = Vec::new();
-    for change in cluster_plan
-        .changes
-        .iter()
-        .filter(|c| lb_refs.contains(&c.reference))
-    {
-        summaries.push(apply_change(cluster, change, args, format).await?);
-    }
-    // 2. Their addresses: the observers are configured from what the cloud gave.
+    let mut objects = execute::execute_all(
+        cluster,
+        cluster_plan
+            .changes
+            .iter()
+            .filter(|c| lb_refs.contains(&c.reference)),
+        &how,
+    )
+    .await?;
     tracing::info!("load-balancer Services applied");
+    // 2. Their addresses: the observers are configured from what the cloud gave.
     let live = lb::wait_for_addresses(
         cluster,
         env,
@@ -160,139 +236,89 @@ pub async fn deploy(
         std::time::Duration::from_millis(250),
     )
     .await?;
-    let addresses = lb::compare(env, &live);
-    if let Some(msg) = lb::mismatch_message(env, &addresses) {
+    if let Some(msg) = lb::mismatch_message(env, &lb::compare(env, &live)) {
         output::warning(&format!(
             "{msg}. This deploy configures the observers with the live addresses"
         ));
     }
     // 3. The observers, rendered from the live addresses, one at a time behind the health gate.
     let files = manifests::render_host_files(env, &AddressSource::Live(live))?;
-    fleet.plan(env, &files);
-    fleet
-        .update(
-            env,
-            &Options {
-                dry_run: false,
-                health_timeout: args.health_timeout,
-                quiet: !text(format),
-            },
-        )
-        .await;
-    // 4. Monitoring lists the observers that are healthy now.
+    let planned = fleet.plan(env, &files);
+    let targets = rollout::targets(&planned);
+    let opts = Options {
+        health_timeout: args.rollout.health_timeout,
+        quiet: !text,
+    };
+    merge_hosts(hosts, rollout::update(env, &targets, &opts).await);
     tracing::info!("hosts updated");
-    let healthy = healthy_observers(env, &fleet).await;
-    tracing::info!("hosts probed");
-    let hosts_report = fleet.reports();
-    fleet.close().await;
+    // 4. Monitoring lists the observers that are healthy now.
+    let healthy = healthy_observers(env, fleet, hosts).await;
     let monitoring = manifests::objects::monitoring_objects(env, &healthy);
     let monitoring_plan =
         plan::plan_with(cluster, env, &monitoring, false, Planner::DryRun).await?;
-    for change in monitoring_plan
-        .changes
-        .iter()
-        .filter(|c| c.action != Action::Prune)
-    {
-        summaries.push(apply_change(cluster, change, args, format).await?);
-    }
+    objects.extend(
+        execute::execute_all(
+            cluster,
+            monitoring_plan
+                .changes
+                .iter()
+                .filter(|c| c.action != Action::Prune),
+            &how,
+        )
+        .await?,
+    );
     tracing::info!("monitoring applied");
     // 5. Prune what is no longer desired.
-    for change in cluster_plan
-        .changes
-        .iter()
-        .filter(|c| c.action == Action::Prune)
-    {
-        let result = if args.prune {
-            cluster
-                .delete_and_wait(&change.reference, args.timeout)
-                .await?;
-            Outcome::Pruned
-        } else {
-            Outcome::Kept
-        };
-        summaries.push(ObjectSummary {
-            object: change.object.clone(),
-            result,
-        });
-    }
-    report(env, &summaries, &hosts_report, &healthy, format)
-}
-
-async fn apply_change(
-    cluster: &Cluster,
-    change: &plan::Change,
-    args: &DeployArgs,
-    format: Option<OutputFormat>,
-) -> Result<ObjectSummary> {
-    let result = match (change.action, &change.desired) {
-        (Action::Create | Action::Update, Some(object)) => {
-            if change.deleting.is_some() {
-                // Applying now would change an object about to disappear: create it anew.
-                cluster.wait_gone(&change.reference, args.timeout).await?;
-            }
-            apply_object(cluster, object, args.force_conflicts).await?;
-            if change.action == Action::Create {
-                Outcome::Created
-            } else {
-                Outcome::Configured
-            }
-        }
-        _ => Outcome::Unchanged,
-    };
-    if text(format) && result != Outcome::Unchanged {
-        output::outcome(&change.object, &format!("{result:?}").to_lowercase());
-    }
-    Ok(ObjectSummary {
-        object: change.object.clone(),
-        result,
-    })
-}
-
-async fn apply_object(cluster: &Cluster, object: &Object, force: bool) -> Result<()> {
-    match cluster.apply(object, false, force).await? {
-        Applied::Ok(_) => Ok(()),
-        Applied::Conflicts(c) => bail!(
-            "{}: {} is now owned by \"{}\"; rerun the deploy (or pass --force-conflicts)",
-            ObjectRef::of(object),
-            c[0].field,
-            c[0].manager
-        ),
-    }
+    objects.extend(
+        execute::execute_all(
+            cluster,
+            cluster_plan
+                .changes
+                .iter()
+                .filter(|c| c.action == Action::Prune),
+            &how,
+        )
+        .await?,
+    );
+    Ok((objects, healthy.iter().map(|o| o.name.clone()).collect()))
 }
 
 /// Observers updated behind the gate, unchanged ones that were healthy when read, and the others
-/// (rolled back, not touched) if they answer healthy now.
-async fn healthy_observers<'e>(env: &'e Environment, fleet: &Fleet<'_>) -> Vec<&'e Observer> {
-    let reports = fleet.reports();
-    let at_read = fleet.health();
-    let needs_probe = reports.iter().any(|r| {
-        matches!(
-            r.result,
-            HostResult::RolledBack
-                | HostResult::NotTouched
-                | HostResult::Failed
-                | HostResult::Refused
-        )
-    });
-    let now = if needs_probe {
-        fleet.probe(env).await
+/// (rolled back, not touched, refused) if they answer healthy now.
+async fn healthy_observers<'e>(
+    env: &'e Environment,
+    fleet: &Fleet<'_>,
+    hosts: &[HostReport],
+) -> Vec<&'e Observer> {
+    let result = |name: &str| hosts.iter().find(|h| h.host == name).map(|h| h.result);
+    let to_probe: Vec<&str> = hosts
+        .iter()
+        .filter(|h| {
+            matches!(
+                h.result,
+                HostResult::RolledBack
+                    | HostResult::NotTouched
+                    | HostResult::Failed
+                    | HostResult::Refused
+            )
+        })
+        .map(|h| h.host.as_str())
+        .collect();
+    let now = if to_probe.is_empty() {
+        Default::default()
     } else {
-        vec![]
-    };
-    let healthy = |list: &[(String, Option<Health>)], name: &str| {
-        list.iter()
-            .any(|(n, h)| n == name && h.as_ref().is_some_and(Health::healthy))
+        fleet.probe(env, &to_probe).await
     };
     env.fleet
         .observers
         .iter()
-        .filter(
-            |o| match reports.iter().find(|r| r.host == o.name).map(|r| r.result) {
-                Some(HostResult::Updated) => true,
-                Some(HostResult::Unchanged) => healthy(&at_read, &o.name),
-                _ => healthy(&now, &o.name),
-            },
-        )
+        .filter(|o| match result(&o.name) {
+            Some(HostResult::Updated) => true,
+            Some(HostResult::Unchanged) => fleet
+                .get(&o.name)
+                .is_some_and(|r| r.observed.health.healthy()),
+            _ => now.get(&o.name).is_some_and(|h| h.healthy()),
+        })
         .collect()
 }
 
@@ -308,58 +334,4 @@ fn confirm(env: &Environment) -> Result<bool> {
         .read_line(&mut answer)
         .context("reading the answer")?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
-}
-
-fn report(
-    env: &Environment,
-    objects: &[ObjectSummary],
-    hosts: &[HostReport],
-    healthy: &[&Observer],
-    format: Option<OutputFormat>,
-) -> Result<u8> {
-    let count = |o: Outcome| objects.iter().filter(|s| s.result == o).count();
-    let hcount = |r: HostResult| hosts.iter().filter(|h| h.result == r).count();
-    let failed_hosts: Vec<&HostReport> = hosts.iter().filter(|h| !h.ok()).collect();
-    let code = if failed_hosts.is_empty() {
-        exit::OK
-    } else {
-        exit::ERROR
-    };
-    match format {
-        Some(OutputFormat::Json) => println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "environment": env.name,
-                "objects": objects,
-                "hosts": hosts,
-                "monitored_observers": healthy.iter().map(|o| o.name.clone()).collect::<Vec<_>>(),
-                "totals": {
-                    "objects": {"created": count(Outcome::Created), "configured": count(Outcome::Configured), "unchanged": count(Outcome::Unchanged), "pruned": count(Outcome::Pruned), "kept": count(Outcome::Kept)},
-                    "hosts": {"updated": hcount(HostResult::Updated), "unchanged": hcount(HostResult::Unchanged), "unreachable": hcount(HostResult::Unreachable), "rolled_back": hcount(HostResult::RolledBack), "failed": hcount(HostResult::Failed), "not_touched": hcount(HostResult::NotTouched), "refused": hcount(HostResult::Refused)},
-                },
-            }))?
-        ),
-        None => {}
-        Some(OutputFormat::Text) => {
-            output::line(&format!("deploy of {}:", env.name));
-            for s in objects {
-                output::outcome(&s.object, &format!("{:?}", s.result).to_lowercase());
-            }
-            for h in hosts {
-                h.print("host ");
-            }
-            output::line(&format!(
-                "totals: objects {} created, {} configured, {} unchanged, {} pruned; hosts {} updated, {} unchanged, {} failed; monitoring lists {} observer(s)",
-                count(Outcome::Created),
-                count(Outcome::Configured),
-                count(Outcome::Unchanged),
-                count(Outcome::Pruned),
-                hcount(HostResult::Updated),
-                hcount(HostResult::Unchanged),
-                failed_hosts.len(),
-                healthy.len()
-            ));
-        }
-    }
-    Ok(code)
 }

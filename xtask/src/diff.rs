@@ -3,157 +3,106 @@
 
 use anyhow::Result;
 use hosts::Observer;
-use manifests::AddressSource;
 use serde_json::json;
 
-use crate::cli::{DiffArgs, OutputFormat};
+use crate::cli::DiffArgs;
 use crate::cluster::{block_on, Cluster};
-use crate::plan::{self, Action, Plan, Planner};
-use crate::rollout::{Fleet, HostReport, HostResult};
-use crate::{environments, exit, lb, output};
+use crate::fleet::Fleet;
+use crate::lb::{self, Addresses};
+use crate::plan::{self, Plan, Planner};
+use crate::report::{HostReport, HostResult, Report};
+use crate::{environments, exit, output};
 
-pub fn run(args: &DiffArgs, format: OutputFormat) -> Result<u8> {
-    let env = environments::validated(environments::select_one(&args.selection)?)?;
-    let objects = manifests::desired_objects(&env);
-    let (cluster, plan, hosts) = block_on(async {
-        let cluster = Cluster::connect(&env, &args.cluster).await?;
-        let plan = plan::plan(
-            &cluster,
-            &env,
-            &objects,
-            if args.read_only {
-                Planner::Read
-            } else {
-                Planner::DryRun
-            },
-        )
-        .await?;
-        let hosts = if args.hosts {
-            Some(host_diff(&cluster, &env, args).await?)
-        } else {
-            None
-        };
-        Ok((cluster, plan, hosts))
-    })?;
-    let hosts_in_sync = hosts
-        .iter()
-        .flatten()
-        .all(|h| h.result == HostResult::Unchanged);
-    match format {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "environment": env.name,
-                "context": cluster.context,
-                "in_sync": plan.in_sync() && hosts_in_sync,
-                "objects": plan.changes,
-                "summary": plan.summary,
-                "hosts": hosts,
-            }))?
-        ),
-        OutputFormat::Text => {
-            print_plan(&env.name, &cluster, &plan);
-            for h in hosts.iter().flatten() {
-                match h.result {
-                    HostResult::WouldChange => {
-                        output::change('~', "update", &format!("host {} ({})", h.host, h.detail));
-                        output::diff(&h.diff);
-                    }
-                    HostResult::Unchanged => {
-                        output::outcome(&format!("host {}", h.host), "unchanged")
-                    }
-                    _ => output::change(
-                        '!',
-                        "unreachable",
-                        &format!("host {}: {}", h.host, h.detail),
-                    ),
+pub struct DiffReport {
+    environment: String,
+    context: String,
+    server: String,
+    plan: Plan,
+    hosts: Option<Vec<HostReport>>,
+}
+
+impl DiffReport {
+    fn hosts_in_sync(&self) -> bool {
+        self.hosts
+            .iter()
+            .flatten()
+            .all(|h| h.result == HostResult::Unchanged)
+    }
+}
+
+impl Report for DiffReport {
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "environment": self.environment,
+            "context": self.context,
+            "in_sync": self.plan.in_sync() && self.hosts_in_sync(),
+            "objects": self.plan.changes,
+            "summary": self.plan.summary,
+            "hosts": self.hosts,
+        })
+    }
+
+    fn print(&self) {
+        self.plan.print(&format!(
+            "cluster diff for {} (context {}, {})",
+            self.environment, self.context, self.server
+        ));
+        for h in self.hosts.iter().flatten() {
+            match h.result {
+                HostResult::Unchanged => {
+                    output::outcome(&format!("host {}", h.host), &HostResult::Unchanged)
                 }
+                _ => h.print_plan(),
             }
         }
     }
-    Ok(
-        if hosts
+
+    fn exit_code(&self) -> u8 {
+        if self
+            .hosts
             .iter()
             .flatten()
             .any(|h| h.result == HostResult::Unreachable)
         {
             exit::ERROR
-        } else if plan.in_sync() && hosts_in_sync {
+        } else if self.plan.in_sync() && self.hosts_in_sync() {
             exit::OK
         } else {
             exit::CHANGES
-        },
-    )
-}
-
-async fn host_diff(
-    cluster: &Cluster,
-    env: &manifests::Environment,
-    args: &DiffArgs,
-) -> Result<Vec<HostReport>> {
-    let source = match lb::current_addresses(cluster, env).await {
-        Ok(live) => AddressSource::Live(live),
-        Err(_) => AddressSource::Recorded,
-    };
-    let files = manifests::render_host_files(env, &source)?;
-    let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
-    let mut fleet = Fleet::connect(env, &observers, &args.ssh).await;
-    fleet.plan(env, &files);
-    let reports = fleet.reports();
-    fleet.close().await;
-    Ok(reports)
-}
-
-/// Prints a plan for people: each change with its coloured diff, then a summary.
-pub fn print_plan(env: &str, cluster: &Cluster, plan: &Plan) {
-    output::line(&format!(
-        "cluster diff for {env} (context {}, {})",
-        cluster.context, cluster.server
-    ));
-    for c in &plan.changes {
-        match c.action {
-            Action::Unchanged => continue,
-            Action::Create => match &c.deleting {
-                Some(why) => output::change(
-                    '+',
-                    "create",
-                    &format!("{} ({why}; created again once it is gone)", c.object),
-                ),
-                None => output::change('+', "create", &c.object),
-            },
-            Action::Update => output::change('~', "update", &c.object),
-            Action::Prune => output::change(
-                '-',
-                "prune",
-                &match &c.deleting {
-                    Some(why) => format!("{} (no longer desired; {why})", c.object),
-                    None => format!(
-                        "{} (no longer desired; `apply --prune` deletes it)",
-                        c.object
-                    ),
-                },
-            ),
-        }
-        output::diff(&c.diff);
-        for k in &c.conflicts {
-            output::change(
-                '!',
-                "conflict",
-                &format!(
-                    "{}: {} is owned by \"{}\"; applying needs --force-conflicts",
-                    c.object, k.field, k.manager
-                ),
-            );
         }
     }
-    let s = &plan.summary;
-    output::line(&format!(
-        "{}: {} to create, {} to update, {} unchanged, {} to prune, {} conflict(s)",
-        if plan.in_sync() { "in sync" } else { "changes" },
-        s.create,
-        s.update,
-        s.unchanged,
-        s.prune,
-        s.conflicts
-    ));
+}
+
+pub fn run(args: &DiffArgs) -> Result<DiffReport> {
+    let env = environments::cluster_env(&args.selection, &args.cluster)?;
+    let objects = manifests::desired_objects(&env);
+    let planner = if args.read_only {
+        Planner::Read
+    } else {
+        Planner::DryRun
+    };
+    block_on(async {
+        let cluster = Cluster::connect(&env, &args.cluster).await?;
+        let plan = plan::plan(&cluster, &env, &objects, planner).await?;
+        let hosts = if args.hosts {
+            // The per-pod Services were read by the plan: their addresses need no request.
+            let live = lb::addresses_from(&env, |r| plan.live(r).cloned());
+            let (source, _) = lb::source(Addresses::LiveOrRecorded, &live)?;
+            let files = manifests::render_host_files(&env, &source)?;
+            let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
+            let fleet = Fleet::read(&env, &observers, &args.ssh).await;
+            let reports = fleet.plan_reports(&fleet.plan(&env, &files));
+            fleet.close().await;
+            Some(reports)
+        } else {
+            None
+        };
+        Ok(DiffReport {
+            environment: env.name.clone(),
+            context: cluster.context.clone(),
+            server: cluster.server.clone(),
+            plan,
+            hosts,
+        })
+    })
 }

@@ -1,18 +1,21 @@
 //! `cargo xtask drift`: read-only comparison of the live cluster and hosts with the code. Exit 0
-//! clean, 2 drift, 1 error. Skips (exit 0, says so) while a deploy holds the lock, so that a
+//! clean, 2 drift, 1 error. Needs no write right: the cluster is planned from reads
+//! ([`Planner::Read`]). Skips (exit 0, says so) while a deploy holds the lock, so that a
 //! half-finished deploy is never reported as drift.
 
 use anyhow::Result;
+use hosts::plan::{zoo_cfg_servers, HostPlan};
+use hosts::render::ZOO_CFG_FILE;
 use hosts::ServerAddress;
-use manifests::AddressSource;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::cli::{DriftArgs, OutputFormat};
+use crate::cli::DriftArgs;
 use crate::cluster::{block_on, Cluster};
+use crate::lb::{self, Addresses};
 use crate::plan::{self, Action, Planner};
-use crate::rollout::HostResult;
-use crate::{environments, exit, hostops, lock, output};
+use crate::report::{update_diff, Report};
+use crate::{environments, exit, lock, output};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
@@ -35,194 +38,201 @@ fn finding(kind: &'static str, object: impl Into<String>, detail: impl Into<Stri
     }
 }
 
-pub fn run(args: &DriftArgs, format: OutputFormat) -> Result<u8> {
-    let env = environments::validated(environments::select_one(&args.selection)?)?;
+pub struct DriftReport {
+    environment: String,
+    /// Why the check did not run (a deploy holds the lock).
+    skipped: Option<String>,
+    findings: Vec<Finding>,
+}
+
+impl Report for DriftReport {
+    fn json(&self) -> serde_json::Value {
+        match &self.skipped {
+            Some(msg) => {
+                json!({"environment": self.environment, "skipped": msg, "clean": null, "findings": []})
+            }
+            None => {
+                json!({"environment": self.environment, "clean": self.findings.is_empty(), "findings": self.findings})
+            }
+        }
+    }
+
+    fn print(&self) {
+        if let Some(msg) = &self.skipped {
+            output::line(&format!("skipped: {msg}"));
+            return;
+        }
+        for f in &self.findings {
+            output::change('!', f.kind, &format!("{}: {}", f.object, f.detail));
+            output::diff(&f.diff);
+        }
+        output::line(&if self.findings.is_empty() {
+            format!("no drift in {}", self.environment)
+        } else {
+            format!(
+                "drift in {}: {} finding(s)",
+                self.environment,
+                self.findings.len()
+            )
+        });
+    }
+
+    fn exit_code(&self) -> u8 {
+        if self.skipped.is_some() || self.findings.is_empty() {
+            exit::OK
+        } else {
+            exit::CHANGES
+        }
+    }
+}
+
+pub fn run(args: &DriftArgs) -> Result<DriftReport> {
+    let env = environments::cluster_env(&args.selection, &args.cluster)?;
     block_on(async {
         let cluster = Cluster::connect(&env, &args.cluster).await?;
         if let Some(h) = lock::current(&cluster, &env).await? {
-            let msg = format!(
-                "a deploy by {} holds the lock (since {}, expires {}): not checking for drift now",
-                h.holder, h.acquired, h.expires
-            );
-            match format {
-                OutputFormat::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &json!({"environment": env.name, "skipped": msg, "clean": null, "findings": []})
-                    )?
-                ),
-                OutputFormat::Text => output::line(&format!("skipped: {msg}")),
-            }
-            return Ok(exit::OK);
+            return Ok(DriftReport {
+                environment: env.name.clone(),
+                skipped: Some(format!(
+                    "a deploy by {} holds the lock (since {}, expires {}): not checking for drift now",
+                    h.holder, h.acquired, h.expires
+                )),
+                findings: vec![],
+            });
         }
-        let mut findings = Vec::new();
-
-        let plan::Reads {
-            plan,
-            live,
-            mut fleet,
-        } = plan::read_cluster_and_hosts(&cluster, &env, &args.ssh, Planner::Read).await?;
-
-        // The cluster: owned objects missing, changed or extra.
-        for c in &plan.changes {
-            let (kind, detail) = match (c.action, &c.deleting) {
-                (Action::Unchanged, _) => continue,
-                (Action::Create, Some(why)) => (
-                    "cluster-deleting",
-                    format!("{why}; the next deploy creates it again once it is gone"),
-                ),
-                (Action::Create, None) => (
-                    "cluster-missing",
-                    "desired but absent from the cluster".to_string(),
-                ),
-                (Action::Update, _) => (
-                    "cluster-changed",
-                    "live object differs from the code".to_string(),
-                ),
-                (Action::Prune, why) => (
-                    "cluster-extra",
-                    format!(
-                        "written by this tool but no longer desired{}",
-                        why.as_ref().map(|w| format!(" ({w})")).unwrap_or_default()
-                    ),
-                ),
-            };
-            let mut f = finding(kind, &c.object, detail);
-            f.diff = c.diff.clone();
-            findings.push(f);
-            for k in &c.conflicts {
-                findings.push(finding(
-                    "cluster-conflict",
-                    &c.object,
-                    format!("{} is owned by \"{}\"", k.field, k.manager),
-                ));
-            }
-        }
+        let reads = plan::read_cluster_and_hosts(&cluster, &env, &args.ssh, Planner::Read).await?;
+        let mut findings = cluster_findings(&reads.plan);
 
         // The load balancers' addresses, and the hosts rendered from them.
-        let live = match live {
-            Ok(a) => Some(a),
-            Err(e) => {
-                findings.push(finding(
-                    "load-balancer-pending",
-                    format!("Service/{}", env.ensemble.namespace),
-                    format!("{e:#}"),
-                ));
-                None
-            }
-        };
-        let source = live
-            .clone()
-            .map_or(AddressSource::Recorded, AddressSource::Live);
+        if let Err(e) = &reads.live {
+            findings.push(finding(
+                "load-balancer-pending",
+                format!("Service/{}", env.ensemble.namespace),
+                format!("{e:#}"),
+            ));
+        }
+        let (source, _) = lb::source(Addresses::LiveOrRecorded, &reads.live)?;
         let files = manifests::render_host_files(&env, &source)?;
-        fleet.plan(&env, &files);
-        let reports = fleet.reports();
-        for r in &reports {
-            match r.result {
-                HostResult::Unreachable => findings.push(finding(
-                    "host-unreachable",
-                    format!("host/{}", r.host),
-                    &r.detail,
-                )),
-                HostResult::WouldChange if !r.changed_files.is_empty() => {
+        let fleet = &reads.fleet;
+        for (o, why) in &fleet.unreachable {
+            findings.push(finding("host-unreachable", format!("host/{}", o.name), why));
+        }
+        for p in fleet.plan(&env, &files) {
+            let (o, observed) = (p.reached.observer, &p.reached.observed);
+            let object = format!("host/{}", o.name);
+            match &p.plan {
+                HostPlan::Update(u) if !u.files.is_empty() => {
                     let mut f = finding(
                         "host-files",
-                        format!("host/{}", r.host),
-                        format!("{} differ from the code", r.changed_files.join(", ")),
+                        &object,
+                        format!("{} differ from the code", u.changed().join(", ")),
                     );
-                    f.diff = r.diff.clone();
+                    f.diff = update_diff(o, u);
                     findings.push(f);
                 }
-                HostResult::WouldChange => findings.push(finding(
+                HostPlan::Update(_) => findings.push(finding(
                     "host-containers",
-                    format!("host/{}", r.host),
+                    &object,
                     "containers not running",
                 )),
-                _ => {}
+                HostPlan::InSync => {}
             }
-        }
-        if let Some(live) = &live {
-            for (host, cfg) in fleet.deployed_zoo_cfgs() {
-                let Some(cfg) = cfg else { continue };
-                for p in env.ensemble.participants() {
-                    let used = server_address(&cfg, p.id.get());
-                    let want = live.get(&p.ordinal).map(ServerAddress::to_string);
-                    if used.is_some() && used != want {
-                        findings.push(finding(
-                            "address-mismatch",
-                            format!("host/{host}"),
-                            format!(
-                                "its zoo.cfg points server.{} at {}, but Service {} has {}",
-                                p.id,
-                                used.unwrap_or_default(),
-                                p.service_name,
-                                want.unwrap_or_else(|| "no address".into())
-                            ),
-                        ));
-                    }
-                }
+            if let (Ok(live), Some(cfg)) = (&reads.live, observed.file(ZOO_CFG_FILE)) {
+                findings.extend(address_mismatches(&env, &object, cfg, live));
             }
-        }
-        for (host, resolved) in fleet.resolved() {
-            for (name, address) in resolved {
-                if address.is_none() {
-                    findings.push(finding(
-                        "host-dns",
-                        format!("host/{host}"),
-                        format!(
-                            "its zoo.cfg names the load balancer {name}, which does not resolve on this host: \
-                             ZooKeeper there cannot reach that participant. Fix the host's DNS (its resolv.conf, \
-                             or the private DNS zone the cloud publishes load balancer names in)"
-                        ),
-                    ));
-                }
+            for name in observed.unresolved() {
+                findings.push(finding(
+                    "host-dns",
+                    &object,
+                    format!(
+                        "its zoo.cfg names the load balancer {name}, which does not resolve on this host: \
+                         ZooKeeper there cannot reach that participant. Fix the host's DNS (its resolv.conf, \
+                         or the private DNS zone the cloud publishes load balancer names in)"
+                    ),
+                ));
             }
-        }
-        for (host, health) in fleet.health() {
-            let Some(h) = health else { continue };
+            let h = &observed.health;
             if !h.observing() {
-                findings.push(finding(
-                    "observer-not-observing",
-                    format!("host/{host}"),
-                    h.detail.clone(),
-                ));
+                findings.push(finding("observer-not-observing", &object, &h.detail));
             } else if !h.exporter {
-                findings.push(finding(
-                    "exporter-down",
-                    format!("host/{host}"),
-                    h.detail.clone(),
-                ));
+                findings.push(finding("exporter-down", &object, &h.detail));
             }
         }
-        fleet.close().await;
-
-        let clean = findings.is_empty();
-        match format {
-            OutputFormat::Json => println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &json!({"environment": env.name, "clean": clean, "findings": findings})
-                )?
-            ),
-            OutputFormat::Text => {
-                for f in &findings {
-                    output::change('!', f.kind, &format!("{}: {}", f.object, f.detail));
-                    output::diff(&f.diff);
-                }
-                output::line(&if clean {
-                    format!("no drift in {}", env.name)
-                } else {
-                    format!("drift in {}: {} finding(s)", env.name, findings.len())
-                });
-            }
-        }
-        Ok(if clean { exit::OK } else { exit::CHANGES })
+        reads.fleet.close().await;
+        Ok(DriftReport {
+            environment: env.name.clone(),
+            skipped: None,
+            findings,
+        })
     })
 }
 
-/// The address of `server.<id>` in a deployed zoo.cfg.
-fn server_address(cfg: &str, id: u32) -> Option<String> {
-    hostops::zoo_cfg_servers(cfg)
-        .into_iter()
-        .find_map(|(n, host)| (n == id).then_some(host))
+/// This tool's objects missing, being deleted, changed, extra, and fields another manager took.
+fn cluster_findings(plan: &plan::Plan) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for c in &plan.changes {
+        let (kind, detail) = match (c.action, &c.deleting) {
+            (Action::Unchanged, _) => continue,
+            (Action::Create, Some(why)) => (
+                "cluster-deleting",
+                format!("{why}; the next deploy creates it again once it is gone"),
+            ),
+            (Action::Create, None) => (
+                "cluster-missing",
+                "desired but absent from the cluster".to_string(),
+            ),
+            (Action::Update, _) => (
+                "cluster-changed",
+                "live object differs from the code".to_string(),
+            ),
+            (Action::Prune, why) => (
+                "cluster-extra",
+                format!(
+                    "written by this tool but no longer desired{}",
+                    why.as_ref().map(|w| format!(" ({w})")).unwrap_or_default()
+                ),
+            ),
+        };
+        let mut f = finding(kind, &c.object, detail);
+        f.diff = c.diff.clone();
+        findings.push(f);
+        for k in &c.conflicts {
+            findings.push(finding(
+                "cluster-conflict",
+                &c.object,
+                format!("{} is owned by \"{}\"", k.field, k.manager),
+            ));
+        }
+    }
+    findings
+}
+
+/// The `server.N` lines of a deployed zoo.cfg that point elsewhere than the live load balancers.
+fn address_mismatches(
+    env: &manifests::Environment,
+    object: &str,
+    cfg: &str,
+    live: &std::collections::BTreeMap<u32, ServerAddress>,
+) -> Vec<Finding> {
+    let servers = zoo_cfg_servers(cfg);
+    env.ensemble
+        .participants()
+        .iter()
+        .filter_map(|p| {
+            let used = servers.iter().find(|(id, _)| *id == p.id.get())?.1.clone();
+            let want = live.get(&p.ordinal).map(ServerAddress::to_string);
+            (Some(&used) != want.as_ref()).then(|| {
+                finding(
+                    "address-mismatch",
+                    object,
+                    format!(
+                        "its zoo.cfg points server.{} at {used}, but Service {} has {}",
+                        p.id,
+                        p.service_name,
+                        want.unwrap_or_else(|| "no address".into())
+                    ),
+                )
+            })
+        })
+        .collect()
 }

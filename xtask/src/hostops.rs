@@ -1,14 +1,15 @@
-//! What this tool does on an observer host, as shell scripts run over SSH (POSIX sh, coreutils
-//! including `timeout`, bash for /dev/tcp, docker with compose v1 or v2), and the parsing of what
-//! they print.
+//! What this tool runs on an observer host, and the parsing of what it prints. The scripts are
+//! files of their own (`scripts/*.sh`: POSIX sh, or bash after `lib.sh`; coreutils with `timeout`,
+//! docker with compose v1 or v2), checked by shellcheck and run locally by this module's tests;
+//! file and service names reach them as arguments.
 
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 use base64::Engine as _;
-use hosts::render::{COMPOSE_FILE, ZOOKEEPER_SERVICE, ZOO_CFG_FILE};
+use hosts::plan::{Health, Observed, FILES};
+use hosts::render::{EXPORTER_SERVICE, ZOOKEEPER_SERVICE};
 use hosts::Observer;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::ssh::Host;
@@ -16,91 +17,65 @@ use crate::ssh::Host;
 /// The compose project name on every host.
 pub const PROJECT: &str = "zk-observers";
 
-/// The files this tool manages, in the order they are written.
-pub const FILES: [&str; 2] = [ZOO_CFG_FILE, COMPOSE_FILE];
+/// How long the health probe waits for each answer to begin.
+pub const ANSWER_TIMEOUT_SECS: u32 = 4;
 
-/// Prints each managed file (base64). Expects `d` to be set.
-const FILES_BODY: &str = r#"
-for f in zoo.cfg docker-compose.yaml; do
-  if [ -f "$d/$f" ]; then printf '=== file %s\n' "$f"; base64 -w0 < "$d/$f"; printf '\n'
-  else printf '=== absent %s\n' "$f"; fi
-done
-"#;
+const LIB: &str = include_str!("scripts/lib.sh");
 
-/// Sets the positional parameters to the DNS names the deployed zoo.cfg's `server.N` lines point
-/// at (load balancers that have names, not addresses: AWS), for [`RESOLVE`]. Parsing is bash's
-/// own, so a zoo.cfg of addresses costs no process. Expects `d` to be set.
-const DEPLOYED_NAMES: &str = r#"
-names=()
-if [ -f "$d/zoo.cfg" ]; then
-  while IFS= read -r l; do
-    [[ $l =~ ^server\.[0-9]+=([A-Za-z0-9.-]*[A-Za-z][A-Za-z0-9.-]*): ]] && names+=("${BASH_REMATCH[1]}")
-  done < "$d/zoo.cfg"
-fi
-set -- "${names[@]}"
-"#;
+/// A script run on a host: `SHELL -c TEXT zk-observers ARGS...`. Each is a file of `scripts/`;
+/// the bash ones are sent after `lib.sh`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    /// Reads a host in one command: files, resolved names, probe, running services.
+    Inspect,
+    /// The health probe.
+    Probe,
+    /// Resolves names as ZooKeeper on the host will.
+    Resolve,
+    /// Atomic, checksum-verified write of one file (contents on stdin).
+    Write,
+    /// Puts back what `Write` replaced.
+    Restore,
+    /// `docker compose` or `docker-compose`.
+    Compose,
+}
 
-/// Resolves each positional parameter as ZooKeeper on the host will (getaddrinfo, the host's
-/// resolver) and prints `name address`, or `name -` when it does not resolve.
-const RESOLVE: &str = r#"
-printf '=== resolve\n'
-for n in "$@"; do
-  a=$(timeout 5 getent ahosts "$n" 2>/dev/null) && a=${a%%[[:space:]]*} || a=
-  printf '%s %s\n' "$n" "${a:--}"
-done
-"#;
+impl Script {
+    pub const ALL: [Script; 6] = [
+        Script::Inspect,
+        Script::Probe,
+        Script::Resolve,
+        Script::Write,
+        Script::Restore,
+        Script::Compose,
+    ];
 
-/// Prints the running compose services. When ZooKeeper observes and the exporter answers on the
-/// host's published ports, both containers are evidently running and the docker CLI (the
-/// costly part when many runs probe a host) is not asked. Expects `probe` (what [`PROBE_BODY`]
-/// printed, or empty) and `project` to be set.
-const RUNNING_BODY: &str = r#"
-printf '=== running\n'
-if [[ $probe == *$'\nMode: observer\n'* && $probe == *$'\nzk_peer_state\tobserving - broadcast\n'*
-      && $probe == *$'\n=== exporter\nHTTP/1.'* ]]; then
-  printf 'zookeeper\nexporter\n'
-else
-  docker ps --filter "label=com.docker.compose.project=$project" --filter status=running --format '{{.Label "com.docker.compose.service"}}' 2>&1 || true
-fi
-"#;
+    pub fn shell(self) -> &'static str {
+        match self {
+            Script::Inspect | Script::Probe | Script::Resolve => "bash",
+            Script::Write | Script::Restore | Script::Compose => "sh",
+        }
+    }
 
-/// Writes stdin to `$d/$name` atomically: a temporary file in the same directory, checked against
-/// the expected SHA-256 (a killed upload leaves a short file that must not be moved into place),
-/// then renamed over the old file, whose content is kept as `$name.previous` for rollback. Also
-/// creates the deploy, data and log directories with the container user's ownership.
-pub const WRITE: &str = r#"
-set -eu
-d=$1; name=$2; sum=$3; uid=$4; gid=$5
-mkdir -p "$d" "$d/data" "$d/datalog"
-chown "$uid:$gid" "$d/data" "$d/datalog"
-rm -f "$d/.$name".tmp.*
-tmp=$(mktemp "$d/.$name.tmp.XXXXXX")
-cat > "$tmp"
-if [ "$(sha256sum < "$tmp" | cut -d' ' -f1)" != "$sum" ]; then rm -f "$tmp"; echo "upload of $name incomplete" >&2; exit 3; fi
-chmod 0644 "$tmp"
-if [ -f "$d/$name" ]; then cp -p "$d/$name" "$d/.$name.previous.tmp" && mv -f "$d/.$name.previous.tmp" "$d/$name.previous"; else rm -f "$d/$name.previous"; touch "$d/.$name.was-absent"; fi
-mv -f "$tmp" "$d/$name"
-"#;
+    fn body(self) -> &'static str {
+        match self {
+            Script::Inspect => include_str!("scripts/inspect.sh"),
+            Script::Probe => include_str!("scripts/probe.sh"),
+            Script::Resolve => include_str!("scripts/resolve.sh"),
+            Script::Write => include_str!("scripts/write.sh"),
+            Script::Restore => include_str!("scripts/restore.sh"),
+            Script::Compose => include_str!("scripts/compose.sh"),
+        }
+    }
 
-/// Puts back what `WRITE` replaced: the previous version, or no file if there was none.
-const RESTORE: &str = r#"
-set -eu
-d=$1; name=$2
-if [ -f "$d/$name.previous" ]; then cp -p "$d/$name.previous" "$d/.$name.restore.tmp" && mv -f "$d/.$name.restore.tmp" "$d/$name"
-elif [ -f "$d/.$name.was-absent" ]; then rm -f "$d/$name"; fi
-rm -f "$d/.$name.was-absent"
-"#;
-
-/// `docker compose` (v2) or `docker-compose` (v1) in the deploy directory.
-const COMPOSE: &str = r#"
-set -eu
-d=$1; project=$2; shift 2
-cd "$d"
-if docker compose version >/dev/null 2>&1; then exec docker compose -p "$project" "$@"; fi
-if command -v docker-compose >/dev/null 2>&1; then exec docker-compose -p "$project" "$@"; fi
-echo "neither \`docker compose\` (v2) nor \`docker-compose\` (v1) is installed on this host" >&2
-exit 127
-"#;
+    /// The program text as sent.
+    pub fn text(self) -> String {
+        match self.shell() {
+            "bash" => format!("{LIB}\n{}", self.body()),
+            _ => self.body().to_string(),
+        }
+    }
+}
 
 /// How the health probe checks the exporter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,92 +99,158 @@ impl ExporterCheck {
     }
 }
 
-/// How long the health probe waits for each answer to begin.
-pub const ANSWER_TIMEOUT_SECS: u32 = 4;
-
-/// srvr and mntr from ZooKeeper and a request to the exporter (see [`ExporterCheck`]), over bash's
-/// /dev/tcp, kept as sections in `probe` and printed. Expects `addr`, `client_port`,
-/// `metrics_port`, `exporter_check` and `answer_timeout` to be set.
-///
-/// SIGPIPE is ignored: a port that accepts and closes at once (docker's proxy while the container
-/// starts) must fail that request, not kill the script. A ZooKeeper or exporter that accepts and
-/// never answers (a paused container) cannot hang the read: each answer must begin within `answer_timeout`, or it reads as "no answer within ...".
-/// The rest of an answer is taken by one `read -N` (no timeout), which reads in blocks: a `read`
-/// loop takes a socket a byte at a time, and `read -t` adds two system calls per byte, which made
-/// the 16 KiB answers of mntr and the exporter the costliest part of reading a host; a `timeout`
-/// process per request cost more than the requests (docs/benchmarks.md).
-const PROBE_BODY: &str = r#"
-trap '' PIPE
-ask() {
-  r=
-  exec 3<>"/dev/tcp/$addr/$1" 2>/dev/null || { r="connection to $addr:$1 refused"; return; }
-  printf '%s' "$2" 2>/dev/null >&3
-  local first= rest=
-  if IFS= read -r -t "$answer_timeout" -N 1 first 2>/dev/null <&3; then
-    IFS= read -r -N 4194304 rest 2>/dev/null <&3
-    r=$first$rest
-  elif [ $? -gt 128 ]; then
-    r="no answer within $answer_timeout s"
-  fi
-  exec 3<&-
-}
-ask "$client_port" srvr; probe=$'=== srvr\n'$r$'\n'
-ask "$client_port" mntr; probe+=$'=== mntr\n'$r$'\n'
-if [ "$exporter_check" = scrape ]; then
-  ask "$metrics_port" $'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n'; probe+=$'=== metrics\n'$r$'\n'
-else
-  ask "$metrics_port" $'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n'; probe+=$'=== exporter\n'$r$'\n'
-fi
-printf '%s\n' "$probe"
-"#;
-
-/// What is on a host now.
-#[derive(Debug, Clone)]
-pub struct HostState {
-    pub files: BTreeMap<String, Option<String>>,
-    pub running: Vec<String>,
-    /// The DNS names the deployed zoo.cfg uses, and what each resolves to on the host (`None`:
-    /// it does not resolve).
-    pub resolved: BTreeMap<String, Option<String>>,
-    /// What the health probe saw when the state was read.
-    pub health: Health,
+/// The ports a probe asks on.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub client: u16,
+    pub metrics: u16,
 }
 
-impl HostState {
-    pub fn file(&self, name: &str) -> Option<&str> {
-        self.files.get(name).and_then(|f| f.as_deref())
-    }
-
-    pub fn zookeeper_running(&self) -> bool {
-        self.running.iter().any(|s| s == ZOOKEEPER_SERVICE)
+impl Ports {
+    pub fn of(env: &manifests::Environment) -> Ports {
+        Ports {
+            client: env.fleet.zookeeper.client_port.get(),
+            metrics: env.fleet.metrics.port().get(),
+        }
     }
 }
 
-/// Reads the host in one remote command: the managed files, the health probe (without a scrape,
-/// [`ExporterCheck::Answers`]), and the running services. The docker CLI is asked for those only
-/// when the probe does not show both containers answering: a probe costs the host a few
-/// milliseconds, the docker CLI tens.
-pub async fn inspect(
-    host: &Host,
-    o: &Observer,
-    client_port: u16,
-    metrics_port: u16,
-) -> Result<HostState> {
-    let script = format!("d=$1; project=$2; addr=$3; client_port=$4; metrics_port=$5; answer_timeout={ANSWER_TIMEOUT_SECS}; exporter_check={}\n{FILES_BODY}{DEPLOYED_NAMES}{RESOLVE}{PROBE_BODY}{RUNNING_BODY}", ExporterCheck::Answers.arg());
+/// The arguments of the inspect script for `o`.
+pub fn inspect_args(o: &Observer, ports: Ports) -> Vec<String> {
+    let mut args = vec![
+        o.deploy_dir.0.clone(),
+        PROJECT.to_string(),
+        o.address.to_string(),
+        ports.client.to_string(),
+        ports.metrics.to_string(),
+        ANSWER_TIMEOUT_SECS.to_string(),
+        ZOOKEEPER_SERVICE.to_string(),
+        EXPORTER_SERVICE.to_string(),
+    ];
+    args.extend(FILES.iter().map(|f| f.to_string()));
+    args
+}
+
+/// The arguments of the probe script.
+pub fn probe_args(address: &str, ports: Ports, check: ExporterCheck) -> Vec<String> {
+    vec![
+        address.to_string(),
+        ports.client.to_string(),
+        ports.metrics.to_string(),
+        ANSWER_TIMEOUT_SECS.to_string(),
+        check.arg().to_string(),
+    ]
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Reads the host in one remote command: the managed files, what the deployed zoo.cfg's names
+/// resolve to, the health probe (without a scrape, [`ExporterCheck::Answers`]), and the running
+/// services. The docker CLI is asked for those only when the probe does not show both containers
+/// answering: a probe costs the host a few milliseconds, the docker CLI tens.
+pub async fn inspect(host: &Host, o: &Observer, ports: Ports) -> Result<Observed> {
     let out = host
-        .bash_ok(
+        .run_ok(
             "reading the host",
-            &script,
-            &[
-                &o.deploy_dir.0,
-                PROJECT,
-                &o.address.to_string(),
-                &client_port.to_string(),
-                &metrics_port.to_string(),
-            ],
+            Script::Inspect,
+            &strs(&inspect_args(o, ports)),
+            None,
         )
         .await?;
     parse_inspect(&out)
+}
+
+pub async fn probe(
+    host: &Host,
+    o: &Observer,
+    ports: Ports,
+    check: ExporterCheck,
+) -> Result<Health> {
+    let args = probe_args(&o.address.to_string(), ports, check);
+    let out = host
+        .run_ok("probing ZooKeeper", Script::Probe, &strs(&args), None)
+        .await?;
+    Ok(parse_probe(&out))
+}
+
+/// Resolves `names` on the host, as ZooKeeper there will.
+pub async fn resolve(host: &Host, names: &[String]) -> Result<BTreeMap<String, Option<String>>> {
+    let out = host
+        .run_ok(
+            "resolving load-balancer names",
+            Script::Resolve,
+            &strs(names),
+            None,
+        )
+        .await?;
+    Ok(parse_resolved(&out))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The arguments of the write script for `name`.
+pub fn write_args(
+    dir: &str,
+    name: &str,
+    contents: &str,
+    layout: &hosts::observer::ImageLayout,
+) -> Vec<String> {
+    vec![
+        dir.to_string(),
+        name.to_string(),
+        sha256_hex(contents.as_bytes()),
+        layout.uid.to_string(),
+        layout.gid.to_string(),
+    ]
+}
+
+pub async fn write_file(
+    host: &Host,
+    o: &Observer,
+    layout: &hosts::observer::ImageLayout,
+    name: &str,
+    contents: &str,
+) -> Result<()> {
+    tracing::debug!(host = %o.name, file = name, "uploading");
+    let args = write_args(&o.deploy_dir.0, name, contents, layout);
+    host.run_ok(
+        &format!("writing {name}"),
+        Script::Write,
+        &strs(&args),
+        Some(contents.as_bytes()),
+    )
+    .await
+    .map(drop)
+}
+
+pub async fn restore_file(host: &Host, o: &Observer, name: &str) -> Result<()> {
+    host.run_ok(
+        &format!("restoring the previous {name}"),
+        Script::Restore,
+        &[&o.deploy_dir.0, name],
+        None,
+    )
+    .await
+    .map(drop)
+}
+
+pub async fn compose(host: &Host, o: &Observer, args: &[&str]) -> Result<String> {
+    let mut all = vec![o.deploy_dir.0.as_str(), PROJECT];
+    all.extend_from_slice(args);
+    host.run_ok(
+        &format!("docker compose {}", args.join(" ")),
+        Script::Compose,
+        &all,
+        None,
+    )
+    .await
 }
 
 /// `name address` / `name -` lines of a `=== resolve` section.
@@ -225,43 +266,9 @@ fn parse_resolved(out: &str) -> BTreeMap<String, Option<String>> {
         .collect()
 }
 
-/// The `server.N` lines of a zoo.cfg: (N, host), host without IPv6 brackets.
-pub fn zoo_cfg_servers(cfg: &str) -> Vec<(u32, String)> {
-    cfg.lines()
-        .filter_map(|l| {
-            let (id, rest) = l.strip_prefix("server.")?.split_once('=')?;
-            let id = id.parse().ok()?;
-            let host = rest.rsplitn(4, ':').last().unwrap_or(rest);
-            Some((
-                id,
-                host.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_string(),
-            ))
-        })
-        .collect()
-}
-
-/// The `server.N` lines of a zoo.cfg that name a host by DNS name, not address.
-pub fn zoo_cfg_names(cfg: &str) -> Vec<(u32, String)> {
-    zoo_cfg_servers(cfg)
-        .into_iter()
-        .filter(|(_, h)| h.parse::<std::net::IpAddr>().is_err())
-        .collect()
-}
-
-/// Resolves `names` on the host, as ZooKeeper there will.
-pub async fn resolve(host: &Host, names: &[String]) -> Result<BTreeMap<String, Option<String>>> {
-    let args: Vec<&str> = names.iter().map(String::as_str).collect();
-    let out = host
-        .bash_ok("resolving load-balancer names", RESOLVE, &args)
-        .await?;
-    Ok(parse_resolved(&out))
-}
-
-fn parse_inspect(out: &str) -> Result<HostState> {
+pub fn parse_inspect(out: &str) -> Result<Observed> {
     let mut files = BTreeMap::new();
-    let mut running = Vec::new();
+    let mut running = std::collections::BTreeSet::new();
     let mut lines = out.lines();
     let mut in_running = false;
     while let Some(line) = lines.next() {
@@ -279,120 +286,18 @@ fn parse_inspect(out: &str) -> Result<HostState> {
         } else if line.starts_with("=== ") {
             in_running = false;
         } else if in_running && !line.trim().is_empty() {
-            running.push(line.trim().to_string());
+            running.insert(line.trim().to_string());
         }
     }
     if files.len() != FILES.len() {
         bail!("unexpected answer from the host: {out}");
     }
-    Ok(HostState {
+    Ok(Observed {
         files,
         running,
         resolved: parse_resolved(out),
         health: parse_probe(out),
     })
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-pub async fn write_file(
-    host: &Host,
-    o: &Observer,
-    layout: &hosts::observer::ImageLayout,
-    name: &str,
-    contents: &str,
-) -> Result<()> {
-    tracing::debug!(host = %o.name, file = name, "uploading");
-    let sum = sha256_hex(contents.as_bytes());
-    host.sh_ok(
-        &format!("writing {name}"),
-        WRITE,
-        &[
-            &o.deploy_dir.0,
-            name,
-            &sum,
-            &layout.uid.to_string(),
-            &layout.gid.to_string(),
-        ],
-        Some(contents.as_bytes()),
-    )
-    .await
-    .map(drop)
-}
-
-pub async fn restore_file(host: &Host, o: &Observer, name: &str) -> Result<()> {
-    host.sh_ok(
-        &format!("restoring the previous {name}"),
-        RESTORE,
-        &[&o.deploy_dir.0, name],
-        None,
-    )
-    .await
-    .map(drop)
-}
-
-pub async fn compose(host: &Host, o: &Observer, args: &[&str]) -> Result<String> {
-    let mut all = vec![o.deploy_dir.0.as_str(), PROJECT];
-    all.extend_from_slice(args);
-    host.sh_ok(
-        &format!("docker compose {}", args.join(" ")),
-        COMPOSE,
-        &all,
-        None,
-    )
-    .await
-}
-
-/// What the health probe saw.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Health {
-    /// `Mode:` from srvr (`observer`), or what was answered instead.
-    pub mode: Option<String>,
-    /// `zk_peer_state` from mntr (`observing - broadcast` when synced).
-    pub peer_state: Option<String>,
-    /// Whether the exporter served ZooKeeper metrics ([`ExporterCheck::Scrape`]), or answered
-    /// ([`ExporterCheck::Answers`]).
-    pub exporter: bool,
-    /// Why the probe did not pass, for reports.
-    pub detail: String,
-}
-
-impl Health {
-    pub fn observing(&self) -> bool {
-        self.mode.as_deref() == Some("observer")
-            && self.peer_state.as_deref() == Some("observing - broadcast")
-    }
-
-    pub fn healthy(&self) -> bool {
-        self.observing() && self.exporter
-    }
-}
-
-pub async fn probe(
-    host: &Host,
-    o: &Observer,
-    client_port: u16,
-    metrics_port: u16,
-    check: ExporterCheck,
-) -> Result<Health> {
-    let script = format!("addr=$1; client_port=$2; metrics_port=$3; answer_timeout={ANSWER_TIMEOUT_SECS}; exporter_check={}\n{PROBE_BODY}", check.arg());
-    let out = host
-        .bash_ok(
-            "probing ZooKeeper",
-            &script,
-            &[
-                &o.address.to_string(),
-                &client_port.to_string(),
-                &metrics_port.to_string(),
-            ],
-        )
-        .await?;
-    Ok(parse_probe(&out))
 }
 
 pub fn parse_probe(out: &str) -> Health {
@@ -461,6 +366,11 @@ pub fn parse_probe(out: &str) -> Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
 
     #[test]
     fn parses_an_observing_observer() {
@@ -503,28 +413,252 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_names_a_zoo_cfg_uses() {
-        let cfg = "tickTime=2000\nserver.1=10.1.0.12:2888:3888:participant\nserver.2=[fd00::1]:2888:3888:participant\n\
-                   server.3=zk2.lb.example.test:2888:3888:participant\nserver.4=0.0.0.0:2888:3888:observer\n";
-        assert_eq!(zoo_cfg_servers(cfg)[1], (2, "fd00::1".to_string()));
-        assert_eq!(zoo_cfg_names(cfg), [(3, "zk2.lb.example.test".to_string())]);
-    }
-
-    #[test]
     fn parses_inspect_output() {
         let out = "=== file zoo.cfg\ndGlja1RpbWU9MjAwMAo=\n=== absent docker-compose.yaml\n=== resolve\nzk0.lb.test 198.18.0.11\nzk1.lb.test -\n=== running\nzookeeper\nexporter\n=== srvr\nMode: observer\n\n=== mntr\nzk_peer_state\tobserving - broadcast\n\n=== metrics\nHTTP/1.0 200 OK\r\n\r\nzk_up 1\n";
         let s = parse_inspect(out).unwrap();
         assert_eq!(s.file("zoo.cfg"), Some("tickTime=2000\n"));
         assert_eq!(s.file("docker-compose.yaml"), None);
-        assert!(s.zookeeper_running());
-        assert_eq!(s.running, ["zookeeper", "exporter"]);
+        assert!(s.running.contains("zookeeper") && s.running.contains("exporter"));
         assert!(s.health.healthy());
-        assert_eq!(
-            s.resolved,
-            BTreeMap::from([
-                ("zk0.lb.test".to_string(), Some("198.18.0.11".to_string())),
-                ("zk1.lb.test".to_string(), None)
-            ])
+        assert_eq!(s.unresolved(), ["zk1.lb.test"]);
+    }
+
+    // --- the scripts themselves, run locally by bash and sh in a temporary directory --------------
+
+    /// Runs `script` here as it runs on a host.
+    fn run(script: Script, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+        let mut child = Command::new(script.shell())
+            .arg("-c")
+            .arg(script.text())
+            .arg("zk-observers")
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(bytes) = stdin {
+            child.stdin.take().unwrap().write_all(bytes).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn me() -> (String, String) {
+        let id = |flag: &str| {
+            String::from_utf8(Command::new("id").arg(flag).output().unwrap().stdout)
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        (id("-u"), id("-g"))
+    }
+
+    fn write(dir: &Path, name: &str, contents: &str, sum: Option<&str>) -> (i32, String) {
+        let (uid, gid) = me();
+        let sum = sum.map_or_else(|| sha256_hex(contents.as_bytes()), str::to_string);
+        let d = dir.display().to_string();
+        let (code, _, err) = run(
+            Script::Write,
+            &[&d, name, &sum, &uid, &gid],
+            Some(contents.as_bytes()),
         );
+        (code, err)
+    }
+
+    #[test]
+    fn write_replaces_atomically_keeps_the_previous_and_restore_puts_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("deploy");
+        assert_eq!(write(&d, "zoo.cfg", "one\n", None).0, 0);
+        assert!(d.join("data").is_dir() && d.join("datalog").is_dir());
+        assert!(d.join(".zoo.cfg.was-absent").exists());
+        assert_eq!(write(&d, "zoo.cfg", "two\n", None).0, 0);
+        assert_eq!(std::fs::read_to_string(d.join("zoo.cfg")).unwrap(), "two\n");
+        assert_eq!(
+            std::fs::read_to_string(d.join("zoo.cfg.previous")).unwrap(),
+            "one\n"
+        );
+        let ds = d.display().to_string();
+        assert_eq!(run(Script::Restore, &[&ds, "zoo.cfg"], None).0, 0);
+        assert_eq!(std::fs::read_to_string(d.join("zoo.cfg")).unwrap(), "one\n");
+        // No temporary file is left behind.
+        let leftovers: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn a_first_write_restored_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("deploy");
+        assert_eq!(
+            write(&d, "docker-compose.yaml", "services: {}\n", None).0,
+            0
+        );
+        let ds = d.display().to_string();
+        assert_eq!(
+            run(Script::Restore, &[&ds, "docker-compose.yaml"], None).0,
+            0
+        );
+        assert!(!d.join("docker-compose.yaml").exists());
+    }
+
+    #[test]
+    fn a_cut_upload_never_replaces_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("deploy");
+        assert_eq!(write(&d, "zoo.cfg", "good\n", None).0, 0);
+        let expected = sha256_hex(b"the whole new file\n");
+        let (code, err) = write(&d, "zoo.cfg", "the who", Some(&expected));
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains("upload of zoo.cfg incomplete"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(d.join("zoo.cfg")).unwrap(),
+            "good\n"
+        );
+    }
+
+    #[test]
+    fn the_probe_gives_up_on_a_server_that_accepts_and_never_answers() {
+        // A paused ZooKeeper: the kernel accepts, nobody answers.
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port().to_string();
+        let started = Instant::now();
+        let (code, out, _) = run(
+            Script::Probe,
+            &["127.0.0.1", &port, &port, "1", "answers"],
+            None,
+        );
+        assert_eq!(code, 0);
+        let h = parse_probe(&out);
+        assert_eq!(h.detail, "srvr: no answer within 1 s", "{out}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        drop(silent);
+    }
+
+    #[test]
+    fn the_probe_reads_a_whole_answer() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let answers = std::thread::spawn(move || {
+            for stream in server.incoming().take(3) {
+                let mut s = stream.unwrap();
+                let mut buf = [0u8; 256];
+                let n = s.read(&mut buf).unwrap();
+                let asked = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let reply = match asked.as_str() {
+                    "srvr" => "Zookeeper version: 3.8.0\nMode: observer\n".to_string(),
+                    "mntr" => format!(
+                        "zk_peer_state\tobserving - broadcast\n{}",
+                        "zk_x\t1\n".repeat(4000)
+                    ),
+                    _ => "HTTP/1.0 404 Not Found\r\n\r\n".to_string(),
+                };
+                let _ = s.write_all(reply.as_bytes());
+            }
+        });
+        let p = port.to_string();
+        let (_, out, _) = run(Script::Probe, &["127.0.0.1", &p, &p, "4", "answers"], None);
+        answers.join().unwrap();
+        let h = parse_probe(&out);
+        assert!(h.healthy(), "{h:?}");
+    }
+
+    #[test]
+    fn inspect_reads_files_names_and_falls_back_to_docker() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("deploy");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("zoo.cfg"),
+            "server.1=zk0.nowhere.invalid:2888:3888:participant\nserver.4=0.0.0.0:2888:3888:observer\n",
+        )
+        .unwrap();
+        let o = Observer {
+            deploy_dir: hosts::RemoteDir(d.display().to_string()),
+            address: "127.0.0.1".parse().unwrap(),
+            ..hosts::inventory::sandbox::observers().remove(0)
+        };
+        // Nothing listens on these ports: the probe fails, so the script asks docker (absent or
+        // not, it must not break the answer).
+        let free = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = free.local_addr().unwrap().port();
+        drop(free);
+        let ports = Ports {
+            client: port,
+            metrics: port,
+        };
+        let args = inspect_args(&o, ports);
+        let (code, out, err) = run(Script::Inspect, &strs(&args), None);
+        assert_eq!(code, 0, "{err}");
+        let observed = parse_inspect(&out).unwrap();
+        assert!(observed
+            .file("zoo.cfg")
+            .unwrap()
+            .contains("zk0.nowhere.invalid"));
+        assert_eq!(observed.file("docker-compose.yaml"), None);
+        assert_eq!(observed.unresolved(), ["zk0.nowhere.invalid"]);
+        assert!(!observed.health.healthy());
+        assert!(!observed.running.contains("zookeeper"));
+    }
+
+    #[test]
+    fn every_script_passes_shellcheck() {
+        let found = Command::new("sh")
+            .arg("-c")
+            .arg("command -v shellcheck")
+            .output()
+            .unwrap();
+        assert!(
+            found.status.success(),
+            "shellcheck is not installed: apt-get install shellcheck (bash .ci/run does it)"
+        );
+        for script in Script::ALL {
+            let mut child = Command::new("shellcheck")
+                .args(["--shell", script.shell(), "-"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(script.text().as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{script:?}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        // And shellcheck would notice: an unquoted expansion is a finding.
+        let mut bad = Command::new("shellcheck")
+            .args(["--shell", "sh", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        bad.stdin
+            .take()
+            .unwrap()
+            .write_all(b"d=$1\nrm -rf $d/*\n")
+            .unwrap();
+        assert!(!bad.wait().unwrap().success());
     }
 }

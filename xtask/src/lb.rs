@@ -4,13 +4,65 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use hosts::ServerAddress;
-use manifests::Environment;
+use hosts::{HostFiles, Observer, ServerAddress};
+use manifests::{AddressSource, Environment};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::cli::{AddressChoice, ClusterArgs};
 use crate::cluster::{Cluster, Kind, ObjectRef};
 use crate::output;
+
+/// Where host files take the participants' load-balancer addresses from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addresses {
+    /// `ensemble.recorded_addresses` (`push`/`status --addresses recorded`, `render`).
+    Recorded,
+    /// The live Services; an error while one has none (`--addresses live`, a deploy's rollout).
+    Live,
+    /// The live Services, or the recorded addresses while a load balancer is pending (plans:
+    /// `deploy`'s first look, `diff --hosts`, `drift`).
+    LiveOrRecorded,
+}
+
+/// The one place that decides: the address source for host files under `policy`, given what the
+/// cluster reports (`live`: an error while a load balancer is pending), and a note that says
+/// which it is.
+pub fn source(
+    policy: Addresses,
+    live: &Result<BTreeMap<u32, ServerAddress>>,
+) -> Result<(AddressSource, &'static str)> {
+    const LIVE: &str = "rendered from the live load-balancer addresses";
+    match (policy, live) {
+        (Addresses::Recorded, _) => Ok((
+            AddressSource::Recorded,
+            "rendered from the recorded addresses",
+        )),
+        (_, Ok(a)) => Ok((AddressSource::Live(a.clone()), LIVE)),
+        (Addresses::Live, Err(e)) => bail!("{e:#}"),
+        (Addresses::LiveOrRecorded, Err(_)) => Ok((
+            AddressSource::Recorded,
+            "rendered from the recorded addresses until the load balancers have theirs",
+        )),
+    }
+}
+
+/// Host files for every observer under `--addresses` (live ones read from the cluster).
+pub async fn host_files<'e>(
+    env: &'e Environment,
+    choice: AddressChoice,
+    cluster: &ClusterArgs,
+) -> Result<Vec<(&'e Observer, HostFiles)>> {
+    let (policy, live) = match choice {
+        AddressChoice::Recorded => (Addresses::Recorded, Err(anyhow::anyhow!("not read"))),
+        AddressChoice::Live => {
+            let c = Cluster::connect(env, cluster).await?;
+            (Addresses::Live, current_addresses(&c, env).await)
+        }
+    };
+    let (source, _) = self::source(policy, &live)?;
+    Ok(manifests::render_host_files(env, &source)?)
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Address {

@@ -1,27 +1,35 @@
-//! The effect layer: command-line interface, file system, and (in later subcommands) the kube
-//! client and SSH. The pure model lives in the `manifests` and `hosts` crates.
+//! The effect layer: command-line interface, file system, the kube client and SSH. The pure model
+//! lives in the `manifests` and `hosts` crates. One file per subcommand (`render`, `check`,
+//! `diff`, `apply`, `push`, `status`, `deploy`, `drift`, and `dev` for what the sandbox tool does);
+//! no subcommand file uses another: what they share is in the modules below them.
 
-mod apply;
-mod bench;
-mod check;
-mod cli;
-mod cluster;
-mod demo;
-mod deploy;
-mod diff;
-mod drift;
-mod environments;
+// Subcommands.
+pub mod apply;
+pub mod check;
+pub mod deploy;
+mod dev;
+pub mod diff;
+pub mod drift;
+pub mod push;
+pub mod render;
+pub mod status;
+
+// What the subcommands share.
+pub mod cli;
+pub mod cluster;
+pub mod environments;
+pub mod execute;
+pub mod exit;
 mod fields;
+pub mod fleet;
 pub mod hostops;
-mod lb;
-mod lock;
-mod output;
-mod plan;
-mod push;
-mod render;
-mod rollout;
-mod ssh;
-mod status;
+pub mod lb;
+pub mod lock;
+pub mod output;
+pub mod plan;
+pub mod report;
+pub mod rollout;
+pub mod ssh;
 mod yamldiff;
 
 use std::process::ExitCode;
@@ -29,45 +37,71 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use cli::{Cli, Command, OutputFormat};
-
-/// Exit codes shared by every subcommand.
-pub mod exit {
-    /// Success, or in sync.
-    pub const OK: u8 = 0;
-    /// An error: nothing was changed unless the message says so.
-    pub const ERROR: u8 = 1;
-    /// Changes or drift found (diff, drift, deploy --dry-run).
-    pub const CHANGES: u8 = 2;
-}
+use report::Report;
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(&e),
+    };
     init_tracing();
-    match run(&cli) {
-        Ok(code) => ExitCode::from(code),
+    ExitCode::from(run_and_report(&cli))
+}
+
+/// `--help` and `--version` exit 0; a usage error is an error like any other: exit 1 (clap's own
+/// 2 would read as "changes found").
+pub fn usage(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    ExitCode::from(if e.use_stderr() {
+        exit::ERROR
+    } else {
+        exit::OK
+    })
+}
+
+/// Runs `cli`, prints the result (or the error), and returns the exit code.
+pub fn run_and_report(cli: &Cli) -> u8 {
+    match run(cli) {
+        Ok(Done::Report(report)) => {
+            output::emit(report.as_ref(), cli.output);
+            report.exit_code()
+        }
+        Ok(Done::Code(code)) => code,
         Err(e) => {
             output::error(&e);
-            ExitCode::from(exit::ERROR)
+            exit::ERROR
         }
     }
 }
 
-fn run(cli: &Cli) -> anyhow::Result<u8> {
-    match &cli.command {
-        Command::Render(args) => render::run(args, cli.output),
-        Command::Check(args) => check::run(args, cli.output),
-        Command::Diff(args) => diff::run(args, cli.output),
-        Command::Apply(args) => apply::run(args, cli.output),
-        Command::Push(args) => push::run(args, cli.output),
-        Command::Status(args) => status::run(args, cli.output),
-        Command::Deploy(args) => deploy::run(args, cli.output),
-        Command::Drift(args) => drift::run(args, cli.output),
-        Command::Demo(args) => demo::run(args),
-        Command::Bench(args) => bench::run(args),
-    }
+/// What a command ended with.
+pub enum Done {
+    Report(Box<dyn Report>),
+    /// The sandbox tool ran and printed for itself.
+    Code(u8),
 }
 
-fn init_tracing() {
+fn boxed(r: impl Report + 'static) -> Done {
+    Done::Report(Box::new(r))
+}
+
+pub fn run(cli: &Cli) -> anyhow::Result<Done> {
+    let format = cli.output;
+    Ok(match &cli.command {
+        Command::Render(args) => boxed(render::run(args)?),
+        Command::Check(args) => boxed(check::run(args)?),
+        Command::Diff(args) => boxed(diff::run(args)?),
+        Command::Apply(args) => boxed(apply::run(args)?),
+        Command::Push(args) => boxed(push::run(args, format)?),
+        Command::Status(args) => boxed(status::run(args)?),
+        Command::Deploy(args) => boxed(deploy::run(args, format)?),
+        Command::Drift(args) => boxed(drift::run(args)?),
+        Command::Demo(args) => Done::Code(dev::forward("demo", args)?),
+        Command::Bench(args) => Done::Code(dev::forward("bench", args)?),
+    })
+}
+
+pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::fmt()

@@ -4,6 +4,9 @@ use anstream::{eprintln, print, println};
 use anstyle::{AnsiColor, Style};
 use hosts::{Problem, Severity};
 
+use crate::cli::OutputFormat;
+use crate::report::{Outcome, Report, Tone};
+
 const RED: Style = AnsiColor::Red.on_default().bold();
 const YELLOW: Style = AnsiColor::Yellow.on_default().bold();
 const GREEN: Style = AnsiColor::Green.on_default().bold();
@@ -57,14 +60,31 @@ pub fn diff(text: &str) {
     print!("{}", crate::yamldiff::colorize(text));
 }
 
-/// The result of acting on one object or host.
-pub fn outcome(what: &str, result: &str) {
-    let style = match result {
-        "unchanged" | "kept" => DIM,
-        "created" | "configured" | "pruned" => GREEN,
-        _ => RED,
-    };
-    println!("  {style}{result:<10}{style:#} {what}");
+/// The result of acting on one object or host, coloured by its tone.
+pub fn outcome(what: &str, result: &dyn Outcome) {
+    let style = style(result.tone());
+    let word = result.word();
+    println!("  {style}{word:<10}{style:#} {what}");
+}
+
+fn style(tone: Tone) -> Style {
+    match tone {
+        Tone::Quiet => DIM,
+        Tone::Good => GREEN,
+        Tone::Warn => YELLOW,
+        Tone::Bad => RED,
+    }
+}
+
+/// The one way a command's result reaches stdout: JSON, or text for people.
+pub fn emit(report: &dyn Report, format: OutputFormat) {
+    match format {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report.json()).expect("JSON values serialize")
+        ),
+        OutputFormat::Text => report.print(),
+    }
 }
 
 /// `1.5s`, `10m`.

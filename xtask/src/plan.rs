@@ -15,11 +15,11 @@ use manifests::{Environment, Object, FIELD_MANAGER};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::cli::SshArgs;
 use crate::cluster::{Applied, Cluster, Conflict, Kind, ObjectRef};
-use crate::rollout::Fleet;
-use crate::ssh::SshArgs;
+use crate::fleet::Fleet;
 use crate::yamldiff::{normalize, to_yaml, unified};
-use crate::{fields, lb};
+use crate::{fields, lb, output};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -97,6 +97,22 @@ impl Plan {
             .flat_map(|c| c.conflicts.iter().map(move |k| (c, k)))
     }
 
+    /// An error listing the fields another manager owns with a different value, unless `force`
+    /// or there are none: nothing may be applied then.
+    pub fn refuse_conflicts(&self, env: &str, force: bool) -> Result<()> {
+        let list = self.conflict_lines();
+        if force || list.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "nothing was applied: {} field(s) are owned by another field manager with a different value:\n  {}\n\
+             Run `cargo xtask diff --env {env}` to see the values. If this tool should own them, rerun with \
+             --force-conflicts (the other manager may set them back)",
+            list.len(),
+            list.join("\n  ")
+        )
+    }
+
     /// One line per conflicting field: object, field, owning manager.
     pub fn conflict_lines(&self) -> Vec<String> {
         self.conflicts()
@@ -107,6 +123,59 @@ impl Plan {
                 )
             })
             .collect()
+    }
+}
+
+impl Plan {
+    /// The plan for people: each change with its coloured diff and conflicts, then a summary.
+    pub fn print(&self, heading: &str) {
+        output::line(heading);
+        for c in &self.changes {
+            match c.action {
+                Action::Unchanged => continue,
+                Action::Create => match &c.deleting {
+                    Some(why) => output::change(
+                        '+',
+                        "create",
+                        &format!("{} ({why}; created again once it is gone)", c.object),
+                    ),
+                    None => output::change('+', "create", &c.object),
+                },
+                Action::Update => output::change('~', "update", &c.object),
+                Action::Prune => output::change(
+                    '-',
+                    "prune",
+                    &match &c.deleting {
+                        Some(why) => format!("{} (no longer desired; {why})", c.object),
+                        None => format!(
+                            "{} (no longer desired; `apply --prune` deletes it)",
+                            c.object
+                        ),
+                    },
+                ),
+            }
+            output::diff(&c.diff);
+            for k in &c.conflicts {
+                output::change(
+                    '!',
+                    "conflict",
+                    &format!(
+                        "{}: {} is owned by \"{}\"; applying needs --force-conflicts",
+                        c.object, k.field, k.manager
+                    ),
+                );
+            }
+        }
+        let s = &self.summary;
+        output::line(&format!(
+            "{}: {} to create, {} to update, {} unchanged, {} to prune, {} conflict(s)",
+            if self.in_sync() { "in sync" } else { "changes" },
+            s.create,
+            s.update,
+            s.unchanged,
+            s.prune,
+            s.conflicts
+        ));
     }
 }
 
@@ -337,7 +406,7 @@ pub async fn read_cluster_and_hosts<'e>(
         let live = lb::addresses_from(env, |r| plan.live(r).cloned());
         anyhow::Ok((plan, live))
     };
-    let (cluster_reads, fleet) = tokio::join!(cluster_reads, Fleet::connect(env, &observers, ssh));
+    let (cluster_reads, fleet) = tokio::join!(cluster_reads, Fleet::read(env, &observers, ssh));
     match cluster_reads {
         Ok((plan, live)) => Ok(Reads { plan, live, fleet }),
         Err(e) => {

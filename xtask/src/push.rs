@@ -1,128 +1,105 @@
 //! `cargo xtask push`: render each observer's files and roll them out over SSH.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use hosts::{HostFiles, Observer};
-use manifests::{AddressSource, Environment};
+use manifests::Environment;
 use serde_json::json;
 
-use crate::cli::{AddressChoice, OutputFormat, PushArgs};
-use crate::cluster::{block_on, Cluster};
-use crate::rollout::{self, HostReport, HostResult, Options};
+use crate::cli::{OutputFormat, PushArgs};
+use crate::cluster::block_on;
+use crate::fleet::Fleet;
+use crate::report::{host_counts, merge_hosts, HostReport, HostResult, Report};
+use crate::rollout::{self, Options};
 use crate::{environments, exit, lb, output};
 
-/// The observers named by `--host` (all when none), in inventory order.
-pub fn targets<'a>(env: &'a Environment, names: &[String]) -> Result<Vec<&'a Observer>> {
-    for n in names {
-        if !env.fleet.observers.iter().any(|o| &o.name == n) {
-            let known: Vec<&str> = env
-                .fleet
-                .observers
+pub struct PushReport {
+    environment: String,
+    dry_run: bool,
+    pub hosts: Vec<HostReport>,
+}
+
+impl Report for PushReport {
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "environment": self.environment,
+            "dry_run": self.dry_run,
+            "hosts": self.hosts,
+            "summary": host_counts(&self.hosts),
+        })
+    }
+
+    fn print(&self) {
+        for h in &self.hosts {
+            h.print("");
+        }
+        let c = host_counts(&self.hosts);
+        output::line(&format!(
+            "hosts of {}: {} updated, {} unchanged, {} would change, {} unreachable, {} rolled back, {} failed, {} not touched, {} refused",
+            self.environment,
+            c["updated"],
+            c["unchanged"],
+            c["would_change"],
+            c["unreachable"],
+            c["rolled_back"],
+            c["failed"],
+            c["not_touched"],
+            c["refused"],
+        ));
+    }
+
+    fn exit_code(&self) -> u8 {
+        if self.hosts.iter().any(|h| !h.ok()) {
+            exit::ERROR
+        } else if self.dry_run
+            && self
+                .hosts
                 .iter()
-                .map(|o| o.name.as_str())
-                .collect();
-            bail!(
-                "--host {n}: environment {} has no such observer (observers: {})",
-                env.name,
-                known.join(", ")
-            );
+                .any(|h| h.result == HostResult::WouldChange)
+        {
+            exit::CHANGES
+        } else {
+            exit::OK
         }
     }
-    Ok(env
-        .fleet
-        .observers
-        .iter()
-        .filter(|o| names.is_empty() || names.contains(&o.name))
-        .collect())
 }
 
-/// Host files for every observer, from the recorded or the live load-balancer addresses.
-pub async fn host_files<'e>(
-    env: &'e Environment,
-    choice: AddressChoice,
-    cluster: &crate::cluster::ClusterArgs,
-) -> Result<Vec<(&'e Observer, HostFiles)>> {
-    let source = match choice {
-        AddressChoice::Recorded => AddressSource::Recorded,
-        AddressChoice::Live => {
-            let c = Cluster::connect(env, cluster).await?;
-            AddressSource::Live(lb::current_addresses(&c, env).await?)
-        }
-    };
-    Ok(manifests::render_host_files(env, &source)?)
-}
-
-pub fn run(args: &PushArgs, format: OutputFormat) -> Result<u8> {
-    let env = environments::validated(environments::select_one(&args.selection)?)?;
-    let wanted = targets(&env, &args.hosts)?;
+pub fn run(args: &PushArgs, format: OutputFormat) -> Result<PushReport> {
+    let env = environments::cluster_env(&args.selection, &args.cluster)?;
+    let wanted = environments::targets(&env, &args.targets.hosts)?;
     block_on(async {
-        let files = host_files(&env, args.addresses, &args.cluster).await?;
-        let targets: Vec<(&Observer, &HostFiles)> = files
-            .iter()
-            .filter(|(o, _)| wanted.iter().any(|w| w.name == o.name))
-            .map(|(o, f)| (*o, f))
-            .collect();
-        let opts = Options {
-            dry_run: args.dry_run,
-            health_timeout: args.health_timeout,
-            quiet: format == OutputFormat::Json,
-        };
-        let reports = rollout::rollout(&env, &targets, &args.ssh, &opts).await;
-        Ok(report(&env, &reports, args.dry_run, format))
+        let files = lb::host_files(&env, args.targets.addresses, &args.cluster).await?;
+        push(&env, &wanted, &files, args, format).await
     })
 }
 
-/// Prints the per-host results and returns the exit code.
-pub fn report(
+/// The push of `files` to the `wanted` observers of `env` (the benchmarks drive it in-process).
+pub async fn push(
     env: &Environment,
-    reports: &[HostReport],
-    dry_run: bool,
+    wanted: &[&Observer],
+    files: &[(&Observer, HostFiles)],
+    args: &PushArgs,
     format: OutputFormat,
-) -> u8 {
-    let count = |r: HostResult| reports.iter().filter(|h| h.result == r).count();
-    let failed = reports.iter().filter(|h| !h.ok()).count();
-    match format {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "environment": env.name,
-                "dry_run": dry_run,
-                "hosts": reports,
-                "summary": {
-                    "unchanged": count(HostResult::Unchanged),
-                    "updated": count(HostResult::Updated),
-                    "would_change": count(HostResult::WouldChange),
-                    "unreachable": count(HostResult::Unreachable),
-                    "rolled_back": count(HostResult::RolledBack),
-                    "failed": count(HostResult::Failed),
-                    "not_touched": count(HostResult::NotTouched),
-                    "refused": count(HostResult::Refused),
-                },
-            }))
-            .expect("report serializes")
-        ),
-        OutputFormat::Text => {
-            for h in reports {
-                h.print("");
-            }
-            output::line(&format!(
-                "hosts of {}: {} updated, {} unchanged, {} would change, {} unreachable, {} rolled back, {} failed, {} not touched, {} refused",
-                env.name,
-                count(HostResult::Updated),
-                count(HostResult::Unchanged),
-                count(HostResult::WouldChange),
-                count(HostResult::Unreachable),
-                count(HostResult::RolledBack),
-                count(HostResult::Failed),
-                count(HostResult::NotTouched),
-                count(HostResult::Refused)
-            ));
+) -> Result<PushReport> {
+    let fleet = Fleet::read(env, wanted, &args.ssh).await;
+    let planned = fleet.plan(env, files);
+    let mut hosts = fleet.plan_reports(&planned);
+    if format == OutputFormat::Text {
+        for h in &hosts {
+            h.print_plan();
         }
     }
-    if failed > 0 {
-        exit::ERROR
-    } else if dry_run && count(HostResult::WouldChange) > 0 {
-        exit::CHANGES
-    } else {
-        exit::OK
+    if !args.dry_run {
+        let targets = rollout::targets(&planned);
+        let opts = Options {
+            health_timeout: args.rollout.health_timeout,
+            quiet: format == OutputFormat::Json,
+        };
+        merge_hosts(&mut hosts, rollout::update(env, &targets, &opts).await);
     }
+    fleet.close().await;
+    Ok(PushReport {
+        environment: env.name.clone(),
+        dry_run: args.dry_run,
+        hosts,
+    })
 }

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use manifests::{AddressSource, Environment};
+use serde::Serialize;
 
-use crate::cli::{OutputFormat, RenderArgs};
+use crate::cli::RenderArgs;
+use crate::report::Report;
 use crate::{environments, exit, output};
 
 /// Name of the manifest file in OUT/<env>/.
@@ -48,7 +50,40 @@ pub fn tree(env: &Environment) -> Result<Tree> {
     Ok(files)
 }
 
-pub fn run(args: &RenderArgs, format: OutputFormat) -> Result<u8> {
+/// What `render` wrote.
+#[derive(Debug, Serialize)]
+pub struct Rendered {
+    pub environment: String,
+    pub directory: PathBuf,
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct RenderReport(Vec<Rendered>);
+
+impl Report for RenderReport {
+    fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("serializes")
+    }
+
+    fn print(&self) {
+        for r in &self.0 {
+            output::ok(&format!(
+                "{}: {} file(s) in {}",
+                r.environment,
+                r.files.len(),
+                r.directory.display()
+            ));
+        }
+    }
+
+    fn exit_code(&self) -> u8 {
+        exit::OK
+    }
+}
+
+pub fn run(args: &RenderArgs) -> Result<RenderReport> {
     let envs = environments::select(&args.selection)?;
     // Validate and render everything before writing anything.
     let mut rendered = Vec::new();
@@ -61,23 +96,13 @@ pub fn run(args: &RenderArgs, format: OutputFormat) -> Result<u8> {
     for (name, files) in &rendered {
         let dir = args.out.join(name);
         write_tree(&dir, files).with_context(|| format!("writing {}", dir.display()))?;
-        if format == OutputFormat::Text {
-            output::ok(&format!(
-                "{name}: {} file(s) in {}",
-                files.len(),
-                dir.display()
-            ));
-        }
-        written.push(serde_json::json!({
-            "environment": name,
-            "directory": dir,
-            "files": files.iter().map(|(p, _)| p).collect::<Vec<_>>(),
-        }));
+        written.push(Rendered {
+            environment: name.clone(),
+            directory: dir,
+            files: files.iter().map(|(p, _)| p.clone()).collect(),
+        });
     }
-    if format == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&written)?);
-    }
-    Ok(exit::OK)
+    Ok(RenderReport(written))
 }
 
 /// Replaces `dir` with exactly `files`: written to a sibling temporary directory first, then

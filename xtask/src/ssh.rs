@@ -1,29 +1,16 @@
 //! SSH to observer hosts with the `openssh` crate: one multiplexed connection (ControlMaster) per
 //! host per run, key-based, strict host key checking against the key pinned in the inventory only.
 
-use std::path::PathBuf;
 use std::process::Stdio as StdStdio;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::Args;
 use hosts::{HostKey, Observer, PublicKey};
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::AsyncWriteExt;
 
-/// Flags shared by every command that talks to observer hosts.
-#[derive(Debug, Clone, Args)]
-pub struct SshArgs {
-    /// Private key to log in with (default: ssh's own defaults and agent).
-    #[arg(long, value_name = "FILE", env = "ZK_OBSERVERS_SSH_IDENTITY")]
-    pub identity: Option<PathBuf>,
-    /// Give up connecting to a host after this long (e.g. 5s).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::cli::parse_duration)]
-    pub connect_timeout: Duration,
-    /// Hosts contacted at the same time.
-    #[arg(long, value_name = "N", default_value_t = 8)]
-    pub parallel: usize,
-}
+use crate::cli::SshArgs;
+use crate::hostops::Script;
 
 /// A connection to one observer host.
 pub struct Host {
@@ -128,38 +115,11 @@ impl Host {
         })
     }
 
-    /// Runs `sh -c script _ args...` on the host, feeding `stdin`.
-    pub async fn sh(&self, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<Output> {
-        self.run("sh", script, args, stdin).await
-    }
-
-    /// Runs `bash -c script _ args...`; a non-zero exit is an error carrying stderr.
-    pub async fn bash_ok(&self, what: &str, script: &str, args: &[&str]) -> Result<String> {
-        self.checked(what, self.run("bash", script, args, None).await?)
-    }
-
-    fn checked(&self, what: &str, out: Output) -> Result<String> {
-        if out.status != 0 {
-            bail!(
-                "{}: {what} failed (exit {}): {}",
-                self.name,
-                out.status,
-                out.stderr.trim()
-            );
-        }
-        Ok(out.stdout)
-    }
-
-    async fn run(
-        &self,
-        shell: &str,
-        script: &str,
-        args: &[&str],
-        stdin: Option<&[u8]>,
-    ) -> Result<Output> {
+    /// Runs `script` on the host with `args`, feeding `stdin`.
+    pub async fn run(&self, script: Script, args: &[&str], stdin: Option<&[u8]>) -> Result<Output> {
         let run = async {
-            let mut cmd = self.session.command(shell);
-            cmd.arg("-c").arg(script).arg("zk-observers");
+            let mut cmd = self.session.command(script.shell());
+            cmd.arg("-c").arg(script.text()).arg("zk-observers");
             for a in args {
                 cmd.arg(*a);
             }
@@ -194,15 +154,24 @@ impl Host {
             .with_context(|| format!("{}: running a remote command", self.name))
     }
 
-    /// Like [`Host::sh`], but a non-zero exit is an error carrying stderr.
-    pub async fn sh_ok(
+    /// Like [`Host::run`]; a non-zero exit is an error carrying stderr.
+    pub async fn run_ok(
         &self,
         what: &str,
-        script: &str,
+        script: Script,
         args: &[&str],
         stdin: Option<&[u8]>,
     ) -> Result<String> {
-        self.checked(what, self.sh(script, args, stdin).await?)
+        let out = self.run(script, args, stdin).await?;
+        if out.status != 0 {
+            bail!(
+                "{}: {what} failed (exit {}): {}",
+                self.name,
+                out.status,
+                out.stderr.trim()
+            );
+        }
+        Ok(out.stdout)
     }
 
     pub async fn close(self) {

@@ -2,38 +2,44 @@
 //! synced. Reads only.
 
 use anyhow::Result;
-use hosts::{HostFiles, Observer};
+use hosts::plan;
+use serde::Serialize;
 use serde_json::json;
 
-use crate::cli::{OutputFormat, StatusArgs};
+use crate::cli::StatusArgs;
 use crate::cluster::block_on;
-use crate::rollout::{self, HostStatus};
-use crate::{environments, exit, output, push};
+use crate::fleet::Fleet;
+use crate::report::Report;
+use crate::{environments, exit, lb, output};
 
-pub fn run(args: &StatusArgs, format: OutputFormat) -> Result<u8> {
-    let env = environments::validated(environments::select_one(&args.selection)?)?;
-    let wanted = push::targets(&env, &args.hosts)?;
-    block_on(async {
-        let files = push::host_files(&env, args.addresses, &args.cluster).await?;
-        let targets: Vec<(&Observer, &HostFiles)> = files
-            .iter()
-            .filter(|(o, _)| wanted.iter().any(|w| w.name == o.name))
-            .map(|(o, f)| (*o, f))
-            .collect();
-        let statuses = rollout::status(&env, &targets, &args.ssh).await;
-        print(&env.name, &statuses, format);
-        Ok(code(&statuses))
-    })
+/// One host as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostStatus {
+    pub host: String,
+    pub address: String,
+    pub reachable: bool,
+    pub files_in_sync: Option<bool>,
+    pub out_of_sync_files: Vec<&'static str>,
+    pub containers_running: Option<bool>,
+    pub mode: Option<String>,
+    pub synced: Option<bool>,
+    pub exporter: Option<bool>,
+    pub detail: String,
 }
 
-pub fn code(statuses: &[HostStatus]) -> u8 {
-    if statuses.iter().any(|s| !s.reachable) {
-        exit::ERROR
-    } else if statuses.iter().all(HostStatus::good) {
-        exit::OK
-    } else {
-        exit::CHANGES
+impl HostStatus {
+    pub fn good(&self) -> bool {
+        self.reachable
+            && self.files_in_sync == Some(true)
+            && self.containers_running == Some(true)
+            && self.synced == Some(true)
+            && self.exporter == Some(true)
     }
+}
+
+pub struct StatusReport {
+    environment: String,
+    hosts: Vec<HostStatus>,
 }
 
 fn yes_no(v: Option<bool>) -> &'static str {
@@ -44,36 +50,91 @@ fn yes_no(v: Option<bool>) -> &'static str {
     }
 }
 
-pub fn print(env: &str, statuses: &[HostStatus], format: OutputFormat) {
-    match format {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"environment": env, "hosts": statuses}))
-                .expect("serializes")
-        ),
-        OutputFormat::Text => {
+impl Report for StatusReport {
+    fn json(&self) -> serde_json::Value {
+        json!({"environment": self.environment, "hosts": self.hosts})
+    }
+
+    fn print(&self) {
+        output::line(&format!(
+            "{:<16} {:<15} {:<9} {:<8} {:<8} {:<9} {:<7} {:<8} detail",
+            "host", "address", "reachable", "in-sync", "running", "mode", "synced", "exporter"
+        ));
+        for s in &self.hosts {
             output::line(&format!(
-                "{:<16} {:<15} {:<9} {:<8} {:<8} {:<9} {:<7} {:<8} detail",
-                "host", "address", "reachable", "in-sync", "running", "mode", "synced", "exporter"
+                "{:<16} {:<15} {:<9} {:<8} {:<8} {:<9} {:<7} {:<8} {}",
+                s.host,
+                s.address,
+                if s.reachable { "yes" } else { "NO" },
+                yes_no(s.files_in_sync),
+                yes_no(s.containers_running),
+                s.mode.as_deref().unwrap_or("-"),
+                yes_no(s.synced),
+                yes_no(s.exporter),
+                if s.out_of_sync_files.is_empty() {
+                    s.detail.clone()
+                } else {
+                    format!("{} differ; {}", s.out_of_sync_files.join(", "), s.detail)
+                }
             ));
-            for s in statuses {
-                output::line(&format!(
-                    "{:<16} {:<15} {:<9} {:<8} {:<8} {:<9} {:<7} {:<8} {}",
-                    s.host,
-                    s.address,
-                    if s.reachable { "yes" } else { "NO" },
-                    yes_no(s.files_in_sync),
-                    yes_no(s.containers_running),
-                    s.mode.as_deref().unwrap_or("-"),
-                    yes_no(s.synced),
-                    yes_no(s.exporter),
-                    if s.out_of_sync_files.is_empty() {
-                        s.detail.clone()
-                    } else {
-                        format!("{} differ; {}", s.out_of_sync_files.join(", "), s.detail)
-                    }
-                ));
-            }
         }
     }
+
+    fn exit_code(&self) -> u8 {
+        if self.hosts.iter().any(|s| !s.reachable) {
+            exit::ERROR
+        } else if self.hosts.iter().all(HostStatus::good) {
+            exit::OK
+        } else {
+            exit::CHANGES
+        }
+    }
+}
+
+pub fn run(args: &StatusArgs) -> Result<StatusReport> {
+    let env = environments::cluster_env(&args.selection, &args.cluster)?;
+    let wanted = environments::targets(&env, &args.targets.hosts)?;
+    block_on(async {
+        let files = lb::host_files(&env, args.targets.addresses, &args.cluster).await?;
+        let fleet = Fleet::read(&env, &wanted, &args.ssh).await;
+        let hosts = wanted
+            .iter()
+            .map(|o| {
+                let mut s = HostStatus {
+                    host: o.name.clone(),
+                    address: o.address.to_string(),
+                    reachable: false,
+                    files_in_sync: None,
+                    out_of_sync_files: vec![],
+                    containers_running: None,
+                    mode: None,
+                    synced: None,
+                    exporter: None,
+                    detail: String::new(),
+                };
+                if let Some((_, why)) = fleet.unreachable.iter().find(|(u, _)| u.name == o.name) {
+                    s.detail = why.clone();
+                }
+                let reached = fleet.get(&o.name);
+                let desired = files.iter().find(|(f, _)| f.name == o.name);
+                if let (Some(r), Some((_, desired))) = (reached, desired) {
+                    let st = plan::status(desired, &r.observed, &env.fleet.metrics);
+                    s.reachable = true;
+                    s.files_in_sync = Some(st.files_in_sync);
+                    s.out_of_sync_files = st.out_of_sync_files;
+                    s.containers_running = Some(st.containers_running);
+                    s.mode = st.mode;
+                    s.synced = Some(st.synced);
+                    s.exporter = Some(st.exporter);
+                    s.detail = st.detail;
+                }
+                s
+            })
+            .collect();
+        fleet.close().await;
+        Ok(StatusReport {
+            environment: env.name.clone(),
+            hosts,
+        })
+    })
 }

@@ -1,12 +1,11 @@
 //! The environments, one module each. Add one by adding a module and listing it in [`all`].
 
-pub mod bench;
 pub mod production;
 pub mod sandbox;
 
 use crate::environment::Environment;
 
-/// Every environment, in a fixed order. (The benchmarks' generated environments are not listed.)
+/// Every environment, in a fixed order.
 pub fn all() -> Vec<Environment> {
     vec![production::environment(), sandbox::environment()]
 }

@@ -20,6 +20,7 @@
 //! Only one sandbox runs on a machine at a time: [`Sandbox::start`] takes a lock that it holds
 //! until the sandbox is dropped.
 
+pub mod bench;
 pub mod dns;
 mod ensemble;
 mod hosts;

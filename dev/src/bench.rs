@@ -12,11 +12,14 @@ use anyhow::{bail, Context, Result};
 use hosts::{HostFiles, Observer};
 use manifests::{AddressSource, Environment};
 use sandbox::{ApiServer, Options, Sandbox};
+use xtask::cli::{
+    AddressChoice, ClusterArgs, ClusterSelection, DeployArgs, HostTargets, OutputFormat, PushArgs,
+    RolloutArgs, SshArgs,
+};
+use xtask::cluster::{block_on, Cluster};
+use xtask::report::HostResult;
 
-use crate::cli::{BenchArgs, DeployArgs};
-use crate::cluster::{block_on, Cluster, ClusterArgs};
-use crate::rollout::{self, Options as RolloutOptions};
-use crate::ssh::SshArgs;
+use crate::BenchArgs;
 
 struct Row {
     section: &'static str,
@@ -89,7 +92,7 @@ pub fn run(args: &BenchArgs) -> Result<u8> {
     })();
     // The figures taken so far are printed even when a later section failed.
     println!("\n{}", table(&machine, &rows));
-    result.map(|()| crate::exit::OK)
+    result.map(|()| xtask::exit::OK)
 }
 
 fn machine() -> String {
@@ -231,7 +234,7 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     )?;
     let private = std::fs::read_to_string(&key)?;
     let public = std::fs::read_to_string(key.with_extension("pub"))?;
-    let env = manifests::environments::bench::environment(n, public.trim());
+    let env = sandbox::harness::bench::environment(n, public.trim());
     let problems = manifests::validate(&env);
     if problems.has_errors() {
         bail!("the bench environment is invalid:\n{problems}");
@@ -243,9 +246,10 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     ))?;
     let kubeconfig = keys.path().join("kubeconfig");
     std::fs::write(&kubeconfig, api.kubeconfig(&env.kube_context))?;
-    // SAFETY of the process environment: the benchmark is single-threaded here; the kube client
-    // reads KUBECONFIG when it connects.
-    unsafe { std::env::set_var("KUBECONFIG", &kubeconfig) };
+    let cluster_args = ClusterArgs {
+        kubeconfig: Some(kubeconfig.clone()),
+        ..ClusterArgs::default()
+    };
     let identity = sb.ssh_identity().to_path_buf();
     let ssh = SshArgs {
         identity: Some(identity.clone()),
@@ -253,7 +257,7 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
         parallel: 32,
     };
     let deploy_args = DeployArgs {
-        selection: crate::cli::ClusterSelection {
+        selection: ClusterSelection {
             env: Some(env.name.clone()),
         },
         yes: true,
@@ -261,21 +265,25 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
         force_conflicts: false,
         prune: false,
         timeout: Duration::from_secs(60),
-        health_timeout: Duration::from_secs(180),
-        ssh: ssh.clone(),
-        cluster: ClusterArgs {
-            context: None,
-            allow_other_context: false,
+        rollout: RolloutArgs {
+            health_timeout: Duration::from_secs(180),
         },
+        ssh: ssh.clone(),
+        cluster: cluster_args,
     };
     let deploy = || -> Result<Duration> {
+        use xtask::report::Report as _;
         let t = Instant::now();
-        let code = block_on(async {
+        let report = block_on(async {
             let cluster = Cluster::connect(&env, &deploy_args.cluster).await?;
-            crate::deploy::deploy(&cluster, &env, &deploy_args, None).await
+            xtask::deploy::deploy(&cluster, &env, &deploy_args, OutputFormat::Json).await
         })?;
+        let code = report.exit_code();
         if code != 0 {
-            bail!("the bench deploy over {n} host(s) failed (exit {code})");
+            bail!(
+                "the bench deploy over {n} host(s) failed (exit {code}): {}",
+                report.json()
+            );
         }
         Ok(t.elapsed())
     };
@@ -606,20 +614,31 @@ fn ansible(
     let first = playbook()?;
     let noop = median((0..3).map(|_| playbook()).collect::<Result<Vec<_>>>()?);
     // Ours, on the same hosts, for the same per-host work (push; Ansible has no health gate).
-    let targets: Vec<(&Observer, &HostFiles)> = files.iter().map(|(o, f)| (*o, f)).collect();
+    let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
     for h in &sb.hosts {
         let _ = std::fs::remove_file(h.deploy_dir.join("zoo.cfg"));
     }
+    let push_args = PushArgs {
+        selection: ClusterSelection {
+            env: Some(env.name.clone()),
+        },
+        targets: HostTargets {
+            hosts: vec![],
+            addresses: AddressChoice::Recorded,
+        },
+        dry_run: false,
+        rollout: RolloutArgs {
+            health_timeout: Duration::from_secs(180),
+        },
+        ssh: ssh.clone(),
+        cluster: ClusterArgs::default(),
+    };
     let push = || {
         block_on(async {
             let t = Instant::now();
-            let options = RolloutOptions {
-                dry_run: false,
-                health_timeout: Duration::from_secs(180),
-                quiet: true,
-            };
-            let reports = rollout::rollout(env, &targets, ssh, &options).await;
-            Ok((t.elapsed(), reports))
+            let report =
+                xtask::push::push(env, &observers, files, &push_args, OutputFormat::Json).await?;
+            Ok((t.elapsed(), report.hosts))
         })
     };
     let (ours_first, reports) = push()?;
@@ -633,9 +652,7 @@ fn ansible(
             .map(|_| {
                 let (t, reports) = push()?;
                 anyhow::ensure!(
-                    reports
-                        .iter()
-                        .all(|h| h.result == rollout::HostResult::Unchanged),
+                    reports.iter().all(|h| h.result == HostResult::Unchanged),
                     "no-op push changed something"
                 );
                 Ok(t)

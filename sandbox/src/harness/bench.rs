@@ -1,15 +1,16 @@
-//! Generated environments for `cargo xtask bench`: the sandbox with `n` observers, to measure
-//! fan-out. Not listed in [`super::all`]; only the benchmark builds them.
+//! Generated environments for `cargo xtask bench`, a test fixture: the sandbox with `n`
+//! observers, to measure fan-out. Not an environment of the product; only the benchmark builds
+//! them.
 
 use hosts::net::v4;
 use hosts::{HostKey, Observer, Port, RemoteDir, ServerId, SshLogin};
 
-use crate::environment::Environment;
+use manifests::Environment;
 
 /// The sandbox environment with observers `bench-obs-1..=n` at 198.18.2.1.., myid 4.., all
 /// presenting the host key `host_key` (one test-only key for every benchmark host).
 pub fn environment(n: u8, host_key: &str) -> Environment {
-    let mut env = super::sandbox::environment();
+    let mut env = manifests::environments::sandbox::environment();
     env.name = format!("bench-{n}");
     env.fleet.observers = (1..=n)
         .map(|i| Observer {

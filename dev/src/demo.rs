@@ -14,8 +14,9 @@ use anyhow::{bail, Context, Result};
 use sandbox::{ApiServer, Options, Sandbox};
 use xshell::{cmd, Shell};
 
-use crate::cli::DemoArgs;
-use crate::exit;
+use xtask::exit;
+
+use crate::DemoArgs;
 
 const STEP: Style = AnsiColor::Cyan.on_default().bold();
 /// The API test server user the demo's drift check runs as.
@@ -50,9 +51,10 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
     }
     // The exporter stand-in is baked into the sandbox's exporter image.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
     cmd!(
         sh,
-        "{cargo} build --quiet -p sandbox --bin zk-exporter-standin"
+        "{cargo} build --quiet --manifest-path {manifest} -p sandbox --bin zk-exporter-standin"
     )
     .run()
     .context("building the exporter stand-in")?;
@@ -145,7 +147,7 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
             kubeconfig.display()
         );
         println!("press Ctrl-C to tear it down");
-        crate::cluster::block_on(async {
+        xtask::cluster::block_on(async {
             tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
         })?;
     }
@@ -168,7 +170,7 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
 fn human_edit(api: &ApiServer, env: &manifests::Environment) -> Result<()> {
     let yaml = api.kubeconfig(&env.kube_context);
     let ns = env.ensemble.namespace.clone();
-    crate::cluster::block_on(async move {
+    xtask::cluster::block_on(async move {
         let kc = kube::config::Kubeconfig::from_yaml(&yaml)?;
         let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
         let client = kube::Client::try_from(config)?;

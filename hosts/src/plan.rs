@@ -1,0 +1,312 @@
+//! What one observer host needs, decided without touching it: the files the code renders against
+//! what was read from the host (a plain value, [`Observed`]), and the host's state as `status` and
+//! `drift` show it. No IO: the caller reads the host and acts on the plan.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::metrics::Metrics;
+use crate::render::{HostFiles, COMPOSE_FILE, EXPORTER_SERVICE, ZOOKEEPER_SERVICE, ZOO_CFG_FILE};
+
+/// The files this tool manages on a host, in the order they are written.
+pub const FILES: [&str; 2] = [ZOO_CFG_FILE, COMPOSE_FILE];
+
+/// What the health probe saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// `Mode:` from srvr (`observer`), or what was answered instead.
+    pub mode: Option<String>,
+    /// `zk_peer_state` from mntr (`observing - broadcast` when synced).
+    pub peer_state: Option<String>,
+    /// Whether the exporter served ZooKeeper metrics (the health gate scrapes), or answered at all
+    /// (reads do not scrape).
+    pub exporter: bool,
+    /// Why the probe did not pass, or what it saw, for reports.
+    pub detail: String,
+}
+
+impl Health {
+    pub fn observing(&self) -> bool {
+        self.mode.as_deref() == Some("observer")
+            && self.peer_state.as_deref() == Some("observing - broadcast")
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.observing() && self.exporter
+    }
+}
+
+/// A host as read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// Each managed file's contents; `None` when the host has no such file.
+    pub files: BTreeMap<String, Option<String>>,
+    /// The compose services running.
+    pub running: BTreeSet<String>,
+    pub health: Health,
+    /// The DNS names the deployed zoo.cfg points at, and what each resolved to on the host
+    /// (`None`: it does not resolve).
+    pub resolved: BTreeMap<String, Option<String>>,
+}
+
+impl Observed {
+    pub fn file(&self, name: &str) -> Option<&str> {
+        self.files.get(name).and_then(|f| f.as_deref())
+    }
+
+    /// Whether the containers the host needs run: ZooKeeper, and the exporter when there is one.
+    pub fn containers_running(&self, metrics: &Metrics) -> bool {
+        self.running.contains(ZOOKEEPER_SERVICE)
+            && (!matches!(metrics, Metrics::Exporter { .. })
+                || self.running.contains(EXPORTER_SERVICE))
+    }
+
+    /// The names of the deployed zoo.cfg that do not resolve on the host.
+    pub fn unresolved(&self) -> Vec<&str> {
+        self.resolved
+            .iter()
+            .filter(|(_, a)| a.is_none())
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+}
+
+/// One file to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    pub name: &'static str,
+    pub desired: String,
+    /// What the host has now (`None`: no such file).
+    pub deployed: Option<String>,
+}
+
+/// An update a host needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// The files to write, in [`FILES`] order; empty when only the containers are down.
+    pub files: Vec<FileChange>,
+    /// The host's files before the update (what a rollback goes back to).
+    pub deployed_before: BTreeMap<String, Option<String>>,
+}
+
+impl Update {
+    pub fn changed(&self) -> Vec<&'static str> {
+        self.files.iter().map(|f| f.name).collect()
+    }
+
+    /// `zoo.cfg, docker-compose.yaml changed`, or `containers not running`.
+    pub fn reason(&self) -> String {
+        if self.files.is_empty() {
+            "containers not running".to_string()
+        } else {
+            format!("{} changed", self.changed().join(", "))
+        }
+    }
+
+    /// A new zoo.cfg alone: `compose up` does not recreate ZooKeeper for it (the compose file is
+    /// unchanged, and the container still has the replaced file's old inode mounted).
+    pub fn zoo_cfg_only(&self) -> bool {
+        let changed = self.changed();
+        changed.contains(&ZOO_CFG_FILE) && !changed.contains(&COMPOSE_FILE)
+    }
+
+    /// Whether this is the host's first deployment (it had none of the files).
+    pub fn first_deployment(&self) -> bool {
+        self.deployed_before.values().all(Option::is_none)
+    }
+}
+
+/// What a host needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPlan {
+    /// Files as desired and containers running: nothing to write, nothing to restart.
+    InSync,
+    Update(Update),
+}
+
+/// The plan of a host whose desired files are `desired` and whose state is `observed`.
+pub fn plan(desired: &HostFiles, observed: &Observed, metrics: &Metrics) -> HostPlan {
+    let files: Vec<FileChange> = desired
+        .files()
+        .into_iter()
+        .filter(|(name, want)| observed.file(name) != Some(*want))
+        .map(|(name, want)| FileChange {
+            name,
+            desired: want.to_string(),
+            deployed: observed.file(name).map(str::to_string),
+        })
+        .collect();
+    if files.is_empty() && observed.containers_running(metrics) {
+        return HostPlan::InSync;
+    }
+    HostPlan::Update(Update {
+        files,
+        deployed_before: FILES
+            .iter()
+            .map(|n| (n.to_string(), observed.file(n).map(str::to_string)))
+            .collect(),
+    })
+}
+
+/// A host's state as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub files_in_sync: bool,
+    pub out_of_sync_files: Vec<&'static str>,
+    pub containers_running: bool,
+    pub mode: Option<String>,
+    pub synced: bool,
+    pub exporter: bool,
+    pub detail: String,
+}
+
+impl Status {
+    pub fn good(&self) -> bool {
+        self.files_in_sync && self.containers_running && self.synced && self.exporter
+    }
+}
+
+pub fn status(desired: &HostFiles, observed: &Observed, metrics: &Metrics) -> Status {
+    let out_of_sync_files: Vec<&'static str> = desired
+        .files()
+        .into_iter()
+        .filter(|(name, want)| observed.file(name) != Some(*want))
+        .map(|(name, _)| name)
+        .collect();
+    Status {
+        files_in_sync: out_of_sync_files.is_empty(),
+        out_of_sync_files,
+        containers_running: observed.containers_running(metrics),
+        mode: observed.health.mode.clone(),
+        synced: observed.health.observing(),
+        exporter: observed.health.exporter,
+        detail: observed.health.detail.clone(),
+    }
+}
+
+/// The `server.N` lines of a zoo.cfg: (N, host), host without IPv6 brackets.
+pub fn zoo_cfg_servers(cfg: &str) -> Vec<(u32, String)> {
+    cfg.lines()
+        .filter_map(|l| {
+            let (id, rest) = l.strip_prefix("server.")?.split_once('=')?;
+            let id = id.parse().ok()?;
+            let host = rest.rsplitn(4, ':').last().unwrap_or(rest);
+            Some((
+                id,
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The `server.N` lines of a zoo.cfg that name a host by DNS name, not by address.
+pub fn zoo_cfg_names(cfg: &str) -> Vec<(u32, String)> {
+    zoo_cfg_servers(cfg)
+        .into_iter()
+        .filter(|(_, h)| h.parse::<std::net::IpAddr>().is_err())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Port;
+
+    fn desired() -> HostFiles {
+        HostFiles {
+            zoo_cfg: "tickTime=2000\n".into(),
+            compose: "services: {}\n".into(),
+        }
+    }
+
+    fn exporter() -> Metrics {
+        Metrics::Exporter {
+            image: crate::ImageRef::new("zk-observers/zookeeper-exporter:sandbox-1"),
+            port: Port::new(9141),
+            reset_on_scrape: true,
+        }
+    }
+
+    fn observed(zoo: Option<&str>, compose: Option<&str>, running: &[&str]) -> Observed {
+        Observed {
+            files: BTreeMap::from([
+                (ZOO_CFG_FILE.to_string(), zoo.map(str::to_string)),
+                (COMPOSE_FILE.to_string(), compose.map(str::to_string)),
+            ]),
+            running: running.iter().map(|s| s.to_string()).collect(),
+            ..Observed::default()
+        }
+    }
+
+    #[test]
+    fn a_host_as_desired_and_running_is_in_sync() {
+        let o = observed(
+            Some("tickTime=2000\n"),
+            Some("services: {}\n"),
+            &["zookeeper", "exporter"],
+        );
+        assert_eq!(plan(&desired(), &o, &exporter()), HostPlan::InSync);
+        assert!(status(&desired(), &o, &exporter()).files_in_sync);
+    }
+
+    #[test]
+    fn a_fresh_host_gets_both_files_as_a_first_deployment() {
+        let HostPlan::Update(u) = plan(&desired(), &observed(None, None, &[]), &exporter()) else {
+            panic!("a fresh host needs an update")
+        };
+        assert_eq!(u.changed(), [ZOO_CFG_FILE, COMPOSE_FILE]);
+        assert!(u.first_deployment());
+        assert!(!u.zoo_cfg_only());
+        assert_eq!(u.reason(), "zoo.cfg, docker-compose.yaml changed");
+    }
+
+    #[test]
+    fn a_new_zoo_cfg_alone_forces_the_recreate() {
+        let o = observed(
+            Some("tickTime=3000\n"),
+            Some("services: {}\n"),
+            &["zookeeper", "exporter"],
+        );
+        let HostPlan::Update(u) = plan(&desired(), &o, &exporter()) else {
+            panic!()
+        };
+        assert!(u.zoo_cfg_only() && !u.first_deployment());
+        assert_eq!(u.files[0].deployed.as_deref(), Some("tickTime=3000\n"));
+    }
+
+    #[test]
+    fn stopped_containers_need_an_update_without_files() {
+        let o = observed(
+            Some("tickTime=2000\n"),
+            Some("services: {}\n"),
+            &["zookeeper"],
+        );
+        let HostPlan::Update(u) = plan(&desired(), &o, &exporter()) else {
+            panic!("the exporter is down")
+        };
+        assert!(u.files.is_empty());
+        assert_eq!(u.reason(), "containers not running");
+        assert_eq!(
+            plan(
+                &desired(),
+                &o,
+                &Metrics::Builtin {
+                    port: Port::new(7000)
+                }
+            ),
+            HostPlan::InSync,
+            "no exporter to run"
+        );
+    }
+
+    #[test]
+    fn zoo_cfg_servers_and_names() {
+        let cfg = "tickTime=2000\nserver.1=10.1.0.12:2888:3888:participant\nserver.2=[fd00::1]:2888:3888:participant\n\
+                   server.3=zk2.lb.example.test:2888:3888:participant\nserver.4=0.0.0.0:2888:3888:observer\n";
+        assert_eq!(zoo_cfg_servers(cfg)[1], (2, "fd00::1".to_string()));
+        assert_eq!(zoo_cfg_names(cfg), [(3, "zk2.lb.example.test".to_string())]);
+    }
+}

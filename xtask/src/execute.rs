@@ -1,0 +1,76 @@
+//! Carrying out a cluster plan's changes: server-side apply of what is to be created or updated,
+//! deletion (waited for) of what is to be pruned. One implementation for `apply` and `deploy`.
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use crate::cluster::{Applied, Cluster};
+use crate::output;
+use crate::plan::{Action, Change};
+use crate::report::{ObjectOutcome, ObjectResult};
+
+pub struct Execution {
+    /// Take fields another manager owns.
+    pub force: bool,
+    /// Delete what is to be pruned (else it is kept and reported).
+    pub prune: bool,
+    /// How long to wait for a deleted object (held by a finalizer) to go.
+    pub timeout: Duration,
+    /// Print each outcome as it happens (text output).
+    pub progress: bool,
+}
+
+/// Carries out one planned change.
+pub async fn execute(cluster: &Cluster, change: &Change, how: &Execution) -> Result<ObjectResult> {
+    let result = match (change.action, &change.desired) {
+        (Action::Create | Action::Update, Some(object)) => {
+            if change.deleting.is_some() {
+                // Applying now would change an object about to disappear: create it anew.
+                cluster.wait_gone(&change.reference, how.timeout).await?;
+            }
+            match cluster.apply(object, false, how.force).await? {
+                Applied::Ok(_) => {}
+                Applied::Conflicts(c) => bail!(
+                    "{} changed while applying: {} is now owned by \"{}\"; run again (or pass --force-conflicts)",
+                    change.object,
+                    c[0].field,
+                    c[0].manager
+                ),
+            }
+            if change.action == Action::Create {
+                ObjectOutcome::Created
+            } else {
+                ObjectOutcome::Configured
+            }
+        }
+        (Action::Prune, _) if how.prune => {
+            cluster
+                .delete_and_wait(&change.reference, how.timeout)
+                .await?;
+            ObjectOutcome::Pruned
+        }
+        (Action::Prune, _) => ObjectOutcome::Kept,
+        _ => ObjectOutcome::Unchanged,
+    };
+    if how.progress && result != ObjectOutcome::Unchanged {
+        output::outcome(&change.object, &result);
+    }
+    Ok(ObjectResult {
+        object: change.object.clone(),
+        result,
+    })
+}
+
+/// Carries out `changes` in order.
+pub async fn execute_all<'c>(
+    cluster: &Cluster,
+    changes: impl IntoIterator<Item = &'c Change>,
+    how: &Execution,
+) -> Result<Vec<ObjectResult>> {
+    let mut out = Vec::new();
+    for c in changes {
+        out.push(execute(cluster, c, how).await?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,138 @@
+//! The observer hosts of one run: each connected once (one SSH connection per host per run) and
+//! read once ([`hosts::plan::Observed`]); the same connections then serve the update and the probes.
+//! What a host needs is decided by the pure [`hosts::plan`], not here.
+
+use std::collections::BTreeMap;
+
+use futures::stream::{self, StreamExt};
+use hosts::plan::{self, Health, HostPlan, Observed};
+use hosts::{HostFiles, Observer};
+use manifests::Environment;
+
+use crate::cli::SshArgs;
+use crate::hostops::{self, ExporterCheck, Ports};
+use crate::report::HostReport;
+use crate::ssh::Host;
+
+/// A host that was reached and read.
+pub struct Reached<'e> {
+    pub observer: &'e Observer,
+    pub host: Host,
+    pub observed: Observed,
+}
+
+/// The hosts of a run.
+pub struct Fleet<'e> {
+    /// The observers asked for, in inventory order.
+    order: Vec<&'e Observer>,
+    pub reached: Vec<Reached<'e>>,
+    /// Hosts that could not be reached or read, with why.
+    pub unreachable: Vec<(&'e Observer, String)>,
+}
+
+/// A reached host with what it needs.
+pub struct Planned<'f, 'e> {
+    pub reached: &'f Reached<'e>,
+    pub plan: HostPlan,
+}
+
+impl<'e> Fleet<'e> {
+    /// Connects to every observer (in parallel, at most `--parallel` at once) and reads each.
+    pub async fn read(env: &Environment, observers: &[&'e Observer], ssh: &SshArgs) -> Fleet<'e> {
+        let ports = Ports::of(env);
+        let results: Vec<_> = stream::iter(observers.iter().map(|o| async move {
+            let read = async {
+                let host = Host::connect(o, ssh).await?;
+                match hostops::inspect(&host, o, ports).await {
+                    Ok(observed) => anyhow::Ok((host, observed)),
+                    Err(e) => {
+                        host.close().await;
+                        Err(e)
+                    }
+                }
+            }
+            .await;
+            (*o, read)
+        }))
+        .buffered(usize::from(ssh.parallel))
+        .collect()
+        .await;
+        let mut fleet = Fleet {
+            order: observers.to_vec(),
+            reached: vec![],
+            unreachable: vec![],
+        };
+        for (observer, read) in results {
+            match read {
+                Ok((host, observed)) => fleet.reached.push(Reached {
+                    observer,
+                    host,
+                    observed,
+                }),
+                Err(e) => fleet.unreachable.push((observer, format!("{e:#}"))),
+            }
+        }
+        fleet
+    }
+
+    /// What each reached host needs to get `files` (in inventory order).
+    pub fn plan<'f>(
+        &'f self,
+        env: &Environment,
+        files: &[(&Observer, HostFiles)],
+    ) -> Vec<Planned<'f, 'e>> {
+        self.reached
+            .iter()
+            .filter_map(|r| {
+                let (_, f) = files.iter().find(|(o, _)| o.name == r.observer.name)?;
+                Some(Planned {
+                    reached: r,
+                    plan: plan::plan(f, &r.observed, &env.fleet.metrics),
+                })
+            })
+            .collect()
+    }
+
+    /// The report of every host as planned (unreachable ones included), in inventory order.
+    pub fn plan_reports(&self, planned: &[Planned<'_, '_>]) -> Vec<HostReport> {
+        let mut out: Vec<HostReport> = planned
+            .iter()
+            .map(|p| HostReport::planned(p.reached.observer, &p.plan))
+            .collect();
+        out.extend(
+            self.unreachable
+                .iter()
+                .map(|(o, why)| HostReport::unreachable(o, why)),
+        );
+        out.sort_by_key(|r| self.order.iter().position(|o| o.name == r.host));
+        out
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Reached<'e>> {
+        self.reached.iter().find(|r| r.observer.name == name)
+    }
+
+    /// Probes the named reached hosts now, all at once (no scrape).
+    pub async fn probe(&self, env: &Environment, names: &[&str]) -> BTreeMap<String, Health> {
+        let ports = Ports::of(env);
+        let probes = self
+            .reached
+            .iter()
+            .filter(|r| names.contains(&r.observer.name.as_str()))
+            .map(|r| async move {
+                let h = hostops::probe(&r.host, r.observer, ports, ExporterCheck::Answers).await;
+                (r.observer.name.clone(), h.ok())
+            });
+        futures::future::join_all(probes)
+            .await
+            .into_iter()
+            .filter_map(|(n, h)| Some((n, h?)))
+            .collect()
+    }
+
+    pub async fn close(self) {
+        for r in self.reached {
+            r.host.close().await;
+        }
+    }
+}

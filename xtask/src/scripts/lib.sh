@@ -1,0 +1,62 @@
+# Functions shared by the scripts run on observer hosts (bash). Sent ahead of the script that uses
+# them, as one `bash -c` program: nothing is installed on the host.
+
+# ask ADDR PORT TIMEOUT REQUEST: sends REQUEST to ADDR:PORT over bash's /dev/tcp and sets `r` to
+# the answer. The answer must begin within TIMEOUT seconds, or `r` says so: a ZooKeeper or exporter
+# that accepts and never answers (a paused container) cannot hang a read. The rest of the answer is
+# taken by one `read -N`, which reads in blocks (a `read` loop takes a socket a byte at a time, and
+# `read -t` adds two system calls per byte).
+ask() {
+  r=
+  exec 3<>"/dev/tcp/$1/$2" 2>/dev/null || { r="connection to $1:$2 refused"; return; }
+  printf '%s' "$4" 2>/dev/null >&3
+  local first='' rest=''
+  if IFS= read -r -t "$3" -N 1 first 2>/dev/null <&3; then
+    IFS= read -r -N 4194304 rest 2>/dev/null <&3
+    r=$first$rest
+  elif [ $? -gt 128 ]; then
+    r="no answer within $3 s"
+  fi
+  exec 3<&-
+}
+
+# probe ADDR CLIENT_PORT METRICS_PORT TIMEOUT scrape|answers: srvr and mntr from ZooKeeper, and
+# the exporter: scraped (GET /metrics) with `scrape`, else only asked for any answer (GET /),
+# which leaves ZooKeeper's statistics alone (the exporter may reset them on every scrape). Sets
+# `probe` to the sections and prints them. SIGPIPE is ignored: a port that accepts and closes at
+# once (docker's proxy while a container starts) must fail that request, not kill the script.
+probe() {
+  trap '' PIPE
+  ask "$1" "$2" "$4" srvr; probe=$'=== srvr\n'$r$'\n'
+  ask "$1" "$2" "$4" mntr; probe+=$'=== mntr\n'$r$'\n'
+  if [ "$5" = scrape ]; then
+    ask "$1" "$3" "$4" $'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n'; probe+=$'=== metrics\n'$r$'\n'
+  else
+    ask "$1" "$3" "$4" $'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n'; probe+=$'=== exporter\n'$r$'\n'
+  fi
+  printf '%s\n' "$probe"
+}
+
+# resolve NAME...: resolves each name as ZooKeeper on this host will (getaddrinfo, the host's
+# resolver) and prints `name address`, or `name -` when it does not resolve.
+resolve() {
+  printf '=== resolve\n'
+  local n a
+  for n in "$@"; do
+    a=$(timeout 5 getent ahosts "$n" 2>/dev/null) && a=${a%%[[:space:]]*} || a=
+    printf '%s %s\n' "$n" "${a:--}"
+  done
+}
+
+# zoo_cfg_names FILE: sets `names` to the DNS names (not addresses) the file's server.N lines point
+# at. Bash's own matching: a zoo.cfg of addresses costs no process.
+zoo_cfg_names() {
+  names=()
+  [ -f "$1" ] || return 0
+  local l
+  while IFS= read -r l; do
+    if [[ $l =~ ^server\.[0-9]+=([A-Za-z0-9.-]*[A-Za-z][A-Za-z0-9.-]*): ]]; then
+      names+=("${BASH_REMATCH[1]}")
+    fi
+  done < "$1"
+}

@@ -1,0 +1,2 @@
+# resolve.sh NAME...: resolves each name (after lib.sh).
+resolve "$@"
