@@ -364,11 +364,7 @@ fn an_interrupted_upload_leaves_the_old_file_and_a_rerun_converges() {
     } // the connection's stdin closes half-way, as when the pushing process dies
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(3), "the short upload is detected");
-    assert_eq!(
-        deployed(sb, OBS1, "zoo.cfg"),
-        old,
-        "the old file is intact"
-    );
+    assert_eq!(deployed(sb, OBS1, "zoo.cfg"), old, "the old file is intact");
     let leftovers: Vec<_> = std::fs::read_dir(sb.host(OBS1).deploy_dir.clone())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
