@@ -91,8 +91,14 @@ fn apply_then_diff_is_in_sync_and_a_second_apply_writes_nothing() {
         stderr(&out).contains("load-balancer addresses: 3/3 ready"),
         "progress is shown"
     );
-    let writes = h.api.stats().writes;
+    let writes = h.managed_writes();
     assert_eq!(writes, DESIRED as u64);
+    // The rest: the deploy lock, which apply takes like deploy and push (created, then deleted).
+    assert_eq!(
+        h.api.stats().writes - writes,
+        2,
+        "the Lease taken and released"
+    );
 
     // Server-side defaults (clusterIP, sessionAffinity, nodePorts, ...) and the status written by
     // the load-balancer controller are not reported as changes.
@@ -115,11 +121,7 @@ fn apply_then_diff_is_in_sync_and_a_second_apply_writes_nothing() {
         "{}",
         stdout(&out)
     );
-    assert_eq!(
-        h.api.stats().writes,
-        writes,
-        "a second apply writes nothing"
-    );
+    assert_eq!(h.managed_writes(), writes, "a second apply writes nothing");
 }
 
 #[test]
@@ -201,7 +203,7 @@ fn a_field_applied_by_another_manager_is_a_conflict_not_an_overwrite() {
         services(client).patch("zk1", &kube::api::PatchParams::apply("helm"), &kube::api::Patch::Apply(&svc)).await.unwrap();
     });
     let before = h.service("zk1").unwrap();
-    let writes = h.api.stats().writes;
+    let writes = h.managed_writes();
     let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -209,7 +211,7 @@ fn a_field_applied_by_another_manager_is_a_conflict_not_an_overwrite() {
     // (Its resourceVersion moves: the cloud's controller writes its finalizer and address.)
     let after = h.service("zk1").unwrap();
     assert_eq!(before["spec"], after["spec"], "zk1 untouched");
-    assert_eq!(h.api.stats().writes, writes, "nothing at all was applied");
+    assert_eq!(h.managed_writes(), writes, "nothing at all was applied");
 }
 
 #[test]
@@ -342,8 +344,9 @@ fn an_unreachable_api_server_is_a_clear_error() {
         err.contains(&format!("cannot reach the Kubernetes API at {url}")),
         "{err}"
     );
+    // Said as it happened: how often and for how long it was tried.
     assert!(
-        err.contains("(context `zk-observers-sandbox`) after 5 attempts"),
+        err.contains("(context `zk-observers-sandbox`) (after 8 attempts over"),
         "{err}"
     );
     assert!(
@@ -594,11 +597,11 @@ fn the_controllers_objects_are_never_taken_for_ours() {
         );
         assert!(stdout(&out).contains("0 to prune"), "{}", stdout(&out));
     }
-    let writes = h.api.stats().writes;
+    let writes = h.managed_writes();
     let out = h.run(&["apply", "--env", "sandbox", "--prune", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("0 pruned"), "{}", stdout(&out));
-    assert_eq!(h.api.stats().writes, writes, "no write at all");
+    assert_eq!(h.managed_writes(), writes, "no write at all");
     let after: Vec<Value> = controller_objects(&h)
         .iter()
         .map(|o| o["metadata"]["uid"].clone())
@@ -632,7 +635,7 @@ fn taking_over_a_service_kubectl_created_meets_real_conflicts() {
             stdout(&out)
         );
     }
-    let writes = h.api.stats().writes;
+    let writes = h.managed_writes();
     let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -642,7 +645,7 @@ fn taking_over_a_service_kubectl_created_meets_real_conflicts() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(h.api.stats().writes, writes, "nothing applied");
+    assert_eq!(h.managed_writes(), writes, "nothing applied");
     assert_eq!(h.service("zk0").unwrap()["spec"]["type"], "ClusterIP");
 
     let out = h.run(&[
@@ -658,14 +661,14 @@ fn taking_over_a_service_kubectl_created_meets_real_conflicts() {
     // Taken over for good: in sync, a plain apply writes nothing.
     let out = h.run(&["diff", "--env", "sandbox"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    let writes = h.api.stats().writes;
+    let writes = h.managed_writes();
     assert_eq!(
         h.run(&["apply", "--env", "sandbox", "--timeout", "20s"])
             .status
             .code(),
         Some(0)
     );
-    assert_eq!(h.api.stats().writes, writes);
+    assert_eq!(h.managed_writes(), writes);
 }
 
 #[test]
@@ -940,4 +943,101 @@ fn the_rendered_roles_are_enough_and_read_only_identities_cannot_write() {
         "{:?}",
         stats.by_user["drift-job"]
     );
+}
+
+#[test]
+fn a_server_that_answers_409_even_to_a_forced_dry_run_is_an_error_not_a_panic() {
+    let h = World::cluster(sandbox_config());
+    h.api.inject(Fault {
+        method: Some("PATCH".into()),
+        path_contains: Some("/services/zk0".into()),
+        status: 409,
+        latency: Duration::ZERO,
+        times: u32::MAX,
+    });
+    let out = h.run(&["diff", "--env", "sandbox"]);
+    assert_eq!(out.status.code(), Some(1), "an error, not a panic (101)");
+    let err = stderr(&out);
+    assert!(
+        err.contains("the forced dry run of Service/zookeeper/zk0 still reported conflicts"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_api_server_that_answers_503_for_ever_is_given_up_on_within_the_budget() {
+    let h = World::cluster(sandbox_config());
+    h.api.inject(Fault {
+        method: None,
+        path_contains: Some("/services".into()),
+        status: 503,
+        latency: Duration::ZERO,
+        times: u32::MAX,
+    });
+    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "5s"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    // One retry layer: a call is tried at most 8 times (kube-client's own retries are off, so
+    // they do not nest), and the message says how often and for how long.
+    assert!(err.contains("503"), "{err}");
+    let attempts: u32 = err
+        .split("(after ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("says how often it tried: {err}"));
+    assert!(
+        (2..=8).contains(&attempts),
+        "retried within the 5 s budget, at most 8 times: {err}"
+    );
+    let services: u64 = h
+        .api
+        .stats()
+        .by_verb
+        .iter()
+        .filter(|(k, _)| k.contains(" services"))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        services <= u64::from(attempts) * 4,
+        "never nested: {services} requests for Services, {attempts} attempts per call"
+    );
+    assert!(
+        lease_gone(&h),
+        "the deploy lock is released after the error"
+    );
+}
+
+#[test]
+fn overload_answers_are_retried_after_what_retry_after_asks() {
+    let h = World::cluster(sandbox_config());
+    // kube-apiserver's overload answer: 429, text/plain, `Retry-After: 1`.
+    h.api.inject(Fault {
+        method: Some("GET".into()),
+        path_contains: Some("/services/zk0".into()),
+        status: 429,
+        latency: Duration::ZERO,
+        times: 2,
+    });
+    let started = std::time::Instant::now();
+    let out = h.run(&["diff", "--env", "sandbox"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // Two answers asked for a second's pause each; the exponential back-off alone would have
+    // waited 0.6 s in all.
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "Retry-After was honoured ({:?})",
+        started.elapsed()
+    );
+}
+
+fn lease_gone(h: &World) -> bool {
+    h.api
+        .get(
+            "coordination.k8s.io/v1",
+            "leases",
+            NS,
+            "zk-observers-deploy-sandbox",
+        )
+        .is_none()
 }

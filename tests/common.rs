@@ -169,6 +169,13 @@ impl World {
         run(&mut self.cmd_with(&self.kubeconfig_as(user), args))
     }
 
+    /// The command [`on_sandbox`](Self::on_sandbox) runs, to spawn and signal.
+    pub fn sandbox_cmd(&self, args: &[&str]) -> Command {
+        let all = self.sandbox_args(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        self.cmd(&refs)
+    }
+
     fn sandbox_args(&self, args: &[&str]) -> Vec<String> {
         let mut all = vec![
             args[0].to_string(),
@@ -315,4 +322,26 @@ pub fn roles(access: manifests::rbac::Access) -> Vec<Value> {
         .filter(|r| r.metadata.name.as_deref() == Some(access.role_name()))
         .map(|r| serde_json::to_value(r).unwrap())
         .collect()
+}
+
+/// The report of host `name` in a command's JSON report.
+pub fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == name)
+        .unwrap_or_else(|| panic!("{name} in {report}"))
+}
+
+/// What `srvr` says host `name`'s ZooKeeper is (`observer`), or `down`.
+pub fn mode(sb: &sandbox::Sandbox, name: &str) -> String {
+    let h = sb.host(name);
+    sandbox::harness::four_letter_word(&h.address.to_string(), 2181, "srvr")
+        .ok()
+        .and_then(|a| {
+            a.lines()
+                .find_map(|l| l.strip_prefix("Mode: ").map(String::from))
+        })
+        .unwrap_or_else(|| "down".into())
 }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use hosts::net::v4;
 use hosts::{
-    AdminServer, FourLetterWord, FourLetterWords, HostKey, ImageRef, Metrics, Port, Problem,
+    port, AdminServer, FourLetterWord, FourLetterWords, HostKey, ImageRef, Metrics, Problem,
     RemoteDir, ServerAddress, ServerId, Severity,
 };
 use manifests::objects::Object;
@@ -466,13 +466,26 @@ fn purging_must_be_on() {
 
 #[test]
 fn whitelist_is_never_star() {
-    let err = "*".parse::<FourLetterWords>().unwrap_err();
-    assert!(
-        err.contains("every command, including dump, envi, conf, wchc and wchp"),
-        "{err}"
+    // The whitelist is a set of `FourLetterWord` variants: `*` (or any unknown word) cannot be
+    // written in an environment at all, so no environment can panic or fail on it. Even every
+    // word enabled renders as a list.
+    let mut env = sandbox();
+    env.fleet.zookeeper.four_letter_words = FourLetterWords::of(FourLetterWord::ALL);
+    let files = manifests::render_host_files(&env, &manifests::AddressSource::Recorded).unwrap();
+    let line = files[0]
+        .1
+        .zoo_cfg
+        .lines()
+        .find(|l| l.starts_with("4lw.commands.whitelist="))
+        .unwrap()
+        .to_string();
+    assert!(!line.contains('*'), "{line}");
+    // ... and validation refuses the expensive ones by name.
+    rejected(
+        &env,
+        "fleet.zookeeper.four_letter_words",
+        "`wchc` walks every watch",
     );
-    let err = "mntr,*".parse::<FourLetterWords>().unwrap_err();
-    assert!(err.contains("`*`"));
 }
 
 #[test]
@@ -486,8 +499,8 @@ fn whitelist_holds_what_the_exporter_needs_and_refuses_expensive_commands() {
         .contains("\n4lw.commands.whitelist=mntr,srst,srvr\n"));
     let mut env = sandbox();
     env.fleet.metrics = Metrics::Exporter {
-        image: ImageRef::new("zk-observers/zookeeper-exporter:sandbox-1"),
-        port: Port::new(9141),
+        image: ImageRef::new("zk-observers/zookeeper-exporter:1.0.0-standin"),
+        port: port!(9141),
         reset_on_scrape: false,
     };
     let files = manifests::render_host_files(&env, &manifests::AddressSource::Recorded).unwrap();
@@ -519,7 +532,7 @@ fn admin_server_must_not_listen_beyond_loopback() {
     let mut env = sandbox();
     env.fleet.zookeeper.admin_server = AdminServer::Enabled {
         address: IpAddr::from([0, 0, 0, 0]),
-        port: Port::new(8080),
+        port: port!(8080),
     };
     rejected(
         &env,
@@ -528,7 +541,7 @@ fn admin_server_must_not_listen_beyond_loopback() {
     );
     env.fleet.zookeeper.admin_server = AdminServer::Enabled {
         address: IpAddr::from([127, 0, 0, 1]),
-        port: Port::new(8080),
+        port: port!(8080),
     };
     assert!(problems(&env, Severity::Error).is_empty());
     let files = manifests::render_host_files(&env, &manifests::AddressSource::Recorded).unwrap();
@@ -544,11 +557,15 @@ fn image_tags_must_be_pinned() {
     env.fleet.image = ImageRef::new("zookeeper");
     rejected(&env, "fleet.image", "has no tag, which means `latest`");
     env.fleet.image = ImageRef::new("zookeeper:latest");
-    rejected(&env, "fleet.image", "moving tag `latest`");
+    rejected(
+        &env,
+        "fleet.image",
+        "uses the tag `latest`, which does not name a patch release",
+    );
     let mut env = sandbox();
     env.fleet.metrics = Metrics::Exporter {
         image: ImageRef::new("josdotso/zookeeper-exporter"),
-        port: Port::new(9141),
+        port: port!(9141),
         reset_on_scrape: true,
     };
     rejected(&env, "fleet.metrics.image", "has no tag");
@@ -750,4 +767,110 @@ fn production_is_what_the_runbook_deployed() {
         env.load_balancer,
         LoadBalancerProvider::Tke { .. }
     ));
+}
+
+/// Inputs that once passed `check` and would have reached a host or the cluster (issue: deploy
+/// safety under bad input). Each is refused with the field and the fix.
+#[test]
+fn strings_rendered_into_host_files_are_plain_absolute_paths() {
+    let mut env = sandbox();
+    env.fleet.layout.data_dir = "/data\nskipACL=yes";
+    rejected(&env, "fleet.layout.data_dir", "characters other than");
+    let mut env = sandbox();
+    env.fleet.layout.data_log_dir = "datalog";
+    rejected(&env, "fleet.layout.data_log_dir", "not an absolute path");
+    let mut env = sandbox();
+    env.fleet.layout.config_file = "/conf//zoo.cfg";
+    rejected(&env, "fleet.layout.config_file", "not normalised");
+}
+
+#[test]
+fn deploy_directories_are_directories_of_their_own() {
+    for (dir, fragment) in [
+        ("/etc", "system directory /etc"),
+        ("/etc/zk", "system directory /etc"),
+        ("/tmp", "system directory /tmp"),
+        ("/usr/local/zk", "system directory /usr"),
+        ("/var/lib", "other things share"),
+        ("/opt", "other things share"),
+        ("/opt/zk/", "not normalised"),
+    ] {
+        let mut env = sandbox();
+        env.fleet.observers[0].deploy_dir = RemoteDir::new(dir);
+        rejected(&env, "fleet.observers[0].deploy_dir", fragment);
+    }
+    let mut env = sandbox();
+    env.fleet.observers[0].deploy_dir = RemoteDir::new("/opt/zk-observer");
+    assert!(problems(&env, Severity::Error)
+        .iter()
+        .all(|p| p.field != "fleet.observers[0].deploy_dir"));
+}
+
+#[test]
+fn images_are_pinned_to_a_patch_release_or_a_digest() {
+    let mut env = production();
+    env.fleet.image = ImageRef::new("zookeeper:3.8");
+    rejected(&env, "fleet.image", "does not name a patch release");
+    let mut env = production();
+    env.fleet.metrics = Metrics::Exporter {
+        image: ImageRef::new("josdotso/zookeeper-exporter:master"),
+        port: port!(9141),
+        reset_on_scrape: true,
+    };
+    rejected(&env, "fleet.metrics.image", "does not name a patch release");
+    let mut env = production();
+    env.fleet.image = ImageRef::new(&format!("zookeeper:3.8.6@sha256:{}", "z".repeat(64)));
+    rejected(&env, "fleet.image", "64 lowercase hex digits");
+    let mut env = production();
+    env.fleet.image = ImageRef::new(&format!("zookeeper:3.8.6@sha256:{}", "0f".repeat(32)));
+    assert!(problems(&env, Severity::Error).is_empty(), "a digest pins");
+}
+
+#[test]
+fn an_observers_ports_never_collide() {
+    let mut env = sandbox();
+    env.fleet.zookeeper.client_port = port!(3888);
+    rejected(
+        &env,
+        "fleet.zookeeper.client_port",
+        "port 3888 is also ensemble.election_port",
+    );
+    let mut env = sandbox();
+    env.fleet.zookeeper.admin_server = AdminServer::Enabled {
+        address: v4(127, 0, 0, 1),
+        port: port!(2888),
+    };
+    rejected(
+        &env,
+        "fleet.zookeeper.admin_server",
+        "port 2888 is also ensemble.quorum_port",
+    );
+    let mut env = sandbox();
+    env.fleet.metrics = Metrics::Exporter {
+        image: ImageRef::new("zk-observers/zookeeper-exporter:1.0.0-standin"),
+        port: port!(2181),
+        reset_on_scrape: true,
+    };
+    rejected(
+        &env,
+        "fleet.metrics.port",
+        "port 2181 is also fleet.zookeeper.client_port",
+    );
+}
+
+#[test]
+fn kubernetes_names_follow_the_apis_rules_derived_ones_included() {
+    let mut env = sandbox();
+    env.ensemble.service_name_prefix = "1zk".into();
+    rejected(
+        &env,
+        "ensemble.service_name_prefix",
+        "starting with a letter",
+    );
+    let mut env = sandbox();
+    env.monitoring.service_name = "9-external".into();
+    rejected(&env, "monitoring.service_name", "starting with a letter");
+    let mut env = sandbox();
+    env.ensemble.statefulset = "z".repeat(62);
+    rejected(&env, "ensemble.statefulset", "not a valid label value");
 }

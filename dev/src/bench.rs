@@ -17,6 +17,7 @@ use xtask::cli::{
     RolloutArgs, SshArgs,
 };
 use xtask::cluster::{block_on, Cluster};
+use xtask::lock::Guard;
 use xtask::report::HostResult;
 
 use crate::BenchArgs;
@@ -270,13 +271,21 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
         },
         ssh: ssh.clone(),
         cluster: cluster_args,
+        lock: Default::default(),
     };
     let deploy = || -> Result<Duration> {
         use xtask::report::Report as _;
         let t = Instant::now();
         let report = block_on(async {
-            let cluster = Cluster::connect(&env, &deploy_args.cluster).await?;
-            xtask::deploy::deploy(&cluster, &env, &deploy_args, OutputFormat::Json).await
+            let cluster = Cluster::connect(&env, &deploy_args.cluster, deploy_args.timeout).await?;
+            xtask::deploy::deploy(
+                &cluster,
+                &env,
+                &deploy_args,
+                OutputFormat::Json,
+                Guard::NONE,
+            )
+            .await
         })?;
         let code = report.exit_code();
         if code != 0 {
@@ -632,12 +641,20 @@ fn ansible(
         },
         ssh: ssh.clone(),
         cluster: ClusterArgs::default(),
+        lock: Default::default(),
     };
     let push = || {
         block_on(async {
             let t = Instant::now();
-            let report =
-                xtask::push::push(env, &observers, files, &push_args, OutputFormat::Json).await?;
+            let report = xtask::push::push(
+                env,
+                &observers,
+                files,
+                &push_args,
+                OutputFormat::Json,
+                Guard::NONE,
+            )
+            .await?;
             Ok((t.elapsed(), report.hosts))
         })
     };

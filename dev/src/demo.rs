@@ -4,8 +4,11 @@
 //! a host, shows the drift check catching it, and tears everything down (`--keep` waits for Ctrl-C
 //! first).
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use anstream::println;
@@ -60,6 +63,7 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
     .context("building the exporter stand-in")?;
 
     let env = manifests::environments::sandbox::environment();
+    let signals = watch_signals(env.clone())?;
     step(
         1,
         "starting the Kubernetes API test server (the one simulated peer)",
@@ -97,6 +101,7 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
     let identity = sb.ssh_identity().to_path_buf();
     let me = std::env::current_exe()?;
     let xtask_with = |kubeconfig: &Path, args: &[&str]| -> Result<i32> {
+        signals.stop_if_interrupted();
         let shown: Vec<&str> = args
             .iter()
             .copied()
@@ -108,12 +113,18 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
                 .join(" ")
                 .replace("--identity", "--identity <sandbox key>")
         );
-        let status = Command::new(&me)
+        // In a process group of its own: on Ctrl-C the watcher hands the signal on to it once, and
+        // it finishes its host in flight and releases its lock before the sandbox goes down.
+        let mut child = Command::new(&me)
             .args(args)
             .env("KUBECONFIG", kubeconfig)
-            .status()
+            .process_group(0)
+            .spawn()
             .context("running cargo xtask")?;
-        Ok(status.code().unwrap_or(-1))
+        signals.running(Some(child.id()));
+        let status = child.wait().context("running cargo xtask");
+        signals.running(None);
+        Ok(status?.code().unwrap_or(-1))
     };
     let xtask = |args: &[&str]| xtask_with(&kubeconfig, args);
     let id = identity.display().to_string();
@@ -147,9 +158,7 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
             kubeconfig.display()
         );
         println!("press Ctrl-C to tear it down");
-        xtask::cluster::block_on(async {
-            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
-        })?;
+        signals.wait();
     }
     step(9, "tearing down");
     drop(sb);
@@ -164,6 +173,97 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
         }
     );
     Ok(if ok { exit::OK } else { exit::ERROR })
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM during the demo. While `--keep` waits they end the wait, and the
+/// demo tears down as usual; at any other step the sandbox is torn down from the watching thread
+/// and the demo exits 130. Either way nothing of the sandbox keeps running or starts again with
+/// the next run (its daemons sit in process groups of their own, so the terminal's Ctrl-C reaches
+/// only this process and the commands it runs).
+struct Signals {
+    keeping: Arc<AtomicBool>,
+    received: mpsc::Receiver<&'static str>,
+    /// The product command running now, if one is.
+    child: Arc<Mutex<Option<u32>>>,
+    /// Set once a signal is being handled (outside `--keep`'s wait).
+    interrupted: Arc<AtomicBool>,
+}
+
+impl Signals {
+    /// After a signal, no further command starts: this thread waits while the watcher tears the
+    /// sandbox down and ends the process.
+    fn stop_if_interrupted(&self) {
+        while self.interrupted.load(Ordering::SeqCst) {
+            std::thread::park();
+        }
+    }
+
+    fn running(&self, pid: Option<u32>) {
+        *self.child.lock().unwrap_or_else(|e| e.into_inner()) = pid;
+    }
+
+    /// Blocks until SIGINT or SIGTERM.
+    fn wait(&self) {
+        self.keeping.store(true, Ordering::SeqCst);
+        let _ = self.received.recv();
+    }
+}
+
+fn watch_signals(env: manifests::Environment) -> Result<Signals> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal watcher")?;
+    let (mut int, mut term) = runtime.block_on(async {
+        Ok::<_, anyhow::Error>((
+            signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        ))
+    })?;
+    let keeping = Arc::new(AtomicBool::new(false));
+    let child: Arc<Mutex<Option<u32>>> = Arc::new(Mutex::new(None));
+    let (tx, received) = mpsc::channel();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let (k, c, i) = (keeping.clone(), child.clone(), interrupted.clone());
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            if k.load(Ordering::SeqCst) {
+                let _ = tx.send(name);
+                return;
+            }
+            i.store(true, Ordering::SeqCst);
+            let running = *c.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(pid) = running {
+                println!("\n{name}: the running command finishes its host in flight and releases its lock first");
+                let _ = Command::new("kill")
+                    .args(["-INT", &pid.to_string()])
+                    .status();
+                // (A second signal does not wait.)
+                while c.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        _ = int.recv() => break,
+                        _ = term.recv() => break,
+                    }
+                }
+            }
+            println!("\n{name}: tearing the sandbox down");
+            sandbox::harness::teardown(&env);
+            println!("demo interrupted; the sandbox is down");
+            std::process::exit(i32::from(xtask::signals::INTERRUPTED));
+        })
+    });
+    Ok(Signals {
+        keeping,
+        received,
+        child,
+        interrupted,
+    })
 }
 
 /// `kubectl edit`-like change by another field manager, through the real kube client.

@@ -79,17 +79,33 @@ impl Serialize for PortMapping {
     }
 }
 
-/// A bind mount, `SOURCE:TARGET[:ro]`. Sources are relative to the compose file's directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A bind mount in the long syntax (`type: bind`). Sources are relative to the compose file's
+/// directory.
+///
+/// The long syntax is deliberate: docker creates a missing source of a short-syntax bind
+/// (`./zoo.cfg:/conf/zoo.cfg`) as an empty *directory*, so a host whose `zoo.cfg` was deleted
+/// comes back from a reboot with a directory in its place. A long-syntax bind is passed to the
+/// engine as a mount, and the engine refuses a missing source ("bind source path does not exist")
+/// instead of inventing one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BindMount {
+    #[serde(rename = "type")]
+    kind: BindType,
     pub source: String,
     pub target: String,
     pub read_only: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum BindType {
+    Bind,
+}
+
 impl BindMount {
     pub fn read_only(source: impl Into<String>, target: impl Into<String>) -> BindMount {
         BindMount {
+            kind: BindType::Bind,
             source: source.into(),
             target: target.into(),
             read_only: true,
@@ -98,6 +114,7 @@ impl BindMount {
 
     pub fn read_write(source: impl Into<String>, target: impl Into<String>) -> BindMount {
         BindMount {
+            kind: BindType::Bind,
             source: source.into(),
             target: target.into(),
             read_only: false,
@@ -112,11 +129,5 @@ impl fmt::Display for BindMount {
             f.write_str(":ro")?;
         }
         Ok(())
-    }
-}
-
-impl Serialize for BindMount {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
     }
 }

@@ -38,15 +38,35 @@ impl ImageRef {
         }
     }
 
-    /// Why this reference does not name one fixed image, if it does not.
+    /// Why this reference does not name one fixed image, if it does not: it needs a digest
+    /// (`sha256:` and 64 hex digits) or a tag that names a patch release (`3.8.6`, `v1.1.2`,
+    /// `3.8.0-debian12`); `latest`, `3.8` or `master` move.
     pub fn pinning_problem(&self) -> Option<String> {
         if self.repository.is_empty() {
             return Some("the image reference has no repository".into());
         }
+        let repo_ok = self
+            .repository
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/:".contains(&b))
+            && !self.repository.starts_with(['/', '-', '.', ':'])
+            && !self.repository.ends_with(['/', '-', '.', ':']);
+        if !repo_ok {
+            return Some(format!(
+                "`{}` is not a repository name (lowercase letters, digits, `.`, `_`, `-`, `/`, and a registry's `:port`)",
+                self.repository.escape_debug()
+            ));
+        }
         if let Some(d) = &self.digest {
-            if !d.starts_with("sha256:") || d.len() != "sha256:".len() + 64 {
+            let hex = d.strip_prefix("sha256:").unwrap_or("");
+            if hex.len() != 64
+                || !hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
                 return Some(format!(
-                    "digest `{d}` is not of the form sha256:<64 hex digits>"
+                    "digest `{}` is not of the form sha256:<64 lowercase hex digits>",
+                    d.escape_debug()
                 ));
             }
             return None;
@@ -56,7 +76,13 @@ impl ImageRef {
                 "`{self}` has no tag, which means `latest`: every pull may bring another version"
             )),
             Some("") => Some(format!("`{self}` has an empty tag")),
-            Some("latest") => Some(format!("`{self}` uses the moving tag `latest`")),
+            Some(t) if !is_tag(t) => Some(format!(
+                "`{}` is not a valid tag (at most 128 letters, digits, `_`, `.` and `-`)",
+                t.escape_debug()
+            )),
+            Some(t) if !names_a_patch_release(t) => Some(format!(
+                "`{self}` uses the tag `{t}`, which does not name a patch release: it moves when a new one is pushed"
+            )),
             Some(_) => None,
         }
     }
@@ -91,6 +117,27 @@ impl fmt::Display for ImageRef {
         }
         Ok(())
     }
+}
+
+/// Docker's tag grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+fn is_tag(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 128
+        && !t.starts_with(['.', '-'])
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+/// Whether a tag starts with a full `major.minor.patch` version (`v` allowed first), optionally
+/// followed by `-` or `_` and a suffix: `3.8.6`, `v1.1.2`, `3.9.5-jre-17`.
+fn names_a_patch_release(t: &str) -> bool {
+    let t = t.strip_prefix('v').unwrap_or(t);
+    let version = t.split(['-', '_', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = version.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A ZooKeeper release, as `major.minor[.patch]`.
@@ -138,6 +185,35 @@ mod tests {
         let r = ImageRef::new("registry.local:5000/zookeeper");
         assert_eq!(r.tag, None);
         assert!(r.pinning_problem().is_some());
+        for pinned in [
+            "zookeeper:3.8.6",
+            "josdotso/zookeeper-exporter:v1.1.2",
+            "zookeeper:3.9.5-jre-17",
+            "registry.local:5000/zk/zookeeper:3.8.6",
+        ] {
+            assert_eq!(ImageRef::new(pinned).pinning_problem(), None, "{pinned}");
+        }
+        let digest = format!("zookeeper@sha256:{}", "ab".repeat(32));
+        assert_eq!(ImageRef::new(&digest).pinning_problem(), None);
+        for moving in [
+            "zookeeper:3.8",
+            "zookeeper:latest",
+            "josdotso/zookeeper-exporter:master",
+            "zookeeper",
+        ] {
+            assert!(
+                ImageRef::new(moving).pinning_problem().is_some(),
+                "{moving}"
+            );
+        }
+        let zs = format!("zookeeper@sha256:{}", "z".repeat(64));
+        assert!(ImageRef::new(&zs)
+            .pinning_problem()
+            .unwrap()
+            .contains("64 lowercase hex"));
+        assert!(ImageRef::new("zookeeper:3.8.6\nfoo")
+            .pinning_problem()
+            .is_some());
         assert_eq!(
             ImageRef::new("zookeeper:3.9.5-jre-17").zookeeper_version(),
             Some(ZkVersion {

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::image::ImageRef;
 use crate::net::Port;
+use crate::port;
 use crate::zoocfg::{FourLetterWord, FourLetterWords};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,7 +27,7 @@ impl Metrics {
     pub fn runbook_exporter() -> Metrics {
         Metrics::Exporter {
             image: ImageRef::new("josdotso/zookeeper-exporter:v1.1.2"),
-            port: Port::new(9141),
+            port: port!(9141),
             reset_on_scrape: true,
         }
     }

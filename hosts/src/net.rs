@@ -11,9 +11,19 @@ use serde::Serialize;
 #[serde(transparent)]
 pub struct Port(NonZeroU16);
 
+/// A port written in code: `port!(2888)`. Checked when compiling: `port!(0)` does not compile.
+#[macro_export]
+macro_rules! port {
+    ($p:expr) => {
+        const { $crate::net::Port::__new($p) }
+    };
+}
+
 impl Port {
-    /// Panics at compile time when used in a `const` with 0.
-    pub const fn new(port: u16) -> Port {
+    /// For [`port!`] only, which evaluates it at compile time (so 0 is a compile error); values
+    /// known at run time go through `Port::try_from`.
+    #[doc(hidden)]
+    pub const fn __new(port: u16) -> Port {
         match NonZeroU16::new(port) {
             Some(p) => Port(p),
             None => panic!("port 0 is not a port"),
@@ -81,9 +91,54 @@ pub fn is_dns1123_label(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
+/// Whether `name` is a DNS-1035 label: a DNS-1123 label that starts with a letter, as Service
+/// names must be.
+pub fn is_dns1035_label(name: &str) -> bool {
+    is_dns1123_label(name) && name.as_bytes()[0].is_ascii_lowercase()
+}
+
+/// Why `path` is not an absolute, normalised path of plain characters, if it is not: no empty,
+/// `.` or `..` components, no trailing `/`, only letters, digits, `/`, `.`, `_` and `-` (so no
+/// newline can ever reach a rendered file).
+pub fn path_problem(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return Some(format!("`{}` is not an absolute path", path.escape_debug()));
+    }
+    if !path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+    {
+        return Some(format!(
+            "`{}` has characters other than letters, digits, `/`, `.`, `_` and `-`",
+            path.escape_debug()
+        ));
+    }
+    if path != "/"
+        && path[1..]
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Some(format!(
+            "`{path}` is not normalised (an empty, `.` or `..` component, or a trailing `/`)"
+        ));
+    }
+    None
+}
+
 /// Whether `name` is a DNS-1123 subdomain (dot-separated labels, at most 253 characters).
 pub fn is_dns1123_subdomain(name: &str) -> bool {
     !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns1123_label)
+}
+
+/// A port from a value known only at run time (a constant is written `port!(2888)`).
+impl TryFrom<u16> for Port {
+    type Error = String;
+
+    fn try_from(p: u16) -> Result<Port, String> {
+        NonZeroU16::new(p)
+            .map(Port)
+            .ok_or_else(|| "port 0 is not a port".to_string())
+    }
 }
 
 /// Whether an address can be given to a host: unicast, not unspecified, not broadcast.

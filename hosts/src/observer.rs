@@ -37,24 +37,64 @@ impl RemoteDir {
         RemoteDir(path.to_string())
     }
 
-    /// Why this path is not a safe deploy directory, if it is not.
+    /// Why this path is not a safe deploy directory, if it is not: it must be an absolute,
+    /// normalised path of plain characters, and a directory of its own: not a system directory nor
+    /// inside one (this tool creates `data/` and `datalog/` in it and hands them to the container
+    /// user).
     pub fn problem(&self) -> Option<String> {
         let p = &self.0;
-        if !p.starts_with('/') {
-            return Some(format!("`{p}` is not an absolute path"));
+        if let Some(e) = crate::net::path_problem(p) {
+            return Some(e);
         }
-        if p.trim_end_matches('/').is_empty() {
+        if p == "/" {
             return Some("`/` would put the deployment in the root directory".into());
         }
-        if p.split('/').any(|c| c == ".." || c == ".") {
-            return Some(format!("`{p}` contains `.` or `..` components"));
-        }
-        if !p
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+        const SYSTEM_TREES: &[&str] = &[
+            "/etc",
+            "/tmp",
+            "/var/tmp",
+            "/proc",
+            "/sys",
+            "/dev",
+            "/run",
+            "/boot",
+            "/bin",
+            "/sbin",
+            "/lib",
+            "/lib32",
+            "/lib64",
+            "/libx32",
+            "/usr",
+            "/var/run",
+            "/var/lock",
+        ];
+        if let Some(t) = SYSTEM_TREES
+            .iter()
+            .find(|t| p == *t || p.starts_with(&format!("{t}/")))
         {
             return Some(format!(
-                "`{p}` has characters other than letters, digits, `/`, `.`, `_` and `-`"
+                "`{p}` is in the system directory {t}, which is not a place for a deployment"
+            ));
+        }
+        const SHARED: &[&str] = &[
+            "/var",
+            "/var/lib",
+            "/var/log",
+            "/var/cache",
+            "/var/spool",
+            "/var/opt",
+            "/var/local",
+            "/opt",
+            "/srv",
+            "/home",
+            "/root",
+            "/mnt",
+            "/media",
+            "/data",
+        ];
+        if SHARED.contains(&p.as_str()) {
+            return Some(format!(
+                "`{p}` is a directory other things share; the deployment needs one of its own"
             ));
         }
         None

@@ -48,6 +48,9 @@ pub struct Observed {
     /// The DNS names the deployed zoo.cfg points at, and what each resolved to on the host
     /// (`None`: it does not resolve).
     pub resolved: BTreeMap<String, Option<String>>,
+    /// Managed files in whose place the host has a directory (docker creates one for a missing
+    /// short-syntax bind source). Their entry in `files` is `None`.
+    pub directories: BTreeSet<String>,
 }
 
 impl Observed {
@@ -88,6 +91,8 @@ pub struct Update {
     pub files: Vec<FileChange>,
     /// The host's files before the update (what a rollback goes back to).
     pub deployed_before: BTreeMap<String, Option<String>>,
+    /// Files in whose place a directory stands; writing the file replaces an empty one.
+    pub directories: Vec<&'static str>,
 }
 
 impl Update {
@@ -95,13 +100,21 @@ impl Update {
         self.files.iter().map(|f| f.name).collect()
     }
 
-    /// `zoo.cfg, docker-compose.yaml changed`, or `containers not running`.
+    /// `zoo.cfg, docker-compose.yaml changed`, or `containers not running`, and which files a
+    /// directory stands in place of.
     pub fn reason(&self) -> String {
-        if self.files.is_empty() {
+        let mut reason = if self.files.is_empty() {
             "containers not running".to_string()
         } else {
             format!("{} changed", self.changed().join(", "))
+        };
+        if !self.directories.is_empty() {
+            reason.push_str(&format!(
+                "; a directory stands where {} belongs",
+                self.directories.join(", ")
+            ));
         }
+        reason
     }
 
     /// A new zoo.cfg alone: `compose up` does not recreate ZooKeeper for it (the compose file is
@@ -146,6 +159,10 @@ pub fn plan(desired: &HostFiles, observed: &Observed, metrics: &Metrics) -> Host
             .iter()
             .map(|n| (n.to_string(), observed.file(n).map(str::to_string)))
             .collect(),
+        directories: FILES
+            .into_iter()
+            .filter(|n| observed.directories.contains(*n))
+            .collect(),
     })
 }
 
@@ -181,7 +198,16 @@ pub fn status(desired: &HostFiles, observed: &Observed, metrics: &Metrics) -> St
         mode: observed.health.mode.clone(),
         synced: observed.health.observing(),
         exporter: observed.health.exporter,
-        detail: observed.health.detail.clone(),
+        detail: if observed.directories.is_empty() {
+            observed.health.detail.clone()
+        } else {
+            let names: Vec<&str> = observed.directories.iter().map(String::as_str).collect();
+            format!(
+                "a directory stands where {} belongs; {}",
+                names.join(", "),
+                observed.health.detail
+            )
+        },
     }
 }
 
@@ -213,7 +239,7 @@ pub fn zoo_cfg_names(cfg: &str) -> Vec<(u32, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::Port;
+    use crate::port;
 
     fn desired() -> HostFiles {
         HostFiles {
@@ -224,8 +250,8 @@ mod tests {
 
     fn exporter() -> Metrics {
         Metrics::Exporter {
-            image: crate::ImageRef::new("zk-observers/zookeeper-exporter:sandbox-1"),
-            port: Port::new(9141),
+            image: crate::ImageRef::new("zk-observers/zookeeper-exporter:1.0.0-standin"),
+            port: port!(9141),
             reset_on_scrape: true,
         }
     }
@@ -250,6 +276,27 @@ mod tests {
         );
         assert_eq!(plan(&desired(), &o, &exporter()), HostPlan::InSync);
         assert!(status(&desired(), &o, &exporter()).files_in_sync);
+    }
+
+    #[test]
+    fn a_directory_in_place_of_zoo_cfg_is_replaced_and_said() {
+        let mut o = observed(None, Some("services: {}\n"), &[]);
+        o.directories.insert(ZOO_CFG_FILE.to_string());
+        let HostPlan::Update(u) = plan(&desired(), &o, &exporter()) else {
+            panic!("a directory in place of zoo.cfg needs an update")
+        };
+        assert_eq!(u.changed(), [ZOO_CFG_FILE]);
+        assert_eq!(u.directories, [ZOO_CFG_FILE]);
+        assert!(!u.first_deployment(), "the compose file was deployed");
+        assert_eq!(
+            u.reason(),
+            "zoo.cfg changed; a directory stands where zoo.cfg belongs"
+        );
+        let st = status(&desired(), &o, &exporter());
+        assert_eq!(st.out_of_sync_files, [ZOO_CFG_FILE]);
+        assert!(st
+            .detail
+            .starts_with("a directory stands where zoo.cfg belongs"));
     }
 
     #[test]
@@ -290,13 +337,7 @@ mod tests {
         assert!(u.files.is_empty());
         assert_eq!(u.reason(), "containers not running");
         assert_eq!(
-            plan(
-                &desired(),
-                &o,
-                &Metrics::Builtin {
-                    port: Port::new(7000)
-                }
-            ),
+            plan(&desired(), &o, &Metrics::Builtin { port: port!(7000) }),
             HostPlan::InSync,
             "no exporter to run"
         );

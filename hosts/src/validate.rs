@@ -18,6 +18,7 @@ use crate::zoocfg::{AdminServer, FourLetterWords};
 pub fn validate_fleet(fleet: &ObserverFleet, ensemble_version: ZkVersion) -> Problems {
     let mut p = Problems::new();
     observers(fleet, &mut p);
+    layout(fleet, &mut p);
     zookeeper(fleet, &mut p);
     images(fleet, ensemble_version, &mut p);
     p
@@ -122,7 +123,31 @@ fn observers(fleet: &ObserverFleet, p: &mut Problems) {
             p.error(
                 f("deploy_dir"),
                 e,
-                "use an absolute directory such as /data/zookeeper",
+                "use a directory of its own such as /opt/zk-observer or /var/lib/zk-observer",
+            );
+        }
+    }
+}
+
+fn layout(fleet: &ObserverFleet, p: &mut Problems) {
+    let l = &fleet.layout;
+    for (field, path) in [
+        ("layout.config_file", l.config_file),
+        ("layout.data_dir", l.data_dir),
+        ("layout.data_log_dir", l.data_log_dir),
+    ] {
+        // These are written into zoo.cfg and the compose file: a newline would add a line.
+        if let Some(e) = crate::net::path_problem(path) {
+            p.error(
+                field,
+                e,
+                "use the image's own directory as its documentation gives it, e.g. /data",
+            );
+        } else if path == "/" {
+            p.error(
+                field,
+                "`/` is the container's root",
+                "use a directory, e.g. /data",
             );
         }
     }
@@ -210,23 +235,7 @@ fn zookeeper(fleet: &ObserverFleet, p: &mut Problems) {
             );
         }
     }
-    let metrics_port = fleet.metrics.port();
-    if metrics_port == z.client_port {
-        p.error(
-            "metrics.port",
-            format!("port {metrics_port} is also the client port"),
-            "use the exporter's usual 9141",
-        );
-    }
-    if let AdminServer::Enabled { port, .. } = z.admin_server {
-        if port == z.client_port || port == metrics_port {
-            p.error(
-                f("admin_server"),
-                format!("port {port} is already in use on the observer"),
-                "use another port, e.g. 8080",
-            );
-        }
-    }
+    // Port collisions (with the quorum and election ports too) are checked by the environment.
 }
 
 fn images(fleet: &ObserverFleet, ensemble_version: ZkVersion, p: &mut Problems) {

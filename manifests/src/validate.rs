@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use hosts::net::{is_dns1123_label, is_dns1123_subdomain, is_host_address};
+use hosts::net::{is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_host_address};
 use hosts::{Problems, ServerAddress, ServerId};
 use ipnet::IpNet;
 
@@ -81,12 +81,46 @@ fn ensemble(env: &Environment, p: &mut Problems) {
         );
     }
     let longest = format!("{}{}", e.service_name_prefix, e.replicas.saturating_sub(1));
-    if !is_dns1123_label(&longest) {
+    if !is_dns1035_label(&longest) {
         p.error(
             "ensemble.service_name_prefix",
-            format!("`{longest}` would not be a valid Service name"),
+            format!("`{longest}` would not be a valid Service name (a DNS-1035 label: at most 63 characters, starting with a letter)"),
             "use lowercase letters, digits and '-', starting with a letter, e.g. `zk`",
         );
+    }
+    // The per-pod Services select `statefulset.kubernetes.io/pod-name: <statefulset>-<n>`: a
+    // label value, at most 63 characters.
+    let pod = format!("{}-{}", e.statefulset, e.replicas.saturating_sub(1));
+    if !is_label_value(&pod) || !is_dns1123_label(&pod) {
+        p.error(
+            "ensemble.statefulset",
+            format!("its pods are named like `{pod}`, which is not a valid label value (at most 63 characters): the per-pod Services could not select them"),
+            "use the StatefulSet's name exactly as `kubectl get statefulset` shows it; a real one is short enough",
+        );
+    }
+    // The ports an observer listens on: quorum and election (its own server line), and the
+    // client, metrics and AdminServer ports of the fleet.
+    let z = &env.fleet.zookeeper;
+    let mut used: Vec<(&str, hosts::Port)> = vec![
+        ("ensemble.quorum_port", e.quorum_port),
+        ("ensemble.election_port", e.election_port),
+        ("fleet.zookeeper.client_port", z.client_port),
+        ("fleet.metrics.port", env.fleet.metrics.port()),
+    ];
+    if let hosts::AdminServer::Enabled { port, .. } = z.admin_server {
+        used.push(("fleet.zookeeper.admin_server", port));
+    }
+    for (i, (field, port)) in used.iter().enumerate() {
+        if let Some((other, _)) = used[..i].iter().find(|(_, q)| q == port) {
+            if *other == "ensemble.quorum_port" && *field == "ensemble.election_port" {
+                continue; // reported above
+            }
+            p.error(
+                *field,
+                format!("port {port} is also {other}: an observer host listens on both"),
+                "give each its own port (ZooKeeper's usual ones: client 2181, quorum 2888, election 3888, exporter 9141, AdminServer 8080)",
+            );
+        }
     }
     for (ordinal, address) in &e.recorded_addresses {
         let field = format!("ensemble.recorded_addresses[{ordinal}]");
@@ -321,17 +355,19 @@ fn addresses(env: &Environment, p: &mut Problems) {
 
 fn monitoring(env: &Environment, p: &mut Problems) {
     let m = &env.monitoring;
-    for (field, value) in [
-        ("monitoring.namespace", &m.namespace),
-        ("monitoring.service_name", &m.service_name),
-    ] {
-        if !is_dns1123_label(value) {
-            p.error(
-                field,
-                format!("`{value}` is not a DNS-1123 label"),
-                "use lowercase letters, digits and '-'",
-            );
-        }
+    if !is_dns1123_label(&m.namespace) {
+        p.error(
+            "monitoring.namespace",
+            format!("`{}` is not a DNS-1123 label", m.namespace),
+            "use lowercase letters, digits and '-'",
+        );
+    }
+    if !is_dns1035_label(&m.service_name) {
+        p.error(
+            "monitoring.service_name",
+            format!("`{}` is not a valid Service name (a DNS-1035 label: at most 63 characters, starting with a letter)", m.service_name),
+            "use lowercase letters, digits and '-', starting with a letter",
+        );
     }
     let name = &m.port_name;
     let iana = !name.is_empty()

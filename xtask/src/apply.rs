@@ -1,8 +1,6 @@
 //! `cargo xtask apply`: server-side apply of the desired objects, optional prune, and the wait for
 //! the load balancers' addresses.
 
-use std::time::Duration;
-
 use anyhow::Result;
 use serde_json::json;
 
@@ -10,8 +8,10 @@ use crate::cli::ApplyArgs;
 use crate::cluster::{block_on, Cluster};
 use crate::execute::{self, Execution};
 use crate::lb::{self, Address};
+use crate::lock::{self, Guard, Stop};
 use crate::plan::{self, Planner};
 use crate::report::{ObjectResult, ObjectTotals, Report};
+use crate::signals::{self, Interrupt};
 use crate::{environments, exit, output};
 
 pub struct ApplyReport {
@@ -21,6 +21,8 @@ pub struct ApplyReport {
     addresses: Vec<Address>,
     /// Live addresses that differ from the recorded ones, when not accepted: an error.
     address_mismatch: Option<String>,
+    /// Why it stopped before its end, if it did.
+    stopped: Option<Stop>,
 }
 
 impl Report for ApplyReport {
@@ -32,6 +34,7 @@ impl Report for ApplyReport {
             "addresses": self.addresses,
             "summary": ObjectTotals::of(&self.objects),
             "error": self.address_mismatch,
+            "stopped": self.stopped.as_ref().map(ToString::to_string),
         })
     }
 
@@ -65,10 +68,15 @@ impl Report for ApplyReport {
         if let Some(msg) = &self.address_mismatch {
             output::error(&anyhow::anyhow!("{msg}"));
         }
+        if let Some(stop) = &self.stopped {
+            output::error(&anyhow::anyhow!("apply stopped: {stop}"));
+        }
     }
 
     fn exit_code(&self) -> u8 {
-        if self.address_mismatch.is_some() {
+        if let Some(Stop::Interrupted(_)) = self.stopped {
+            signals::INTERRUPTED
+        } else if self.address_mismatch.is_some() || self.stopped.is_some() {
             exit::ERROR
         } else {
             exit::OK
@@ -80,37 +88,61 @@ pub fn run(args: &ApplyArgs) -> Result<ApplyReport> {
     let env = environments::cluster_env(&args.selection, &args.cluster)?;
     let objects = manifests::desired_objects(&env);
     block_on(async {
-        let cluster = Cluster::connect(&env, &args.cluster).await?;
+        let interrupt = Interrupt::install()?;
+        let cluster = Cluster::connect(&env, &args.cluster, args.timeout).await?;
         let plan = plan::plan(&cluster, &env, &objects, Planner::DryRun).await?;
         plan.refuse_conflicts(&env.name, args.force_conflicts)?;
-        let how = Execution {
-            force: args.force_conflicts,
-            prune: args.prune,
-            timeout: args.timeout,
-            progress: false,
+        let lock = lock::acquire(&cluster, &env, args.lock.break_lock).await?;
+        let guard = Guard {
+            lock: Some(&lock),
+            interrupt: Some(&interrupt),
         };
-        let results = execute::execute_all(&cluster, &plan.changes, &how).await?;
-        let mut report = ApplyReport {
-            environment: env.name.clone(),
-            context: cluster.context.clone(),
-            objects: results,
-            addresses: vec![],
-            address_mismatch: None,
-        };
-        if !args.no_wait {
-            let live =
-                lb::wait_for_addresses(&cluster, &env, args.timeout, Duration::from_millis(250))
-                    .await?;
-            report.addresses = lb::compare(&env, &live);
-            if let Some(msg) = lb::mismatch_message(&env, &report.addresses) {
-                if args.accept_live_addresses {
-                    output::warning(&msg);
-                } else {
-                    report.address_mismatch =
-                        Some(format!("{msg}; or pass --accept-live-addresses"));
-                }
-            }
-        }
-        Ok(report)
+        let result = apply(&cluster, &env, &plan, args, guard).await;
+        lock.release(&cluster).await;
+        result
     })
+}
+
+async fn apply(
+    cluster: &Cluster,
+    env: &manifests::Environment,
+    plan: &plan::Plan,
+    args: &ApplyArgs,
+    guard: Guard<'_>,
+) -> Result<ApplyReport> {
+    let how = Execution {
+        force: args.force_conflicts,
+        prune: args.prune,
+        timeout: args.timeout,
+        progress: false,
+        guard,
+    };
+    let done = execute::execute_all(cluster, &plan.changes, &how).await?;
+    let mut report = ApplyReport {
+        environment: env.name.clone(),
+        context: cluster.context.clone(),
+        objects: done.results,
+        addresses: vec![],
+        address_mismatch: None,
+        stopped: done.stopped,
+    };
+    if args.no_wait || report.stopped.is_some() {
+        return Ok(report);
+    }
+    let live = match lb::wait_for_addresses(cluster, env, args.timeout, &guard).await? {
+        Ok(live) => live,
+        Err(stop) => {
+            report.stopped = Some(stop);
+            return Ok(report);
+        }
+    };
+    report.addresses = lb::compare(env, &live);
+    if let Some(msg) = lb::mismatch_message(env, &report.addresses) {
+        if args.accept_live_addresses {
+            output::warning(&msg);
+        } else {
+            report.address_mismatch = Some(format!("{msg}; or pass --accept-live-addresses"));
+        }
+    }
+    Ok(report)
 }

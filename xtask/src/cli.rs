@@ -216,6 +216,8 @@ pub struct ApplyArgs {
     /// Accept live load-balancer addresses that differ from the recorded ones (warn instead of failing).
     #[arg(long)]
     pub accept_live_addresses: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 /// Where host files get the participants' load-balancer addresses from.
@@ -250,9 +252,20 @@ pub struct PushArgs {
     #[command(flatten)]
     pub rollout: RolloutArgs,
     #[command(flatten)]
+    pub lock: LockArgs,
+    #[command(flatten)]
     pub ssh: SshArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+/// The deploy lock, which `deploy`, `apply` and `push` take.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LockArgs {
+    /// Take the deploy lock even though another holder has it (only when you know that holder is
+    /// dead: its Lease would otherwise expire within a minute). The takeover names the holder.
+    #[arg(long)]
+    pub break_lock: bool,
 }
 
 /// How hosts are updated (push and deploy).
@@ -296,6 +309,8 @@ pub struct DeployArgs {
     pub timeout: Duration,
     #[command(flatten)]
     pub rollout: RolloutArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
     #[command(flatten)]
     pub ssh: SshArgs,
     #[command(flatten)]

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -15,6 +16,7 @@ use manifests::{Environment, Object, FIELD_MANAGER};
 use serde_json::Value;
 
 use crate::cli::ClusterArgs;
+use crate::retry::{Attempts, Retry};
 
 /// The kinds of object this tool owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -107,17 +109,24 @@ pub enum Applied {
 /// A connected client for one environment.
 pub struct Cluster {
     client: kube::Client,
+    /// What the last retried call came to (the one retry layer, [`crate::retry`]).
+    retries: Arc<Mutex<Option<Attempts>>>,
+    config: kube::Config,
     pub context: String,
     pub server: String,
 }
 
-/// How many times a transient failure is tried in all, and the first pause between tries.
-const ATTEMPTS: u32 = 5;
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// How long one API call may keep retrying in commands without a `--timeout` of their own.
+pub const API_BUDGET: Duration = Duration::from_secs(60);
 
 impl Cluster {
-    /// Connects to the context `env` pins (or, with --allow-other-context, the one given).
-    pub async fn connect(env: &Environment, args: &ClusterArgs) -> Result<Cluster> {
+    /// Connects to the context `env` pins (or, with --allow-other-context, the one given). Each
+    /// call may keep retrying transient failures for `budget`.
+    pub async fn connect(
+        env: &Environment,
+        args: &ClusterArgs,
+        budget: Duration,
+    ) -> Result<Cluster> {
         let context = match &args.context {
             Some(c) if *c != env.kube_context && !args.allow_other_context => bail!(
                 "environment {} is pinned to kube context `{}`; refusing to act on context `{c}`. \
@@ -153,14 +162,48 @@ impl Cluster {
         config.connect_timeout = Some(Duration::from_secs(5));
         config.read_timeout = Some(Duration::from_secs(30));
         config.write_timeout = Some(Duration::from_secs(30));
+        // One retry layer: ours, with a budget and Retry-After (kube's own would nest under it).
+        config.default_retry = false;
         let server = config.cluster_url.to_string();
-        let client = kube::Client::try_from(config).context("building the kube client")?;
-        tracing::info!(%context, %server, "connected");
+        let cluster = Cluster::with_config(config, context, server, budget)?;
+        tracing::info!(context = %cluster.context, server = %cluster.server, "connected");
+        Ok(cluster)
+    }
+
+    fn with_config(
+        config: kube::Config,
+        context: String,
+        server: String,
+        budget: Duration,
+    ) -> Result<Cluster> {
+        let retry = Retry::new(budget);
+        let retries = retry.last();
+        let layer = tower::ServiceBuilder::new()
+            .layer(tower::retry::RetryLayer::new(retry))
+            .layer(tower::buffer::BufferLayer::new(64))
+            .into_inner();
+        let client = kube::client::ClientBuilder::try_from(config.clone())
+            .context("building the kube client")?
+            .with_layer(&layer)
+            .build();
         Ok(Cluster {
             client,
+            retries,
+            config,
             context,
             server,
         })
+    }
+
+    /// Another client to the same cluster whose calls may retry for `budget` (the deploy lock's
+    /// renewals must give up well inside the Lease's duration).
+    pub fn with_budget(&self, budget: Duration) -> Result<Cluster> {
+        Cluster::with_config(
+            self.config.clone(),
+            self.context.clone(),
+            self.server.clone(),
+            budget,
+        )
     }
 
     /// A typed API for `K` in `namespace` (used for the deploy lock's Lease).
@@ -184,9 +227,10 @@ impl Cluster {
     /// The live object, or None.
     pub async fn get(&self, r: &ObjectRef) -> Result<Option<Value>> {
         let api = self.api(r.kind, &r.namespace);
-        let got = self
-            .retry(&format!("GET {r}"), || api.get_opt(&r.name))
-            .await?;
+        let got = api
+            .get_opt(&r.name)
+            .await
+            .map_err(|e| self.explain(&format!("GET {r}"), e))?;
         got.map(|o| serde_json::to_value(o).context("encoding the live object"))
             .transpose()
     }
@@ -208,7 +252,7 @@ impl Cluster {
             if dry_run { " (dry run)" } else { "" }
         );
         let patch = Patch::Apply(&body);
-        match self.retry_raw(|| api.patch(&r.name, &params, &patch)).await {
+        match api.patch(&r.name, &params, &patch).await {
             Ok(o) => Ok(Applied::Ok(serde_json::to_value(o)?)),
             Err(kube::Error::Api(status)) if status.is_conflict() => {
                 Ok(Applied::Conflicts(conflicts(&status)))
@@ -227,7 +271,7 @@ impl Cluster {
         let api = self.api(kind, namespace);
         let what = format!("LIST {} in {namespace} ({selector})", kind.name());
         let params = ListParams::default().labels(selector);
-        match self.retry_raw(|| api.list(&params)).await {
+        match api.list(&params).await {
             Ok(list) => Ok(Some(
                 list.items
                     .into_iter()
@@ -249,7 +293,7 @@ impl Cluster {
     pub async fn delete(&self, r: &ObjectRef) -> Result<()> {
         let api = self.api(r.kind, &r.namespace);
         let params = DeleteParams::default();
-        match self.retry_raw(|| api.delete(&r.name, &params)).await {
+        match api.delete(&r.name, &params).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
             Err(e) => Err(self.explain(&format!("DELETE {r}"), e)),
@@ -305,37 +349,21 @@ impl Cluster {
         }
     }
 
-    async fn retry<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = kube::Result<T>>,
-    {
-        self.retry_raw(op).await.map_err(|e| self.explain(what, e))
-    }
-
-    /// Runs `op`, retrying transient failures (5xx, 429, connection errors, timeouts) with
-    /// exponential backoff; permanent failures return at once.
-    async fn retry_raw<T, F, Fut>(&self, mut op: F) -> kube::Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = kube::Result<T>>,
-    {
-        let mut pause = FIRST_BACKOFF;
-        let mut attempt = 1;
-        loop {
-            match op().await {
-                Err(e) if attempt < ATTEMPTS && transient(&e) => {
-                    tracing::warn!(attempt, error = %e, "transient Kubernetes API error; retrying in {pause:?}");
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-
     fn explain(&self, what: &str, e: kube::Error) -> anyhow::Error {
+        let retried = self
+            .retries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .filter(|a| a.attempts > 1)
+            .map(|a| {
+                format!(
+                    " (after {} attempts over {:.1}s)",
+                    a.attempts,
+                    a.elapsed.as_secs_f64()
+                )
+            })
+            .unwrap_or_default();
         match e {
             kube::Error::Api(s) => {
                 let hint = match s.code {
@@ -348,24 +376,25 @@ impl Cluster {
                     422 => " (the server rejected the object)",
                     _ => "",
                 };
-                anyhow!("{what} failed: {} {}: {}{hint}", s.code, s.reason, s.message)
+                let reason = if s.reason.is_empty() || s.reason == "Failed to parse error data" {
+                    crate::retry::reason(s.code)
+                } else {
+                    s.reason.clone()
+                };
+                anyhow!(
+                    "{what} failed: {} {reason}: {}{hint}{retried}",
+                    s.code,
+                    s.message.trim()
+                )
             }
             kube::Error::HyperError(_) | kube::Error::Service(_) => anyhow!(
-                "{what} failed: cannot reach the Kubernetes API at {} (context `{}`) after {ATTEMPTS} attempts: {}",
+                "{what} failed: cannot reach the Kubernetes API at {} (context `{}`){retried}: {}",
                 self.server,
                 self.context,
                 error_chain(&e)
             ),
             other => anyhow!("{what} failed: {}", error_chain(&other)),
         }
-    }
-}
-
-fn transient(e: &kube::Error) -> bool {
-    match e {
-        kube::Error::Api(s) => s.code == 429 || (500..600).contains(&s.code),
-        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
-        _ => false,
     }
 }
 

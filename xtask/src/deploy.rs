@@ -1,6 +1,8 @@
 //! `cargo xtask deploy`: the whole rollout in order, under the deploy lock: check, plan (cluster
 //! and hosts), confirm, per-pod Services, their addresses, the observers (rolling, health-gated)
-//! rendered from those live addresses, then the monitoring objects.
+//! rendered from those live addresses, then the monitoring objects, which list every observer of
+//! the inventory whatever its health (a dead observer stays a scrape target: that is how it gets
+//! noticed). SIGINT or SIGTERM, or a lost lock, stop it before its next write.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
@@ -15,11 +17,13 @@ use crate::cluster::{block_on, Cluster, ObjectRef};
 use crate::execute::{self, Execution};
 use crate::fleet::Fleet;
 use crate::lb::{self, Addresses};
+use crate::lock::{Guard, Stop};
 use crate::plan::{self, Action, Plan, Planner};
 use crate::report::{
     host_counts, merge_hosts, HostReport, HostResult, ObjectResult, ObjectTotals, Report,
 };
 use crate::rollout::{self, Options};
+use crate::signals::{self, Interrupt};
 use crate::{environments, exit, lock, output};
 
 pub struct DeployReport {
@@ -29,6 +33,10 @@ pub struct DeployReport {
     objects: Vec<ObjectResult>,
     hosts: Vec<HostReport>,
     monitored: Vec<String>,
+    /// Observers that were not healthy at the end (still monitored).
+    unhealthy: Vec<String>,
+    /// Why the deploy stopped before its end, if it did.
+    stopped: Option<Stop>,
 }
 
 impl Report for DeployReport {
@@ -45,6 +53,8 @@ impl Report for DeployReport {
                 "objects": self.objects,
                 "hosts": self.hosts,
                 "monitored_observers": self.monitored,
+                "unhealthy_observers": self.unhealthy,
+                "stopped": self.stopped.as_ref().map(ToString::to_string),
                 "totals": {
                     "objects": ObjectTotals::of(&self.objects),
                     "hosts": host_counts(&self.hosts),
@@ -67,17 +77,39 @@ impl Report for DeployReport {
         }
         let t = ObjectTotals::of(&self.objects);
         let c = host_counts(&self.hosts);
+        let mut hosts = format!("{} updated, {} unchanged", c["updated"], c["unchanged"]);
+        for (key, word) in [
+            ("rolled_back", "rolled back"),
+            ("failed", "failed"),
+            ("refused", "refused"),
+            ("unreachable", "unreachable"),
+            ("not_touched", "not touched"),
+        ] {
+            if c[key] > 0 {
+                hosts.push_str(&format!(", {} {word}", c[key]));
+            }
+        }
+        let monitoring = if self.stopped.is_some() {
+            "monitoring not changed (the deploy stopped before it)".to_string()
+        } else if self.unhealthy.is_empty() {
+            format!("monitoring lists {} observer(s)", self.monitored.len())
+        } else {
+            format!(
+                "monitoring lists {} observer(s), {} of them not healthy ({})",
+                self.monitored.len(),
+                self.unhealthy.len(),
+                self.unhealthy.join(", ")
+            )
+        };
         output::line(&format!(
-            "totals: objects {} created, {} configured, {} unchanged, {} pruned; hosts {} updated, {} unchanged, {} failed; monitoring lists {} observer(s)",
-            t.created,
-            t.configured,
-            t.unchanged,
-            t.pruned,
-            c["updated"],
-            c["unchanged"],
-            self.hosts.iter().filter(|h| !h.ok()).count(),
-            self.monitored.len()
+            "totals: objects {} created, {} configured, {} unchanged, {} pruned; hosts {hosts}; {monitoring}",
+            t.created, t.configured, t.unchanged, t.pruned,
         ));
+        if let Some(stop) = &self.stopped {
+            output::error(&anyhow::anyhow!(
+                "the deploy stopped: {stop}; what is above was done, the rest was not (the deploy lock is released)"
+            ));
+        }
     }
 
     fn exit_code(&self) -> u8 {
@@ -97,8 +129,12 @@ impl Report for DeployReport {
                 exit::OK
             }
             Some(_) => exit::CHANGES,
-            None if self.hosts.iter().all(HostReport::ok) => exit::OK,
-            None => exit::ERROR,
+            None => match &self.stopped {
+                Some(Stop::Interrupted(_)) => signals::INTERRUPTED,
+                Some(Stop::LockLost(_)) => exit::ERROR,
+                None if self.hosts.iter().all(HostReport::ok) => exit::OK,
+                None => exit::ERROR,
+            },
         }
     }
 }
@@ -114,13 +150,18 @@ pub fn run(args: &DeployArgs, format: OutputFormat) -> Result<DeployReport> {
         );
     }
     block_on(async {
-        let cluster = Cluster::connect(&env, &args.cluster).await?;
+        let interrupt = Interrupt::install()?;
+        let cluster = Cluster::connect(&env, &args.cluster, args.timeout).await?;
         let lock = if args.dry_run {
             None
         } else {
-            Some(lock::acquire(&cluster, &env).await?)
+            Some(lock::acquire(&cluster, &env, args.lock.break_lock).await?)
         };
-        let result = deploy(&cluster, &env, args, format).await;
+        let guard = Guard {
+            lock: lock.as_ref(),
+            interrupt: Some(&interrupt),
+        };
+        let result = deploy(&cluster, &env, args, format, guard).await;
         if let Some(l) = lock {
             l.release(&cluster).await;
         }
@@ -128,12 +169,13 @@ pub fn run(args: &DeployArgs, format: OutputFormat) -> Result<DeployReport> {
     })
 }
 
-/// The deploy itself (the caller holds the lock); the benchmarks drive it in-process.
+/// The deploy itself (the caller holds the lock: `guard`); the benchmarks drive it in-process.
 pub async fn deploy(
     cluster: &Cluster,
     env: &Environment,
     args: &DeployArgs,
     format: OutputFormat,
+    guard: Guard<'_>,
 ) -> Result<DeployReport> {
     let text = format == OutputFormat::Text;
     // The plan: every desired object (monitoring listing every observer), and every host.
@@ -142,7 +184,7 @@ pub async fn deploy(
     let files = manifests::render_host_files(env, &source)?;
     let fleet = reads.fleet;
     let cluster_plan = reads.plan;
-    let mut hosts = fleet.plan_reports(&fleet.plan(env, &files));
+    let hosts = fleet.plan_reports(&fleet.plan(env, &files));
     tracing::info!("hosts read and planned");
     if text {
         cluster_plan.print(&format!(
@@ -173,6 +215,8 @@ pub async fn deploy(
             objects: vec![],
             hosts,
             monitored: vec![],
+            unhealthy: vec![],
+            stopped: None,
         });
     }
     if let Err(e) = cluster_plan.refuse_conflicts(&env.name, args.force_conflicts) {
@@ -185,19 +229,34 @@ pub async fn deploy(
         fleet.close().await;
         bail!("not confirmed; nothing was changed");
     }
-    let result = carry_out(cluster, env, args, text, &cluster_plan, &fleet, &mut hosts).await;
-    fleet.close().await;
-    let (objects, monitored) = result?;
-    Ok(DeployReport {
+    let mut report = DeployReport {
         environment: env.name.clone(),
         dry_run: None,
-        objects,
+        objects: vec![],
         hosts,
-        monitored,
-    })
+        monitored: vec![],
+        unhealthy: vec![],
+        stopped: None,
+    };
+    let result = carry_out(
+        cluster,
+        env,
+        args,
+        text,
+        &cluster_plan,
+        &fleet,
+        guard,
+        &mut report,
+    )
+    .await;
+    fleet.close().await;
+    result?;
+    Ok(report)
 }
 
-/// Steps 1 to 5, once confirmed.
+/// Steps 1 to 5, once confirmed, into `report`; a guard's stop ends them early (noted in the
+/// report), an error ends them with the error.
+#[allow(clippy::too_many_arguments)]
 async fn carry_out(
     cluster: &Cluster,
     env: &Environment,
@@ -205,20 +264,22 @@ async fn carry_out(
     text: bool,
     cluster_plan: &Plan,
     fleet: &Fleet<'_>,
-    hosts: &mut [HostReport],
-) -> Result<(Vec<ObjectResult>, Vec<String>)> {
+    guard: Guard<'_>,
+    report: &mut DeployReport,
+) -> Result<()> {
     let how = Execution {
         force: args.force_conflicts,
         prune: args.prune,
         timeout: args.timeout,
         progress: text,
+        guard,
     };
     // 1. The per-pod load-balancer Services.
     let lb_refs: BTreeSet<ObjectRef> = manifests::objects::load_balancer_services(env)
         .iter()
         .map(ObjectRef::of)
         .collect();
-    let mut objects = execute::execute_all(
+    let done = execute::execute_all(
         cluster,
         cluster_plan
             .changes
@@ -227,15 +288,20 @@ async fn carry_out(
         &how,
     )
     .await?;
+    report.objects.extend(done.results);
+    if let Some(stop) = done.stopped {
+        report.stopped = Some(stop);
+        return Ok(());
+    }
     tracing::info!("load-balancer Services applied");
     // 2. Their addresses: the observers are configured from what the cloud gave.
-    let live = lb::wait_for_addresses(
-        cluster,
-        env,
-        args.timeout,
-        std::time::Duration::from_millis(250),
-    )
-    .await?;
+    let live = match lb::wait_for_addresses(cluster, env, args.timeout, &guard).await? {
+        Ok(live) => live,
+        Err(stop) => {
+            report.stopped = Some(stop);
+            return Ok(());
+        }
+    };
     if let Some(msg) = lb::mismatch_message(env, &lb::compare(env, &live)) {
         output::warning(&format!(
             "{msg}. This deploy configures the observers with the live addresses"
@@ -248,39 +314,58 @@ async fn carry_out(
     let opts = Options {
         health_timeout: args.rollout.health_timeout,
         quiet: !text,
+        guard,
     };
-    merge_hosts(hosts, rollout::update(env, &targets, &opts).await);
+    let rolled = rollout::update(env, &targets, &opts).await;
+    merge_hosts(&mut report.hosts, rolled.reports);
+    if let Some(stop) = rolled.stopped {
+        report.stopped = Some(stop);
+        return Ok(());
+    }
     tracing::info!("hosts updated");
-    // 4. Monitoring lists the observers that are healthy now.
-    let healthy = healthy_observers(env, fleet, hosts).await;
-    let monitoring = manifests::objects::monitoring_objects(env, &healthy);
+    // 4. Monitoring lists every observer of the inventory, whatever its health; the report says
+    // which are not healthy.
+    let healthy = healthy_observers(env, fleet, &report.hosts).await;
+    report.unhealthy = env
+        .fleet
+        .observers
+        .iter()
+        .filter(|o| !healthy.iter().any(|h| h.name == o.name))
+        .map(|o| o.name.clone())
+        .collect();
+    let everyone: Vec<&Observer> = env.fleet.observers.iter().collect();
+    let monitoring = manifests::objects::monitoring_objects(env, &everyone);
     let monitoring_plan =
         plan::plan_with(cluster, env, &monitoring, false, Planner::DryRun).await?;
-    objects.extend(
-        execute::execute_all(
-            cluster,
-            monitoring_plan
-                .changes
-                .iter()
-                .filter(|c| c.action != Action::Prune),
-            &how,
-        )
-        .await?,
-    );
+    let done = execute::execute_all(
+        cluster,
+        monitoring_plan
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::Prune),
+        &how,
+    )
+    .await?;
+    report.objects.extend(done.results);
+    report.monitored = everyone.iter().map(|o| o.name.clone()).collect();
+    if let Some(stop) = done.stopped {
+        report.stopped = Some(stop);
+        return Ok(());
+    }
     tracing::info!("monitoring applied");
     // 5. Prune what is no longer desired.
-    objects.extend(
-        execute::execute_all(
-            cluster,
-            cluster_plan
-                .changes
-                .iter()
-                .filter(|c| c.action == Action::Prune),
-            &how,
-        )
-        .await?,
-    );
-    Ok((objects, healthy.iter().map(|o| o.name.clone()).collect()))
+    let done = execute::execute_all(
+        cluster,
+        cluster_plan
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Prune),
+        &how,
+    )
+    .await?;
+    report.objects.extend(done.results);
+    report.stopped = done.stopped;
+    Ok(())
 }
 
 /// Observers updated behind the gate, unchanged ones that were healthy when read, and the others

@@ -7,9 +7,9 @@ use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::cli::Forward;
-use crate::exit;
 
-/// Runs `xtask-dev <command> <args...>` through cargo and returns its exit code.
+/// Runs `xtask-dev <command> <args...>` through cargo in place of this process; returns only when
+/// that cannot start.
 pub fn forward(command: &str, args: &Forward) -> Result<u8> {
     let sh = Shell::new()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -20,11 +20,9 @@ pub fn forward(command: &str, args: &Forward) -> Result<u8> {
         "{cargo} run --quiet --manifest-path {manifest} --package xtask-dev --bin xtask-dev -- {command} {rest...}"
     )
     .into();
-    let status = run
-        .status()
-        .context("running the sandbox tool (xtask-dev) through cargo")?;
-    Ok(status
-        .code()
-        .and_then(|c| u8::try_from(c).ok())
-        .unwrap_or(exit::ERROR))
+    // Replaced by cargo (which in turn execs xtask-dev), not waited for: Ctrl-C then reaches the
+    // sandbox tool, which tears its sandbox down, instead of killing this process and leaving the
+    // terminal to a tool still printing.
+    let err = std::os::unix::process::CommandExt::exec(&mut run);
+    Err(err).context("running the sandbox tool (xtask-dev) through cargo")
 }

@@ -6,7 +6,7 @@ use hosts::Observer;
 use serde_json::json;
 
 use crate::cli::DiffArgs;
-use crate::cluster::{block_on, Cluster};
+use crate::cluster::{block_on, Cluster, API_BUDGET};
 use crate::fleet::Fleet;
 use crate::lb::{self, Addresses};
 use crate::plan::{self, Plan, Planner};
@@ -82,7 +82,7 @@ pub fn run(args: &DiffArgs) -> Result<DiffReport> {
         Planner::DryRun
     };
     block_on(async {
-        let cluster = Cluster::connect(&env, &args.cluster).await?;
+        let cluster = Cluster::connect(&env, &args.cluster, API_BUDGET).await?;
         let plan = plan::plan(&cluster, &env, &objects, planner).await?;
         let hosts = if args.hosts {
             // The per-pod Services were read by the plan: their addresses need no request.

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::DriftArgs;
-use crate::cluster::{block_on, Cluster};
+use crate::cluster::{block_on, Cluster, API_BUDGET};
 use crate::lb::{self, Addresses};
 use crate::plan::{self, Action, Planner};
 use crate::report::{update_diff, Report};
@@ -89,7 +89,7 @@ impl Report for DriftReport {
 pub fn run(args: &DriftArgs) -> Result<DriftReport> {
     let env = environments::cluster_env(&args.selection, &args.cluster)?;
     block_on(async {
-        let cluster = Cluster::connect(&env, &args.cluster).await?;
+        let cluster = Cluster::connect(&env, &args.cluster, API_BUDGET).await?;
         if let Some(h) = lock::current(&cluster, &env).await? {
             return Ok(DriftReport {
                 environment: env.name.clone(),
@@ -125,7 +125,15 @@ pub fn run(args: &DriftArgs) -> Result<DriftReport> {
                     let mut f = finding(
                         "host-files",
                         &object,
-                        format!("{} differ from the code", u.changed().join(", ")),
+                        if u.directories.is_empty() {
+                            format!("{} differ from the code", u.changed().join(", "))
+                        } else {
+                            format!(
+                                "{} differ from the code; a directory stands where {} belongs",
+                                u.changed().join(", "),
+                                u.directories.join(", ")
+                            )
+                        },
                     );
                     f.diff = update_diff(o, u);
                     findings.push(f);

@@ -1,16 +1,18 @@
 //! Carrying out a cluster plan's changes: server-side apply of what is to be created or updated,
 //! deletion (waited for) of what is to be pruned. One implementation for `apply` and `deploy`.
+//! Before every write the guard is asked: a signal or a lost deploy lock stops it there.
 
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 
 use crate::cluster::{Applied, Cluster};
+use crate::lock::{Guard, Stop};
 use crate::output;
 use crate::plan::{Action, Change};
 use crate::report::{ObjectOutcome, ObjectResult};
 
-pub struct Execution {
+pub struct Execution<'a> {
     /// Take fields another manager owns.
     pub force: bool,
     /// Delete what is to be pruned (else it is kept and reported).
@@ -19,10 +21,31 @@ pub struct Execution {
     pub timeout: Duration,
     /// Print each outcome as it happens (text output).
     pub progress: bool,
+    pub guard: Guard<'a>,
 }
 
-/// Carries out one planned change.
-pub async fn execute(cluster: &Cluster, change: &Change, how: &Execution) -> Result<ObjectResult> {
+/// What was carried out, and why it stopped early if it did.
+pub struct Executed {
+    pub results: Vec<ObjectResult>,
+    pub stopped: Option<Stop>,
+}
+
+/// Carries out one planned change; `Err(Stop)` inside `Ok` when the guard says no.
+async fn execute(
+    cluster: &Cluster,
+    change: &Change,
+    how: &Execution<'_>,
+) -> Result<Result<ObjectResult, Stop>> {
+    let writes = match change.action {
+        Action::Create | Action::Update => true,
+        Action::Prune => how.prune,
+        Action::Unchanged => false,
+    };
+    if writes {
+        if let Err(stop) = how.guard.check().await {
+            return Ok(Err(stop));
+        }
+    }
     let result = match (change.action, &change.desired) {
         (Action::Create | Action::Update, Some(object)) => {
             if change.deleting.is_some() {
@@ -56,21 +79,32 @@ pub async fn execute(cluster: &Cluster, change: &Change, how: &Execution) -> Res
     if how.progress && result != ObjectOutcome::Unchanged {
         output::outcome(&change.object, &result);
     }
-    Ok(ObjectResult {
+    Ok(Ok(ObjectResult {
         object: change.object.clone(),
         result,
-    })
+    }))
 }
 
-/// Carries out `changes` in order.
+/// Carries out `changes` in order, stopping (not failing) where the guard says so.
 pub async fn execute_all<'c>(
     cluster: &Cluster,
     changes: impl IntoIterator<Item = &'c Change>,
-    how: &Execution,
-) -> Result<Vec<ObjectResult>> {
-    let mut out = Vec::new();
+    how: &Execution<'_>,
+) -> Result<Executed> {
+    let mut results = Vec::new();
     for c in changes {
-        out.push(execute(cluster, c, how).await?);
+        match execute(cluster, c, how).await? {
+            Ok(r) => results.push(r),
+            Err(stop) => {
+                return Ok(Executed {
+                    results,
+                    stopped: Some(stop),
+                })
+            }
+        }
     }
-    Ok(out)
+    Ok(Executed {
+        results,
+        stopped: None,
+    })
 }

@@ -269,6 +269,7 @@ fn parse_resolved(out: &str) -> BTreeMap<String, Option<String>> {
 pub fn parse_inspect(out: &str) -> Result<Observed> {
     let mut files = BTreeMap::new();
     let mut running = std::collections::BTreeSet::new();
+    let mut directories = std::collections::BTreeSet::new();
     let mut lines = out.lines();
     let mut in_running = false;
     while let Some(line) = lines.next() {
@@ -281,6 +282,9 @@ pub fn parse_inspect(out: &str) -> Result<Observed> {
             );
         } else if let Some(name) = line.strip_prefix("=== absent ") {
             files.insert(name.to_string(), None);
+        } else if let Some(name) = line.strip_prefix("=== dir ") {
+            files.insert(name.to_string(), None);
+            directories.insert(name.to_string());
         } else if line == "=== running" {
             in_running = true;
         } else if line.starts_with("=== ") {
@@ -297,6 +301,7 @@ pub fn parse_inspect(out: &str) -> Result<Observed> {
         running,
         resolved: parse_resolved(out),
         health: parse_probe(out),
+        directories,
     })
 }
 
@@ -514,6 +519,73 @@ mod tests {
             0
         );
         assert!(!d.join("docker-compose.yaml").exists());
+    }
+
+    #[test]
+    fn an_empty_directory_in_place_of_the_file_is_replaced_and_restore_leaves_none() {
+        // What docker makes of a missing short-syntax bind source.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("deploy");
+        std::fs::create_dir_all(d.join("zoo.cfg")).unwrap();
+        assert_eq!(write(&d, "zoo.cfg", "one\n", None), (0, String::new()));
+        assert_eq!(std::fs::read_to_string(d.join("zoo.cfg")).unwrap(), "one\n");
+        let ds = d.display().to_string();
+        assert_eq!(run(Script::Restore, &[&ds, "zoo.cfg"], None).0, 0);
+        assert!(
+            !d.join("zoo.cfg").exists(),
+            "no directory comes back either"
+        );
+    }
+
+    #[test]
+    fn a_directory_with_contents_or_a_symlink_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("deploy");
+        std::fs::create_dir_all(d.join("zoo.cfg")).unwrap();
+        std::fs::write(d.join("zoo.cfg/keep"), "x").unwrap();
+        let (code, err) = write(&d, "zoo.cfg", "one\n", None);
+        assert_eq!(code, 4, "{err}");
+        assert!(err.contains("is a directory that is not empty"), "{err}");
+        assert!(d.join("zoo.cfg/keep").exists());
+
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::remove_dir(d.join("data")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, d.join("data")).unwrap();
+        let (code, err) = write(&d, "docker-compose.yaml", "services: {}\n", None);
+        assert_eq!(code, 4, "{err}");
+        assert!(err.contains("data is a symbolic link"), "{err}");
+        assert!(!d.join("docker-compose.yaml").exists());
+    }
+
+    #[test]
+    fn inspect_says_when_a_directory_stands_where_a_file_belongs() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("deploy");
+        std::fs::create_dir_all(d.join("zoo.cfg")).unwrap();
+        std::fs::write(d.join("docker-compose.yaml"), "services: {}\n").unwrap();
+        let ds = d.display().to_string();
+        let (code, out, err) = run(
+            Script::Inspect,
+            &[
+                &ds,
+                "p",
+                "127.0.0.1",
+                "1",
+                "1",
+                "1",
+                "zookeeper",
+                "exporter",
+                "zoo.cfg",
+                "docker-compose.yaml",
+            ],
+            None,
+        );
+        assert_eq!(code, 0, "{err}");
+        let observed = parse_inspect(&out).unwrap();
+        assert_eq!(observed.file("zoo.cfg"), None);
+        assert_eq!(observed.file("docker-compose.yaml"), Some("services: {}\n"));
+        assert!(observed.directories.contains("zoo.cfg"), "{out}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::cli::{AddressChoice, ClusterArgs};
 use crate::cluster::{Cluster, Kind, ObjectRef};
+use crate::lock::Guard;
 use crate::output;
 
 /// Where host files take the participants' load-balancer addresses from.
@@ -56,7 +57,7 @@ pub async fn host_files<'e>(
     let (policy, live) = match choice {
         AddressChoice::Recorded => (Addresses::Recorded, Err(anyhow::anyhow!("not read"))),
         AddressChoice::Live => {
-            let c = Cluster::connect(env, cluster).await?;
+            let c = Cluster::connect(env, cluster, crate::cluster::API_BUDGET).await?;
             (Addresses::Live, current_addresses(&c, env).await)
         }
     };
@@ -86,12 +87,26 @@ pub fn ingress_address(service: &Value) -> Option<ServerAddress> {
 }
 
 /// Polls every per-pod Service until each has a load-balancer address, or `timeout` passes.
-/// Prints progress to stderr. Returns the addresses by pod ordinal.
+/// Prints progress to stderr. Returns the addresses by pod ordinal, or (inside `Ok`) why the
+/// guard stopped the wait.
 pub async fn wait_for_addresses(
     cluster: &Cluster,
     env: &Environment,
     timeout: Duration,
+    guard: &Guard<'_>,
+) -> Result<Result<BTreeMap<u32, ServerAddress>, crate::lock::Stop>> {
+    match poll_addresses(cluster, env, timeout, Duration::from_millis(250), guard).await {
+        Ok(live) => Ok(Ok(live)),
+        Err(e) => e.downcast().map(Err),
+    }
+}
+
+async fn poll_addresses(
+    cluster: &Cluster,
+    env: &Environment,
+    timeout: Duration,
     poll: Duration,
+    guard: &Guard<'_>,
 ) -> Result<BTreeMap<u32, ServerAddress>> {
     let started = Instant::now();
     let participants = env.ensemble.participants();
@@ -146,6 +161,7 @@ pub async fn wait_for_addresses(
         if pending.is_empty() {
             return Ok(found);
         }
+        guard.interrupted()?;
         if elapsed >= timeout {
             bail!(
                 "timed out after {} waiting for the load-balancer address of Service(s) {} in namespace {}: the cloud \
@@ -290,7 +306,13 @@ fn rust_address(a: &str) -> String {
                 o[0], o[1], o[2], o[3]
             )
         }
-        Ok(ip) => format!("ServerAddress::Ip(\"{ip}\".parse().unwrap())"),
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let segments: Vec<String> = v6.segments().iter().map(|x| format!("{x:#x}")).collect();
+            format!(
+                "ServerAddress::Ip(std::net::IpAddr::V6(std::net::Ipv6Addr::new({})))",
+                segments.join(", ")
+            )
+        }
         Err(_) => format!("ServerAddress::Dns(\"{a}\".into())"),
     }
 }

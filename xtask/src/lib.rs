@@ -28,7 +28,9 @@ pub mod lock;
 pub mod output;
 pub mod plan;
 pub mod report;
+mod retry;
 pub mod rollout;
+pub mod signals;
 pub mod ssh;
 mod yamldiff;
 
@@ -103,7 +105,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<Done> {
 
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    // kube-client logs every failed attempt as an error; the retry layer says what happens.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,kube_client::client::builder=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

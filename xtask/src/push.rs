@@ -6,16 +6,20 @@ use manifests::Environment;
 use serde_json::json;
 
 use crate::cli::{OutputFormat, PushArgs};
-use crate::cluster::block_on;
+use crate::cluster::{block_on, Cluster, API_BUDGET};
 use crate::fleet::Fleet;
+use crate::lock::{self, Guard, Stop};
 use crate::report::{host_counts, merge_hosts, HostReport, HostResult, Report};
 use crate::rollout::{self, Options};
+use crate::signals::{self, Interrupt};
 use crate::{environments, exit, lb, output};
 
 pub struct PushReport {
     environment: String,
     dry_run: bool,
     pub hosts: Vec<HostReport>,
+    /// Why the push stopped before its end, if it did.
+    stopped: Option<Stop>,
 }
 
 impl Report for PushReport {
@@ -25,6 +29,7 @@ impl Report for PushReport {
             "dry_run": self.dry_run,
             "hosts": self.hosts,
             "summary": host_counts(&self.hosts),
+            "stopped": self.stopped.as_ref().map(ToString::to_string),
         })
     }
 
@@ -45,10 +50,15 @@ impl Report for PushReport {
             c["not_touched"],
             c["refused"],
         ));
+        if let Some(stop) = &self.stopped {
+            output::error(&anyhow::anyhow!("the push stopped: {stop}"));
+        }
     }
 
     fn exit_code(&self) -> u8 {
-        if self.hosts.iter().any(|h| !h.ok()) {
+        if let Some(Stop::Interrupted(_)) = self.stopped {
+            signals::INTERRUPTED
+        } else if self.stopped.is_some() || self.hosts.iter().any(|h| !h.ok()) {
             exit::ERROR
         } else if self.dry_run
             && self
@@ -68,7 +78,20 @@ pub fn run(args: &PushArgs, format: OutputFormat) -> Result<PushReport> {
     let wanted = environments::targets(&env, &args.targets.hosts)?;
     block_on(async {
         let files = lb::host_files(&env, args.targets.addresses, &args.cluster).await?;
-        push(&env, &wanted, &files, args, format).await
+        if args.dry_run {
+            return push(&env, &wanted, &files, args, format, Guard::NONE).await;
+        }
+        // A push changes the environment: it takes the deploy lock like deploy and apply.
+        let interrupt = Interrupt::install()?;
+        let cluster = Cluster::connect(&env, &args.cluster, API_BUDGET).await?;
+        let lock = lock::acquire(&cluster, &env, args.lock.break_lock).await?;
+        let guard = Guard {
+            lock: Some(&lock),
+            interrupt: Some(&interrupt),
+        };
+        let result = push(&env, &wanted, &files, args, format, guard).await;
+        lock.release(&cluster).await;
+        result
     })
 }
 
@@ -79,6 +102,7 @@ pub async fn push(
     files: &[(&Observer, HostFiles)],
     args: &PushArgs,
     format: OutputFormat,
+    guard: Guard<'_>,
 ) -> Result<PushReport> {
     let fleet = Fleet::read(env, wanted, &args.ssh).await;
     let planned = fleet.plan(env, files);
@@ -88,18 +112,23 @@ pub async fn push(
             h.print_plan();
         }
     }
+    let mut stopped = None;
     if !args.dry_run {
         let targets = rollout::targets(&planned);
         let opts = Options {
             health_timeout: args.rollout.health_timeout,
             quiet: format == OutputFormat::Json,
+            guard,
         };
-        merge_hosts(&mut hosts, rollout::update(env, &targets, &opts).await);
+        let rolled = rollout::update(env, &targets, &opts).await;
+        merge_hosts(&mut hosts, rolled.reports);
+        stopped = rolled.stopped;
     }
     fleet.close().await;
     Ok(PushReport {
         environment: env.name.clone(),
         dry_run: args.dry_run,
         hosts,
+        stopped,
     })
 }

@@ -1,7 +1,9 @@
 //! The rolling update of planned hosts: one at a time, each written atomically, its containers
 //! recreated, and gated on really observing; a host that fails is rolled back and the rollout
 //! stops. Works only on hosts the plan says need an update ([`Target`]): the type says what it
-//! needs.
+//! needs. A rollback undoes only what this run wrote, then checks the host's health again. Before
+//! each host the guard is asked (signals, the deploy lock); a signal during a host's health gate
+//! rolls that host back.
 
 use std::time::{Duration, Instant};
 
@@ -13,14 +15,16 @@ use manifests::Environment;
 
 use crate::fleet::{Planned, Reached};
 use crate::hostops::{self, ExporterCheck, Ports};
+use crate::lock::{Guard, Stop};
 use crate::output;
 use crate::report::{HostReport, HostResult};
 use crate::ssh::Host;
 
-pub struct Options {
+pub struct Options<'a> {
     pub health_timeout: Duration,
     /// No progress lines on stderr (JSON output, benchmarks).
     pub quiet: bool,
+    pub guard: Guard<'a>,
 }
 
 /// A reached host and the update its plan calls for.
@@ -43,31 +47,48 @@ pub fn targets<'a, 'e>(planned: &'a [Planned<'a, 'e>]) -> Vec<Target<'a, 'e>> {
         .collect()
 }
 
-/// Updates `targets` in order; stops at the first host that fails (after rolling it back). One
-/// report per target.
+/// What a rollout did, and why it stopped early if it did (a signal, the lost lock).
+pub struct RolledOut {
+    pub reports: Vec<HostReport>,
+    pub stopped: Option<Stop>,
+}
+
+/// Updates `targets` in order; stops at the first host that fails (after rolling it back), or
+/// before the next host when the guard says so. One report per target.
 pub async fn update(
     env: &Environment,
     targets: &[Target<'_, '_>],
-    opts: &Options,
-) -> Vec<HostReport> {
+    opts: &Options<'_>,
+) -> RolledOut {
     let started = Instant::now();
-    let mut stopped: Option<String> = None;
+    let mut failed_at: Option<String> = None;
+    let mut stopped: Option<Stop> = None;
     let mut reports = Vec::new();
     for t in targets {
         let o = t.reached.observer;
         let mut report = HostReport::planned(o, &HostPlan::Update(t.update.clone()));
-        if let Some(at) = &stopped {
+        if stopped.is_none() && failed_at.is_none() {
+            if let Err(stop) = opts.guard.check().await {
+                stopped = Some(stop);
+            }
+        }
+        if let Some(stop) = &stopped {
+            report.result = HostResult::NotTouched;
+            report.detail = format!("not touched: {stop}");
+        } else if let Some(at) = &failed_at {
             report.result = HostResult::NotTouched;
             report.detail = format!("not touched: the rollout stopped at {at}");
         } else {
             update_one(env, t, opts, started, &mut report).await;
-            if !report.ok() {
-                stopped = Some(o.name.clone());
+            if let Err(stop) = opts.guard.interrupted() {
+                stopped = Some(stop);
+            } else if !report.ok() {
+                failed_at = Some(o.name.clone());
             }
         }
         reports.push(report);
     }
-    reports
+    RolledOut { reports, stopped }
 }
 
 /// Whether every load-balancer name the desired zoo.cfg uses resolves on the host: the reason
@@ -100,7 +121,7 @@ async fn names_resolve(host: &Host, zoo_cfg: &str) -> Result<(), String> {
 async fn update_one(
     env: &Environment,
     t: &Target<'_, '_>,
-    opts: &Options,
+    opts: &Options<'_>,
     started: Instant,
     report: &mut HostReport,
 ) {
@@ -134,7 +155,17 @@ async fn update_one(
         }
     }
     if failure.is_none() {
-        match gate(env, host, o, opts).await {
+        let gated = match opts.guard.interrupt {
+            Some(interrupt) => tokio::select! {
+                g = gate(env, host, o, opts) => g,
+                _ = interrupt.wait() => Err(format!(
+                    "{} during the health gate",
+                    opts.guard.interrupted().err().map(|s| s.to_string()).unwrap_or_default()
+                )),
+            },
+            None => gate(env, host, o, opts).await,
+        };
+        match gated {
             Ok(h) => {
                 report.healthy_ms = Some(started.elapsed().as_millis());
                 report.result = HostResult::Updated;
@@ -144,39 +175,83 @@ async fn update_one(
             Err(detail) => failure = Some(detail),
         }
     }
-    // Roll back: previous files, containers recreated from them.
     let reason = failure.unwrap_or_default();
-    let first_deploy = update.first_deployment();
-    let rollback = async {
-        if first_deploy {
+    let (result, detail) = roll_back(env, host, o, update, &written, opts).await;
+    report.result = result;
+    report.detail = format!("{reason}; {detail}");
+}
+
+/// Undoes what this run wrote on the host, and only that, then checks its health again.
+async fn roll_back(
+    env: &Environment,
+    host: &Host,
+    o: &Observer,
+    update: &Update,
+    written: &[&'static str],
+    opts: &Options<'_>,
+) -> (HostResult, String) {
+    if written.is_empty() {
+        // Nothing was written (the first write failed, or only the containers were down): the
+        // host's files are as they were, and whatever ran keeps running. Said as probed now.
+        let undone = "nothing was written, so nothing was undone";
+        return match hostops::probe(host, o, Ports::of(env), ExporterCheck::Answers).await {
+            Ok(h) if h.healthy() => (
+                HostResult::RolledBack,
+                format!("{undone}; still serving: {}", h.detail),
+            ),
+            Ok(h) => (
+                HostResult::Failed,
+                format!("{undone}; the host is not healthy: {}", h.detail),
+            ),
+            Err(e) => (
+                HostResult::Failed,
+                format!("{undone}; the host could not be probed: {e:#}"),
+            ),
+        };
+    }
+    // This run created the deployment (none of its files existed): undo it whole.
+    let created = update.first_deployment();
+    let undo = async {
+        if created {
             hostops::compose(host, o, &["down"]).await.map(drop)?;
         }
         for name in written.iter().rev() {
             hostops::restore_file(host, o, name).await?;
         }
-        if !first_deploy {
+        if !created {
             let zoo_cfg_only = written.contains(&ZOO_CFG_FILE) && !written.contains(&COMPOSE_FILE);
             recreate(host, o, zoo_cfg_only).await?;
         }
         anyhow::Ok(())
     }
     .await;
-    match rollback {
-        Ok(()) => {
-            report.result = HostResult::RolledBack;
-            report.detail = format!(
-                "{reason}; previous files restored and containers {}",
-                if first_deploy {
-                    "removed (there was no previous deployment)"
-                } else {
-                    "restarted"
-                }
-            );
-        }
-        Err(e) => {
-            report.result = HostResult::Failed;
-            report.detail = format!("{reason}; rollback failed too: {e:#}");
-        }
+    if let Err(e) = undo {
+        return (HostResult::Failed, format!("rollback failed too: {e:#}"));
+    }
+    if created {
+        return (
+            HostResult::RolledBack,
+            "its new files removed and containers stopped (there was no previous deployment)"
+                .to_string(),
+        );
+    }
+    // The previous files are back: is the host serving again?
+    let again = Options {
+        quiet: true,
+        ..*opts
+    };
+    match gate_with(env, host, o, &again, ExporterCheck::Answers).await {
+        Ok(h) => (
+            HostResult::RolledBack,
+            format!(
+                "previous files restored and containers restarted; {} again",
+                h.detail
+            ),
+        ),
+        Err(why) => (
+            HostResult::Failed,
+            format!("previous files restored and containers restarted, but the host is not healthy again: {why}"),
+        ),
     }
 }
 
@@ -206,13 +281,24 @@ async fn gate(
     env: &Environment,
     host: &Host,
     o: &Observer,
-    opts: &Options,
+    opts: &Options<'_>,
+) -> Result<Health, String> {
+    gate_with(env, host, o, opts, ExporterCheck::Scrape).await
+}
+
+/// [`gate`], asking the exporter as `check` says.
+async fn gate_with(
+    env: &Environment,
+    host: &Host,
+    o: &Observer,
+    opts: &Options<'_>,
+    check: ExporterCheck,
 ) -> Result<Health, String> {
     let started = Instant::now();
     let mut last_report = Instant::now();
     let ports = Ports::of(env);
     loop {
-        let h = hostops::probe(host, o, ports, ExporterCheck::Scrape)
+        let h = hostops::probe(host, o, ports, check)
             .await
             .map_err(|e| format!("{e:#}"))?;
         if h.healthy() {

@@ -1,7 +1,8 @@
 //! Production observers: the two hosts in the classic network from the runbook.
 
-use crate::net::{v4, Port};
+use crate::net::v4;
 use crate::observer::{Observer, RemoteDir};
+use crate::port;
 use crate::ssh::{HostKey, SshLogin};
 use crate::ServerId;
 
@@ -12,7 +13,7 @@ pub fn observers() -> Vec<Observer> {
             address: v4(10, 104, 170, 174),
             ssh: SshLogin {
                 user: "root".into(),
-                port: Port::new(22),
+                port: port!(22),
             },
             // Record the host's /etc/ssh/ssh_host_ed25519_key.pub, checked on its console, before
             // the first push.
@@ -25,7 +26,7 @@ pub fn observers() -> Vec<Observer> {
             address: v4(10, 104, 42, 205),
             ssh: SshLogin {
                 user: "root".into(),
-                port: Port::new(22),
+                port: port!(22),
             },
             host_key: HostKey::NotPinned,
             myid: ServerId(5),

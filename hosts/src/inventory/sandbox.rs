@@ -5,8 +5,9 @@
 
 use std::net::IpAddr;
 
-use crate::net::{v4, Port};
+use crate::net::v4;
 use crate::observer::{Observer, RemoteDir};
+use crate::port;
 use crate::ssh::{HostKey, SshLogin};
 use crate::ServerId;
 
@@ -20,7 +21,7 @@ pub fn observers() -> Vec<Observer> {
             address: v4(198, 18, 1, 4),
             ssh: SshLogin {
                 user: "root".into(),
-                port: Port::new(22),
+                port: port!(22),
             },
             host_key: HostKey::Pinned(
                 "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAfeUsaRXuaYLi95xJr4calJHll1HJWkzapSGXLCyGh5"
@@ -34,7 +35,7 @@ pub fn observers() -> Vec<Observer> {
             address: v4(198, 18, 1, 5),
             ssh: SshLogin {
                 user: "root".into(),
-                port: Port::new(22),
+                port: port!(22),
             },
             host_key: HostKey::Pinned(
                 "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIISaJC8sEv0D8RtH4gtHDaTL7mkvPC7ciMRg1MUHZSi8"

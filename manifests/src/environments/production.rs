@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use hosts::net::v4;
-use hosts::{ImageRef, Metrics, ObserverFleet, Port, ServerAddress, ZkVersion, ZooSettings};
+use hosts::{port, ImageRef, Metrics, ObserverFleet, ServerAddress, ZkVersion, ZooSettings};
 
 use crate::environment::{Ensemble, Environment, EnvironmentKind, Monitoring};
 use crate::provider::LoadBalancerProvider;
@@ -21,8 +21,8 @@ pub fn environment() -> Environment {
             statefulset: "xxx-zookeeper".into(),
             replicas: 3,
             version: ZkVersion::minor(3, 8),
-            quorum_port: Port::new(2888),
-            election_port: Port::new(3888),
+            quorum_port: port!(2888),
+            election_port: port!(3888),
             reconfig_enabled: false,
             service_name_prefix: "zk".into(),
             // EXTERNAL-IP of zk0, zk1, zk2 as `kubectl -n kube-public get svc` showed them.

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use hosts::net::v4;
-use hosts::{ImageRef, Metrics, ObserverFleet, Port, ServerAddress, ZkVersion, ZooSettings};
+use hosts::{port, ImageRef, Metrics, ObserverFleet, ServerAddress, ZkVersion, ZooSettings};
 
 use crate::environment::{Ensemble, Environment, EnvironmentKind, Monitoring, ServiceMonitorSpec};
 use crate::provider::LoadBalancerProvider;
@@ -21,8 +21,8 @@ pub fn environment() -> Environment {
             statefulset: "sandbox-zookeeper".into(),
             replicas: 3,
             version: ZkVersion::minor(3, 8),
-            quorum_port: Port::new(2888),
-            election_port: Port::new(3888),
+            quorum_port: port!(2888),
+            election_port: port!(3888),
             reconfig_enabled: false,
             service_name_prefix: "zk".into(),
             recorded_addresses: BTreeMap::from([
@@ -40,8 +40,8 @@ pub fn environment() -> Environment {
             image: ImageRef::new("zk-observers/zookeeper:3.8.0-debian12"),
             layout: hosts::observer::ImageLayout::OFFICIAL,
             metrics: Metrics::Exporter {
-                image: ImageRef::new("zk-observers/zookeeper-exporter:sandbox-1"),
-                port: Port::new(9141),
+                image: ImageRef::new("zk-observers/zookeeper-exporter:1.0.0-standin"),
+                port: port!(9141),
                 reset_on_scrape: true,
             },
         },

@@ -3,7 +3,7 @@
 //! them.
 
 use hosts::net::v4;
-use hosts::{HostKey, Observer, Port, RemoteDir, ServerId, SshLogin};
+use hosts::{port, HostKey, Observer, RemoteDir, ServerId, SshLogin};
 
 use manifests::Environment;
 
@@ -18,7 +18,7 @@ pub fn environment(n: u8, host_key: &str) -> Environment {
             address: v4(198, 18, 2, i),
             ssh: SshLogin {
                 user: "root".into(),
-                port: Port::new(22),
+                port: port!(22),
             },
             host_key: HostKey::Pinned(host_key.to_string()),
             myid: ServerId(3 + u32::from(i)),

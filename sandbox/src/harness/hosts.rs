@@ -74,6 +74,31 @@ pub fn kill_containers(name: &str) {
     }
 }
 
+/// Sets the restart policy of every container in a Docker data root to `no`, before its dockerd
+/// starts: the containers of a run that was killed (or whose dockerd was stopped first) would
+/// otherwise start again with the next run's dockerd — with the bind sources the sandbox removed
+/// since. Started with `no`, they stay stopped until the sandbox removes them through the API
+/// (which also frees their layers).
+fn never_restart(data_root: &Path) -> Result<()> {
+    let Ok(containers) = std::fs::read_dir(data_root.join("containers")) else {
+        return Ok(());
+    };
+    for c in containers.flatten() {
+        let path = c.path().join("hostconfig.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let mut config: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+        if config["RestartPolicy"]["Name"] != "no" {
+            config["RestartPolicy"] = serde_json::json!({"Name": "no", "MaximumRetryCount": 0});
+            std::fs::write(&path, serde_json::to_vec(&config)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 fn wait_for(
     what: &str,
     timeout: Duration,
@@ -118,6 +143,7 @@ impl ObserverHost {
 
     fn start_dockerd(&mut self, state: &Path) -> Result<()> {
         let id = self.myid;
+        never_restart(&state.join("docker"))?;
         let log = self.dir.join("dockerd.log");
         let child = process::spawn_in(
             &self.ns,

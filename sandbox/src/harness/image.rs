@@ -99,7 +99,13 @@ pub fn ensure(hosts: &[ObserverHost]) -> Result<()> {
         ENTRYPOINT.as_bytes(),
         ZKSERVER.as_bytes(),
     ]);
-    let exporter_key = key(&[zk_key.as_bytes(), &std::fs::read(&exporter)?]);
+    // The cached archive holds the images under their names: a renamed image is a new archive.
+    let exporter_key = key(&[
+        zk_key.as_bytes(),
+        &std::fs::read(&exporter)?,
+        zk_image.as_bytes(),
+        exporter_image.as_bytes(),
+    ]);
     let has = |h: &ObserverHost, image: &str, k: &str| {
         h.docker(&[
             "image",

@@ -259,6 +259,12 @@ impl Drop for Sandbox {
     }
 }
 
+/// Tears down whatever of a sandbox of `env` runs, without the [`Sandbox`] value: for a signal
+/// handler that ends the process (the demo's Ctrl-C), and what every start does first.
+pub fn teardown(env: &Environment) {
+    cleanup(env);
+}
+
 /// Removes everything a previous (possibly killed) run left, of this environment or any other
 /// sandbox: processes in the namespaces, the namespaces, the bridge, deploy directories.
 fn cleanup(env: &Environment) {

@@ -8,10 +8,16 @@ use anyhow::{Context, Result};
 
 /// Spawns `program args` inside network namespace `ns`, logging to `log`. `nsenter --net` rather
 /// than `ip netns exec`, which remounts /sys and so hides the cgroup mounts dockerd needs.
+///
+/// In a process group of its own: Ctrl-C in a terminal signals the whole foreground group, and a
+/// dockerd that shut down on it before the sandbox removed its containers would restart them on
+/// its next start. The sandbox stops its daemons itself, in order.
 pub fn spawn_in(ns: &str, program: &str, args: &[&str], log: &Path) -> Result<Child> {
+    use std::os::unix::process::CommandExt;
     let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let err = out.try_clone()?;
     Command::new("nsenter")
+        .process_group(0)
         .arg(format!("--net=/run/netns/{ns}"))
         .args(["--", program])
         .args(args)

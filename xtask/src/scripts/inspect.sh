@@ -1,8 +1,8 @@
 # inspect.sh DIR PROJECT ADDR CLIENT_PORT METRICS_PORT ANSWER_TIMEOUT ZOOKEEPER_SERVICE
 #            EXPORTER_SERVICE FILE...
-# Reads a host in one command (after lib.sh): each managed file (base64), what the DNS names of
-# the deployed zoo.cfg (the first FILE) resolve to, the health probe without a scrape, and the
-# running compose services. When ZooKeeper observes and the exporter answers on the host's own
+# Reads a host in one command (after lib.sh): each managed file (base64, or that a directory stands
+# in its place), what the DNS names of the deployed zoo.cfg (the first FILE) resolve to, the health
+# probe without a scrape, and the running compose services. When ZooKeeper observes and the exporter answers on the host's own
 # published ports, both containers evidently run and the docker CLI (the costly part when many
 # runs read a host) is not asked.
 d=$1 project=$2 addr=$3 client_port=$4 metrics_port=$5 answer_timeout=$6
@@ -11,6 +11,7 @@ shift 8
 files=("$@")
 for f in "${files[@]}"; do
   if [ -f "$d/$f" ]; then printf '=== file %s\n' "$f"; base64 -w0 < "$d/$f"; printf '\n'
+  elif [ -d "$d/$f" ]; then printf '=== dir %s\n' "$f"
   else printf '=== absent %s\n' "$f"; fi
 done
 zoo_cfg_names "$d/${files[0]}"

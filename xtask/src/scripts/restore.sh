@@ -4,7 +4,9 @@
 set -eu
 d=$1; name=$2
 if [ -f "$d/$name.previous" ]; then
-  cp -p "$d/$name.previous" "$d/.$name.restore.tmp" && mv -f "$d/.$name.restore.tmp" "$d/$name"
+  trap 'rm -f "$d/.$name.restore.tmp"' EXIT
+  cp -p "$d/$name.previous" "$d/.$name.restore.tmp"
+  mv -f "$d/.$name.restore.tmp" "$d/$name"
 elif [ -f "$d/.$name.was-absent" ]; then
   rm -f "$d/$name"
 fi

@@ -1,0 +1,427 @@
+//! Faults during a deploy, on the real peers (sshd, dockerd, ZooKeeper in network namespaces) and
+//! the API test server: signals, a host whose write fails, a directory where zoo.cfg belongs,
+//! every host unreachable, a stolen lock. Each test is a row of the README's fault table. Needs
+//! root, as the sandbox does.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{host, json, mode, stderr, World, NS};
+use k8s_openapi::api::coordination::v1::Lease;
+use serde_json::Value;
+
+const OBS1: &str = "zk-observer-1";
+const OBS2: &str = "zk-observer-2";
+const LEASE: &str = "zk-observers-deploy-sandbox";
+
+/// What a spawned command came to.
+struct Ended {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Spawns `cmd`, and when a line of its stderr contains `marker` runs `then` (with the child's
+/// pid); returns how the command ended.
+fn when_stderr_says(mut cmd: Command, marker: &str, then: impl FnOnce(u32)) -> Ended {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let reading = std::thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).unwrap();
+        s
+    });
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut then = Some(then);
+    loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if line.contains(marker) {
+            if let Some(f) = then.take() {
+                f(child.id());
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    let stdout = reading.join().unwrap();
+    eprintln!("--- stdout\n{stdout}--- stderr\n{seen}");
+    assert!(then.is_none(), "the command never said {marker:?}");
+    Ended {
+        code: status.code(),
+        stdout,
+        stderr: seen,
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name} {pid}");
+}
+
+/// Polls until `host` observes (a restarted observer takes a few seconds to sync).
+fn observing(w: &World, host: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while mode(w.sb(), host) != "observer" {
+        assert!(Instant::now() < deadline, "{host} does not observe");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn lease(w: &World) -> Option<Value> {
+    w.api.get("coordination.k8s.io/v1", "leases", NS, LEASE)
+}
+
+/// The drift findings about `host`'s files: `(kind, detail)`.
+fn host_drift(w: &World, host_name: &str) -> Vec<(String, String)> {
+    let (_, d) = w.drift();
+    d["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["object"] == format!("host/{host_name}"))
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Each host's zoo.cfg before and after the pending change.
+struct Configs {
+    old: BTreeMap<&'static str, String>,
+    new: BTreeMap<&'static str, String>,
+}
+
+impl Configs {
+    /// That `host` has the old or the new zoo.cfg, never something else; whether the new one.
+    fn old_or_new(&self, w: &World, host: &'static str) -> bool {
+        let cfg = w.deployed(host, "zoo.cfg");
+        assert!(
+            cfg == self.old[host] || cfg == self.new[host],
+            "{host}: old or new, never partial:\n{cfg}"
+        );
+        cfg == self.new[host]
+    }
+}
+
+/// A deployed sandbox whose hosts' zoo.cfg was edited by hand (`syncLimit=3`): the next deploy
+/// rolls the rendered one (`syncLimit=10`) out to both, one at a time.
+fn deployed_with_a_change_pending(w: &World) -> Configs {
+    w.deploy();
+    let mut c = Configs {
+        old: BTreeMap::new(),
+        new: BTreeMap::new(),
+    };
+    for h in [OBS1, OBS2] {
+        c.new.insert(h, w.deployed(h, "zoo.cfg"));
+        w.edit(h, "zoo.cfg", "syncLimit=10", "syncLimit=3");
+        c.old.insert(h, w.deployed(h, "zoo.cfg"));
+    }
+    c
+}
+
+#[test]
+fn sigterm_and_ctrl_c_finish_the_host_in_flight_release_the_lock_and_exit_130() {
+    let w = World::sandbox();
+    let configs = deployed_with_a_change_pending(&w);
+
+    // SIGTERM (a CI job cancelled, systemd stopping the runner) once the load balancers are seen.
+    let ended = when_stderr_says(
+        w.sandbox_cmd(&["deploy", "--yes"]),
+        "load-balancer addresses",
+        |pid| signal(pid, "TERM"),
+    );
+    assert_eq!(ended.code, Some(130), "{}", ended.stderr);
+    assert!(
+        ended
+            .stderr
+            .contains("SIGTERM: finishing (or rolling back) the host in flight"),
+        "{}",
+        ended.stderr
+    );
+    assert!(
+        ended.stdout.contains("not touched: interrupted by SIGTERM"),
+        "the next host is left alone: {}",
+        ended.stdout
+    );
+    assert!(lease(&w).is_none(), "the deploy lock is released");
+    for h in [OBS1, OBS2] {
+        configs.old_or_new(&w, h);
+        observing(&w, h);
+    }
+    assert!(!configs.old_or_new(&w, OBS2), "{OBS2} was not touched");
+
+    // Ctrl-C (SIGINT) mid-rollout: the host in flight is finished or rolled back, then the lock is
+    // released and the deploy exits 130.
+    let ended = when_stderr_says(
+        w.sandbox_cmd(&["deploy", "--yes"]),
+        &format!("{OBS1}: docker compose up -d"),
+        |pid| signal(pid, "INT"),
+    );
+    assert_eq!(ended.code, Some(130), "{}", ended.stderr);
+    assert!(ended.stderr.contains("SIGINT"), "{}", ended.stderr);
+    assert!(
+        ended
+            .stderr
+            .contains("the deploy stopped: interrupted by SIGINT"),
+        "{}",
+        ended.stderr
+    );
+    assert!(lease(&w).is_none(), "the deploy lock is released");
+    // `deploy --dry-run` is not refused by the lock: it plans (changes pending: exit 2).
+    let out = w.on_sandbox(&["deploy", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // Every observer serves the old or the new config, and drift says which.
+    for h in [OBS1, OBS2] {
+        observing(&w, h);
+        let drifted = host_drift(&w, h);
+        if configs.old_or_new(&w, h) {
+            assert!(drifted.is_empty(), "{h} has the new config: {drifted:?}");
+        } else {
+            assert_eq!(
+                drifted,
+                [(
+                    "host-files".to_string(),
+                    "zoo.cfg differ from the code".to_string()
+                )],
+                "{h} has the old config"
+            );
+        }
+    }
+    // And a deploy finishes what was interrupted.
+    let r = w.deploy();
+    assert_eq!(r["stopped"], Value::Null);
+    assert_eq!(w.drift().0, 0);
+}
+
+#[test]
+fn a_host_whose_write_fails_keeps_serving_and_the_rollout_stops() {
+    let w = World::sandbox();
+    let configs = deployed_with_a_change_pending(&w);
+    let started = w.started_at(OBS1);
+    // A full disk on zk-observer-1, as its sshd sees it: a 64 KiB tmpfs over the deploy
+    // directory, holding the deployed files and a filler up to the last byte (the running
+    // containers keep the directory they were started with).
+    let dir = w.sb().host(OBS1).deploy_dir.display().to_string();
+    let fill = format!(
+        "set -e; d={dir}; cp -a $d /tmp/keep; mount -t tmpfs -o size=64k tmpfs $d; cp -a /tmp/keep/. $d/; \
+         dd if=/dev/zero of=$d/filler bs=1k 2>/dev/null || true; rm -rf /tmp/keep"
+    );
+    let mut ssh = w.sb().ssh(w.sb().host(OBS1).address);
+    assert!(ssh.arg(&fill).status().unwrap().success());
+
+    let out = w.on_sandbox(&["deploy", "--yes", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = json(&out);
+    let h1 = host(&r, OBS1);
+    assert_eq!(h1["result"], "rolled-back", "{h1}");
+    let detail = h1["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("No space left on device")
+            && detail.contains("nothing was written, so nothing was undone; still serving"),
+        "{detail}"
+    );
+    assert_eq!(host(&r, OBS2)["result"], "not-touched");
+    // The healthy observer was not stopped or restarted, and nothing half-written is left.
+    assert_eq!(w.started_at(OBS1), started, "{OBS1} was not restarted");
+    assert_eq!(mode(w.sb(), OBS1), "observer");
+    let mut ls = w.sb().ssh(w.sb().host(OBS1).address);
+    let listing = ls.arg(format!("ls -A {dir}")).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(!listing.contains(".tmp"), "{listing}");
+    assert!(
+        listing.lines().any(|l| l == "zoo.cfg"),
+        "zoo.cfg is still there: {listing}"
+    );
+    // Monitoring still lists both observers.
+    assert_eq!(
+        r["monitored_observers"],
+        serde_json::json!([OBS1, OBS2]),
+        "{r}"
+    );
+
+    // Space again: the next deploy converges.
+    let mut umount = w.sb().ssh(w.sb().host(OBS1).address);
+    assert!(umount
+        .arg(format!("umount {dir}"))
+        .status()
+        .unwrap()
+        .success());
+    assert!(!configs.old_or_new(&w, OBS1), "the old zoo.cfg is intact");
+    w.deploy();
+    assert_eq!(w.drift().0, 0);
+}
+
+#[test]
+fn a_missing_zoo_cfg_is_never_made_a_directory_and_a_directory_is_repaired() {
+    let w = World::sandbox();
+    w.deploy();
+    let zoo_cfg = w.sb().host(OBS1).deploy_dir.join("zoo.cfg");
+    let zk = w.sb().host(OBS1).container_id("zookeeper").unwrap();
+
+    // zoo.cfg deleted, then the container restarted (a reboot): with the long bind syntax docker
+    // refuses the missing source instead of creating a directory there.
+    std::fs::remove_file(&zoo_cfg).unwrap();
+    let restart = w.sb().host(OBS1).docker(&["restart", &zk]);
+    let err = format!("{:#}", restart.unwrap_err());
+    // (The API refuses a new container with "bind source path does not exist"; a restart fails
+    // in the runtime's mount.)
+    assert!(
+        err.contains("bind source path does not exist")
+            || err.contains("no such file or directory"),
+        "{err}"
+    );
+    assert!(!zoo_cfg.exists(), "no directory in its place");
+    let drift = host_drift(&w, OBS1);
+    assert!(
+        drift.contains(&(
+            "host-files".to_string(),
+            "zoo.cfg differ from the code".to_string()
+        )),
+        "{drift:?}"
+    );
+    let out = w.on_sandbox(&["deploy", "--yes", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(host(&json(&out), OBS1)["result"], "updated");
+    observing(&w, OBS1);
+
+    // A directory where zoo.cfg belongs (what docker made of a missing short-syntax source, as an
+    // older compose file had it): drift says so, and deploy replaces it.
+    w.sb()
+        .host(OBS1)
+        .docker(&[
+            "rm",
+            "-f",
+            &w.sb().host(OBS1).container_id("zookeeper").unwrap(),
+        ])
+        .unwrap();
+    std::fs::remove_file(&zoo_cfg).unwrap();
+    std::fs::create_dir(&zoo_cfg).unwrap();
+    let drift = host_drift(&w, OBS1);
+    assert!(
+        drift.contains(&(
+            "host-files".to_string(),
+            "zoo.cfg differ from the code; a directory stands where zoo.cfg belongs".to_string()
+        )),
+        "{drift:?}"
+    );
+    let out = w.on_sandbox(&["deploy", "--yes", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let h1 = host(&json(&out), OBS1).clone();
+    assert_eq!(h1["result"], "updated", "{h1}");
+    assert!(zoo_cfg.is_file());
+    observing(&w, OBS1);
+    assert_eq!(w.drift().0, 0);
+}
+
+/// The observers the monitoring Endpoints and EndpointSlice list, as addresses.
+fn monitored(w: &World) -> (Vec<String>, Vec<String>) {
+    let name = "sandbox-zookeeper-external";
+    let ep = w.api.get("v1", "endpoints", NS, name).unwrap();
+    let mut from_ep: Vec<String> = ep["subsets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["addresses"].as_array().cloned().unwrap_or_default())
+        .map(|a| a["ip"].as_str().unwrap().to_string())
+        .collect();
+    let slice = w
+        .api
+        .get(
+            "discovery.k8s.io/v1",
+            "endpointslices",
+            NS,
+            &format!("{name}-ipv4"),
+        )
+        .unwrap();
+    let mut from_slice: Vec<String> = slice["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["addresses"].as_array().cloned().unwrap_or_default())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    from_ep.sort();
+    from_slice.sort();
+    (from_ep, from_slice)
+}
+
+#[test]
+fn a_deploy_with_every_host_unreachable_keeps_monitoring_every_observer_and_exits_1() {
+    let w = World::sandbox();
+    w.deploy();
+    let everyone = vec!["198.18.1.4".to_string(), "198.18.1.5".to_string()];
+    assert_eq!(monitored(&w), (everyone.clone(), everyone.clone()));
+    for h in [OBS1, OBS2] {
+        w.sb().host(h).set_link(false).unwrap();
+    }
+    let out = w.on_sandbox(&[
+        "deploy",
+        "--yes",
+        "--output",
+        "json",
+        "--connect-timeout",
+        "3s",
+    ]);
+    for h in [OBS1, OBS2] {
+        w.sb().host(h).set_link(true).unwrap();
+    }
+    assert_eq!(out.status.code(), Some(1));
+    let r = json(&out);
+    assert_eq!(host(&r, OBS1)["result"], "unreachable");
+    assert_eq!(host(&r, OBS2)["result"], "unreachable");
+    assert_eq!(r["monitored_observers"], serde_json::json!([OBS1, OBS2]));
+    assert_eq!(r["unhealthy_observers"], serde_json::json!([OBS1, OBS2]));
+    // A dead observer stays a scrape target: that is how `up == 0` notices it.
+    assert_eq!(monitored(&w), (everyone.clone(), everyone));
+    assert!(lease(&w).is_none(), "the deploy lock is released on error");
+}
+
+#[test]
+fn a_stolen_lease_stops_the_deploy_before_its_next_write() {
+    let w = World::sandbox();
+    let configs = deployed_with_a_change_pending(&w);
+    // While zk-observer-1 restarts, an operator breaks the lock (`--break-lock` elsewhere).
+    let ended = when_stderr_says(
+        w.sandbox_cmd(&["deploy", "--yes"]),
+        &format!("{OBS1}: docker compose up -d"),
+        |_| {
+            w.client(async |c| {
+                let leases: kube::Api<Lease> = kube::Api::namespaced(c, NS);
+                let mut l = leases.get(LEASE).await.unwrap();
+                l.spec.as_mut().unwrap().holder_identity = Some("bob@elsewhere pid 7".into());
+                leases
+                    .replace(LEASE, &Default::default(), &l)
+                    .await
+                    .unwrap();
+            })
+        },
+    );
+    assert_eq!(ended.code, Some(1), "{}", ended.stderr);
+    assert!(
+        ended.stderr.contains(
+            "the deploy lock was taken over: the Lease zookeeper/zk-observers-deploy-sandbox is now held by bob@elsewhere pid 7"
+        ),
+        "{}",
+        ended.stderr
+    );
+    assert!(!configs.old_or_new(&w, OBS2), "{OBS2} was not touched");
+    // The new holder's Lease is left alone (the release's precondition).
+    let l = lease(&w).expect("bob's Lease is still there");
+    assert_eq!(l["spec"]["holderIdentity"], "bob@elsewhere pid 7");
+}

@@ -1,0 +1,83 @@
+//! SIGINT (Ctrl-C) and SIGTERM for the commands that change things: instead of dying with the
+//! deploy lock held and a host half-way, they finish or roll back the host in flight, write
+//! nothing more, release the lock and exit 130. A second signal exits at once.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Notify;
+
+/// The exit code after an interrupt (128 + SIGINT), as shells report it.
+pub const INTERRUPTED: u8 = 130;
+
+pub struct Interrupt {
+    received: Arc<Mutex<Option<&'static str>>>,
+    notify: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Interrupt {
+    /// From now on SIGINT and SIGTERM are noted instead of ending the process. Needs a runtime.
+    pub fn install() -> Result<Interrupt> {
+        let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+        let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        let received = Arc::new(Mutex::new(None));
+        let notify = Arc::new(Notify::new());
+        let (r, n) = (received.clone(), notify.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let name = tokio::select! {
+                    _ = int.recv() => "SIGINT",
+                    _ = term.recv() => "SIGTERM",
+                };
+                let first = {
+                    let mut g = r.lock().unwrap_or_else(|e| e.into_inner());
+                    let first = g.is_none();
+                    g.get_or_insert(name);
+                    first
+                };
+                if first {
+                    crate::output::warning(&format!(
+                        "{name}: finishing (or rolling back) the host in flight, then releasing the deploy lock; \
+                         send it again to exit at once"
+                    ));
+                    n.notify_waiters();
+                } else {
+                    crate::output::warning(&format!(
+                        "{name} again: exiting at once; the deploy lock expires by itself within {}s",
+                        crate::lock::LEASE_SECONDS
+                    ));
+                    std::process::exit(i32::from(INTERRUPTED));
+                }
+            }
+        });
+        Ok(Interrupt {
+            received,
+            notify,
+            task,
+        })
+    }
+
+    /// The signal received, if one was.
+    pub fn received(&self) -> Option<&'static str> {
+        *self.received.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Resolves once a signal has been received.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.received().is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
