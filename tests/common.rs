@@ -345,3 +345,28 @@ pub fn mode(sb: &sandbox::Sandbox, name: &str) -> String {
         })
         .unwrap_or_else(|| "down".into())
 }
+
+/// A fresh host key pair in `dir`: the private key's text and the public key's SHA256
+/// fingerprint, as `ssh-keygen -l` prints it (for an impostor host).
+pub fn impostor_key(dir: &Path) -> (String, String) {
+    let key = dir.join("impostor");
+    assert!(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap()
+        .success());
+    let listed = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(key.with_extension("pub"))
+        .output()
+        .unwrap()
+        .stdout;
+    let fingerprint = String::from_utf8(listed)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    (std::fs::read_to_string(&key).unwrap(), fingerprint)
+}

@@ -616,3 +616,100 @@ fn load_balancers_with_dns_names_only_from_deploy_to_drift() {
         "{dns}"
     );
 }
+
+/// The drift job's checked-in test key, with the permissions ssh requires, in `dir`.
+fn drift_key(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let key = dir.join("drift_ed25519_key");
+    std::fs::write(&key, include_str!("sandbox/ssh/drift_ed25519_key")).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    key
+}
+
+/// `ssh ARGS root@ADDRESS [COMMAND]` through the sandbox's bastion, authenticating with `key`
+/// only.
+fn ssh_as(
+    w: &World,
+    key: &std::path::Path,
+    address: &str,
+    args: &[&str],
+    command: Option<&str>,
+) -> std::process::Output {
+    let options = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR";
+    let mut ssh = std::process::Command::new("ssh");
+    ssh.arg("-i")
+        .arg(key)
+        .args(options.split(' '))
+        .args(["-o", "IdentitiesOnly=yes", "-o"])
+        .arg(format!(
+            "ProxyCommand=ssh -i {} {options} -W %h:%p root@198.18.1.2",
+            w.sb().ssh_identity().display()
+        ))
+        .args(args)
+        .arg(format!("root@{address}"));
+    if let Some(c) = command {
+        ssh.arg(c);
+    }
+    ssh.output().unwrap()
+}
+
+#[test]
+fn the_drift_key_reads_every_host_and_cannot_change_one() {
+    let w = World::sandbox();
+    let r = w.deploy();
+    let installed = json!({"zk-observer-1": "installed", "zk-observer-2": "installed"});
+    assert_eq!(r["read_only_access"], installed);
+    let r = w.deploy();
+    assert_eq!(
+        r["read_only_access"],
+        json!({"zk-observer-1": "unchanged", "zk-observer-2": "unchanged"}),
+        "kept without a write"
+    );
+    // Drift with the drift job's key: every host read, clean; then a hand edit found.
+    let key = drift_key(w.dir());
+    let key_arg = key.display().to_string();
+    let drift = |w: &World| {
+        let out = w.run(&[
+            "drift",
+            "--env",
+            "sandbox",
+            "--identity",
+            &key_arg,
+            "--output",
+            "json",
+        ]);
+        (out.status.code(), common::json(&out))
+    };
+    let (code, report) = drift(&w);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["clean"], true);
+    w.edit("zk-observer-2", "zoo.cfg", "syncLimit=10", "syncLimit=4");
+    let (code, report) = drift(&w);
+    assert_eq!(code, Some(2), "{report}");
+    assert_eq!(report["findings"][0]["kind"], "host-files");
+    assert_eq!(report["findings"][0]["object"], "host/zk-observer-2");
+
+    // The same key cannot change a host: whatever it asks, the read-only command runs.
+    let dir = w.sb().host("zk-observer-1").deploy_dir.clone();
+    let target = dir.join("zoo.cfg");
+    let before = std::fs::read_to_string(&target).unwrap();
+    let attempt = format!("echo pwned > {0}; touch {0}.pwned", target.display());
+    let tried = ssh_as(&w, &key, "198.18.1.4", &[], Some(&attempt));
+    assert!(
+        String::from_utf8_lossy(&tried.stdout).contains("=== file zoo.cfg"),
+        "the forced command ran instead: {}",
+        String::from_utf8_lossy(&tried.stdout)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        before,
+        "zoo.cfg untouched"
+    );
+    assert!(!dir.join("zoo.cfg.pwned").exists());
+    // Nor use the host as a tunnel (restrict: no forwarding).
+    let tunnel = ssh_as(&w, &key, "198.18.1.4", &["-W", "198.18.0.11:2181"], None);
+    assert!(!tunnel.status.success(), "forwarding through the drift key");
+    // The deploy key keeps its shell: the drift key's line is the only restricted one.
+    let out = w.sb().ssh("198.18.1.4").arg("echo ok").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}

@@ -425,3 +425,253 @@ fn a_stolen_lease_stops_the_deploy_before_its_next_write() {
     let l = lease(&w).expect("bob's Lease is still there");
     assert_eq!(l["spec"]["holderIdentity"], "bob@elsewhere pid 7");
 }
+
+/// Polls `srvr` on every host of `sb` until stopped; the most observers seen out of service at one
+/// moment (not answering `Mode: observer`).
+struct OutOfService {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    poller: std::thread::JoinHandle<usize>,
+}
+
+impl OutOfService {
+    fn watch(sb: &sandbox::Sandbox) -> OutOfService {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let addresses: Vec<String> = sb.hosts.iter().map(|h| h.address.to_string()).collect();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let poller = std::thread::spawn(move || {
+            let mut most = 0;
+            while !s.load(Ordering::SeqCst) {
+                let down = std::thread::scope(|scope| {
+                    let asks: Vec<_> = addresses
+                        .iter()
+                        .map(|a| {
+                            scope.spawn(move || {
+                                sandbox::harness::four_letter_word(a, 2181, "srvr")
+                                    .map(|r| r.contains("Mode: observer"))
+                                    .unwrap_or(false)
+                            })
+                        })
+                        .collect();
+                    asks.into_iter()
+                        .map(|a| a.join().unwrap())
+                        .filter(|up| !up)
+                        .count()
+                });
+                most = most.max(down);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            most
+        });
+        OutOfService { stop, poller }
+    }
+
+    fn most(self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.poller.join().unwrap()
+    }
+}
+
+#[test]
+fn batches_never_take_more_observers_out_of_service_than_the_budget_and_a_failed_batch_stops_the_rollout(
+) {
+    use xtask::cli::{
+        AddressChoice, ClusterArgs, ClusterSelection, HostTargets, MaxUnavailable, OutputFormat,
+        PushArgs, RolloutArgs, SshArgs,
+    };
+    use xtask::report::Outcome as _;
+    // Four observers (the benchmark's generated environment), one test-only host key.
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("host_ed25519_key");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let private = std::fs::read_to_string(&key).unwrap();
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let env = sandbox::harness::bench::environment(4, public.trim());
+    let sb = sandbox::Sandbox::start_with(env.clone(), &|_| private.clone(), Default::default())
+        .expect("the sandbox starts");
+    let observers: Vec<&hosts::Observer> = env.fleet.observers.iter().collect();
+    let args = |max_unavailable: MaxUnavailable| PushArgs {
+        selection: ClusterSelection {
+            env: Some(env.name.clone()),
+        },
+        targets: HostTargets {
+            hosts: vec![],
+            addresses: AddressChoice::Recorded,
+        },
+        dry_run: false,
+        rollout: RolloutArgs {
+            health_timeout: Duration::from_secs(20),
+            max_unavailable,
+        },
+        lock: Default::default(),
+        ssh: SshArgs {
+            identity: Some(sb.ssh_identity().to_path_buf()),
+            connect_timeout: Duration::from_secs(10),
+            parallel: 8,
+        },
+        cluster: ClusterArgs::default(),
+    };
+    let push = |env: &manifests::Environment, max: MaxUnavailable| {
+        let files = manifests::render_host_files(env, &manifests::AddressSource::Recorded).unwrap();
+        xtask::cluster::block_on(xtask::push::push(
+            env,
+            &observers,
+            &files,
+            &args(max),
+            OutputFormat::Json,
+            xtask::lock::Guard::NONE,
+        ))
+        .unwrap()
+        .hosts
+    };
+    let results = |hosts: &[xtask::report::HostReport]| -> Vec<String> {
+        hosts.iter().map(|h| h.result.word().to_string()).collect()
+    };
+    let two = MaxUnavailable::Count(2);
+    assert_eq!(results(&push(&env, two)), ["updated"; 4]);
+
+    // A config change, two hosts at a time: never more than two observers out of service.
+    let mut changed = env.clone();
+    changed.fleet.zookeeper.sync_limit += 1;
+    let watch = OutOfService::watch(&sb);
+    let hosts = push(&changed, two);
+    let most = watch.most();
+    assert_eq!(results(&hosts), ["updated"; 4]);
+    assert!(most <= 2, "{most} observers were out of service at once");
+    assert!(most >= 1, "the watch saw the restarts");
+    // Each batch together, the next only after it was healthy.
+    let (b1, b2) = (&hosts[0..2], &hosts[2..4]);
+    let healthy = |b: &[xtask::report::HostReport]| b.iter().map(|h| h.healthy_ms.unwrap()).max();
+    let started =
+        |b: &[xtask::report::HostReport]| b.iter().map(|h| h.restart_started_ms.unwrap()).min();
+    assert!(
+        started(b2) >= healthy(b1),
+        "batch 2 started after batch 1 was healthy"
+    );
+    assert!(
+        b1[1].restart_started_ms < b1[0].healthy_ms,
+        "the hosts of a batch restart together"
+    );
+    for h in &hosts {
+        let spent = h.spent.unwrap();
+        assert!(spent.docker_ms > 0 && spent.zookeeper_ms > 0, "{spent:?}");
+    }
+
+    // Addresses where no ZooKeeper listens: the first batch fails, is rolled back, and the second
+    // never starts.
+    let mut moved = changed.clone();
+    for (i, address) in moved.ensemble.recorded_addresses.iter_mut() {
+        *address = hosts::ServerAddress::Ip(format!("198.18.0.{}", 97 + i).parse().unwrap());
+    }
+    let hosts = push(&moved, two);
+    assert_eq!(
+        results(&hosts),
+        ["rolled-back", "rolled-back", "not-touched", "not-touched"]
+    );
+    assert!(
+        hosts[2]
+            .detail
+            .contains("the rollout stopped at bench-obs-1, bench-obs-2"),
+        "{}",
+        hosts[2].detail
+    );
+    for h in &sb.hosts {
+        observing_at(&h.address.to_string());
+    }
+}
+
+/// Polls until the observer at `address` observes.
+fn observing_at(address: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !sandbox::harness::four_letter_word(address, 2181, "srvr")
+        .is_ok_and(|r| r.contains("Mode: observer"))
+    {
+        assert!(Instant::now() < deadline, "{address} does not observe");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn an_observer_behind_nat_is_refused_until_its_egress_is_declared() {
+    let w = World::sandbox();
+    w.deploy();
+    observing(&w, OBS1);
+    // zk-observer-1's traffic to the load balancers now leaves from 198.18.3.4 (source NAT), which
+    // their loadBalancerSourceRanges do not list: the cloud's firewall drops it. Restarted, the
+    // observer cannot join.
+    let egress: std::net::IpAddr = "198.18.3.4".parse().unwrap();
+    sandbox::harness::net::nat_egress(OBS1, egress).unwrap();
+    let zk = w.sb().host(OBS1).container_id("zookeeper").unwrap();
+    w.sb().host(OBS1).docker(&["restart", &zk]).unwrap();
+    let drift = host_drift(&w, OBS1);
+    let refused = drift
+        .iter()
+        .find(|(kind, _)| kind == "load-balancer-unreachable")
+        .unwrap_or_else(|| panic!("drift names the refused observer: {drift:?}"));
+    assert!(
+        refused
+            .1
+            .contains("198.18.0.11:2888 (no answer within 3 s)")
+            && refused.1.contains("admit 198.18.1.4/32, 198.18.1.5/32")
+            && refused.1.contains("record it as fleet.observers[0].egress"),
+        "{}",
+        refused.1
+    );
+    assert_ne!(mode(w.sb(), OBS1), "observer");
+
+    // Declared: the load balancers admit the egress address, and the observer joins.
+    let mut env = manifests::environments::sandbox::environment();
+    env.fleet.observers[0].egress = vec![egress];
+    assert!(!manifests::validate(&env).has_errors());
+    assert!(manifests::objects::source_ranges(&env).contains(&"198.18.3.4/32".to_string()));
+    let args = xtask::cli::DeployArgs {
+        selection: xtask::cli::ClusterSelection {
+            env: Some(env.name.clone()),
+        },
+        yes: true,
+        dry_run: false,
+        force_conflicts: false,
+        prune: false,
+        timeout: Duration::from_secs(30),
+        rollout: xtask::cli::RolloutArgs {
+            health_timeout: Duration::from_secs(60),
+            max_unavailable: xtask::cli::MaxUnavailable::Count(1),
+        },
+        lock: Default::default(),
+        ssh: xtask::cli::SshArgs {
+            identity: Some(w.sb().ssh_identity().to_path_buf()),
+            connect_timeout: Duration::from_secs(10),
+            parallel: 4,
+        },
+        cluster: xtask::cli::ClusterArgs {
+            kubeconfig: Some(w.dir().join("kubeconfig")),
+            ..Default::default()
+        },
+    };
+    xtask::cluster::block_on(async {
+        let cluster = xtask::cluster::Cluster::connect(&env, &args.cluster, args.timeout).await?;
+        xtask::deploy::deploy(
+            &cluster,
+            &env,
+            &args,
+            xtask::cli::OutputFormat::Json,
+            xtask::lock::Guard::NONE,
+        )
+        .await
+    })
+    .unwrap();
+    let zk0 = w.service("zk0").unwrap();
+    assert!(
+        zk0["spec"]["loadBalancerSourceRanges"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("198.18.3.4/32")),
+        "{zk0}"
+    );
+    observing(&w, OBS1);
+}

@@ -279,24 +279,7 @@ fn an_unreachable_host_is_reported_while_the_others_proceed() {
 fn a_host_key_mismatch_is_refused_showing_both_fingerprints() {
     let mut w = World::sandbox();
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("impostor");
-    assert!(std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .unwrap()
-        .success());
-    let impostor = std::fs::read_to_string(&key).unwrap();
-    let fingerprint = String::from_utf8(
-        std::process::Command::new("ssh-keygen")
-            .arg("-lf")
-            .arg(key.with_extension("pub"))
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let presented = fingerprint.split_whitespace().nth(1).unwrap().to_string();
+    let (impostor, presented) = common::impostor_key(dir.path());
     w.sb_mut()
         .hosts
         .iter_mut()
@@ -404,4 +387,41 @@ fn an_interrupted_upload_leaves_the_old_file_and_a_rerun_converges() {
     );
     assert_eq!(deployed(sb, OBS1, "zoo.cfg"), old);
     assert_eq!(w.on_sandbox(&["status"]).status.code(), Some(0));
+}
+
+#[test]
+fn the_observers_are_reached_only_through_the_bastion() {
+    let mut w = World::sandbox();
+    // Straight from here, the observers' SSH does not answer: only the bastion may connect.
+    let direct = std::net::TcpStream::connect_timeout(
+        &"198.18.1.4:22".parse().unwrap(),
+        Duration::from_secs(2),
+    );
+    assert!(direct.is_err(), "the observer's SSH answers directly");
+    first_push(&w);
+
+    // A bastion presenting another key is refused, naming it, with both fingerprints.
+    let dir = tempfile::tempdir().unwrap();
+    let (impostor, presented) = common::impostor_key(dir.path());
+    w.sb_mut().bastions[0].start_sshd(&impostor).unwrap();
+    let out = w.on_sandbox(&["status", "--host", OBS1]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = common::stdout(&out) + &common::stderr(&out);
+    assert!(
+        text.contains("the host key presented by jump host sandbox-bastion (198.18.1.2) does not match the pinned one"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("presented: {presented}")), "{text}");
+
+    // The bastion down: every observer is unreachable, and the report says through what.
+    w.sb_mut().bastions[0].stop();
+    let out = w.on_sandbox(&["status", "--connect-timeout", "3s"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = common::stdout(&out) + &common::stderr(&out);
+    assert_eq!(
+        text.matches("cannot reach jump host sandbox-bastion (198.18.1.2:22)")
+            .count(),
+        2,
+        "{text}"
+    );
 }

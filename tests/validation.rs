@@ -620,8 +620,19 @@ fn provider_settings_are_checked_and_sandbox_provider_is_sandbox_only() {
     env.load_balancer = LoadBalancerProvider::Tke {
         cluster_id: "xxx".into(),
         subnet_id: "subnet-xxxxxx".into(),
+        security_groups: vec![],
     };
     rejected(&env, "load_balancer.cluster_id", "not a TKE cluster id");
+    env.load_balancer = LoadBalancerProvider::Tke {
+        cluster_id: "cls-a1".into(),
+        subnet_id: "subnet-xxxxxx".into(),
+        security_groups: vec!["sg-ok1".into(), "0.0.0.0/0".into()],
+    };
+    rejected(
+        &env,
+        "load_balancer.security_groups[1]",
+        "not a Tencent Cloud security group id",
+    );
     env.load_balancer = LoadBalancerProvider::Sandbox;
     rejected(
         &env,
@@ -651,6 +662,7 @@ fn every_provider_yields_an_internal_load_balancer() {
             LoadBalancerProvider::Tke {
                 cluster_id: "cls-a1".into(),
                 subnet_id: "subnet-b2".into(),
+                security_groups: vec!["sg-c3".into()],
             },
             (
                 "service.kubernetes.io/qcloud-loadbalancer-internal-subnetid",
@@ -682,7 +694,10 @@ fn every_provider_yields_an_internal_load_balancer() {
             ("networking.gke.io/load-balancer-type", "Internal"),
         ),
         (
-            LoadBalancerProvider::Aks { subnet: None },
+            LoadBalancerProvider::Aks {
+                subnet: None,
+                deny_all_except_source_ranges: true,
+            },
             (
                 "service.beta.kubernetes.io/azure-load-balancer-internal",
                 "true",
@@ -873,4 +888,61 @@ fn kubernetes_names_follow_the_apis_rules_derived_ones_included() {
     let mut env = sandbox();
     env.ensemble.statefulset = "z".repeat(62);
     rejected(&env, "ensemble.statefulset", "not a valid label value");
+}
+
+/// Where `loadBalancerSourceRanges` alone restricts nothing (TKE without a CLB security group, an
+/// internal AKS load balancer without the deny-all annotation), `check` warns naming the field;
+/// with the setting the provider's annotations carry it and the warning goes.
+#[test]
+fn a_source_restriction_the_cloud_does_not_enforce_is_a_warning_naming_the_setting() {
+    let warned = |env: &Environment, field: &str| {
+        manifests::validate(env)
+            .warnings()
+            .any(|w| w.field == field && w.message.contains("not enforced"))
+    };
+    let mut env = production();
+    assert!(
+        warned(&env, "load_balancer.security_groups"),
+        "the runbook's TKE CLB binds no security group"
+    );
+    env.load_balancer = LoadBalancerProvider::Tke {
+        cluster_id: "cls-a1".into(),
+        subnet_id: "subnet-b2".into(),
+        security_groups: vec!["sg-c3".into()],
+    };
+    assert!(!warned(&env, "load_balancer.security_groups"));
+    let annotations = env.load_balancer.annotations();
+    assert_eq!(
+        annotations["service.cloud.tencent.com/security-groups"],
+        "sg-c3"
+    );
+    assert_eq!(
+        annotations["service.cloud.tencent.com/pass-to-target"],
+        "true"
+    );
+    env.load_balancer = LoadBalancerProvider::Aks {
+        subnet: None,
+        deny_all_except_source_ranges: false,
+    };
+    assert!(warned(&env, "load_balancer.deny_all_except_source_ranges"));
+    env.load_balancer = LoadBalancerProvider::Aks {
+        subnet: None,
+        deny_all_except_source_ranges: true,
+    };
+    assert!(!warned(&env, "load_balancer.deny_all_except_source_ranges"));
+    assert_eq!(
+        env.load_balancer.annotations()
+            ["service.beta.kubernetes.io/azure-deny-all-except-load-balancer-source-ranges"],
+        "true"
+    );
+    for provider in [
+        LoadBalancerProvider::Gke { subnet: None },
+        LoadBalancerProvider::Aws {
+            controller: manifests::AwsController::InTree,
+            subnets: vec![],
+        },
+    ] {
+        env.load_balancer = provider;
+        assert!(env.load_balancer.source_restriction().gap.is_none());
+    }
 }

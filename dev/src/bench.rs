@@ -13,14 +13,14 @@ use hosts::{HostFiles, Observer};
 use manifests::{AddressSource, Environment};
 use sandbox::{ApiServer, Options, Sandbox};
 use xtask::cli::{
-    AddressChoice, ClusterArgs, ClusterSelection, DeployArgs, HostTargets, OutputFormat, PushArgs,
-    RolloutArgs, SshArgs,
+    AddressChoice, ClusterArgs, ClusterSelection, DeployArgs, HostTargets, MaxUnavailable,
+    OutputFormat, PushArgs, RolloutArgs, SshArgs,
 };
 use xtask::cluster::{block_on, Cluster};
 use xtask::lock::Guard;
 use xtask::report::HostResult;
 
-use crate::BenchArgs;
+use crate::{BenchArgs, BenchChildArgs};
 
 struct Row {
     section: &'static str,
@@ -257,36 +257,11 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
         connect_timeout: Duration::from_secs(10),
         parallel: 32,
     };
-    let deploy_args = DeployArgs {
-        selection: ClusterSelection {
-            env: Some(env.name.clone()),
-        },
-        yes: true,
-        dry_run: false,
-        force_conflicts: false,
-        prune: false,
-        timeout: Duration::from_secs(60),
-        rollout: RolloutArgs {
-            health_timeout: Duration::from_secs(180),
-        },
-        ssh: ssh.clone(),
-        cluster: cluster_args,
-        lock: Default::default(),
-    };
+    let deploy_args = deploy_args(&env, ssh.clone(), cluster_args, MaxUnavailable::Count(1));
     let deploy = || -> Result<Duration> {
         use xtask::report::Report as _;
         let t = Instant::now();
-        let report = block_on(async {
-            let cluster = Cluster::connect(&env, &deploy_args.cluster, deploy_args.timeout).await?;
-            xtask::deploy::deploy(
-                &cluster,
-                &env,
-                &deploy_args,
-                OutputFormat::Json,
-                Guard::NONE,
-            )
-            .await
-        })?;
+        let report = deploy_in_process(&env, &deploy_args)?;
         let code = report.exit_code();
         if code != 0 {
             bail!(
@@ -367,6 +342,48 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
         ratio: "-".into(),
         target: "1".into(),
     });
+    // Peak memory of the tool alone (a process of its own; the API test server and the sandbox
+    // stay in this one): a no-op deploy, then a deploy that rolls a config change out.
+    let (results, noop_kib) =
+        deploy_in_child(n, &key, &kubeconfig, &identity, 0, MaxUnavailable::Count(1))?;
+    anyhow::ensure!(
+        results.iter().all(|r| r == "unchanged"),
+        "the no-op deploy in a child changed something: {results:?}"
+    );
+    let (results, rollout_kib) = deploy_in_child(
+        n,
+        &key,
+        &kubeconfig,
+        &identity,
+        1,
+        MaxUnavailable::Percent(25),
+    )?;
+    anyhow::ensure!(
+        results.iter().all(|r| r == "updated"),
+        "the rollout in a child did not update every host: {results:?}"
+    );
+    // Back to the environment's own config for what follows.
+    deploy_in_child(
+        n,
+        &key,
+        &kubeconfig,
+        &identity,
+        0,
+        MaxUnavailable::Percent(25),
+    )?;
+    let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+    rows.push(Row {
+        section: "fan-out",
+        measure: format!("peak memory (max RSS) of the tool: no-op deploy / rollout (--max-unavailable 25%), N = {n}"),
+        ours: mib(noop_kib.max(rollout_kib)),
+        reference: format!("{} / {}", mib(noop_kib), mib(rollout_kib)),
+        ratio: "-".into(),
+        target: if n >= 20 {
+            "<= 64 MiB".into()
+        } else {
+            "-".into()
+        },
+    });
 
     if !args.skip_ansible {
         let files = manifests::render_host_files(&env, &AddressSource::Recorded)?;
@@ -400,6 +417,127 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     drop(sb);
     api.stop();
     Ok(())
+}
+
+/// `deploy --yes` of a bench environment, as the benchmark runs it.
+fn deploy_args(
+    env: &Environment,
+    ssh: SshArgs,
+    cluster: ClusterArgs,
+    max_unavailable: MaxUnavailable,
+) -> DeployArgs {
+    DeployArgs {
+        selection: ClusterSelection {
+            env: Some(env.name.clone()),
+        },
+        yes: true,
+        dry_run: false,
+        force_conflicts: false,
+        prune: false,
+        timeout: Duration::from_secs(60),
+        rollout: RolloutArgs {
+            health_timeout: Duration::from_secs(180),
+            max_unavailable,
+        },
+        ssh,
+        cluster,
+        lock: Default::default(),
+    }
+}
+
+/// A deploy in this process (as `cargo xtask deploy --yes --output json` does it, without the lock).
+fn deploy_in_process(env: &Environment, args: &DeployArgs) -> Result<xtask::deploy::DeployReport> {
+    block_on(async {
+        let cluster = Cluster::connect(env, &args.cluster, args.timeout).await?;
+        xtask::deploy::deploy(&cluster, env, args, OutputFormat::Json, Guard::NONE).await
+    })
+}
+
+/// `xtask-dev bench-child`: one deploy of a bench environment in this process, then one JSON line
+/// with its exit code, its hosts' results and this process's peak resident memory (`VmHWM`).
+pub fn child(args: &BenchChildArgs) -> Result<u8> {
+    use xtask::report::Report as _;
+    let public = std::fs::read_to_string(&args.host_key)
+        .with_context(|| format!("reading {}", args.host_key.display()))?;
+    let mut env = sandbox::harness::bench::environment(args.hosts, public.trim());
+    env.fleet.zookeeper.sync_limit += args.sync_limit_plus;
+    let ssh = SshArgs {
+        identity: Some(args.identity.clone()),
+        connect_timeout: Duration::from_secs(10),
+        parallel: 32,
+    };
+    let cluster = ClusterArgs {
+        kubeconfig: Some(args.kubeconfig.clone()),
+        ..ClusterArgs::default()
+    };
+    let report = deploy_in_process(&env, &deploy_args(&env, ssh, cluster, args.max_unavailable))?;
+    let hosts = report.json()["hosts"].clone();
+    let results: Vec<String> = hosts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| h["result"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let hwm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM in /proc/self/status")?;
+    println!(
+        "{}",
+        serde_json::json!({"exit": report.exit_code(), "results": results, "vm_hwm_kib": hwm_kib, "report": report.json()})
+    );
+    Ok(xtask::exit::OK)
+}
+
+/// Runs one bench deploy in a child process (`bench-child`); returns the results of its hosts and
+/// its peak resident memory.
+fn deploy_in_child(
+    n: u8,
+    host_key: &Path,
+    kubeconfig: &Path,
+    identity: &Path,
+    sync_limit_plus: u32,
+    max_unavailable: MaxUnavailable,
+) -> Result<(Vec<String>, u64)> {
+    let out = Command::new(this_binary()?)
+        .args(["bench-child", "--hosts", &n.to_string(), "--host-key"])
+        .arg(host_key.with_extension("pub"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--identity")
+        .arg(identity)
+        .args([
+            "--sync-limit-plus",
+            &sync_limit_plus.to_string(),
+            "--max-unavailable",
+            &max_unavailable.to_string(),
+        ])
+        .output()
+        .context("running xtask-dev bench-child")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).with_context(|| {
+        format!(
+            "bench-child (exit {:?}) printed no report: {}{}",
+            out.status.code(),
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    if line["exit"] != 0 {
+        bail!(
+            "the bench deploy in a child process failed: {}",
+            line["report"]
+        );
+    }
+    let results = line["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r.as_str().unwrap_or_default().to_string())
+        .collect();
+    Ok((results, line["vm_hwm_kib"].as_u64().unwrap_or_default()))
 }
 
 /// Measured no-op deploys (and floors) per fan-out size; the median is reported.
@@ -570,33 +708,37 @@ fn ansible(
             .join("\n")
             + "\n",
     )?;
-    let mut hosts = serde_json::Map::new();
-    for (o, f) in files {
-        hosts.insert(
-            o.name.clone(),
-            serde_json::json!({
-                "ansible_host": o.address.to_string(),
-                "deploy_dir": o.deploy_dir.0,
-                "zoo_cfg": f.zoo_cfg,
-                "compose": f.compose,
-            }),
-        );
-    }
-    let inventory = serde_json::json!({
-        "observers": {
-            "hosts": hosts,
-            "vars": {
-                "ansible_user": "root",
-                "ansible_python_interpreter": "/usr/bin/python3",
-                "ansible_ssh_private_key_file": identity,
-                "ansible_ssh_common_args": format!("-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes", known.display()),
-            }
+    let write_inventory = |files: &[(&Observer, HostFiles)]| -> Result<()> {
+        let mut hosts = serde_json::Map::new();
+        for (o, f) in files {
+            hosts.insert(
+                o.name.clone(),
+                serde_json::json!({
+                    "ansible_host": o.address.to_string(),
+                    "deploy_dir": o.deploy_dir.0,
+                    "zoo_cfg": f.zoo_cfg,
+                    "compose": f.compose,
+                }),
+            );
         }
-    });
-    std::fs::write(
-        dir.path().join("inventory.yml"),
-        serde_yaml::to_string(&inventory)?,
-    )?;
+        let inventory = serde_json::json!({
+            "observers": {
+                "hosts": hosts,
+                "vars": {
+                    "ansible_user": "root",
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                    "ansible_ssh_private_key_file": identity,
+                    "ansible_ssh_common_args": format!("-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes", known.display()),
+                }
+            }
+        });
+        std::fs::write(
+            dir.path().join("inventory.yml"),
+            serde_yaml::to_string(&inventory)?,
+        )?;
+        Ok(())
+    };
+    write_inventory(files)?;
     std::fs::write(dir.path().join("playbook.yml"), PLAYBOOK)?;
     std::fs::write(dir.path().join("ansible.cfg"), format!("[defaults]\nforks = {n}\nhost_key_checking = True\nstdout_callback = default\n[ssh_connection]\npipelining = True\n"))?;
     let playbook = || -> Result<Duration> {
@@ -638,19 +780,22 @@ fn ansible(
         dry_run: false,
         rollout: RolloutArgs {
             health_timeout: Duration::from_secs(180),
+            max_unavailable: MaxUnavailable::Count(1),
         },
         ssh: ssh.clone(),
         cluster: ClusterArgs::default(),
         lock: Default::default(),
     };
-    let push = || {
+    let push_with = |files: &[(&Observer, HostFiles)], max_unavailable: MaxUnavailable| {
+        let mut args = push_args.clone();
+        args.rollout.max_unavailable = max_unavailable;
         block_on(async {
             let t = Instant::now();
             let report = xtask::push::push(
                 env,
                 &observers,
                 files,
-                &push_args,
+                &args,
                 OutputFormat::Json,
                 Guard::NONE,
             )
@@ -658,6 +803,7 @@ fn ansible(
             Ok((t.elapsed(), report.hosts))
         })
     };
+    let push = || push_with(files, MaxUnavailable::Count(1));
     let (ours_first, reports) = push()?;
     anyhow::ensure!(
         reports.iter().all(|h| h.ok()),
@@ -705,6 +851,73 @@ fn ansible(
             "-".into()
         },
     });
+
+    // A config change (syncLimit) rolled out: Ansible's ungated parallel push, then ours,
+    // health-gated, in batches of --max-unavailable. Each run is a change of its own.
+    let changed = |plus: u32| -> Result<Vec<(&Observer, HostFiles)>> {
+        let mut e = env.clone();
+        e.fleet.zookeeper.sync_limit += plus;
+        let rendered = manifests::render_host_files(&e, &AddressSource::Recorded)?;
+        // (The same observers, borrowed from `env`.)
+        Ok(env
+            .fleet
+            .observers
+            .iter()
+            .zip(rendered)
+            .map(|(o, (_, f))| (o, f))
+            .collect())
+    };
+    write_inventory(&changed(1)?)?;
+    let ansible_change = playbook()?;
+    for (i, budget) in [
+        MaxUnavailable::Count(1),
+        MaxUnavailable::Count(5.min(u32::from(n))),
+        MaxUnavailable::Percent(25),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (took, reports) = push_with(&changed(2 + i as u32)?, budget)?;
+        anyhow::ensure!(
+            reports
+                .iter()
+                .all(|h| h.result == HostResult::Updated && h.restarted),
+            "the rollout with --max-unavailable {budget} did not update every host: {:?}",
+            reports.iter().map(|h| &h.detail).collect::<Vec<_>>()
+        );
+        rows.push(Row {
+            section: "rollout",
+            measure: format!(
+                "config change over N = {n}, health-gated, --max-unavailable {budget} (vs Ansible's ungated parallel push)"
+            ),
+            ours: secs(took),
+            reference: secs(ansible_change),
+            ratio: format!("{:.2} x Ansible's time", took.as_secs_f64() / ansible_change.as_secs_f64()),
+            target: if n >= 20 && budget == MaxUnavailable::Percent(25) {
+                "<= 0.33 x Ansible".into()
+            } else {
+                "-".into()
+            },
+        });
+        let spent = reports
+            .iter()
+            .filter_map(|h| h.spent)
+            .fold([0u128; 3], |a, s| {
+                [a[0] + s.zookeeper_ms, a[1] + s.docker_ms, a[2] + s.ssh_ms]
+            });
+        let total = spent.iter().sum::<u128>().max(1) as f64;
+        let share = |ms: u128| format!("{:.0}%", ms as f64 * 100.0 / total);
+        rows.push(Row {
+            section: "rollout",
+            measure: format!(
+                "where the hosts' time went: waiting for ZooKeeper / docker / SSH, --max-unavailable {budget}, N = {n}"
+            ),
+            ours: format!("{} / {} / {}", share(spent[0]), share(spent[1]), share(spent[2])),
+            reference: "-".into(),
+            ratio: "-".into(),
+            target: "-".into(),
+        });
+    }
     Ok(())
 }
 
@@ -722,20 +935,27 @@ fn api_efficiency(rows: &mut Vec<Row>) -> Result<()> {
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, api.kubeconfig(&env.kube_context))?;
     let me = this_binary()?;
-    let xtask = |args: &[&str]| -> Result<i32> {
+    // Exit code and what the command printed (for the error, when it fails).
+    let xtask = |args: &[&str]| -> Result<(i32, String)> {
         let out = Command::new(&me)
             .args(args)
             .arg("--identity")
             .arg(sb.ssh_identity())
             .env("KUBECONFIG", &kubeconfig)
             .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()?;
-        Ok(out.code().unwrap_or(-1))
+            .output()?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ))
     };
-    if xtask(&["deploy", "--env", "sandbox", "--yes"])? != 0 {
-        bail!("the sandbox deploy failed");
+    let (code, said) = xtask(&["deploy", "--env", "sandbox", "--yes"])?;
+    if code != 0 {
+        bail!("the sandbox deploy failed (exit {code}):\n{said}");
     }
     let measure = |rows: &mut Vec<Row>, label: &str| -> Result<(u64, Duration)> {
         let mut times = Vec::new();
@@ -743,9 +963,9 @@ fn api_efficiency(rows: &mut Vec<Row>) -> Result<()> {
         for _ in 0..5 {
             api.reset_stats();
             let t = Instant::now();
-            let code = xtask(&["drift", "--env", "sandbox"])?;
+            let (code, said) = xtask(&["drift", "--env", "sandbox"])?;
             times.push(t.elapsed());
-            anyhow::ensure!(code == 0, "drift found drift ({label})");
+            anyhow::ensure!(code == 0, "drift exited {code} ({label}):\n{said}");
             requests = api.stats().requests;
         }
         let _ = rows;

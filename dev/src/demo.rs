@@ -109,9 +109,7 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
             .collect();
         println!(
             "{STEP}$ cargo xtask {}{STEP:#}",
-            shown
-                .join(" ")
-                .replace("--identity", "--identity <sandbox key>")
+            shown.join(" ").replace("--identity", "--identity <key>")
         );
         // In a process group of its own: on Ctrl-C the watcher hands the signal on to it once, and
         // it finishes its host in flight and releases its lock before the sandbox goes down.
@@ -142,11 +140,13 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
     edit_file(&cfg, "syncLimit=10", "syncLimit=3")?;
     step(
         7,
-        "the drift check, as its read-only identity (get and list only), catches both (exit 2)",
+        "the drift check, with read-only credentials on both sides (the drift Role: get and list; the drift SSH key: \
+         the forced read-only command deploy installed), catches both (exit 2)",
     );
+    let drift_key = sb.drift_identity()?.display().to_string();
     let drift = xtask_with(
         &drift_kubeconfig,
-        &["drift", "--env", "sandbox", "--identity", &id],
+        &["drift", "--env", "sandbox", "--identity", &drift_key],
     )?;
     let drift_writes = api.stats().write_requests(DRIFT_USER);
     println!("write requests the API server received from the drift identity: {drift_writes}");

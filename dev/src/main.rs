@@ -29,6 +29,29 @@ enum DevCommand {
     /// Needs root (it starts sandboxes with N observer hosts). Prints one table; see
     /// docs/benchmarks.md for the figures and how they were taken.
     Bench(BenchArgs),
+    /// (For the benchmark.) One deploy of a generated bench environment in a process of its own,
+    /// so that the benchmark can read this tool's peak memory; prints one JSON line.
+    #[command(hide = true)]
+    BenchChild(BenchChildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchChildArgs {
+    /// Observers in the generated environment.
+    #[arg(long)]
+    pub hosts: u8,
+    /// The hosts' public key file.
+    #[arg(long)]
+    pub host_key: std::path::PathBuf,
+    #[arg(long)]
+    pub kubeconfig: std::path::PathBuf,
+    #[arg(long)]
+    pub identity: std::path::PathBuf,
+    /// Added to the environment's syncLimit: a config change to roll out.
+    #[arg(long, default_value_t = 0)]
+    pub sync_limit_plus: u32,
+    #[arg(long, default_value = "1", value_parser = xtask::cli::max_unavailable)]
+    pub max_unavailable: xtask::cli::MaxUnavailable,
 }
 
 #[derive(Debug, Args)]
@@ -63,7 +86,7 @@ pub struct BenchArgs {
 
 fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
-        Some("demo" | "bench") => {}
+        Some("demo" | "bench" | "bench-child") => {}
         // The product's own commands (the demo runs them through this binary).
         _ => return xtask::main(),
     }
@@ -75,6 +98,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         DevCommand::Demo(args) => demo::run(args),
         DevCommand::Bench(args) => bench::run(args),
+        DevCommand::BenchChild(args) => bench::child(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

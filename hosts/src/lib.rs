@@ -25,7 +25,7 @@ pub use net::{Port, ServerAddress};
 pub use observer::{Observer, ObserverFleet, RemoteDir};
 pub use problem::{Problem, Problems, Severity};
 pub use render::{render_host, HostFiles, ParticipantEndpoint, COMPOSE_FILE, ZOO_CFG_FILE};
-pub use ssh::{HostKey, PublicKey, SshLogin};
+pub use ssh::{HostKey, JumpHost, PublicKey, SshLogin};
 pub use zoocfg::{AdminServer, FourLetterWord, FourLetterWords, ZooSettings};
 
 /// The value of `app.kubernetes.io/managed-by` on every object this tool owns, and the label put on

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::ids::ServerId;
 use crate::image::ImageRef;
 use crate::metrics::Metrics;
-use crate::ssh::{HostKey, SshLogin};
+use crate::ssh::{HostKey, JumpHost, SshLogin};
 use crate::zoocfg::ZooSettings;
 
 /// One observer host outside the cluster.
@@ -16,8 +16,20 @@ use crate::zoocfg::ZooSettings;
 pub struct Observer {
     /// A DNS-1123 label; names the host in reports, labels and the render tree.
     pub name: String,
-    /// The address the load balancers see connections from, Prometheus scrapes, and SSH reaches.
+    /// The host's own address: SSH reaches it (through the jump hosts, if any), the containers
+    /// publish their ports on it, and, unless said otherwise below, the load balancers see the
+    /// observer's connections come from it and Prometheus scrapes it.
     pub address: IpAddr,
+    /// The source addresses the load balancers see this observer's connections come from, when
+    /// its outgoing traffic is NAT'd (VPC peering, CCN, a classic-network link). Each becomes a
+    /// /32 (/128) in the load balancers' `loadBalancerSourceRanges`. Empty: `address`.
+    pub egress: Vec<IpAddr>,
+    /// Where Prometheus reaches the exporter, when not at `address` (a NAT'd or forwarded
+    /// address). Goes into the monitoring Endpoints and EndpointSlice. `None`: `address`.
+    pub scrape: Option<IpAddr>,
+    /// The jump hosts SSH goes through to this observer, when not the fleet's
+    /// ([`ObserverFleet::jump`]); `Some(vec![])`: straight to it.
+    pub jump: Option<Vec<JumpHost>>,
     pub ssh: SshLogin,
     pub host_key: HostKey,
     /// Must exceed every participant id: across the boundary only the observer can open
@@ -25,6 +37,27 @@ pub struct Observer {
     pub myid: ServerId,
     /// Absolute directory on the host holding zoo.cfg, docker-compose.yaml, data/ and datalog/.
     pub deploy_dir: RemoteDir,
+}
+
+impl Observer {
+    /// The addresses the load balancers see this observer's connections come from.
+    pub fn egress_addresses(&self) -> Vec<IpAddr> {
+        if self.egress.is_empty() {
+            vec![self.address]
+        } else {
+            self.egress.clone()
+        }
+    }
+
+    /// The jump hosts SSH goes through to this observer in `fleet`.
+    pub fn jump_hosts<'a>(&'a self, fleet: &'a ObserverFleet) -> &'a [JumpHost] {
+        self.jump.as_deref().unwrap_or(&fleet.jump)
+    }
+
+    /// Where Prometheus scrapes this observer's exporter.
+    pub fn scrape_address(&self) -> IpAddr {
+        self.scrape.unwrap_or(self.address)
+    }
 }
 
 /// An absolute path on a remote host.
@@ -138,6 +171,14 @@ impl ImageLayout {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ObserverFleet {
     pub observers: Vec<Observer>,
+    /// The jump hosts (bastions) SSH goes through to reach the observers, in order; empty:
+    /// straight to them. An observer may name its own.
+    pub jump: Vec<JumpHost>,
+    /// The public key of the scheduled drift job (`ssh-ed25519 AAAA...`). `deploy` authorizes it
+    /// on every observer for one forced, read-only command (the host read drift does), nothing
+    /// else: the drift job then holds no key that can change an observer. `None`: drift uses a
+    /// key that can.
+    pub drift_key: Option<String>,
     pub zookeeper: ZooSettings,
     /// Pinned, of the ensemble's minor version.
     pub image: ImageRef,

@@ -51,6 +51,31 @@ pub struct Observed {
     /// Managed files in whose place the host has a directory (docker creates one for a missing
     /// short-syntax bind source). Their entry in `files` is `None`.
     pub directories: BTreeSet<String>,
+    /// When the host does not observe: whether a connection from it to each load balancer's
+    /// quorum port (`host:port` of the deployed zoo.cfg) opens. Empty when it observes.
+    pub reach: BTreeMap<String, Reach>,
+}
+
+/// Whether a TCP connection from a host opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reach {
+    Ok,
+    /// Actively refused (a reset: nothing listens, or a firewall rejects).
+    Refused,
+    /// No answer (a firewall or security group drops it).
+    Timeout,
+}
+
+impl Observed {
+    /// The load balancers this host cannot open a connection to, with why.
+    pub fn unreachable_load_balancers(&self) -> Vec<(&str, Reach)> {
+        self.reach
+            .iter()
+            .filter(|(_, r)| **r != Reach::Ok)
+            .map(|(t, r)| (t.as_str(), *r))
+            .collect()
+    }
 }
 
 impl Observed {

@@ -15,6 +15,18 @@ pub struct SshLogin {
     pub port: Port,
 }
 
+/// A bastion that SSH goes through to reach observers (OpenSSH's ProxyJump), with a host key of
+/// its own, pinned like the observers'. A chain is listed in the order the connection goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JumpHost {
+    /// Names it in reports and in the generated SSH configuration: a DNS-1123 label.
+    pub name: String,
+    /// Its IP address or DNS name, as this tool's machine reaches it.
+    pub address: String,
+    pub ssh: SshLogin,
+    pub host_key: HostKey,
+}
+
 /// The SSH host key an observer must present. Connections are made with strict host key checking
 /// against this key only; `~/.ssh/known_hosts` is not consulted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -18,6 +18,21 @@ use crate::zoocfg::{AdminServer, FourLetterWords};
 pub fn validate_fleet(fleet: &ObserverFleet, ensemble_version: ZkVersion) -> Problems {
     let mut p = Problems::new();
     observers(fleet, &mut p);
+    jump_hosts("jump", &fleet.jump, &mut p);
+    for (i, o) in fleet.observers.iter().enumerate() {
+        if let Some(jump) = &o.jump {
+            jump_hosts(&format!("observers[{i}].jump"), jump, &mut p);
+        }
+    }
+    if let Some(key) = &fleet.drift_key {
+        if let Err(e) = PublicKey::parse(key) {
+            p.error(
+                "drift_key",
+                e,
+                "paste the public half of the drift job's key pair (the .pub file's first two fields)",
+            );
+        }
+    }
     layout(fleet, &mut p);
     zookeeper(fleet, &mut p);
     images(fleet, ensemble_version, &mut p);
@@ -40,6 +55,7 @@ fn observers(fleet: &ObserverFleet, p: &mut Problems) {
     }
     let mut names: BTreeMap<&str, usize> = BTreeMap::new();
     let mut addresses: BTreeMap<IpAddr, usize> = BTreeMap::new();
+    let mut scrapes: BTreeMap<IpAddr, usize> = BTreeMap::new();
     let mut ids: BTreeMap<ServerId, usize> = BTreeMap::new();
     for (i, o) in fleet.observers.iter().enumerate() {
         let f = |field: &str| format!("observers[{i}].{field}");
@@ -71,6 +87,41 @@ fn observers(fleet: &ObserverFleet, p: &mut Problems) {
                 "each observer needs a host of its own; two observers on one host fail together",
             );
         }
+        for (k, e) in o.egress.iter().enumerate() {
+            if !is_host_address(*e) {
+                p.error(
+                    f(&format!("egress[{k}]")),
+                    format!("{e} is not a unicast host address"),
+                    "use the source address the load balancers see this observer's connections come from (its NAT gateway's address), or leave egress empty when it is not NAT'd",
+                );
+            }
+            if o.egress[..k].contains(e) {
+                p.error(
+                    f(&format!("egress[{k}]")),
+                    format!("{e} is listed twice"),
+                    "list each egress address once",
+                );
+            }
+        }
+        if let Some(j) = scrapes.insert(o.scrape_address(), i) {
+            p.error(
+                f("scrape"),
+                format!(
+                    "{} is also where Prometheus scrapes observers[{j}]",
+                    o.scrape_address()
+                ),
+                "give each observer's exporter an address Prometheus reaches it at alone",
+            );
+        }
+        if let Some(s) = o.scrape {
+            if !is_host_address(s) {
+                p.error(
+                    f("scrape"),
+                    format!("{s} is not a unicast host address"),
+                    "use the address Prometheus reaches this observer's exporter at, or None for its own address",
+                );
+            }
+        }
         if !o.myid.in_range() {
             p.error(
                 f("myid"),
@@ -91,12 +142,7 @@ fn observers(fleet: &ObserverFleet, p: &mut Problems) {
             );
         }
         let user = &o.ssh.user;
-        if user.is_empty()
-            || user.starts_with('-')
-            || !user
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        {
+        if !valid_login(user) {
             p.error(
                 f("ssh.user"),
                 format!("`{user}` is not a valid login name"),
@@ -125,6 +171,69 @@ fn observers(fleet: &ObserverFleet, p: &mut Problems) {
                 e,
                 "use a directory of its own such as /opt/zk-observer or /var/lib/zk-observer",
             );
+        }
+    }
+}
+
+/// A login name ssh accepts as `-l` / `User` (and nothing an option could be read from).
+fn valid_login(user: &str) -> bool {
+    !user.is_empty()
+        && !user.starts_with('-')
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// A jump-host chain: names unique DNS-1123 labels (they name `Host` blocks of the generated
+/// SSH configuration), addresses an IP or a DNS name, logins valid, host keys pinned.
+fn jump_hosts(field: &str, chain: &[crate::ssh::JumpHost], p: &mut Problems) {
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, j) in chain.iter().enumerate() {
+        let f = |x: &str| format!("{field}[{i}].{x}");
+        if !is_dns1123_label(&j.name) {
+            p.error(
+                f("name"),
+                format!("`{}` is not a DNS-1123 label", j.name),
+                "name the bastion with lowercase letters, digits and '-', e.g. `bastion-1`",
+            );
+        }
+        if let Some(k) = names.insert(&j.name, i) {
+            p.error(
+                f("name"),
+                format!("`{}` is also the name of {field}[{k}]", j.name),
+                "give each jump host of a chain its own name",
+            );
+        }
+        let is_ip = j.address.parse::<IpAddr>().is_ok_and(is_host_address);
+        if !is_ip && !crate::net::is_dns1123_subdomain(&j.address) {
+            p.error(
+                f("address"),
+                format!("`{}` is neither a host address nor a DNS name", j.address),
+                "use the bastion's address or DNS name as this machine reaches it",
+            );
+        }
+        if !valid_login(&j.ssh.user) {
+            p.error(
+                f("ssh.user"),
+                format!("`{}` is not a valid login name", j.ssh.user),
+                "use the account the bastion lets this tool through as, e.g. `jump`",
+            );
+        }
+        match &j.host_key {
+            HostKey::Pinned(text) => {
+                if let Err(e) = PublicKey::parse(text) {
+                    p.error(
+                        f("host_key"),
+                        e,
+                        "paste the bastion's public host key line, checked on its console",
+                    );
+                }
+            }
+            HostKey::NotPinned => p.warning(
+                f("host_key"),
+                "the jump host's key is not pinned: push, status and drift will refuse to connect through it",
+                "record HostKey::Pinned(\"ssh-ed25519 AAAA...\") from the bastion's /etc/ssh/ssh_host_ed25519_key.pub",
+            ),
         }
     }
 }

@@ -100,14 +100,16 @@ pub fn desired_objects(env: &Environment) -> Vec<Object> {
     objects
 }
 
-/// The loadBalancerSourceRanges of the per-pod Services: each observer's /32 (or /128) and the
-/// extra ranges, sorted and de-duplicated.
+/// The loadBalancerSourceRanges of the per-pod Services: each observer's egress addresses (its
+/// own address unless its traffic is NAT'd) as /32 (or /128), and the extra ranges, sorted and
+/// de-duplicated.
 pub fn source_ranges(env: &Environment) -> Vec<String> {
     let mut ranges: Vec<ipnet::IpNet> = env
         .fleet
         .observers
         .iter()
-        .map(|o| ipnet::IpNet::from(o.address))
+        .flat_map(|o| o.egress_addresses())
+        .map(ipnet::IpNet::from)
         .collect();
     ranges.extend(env.extra_source_ranges.iter().copied());
     ranges.sort();
@@ -200,11 +202,12 @@ pub fn monitoring_objects(env: &Environment, observers: &[&Observer]) -> Vec<Obj
         status: None,
     }));
 
-    let mut addresses: Vec<IpAddr> = observers.iter().map(|o| o.address).collect();
+    // Prometheus scrapes each observer where it can reach the exporter.
+    let mut addresses: Vec<IpAddr> = observers.iter().map(|o| o.scrape_address()).collect();
     addresses.sort();
     let by_name: BTreeMap<IpAddr, &str> = observers
         .iter()
-        .map(|o| (o.address, o.name.as_str()))
+        .map(|o| (o.scrape_address(), o.name.as_str()))
         .collect();
 
     let mut endpoints_labels = labels.clone();

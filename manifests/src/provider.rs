@@ -12,6 +12,11 @@ pub enum LoadBalancerProvider {
     Tke {
         cluster_id: String,
         subnet_id: String,
+        /// Security groups bound to the CLB (`sg-...`), with "allow traffic by default" (the
+        /// CLB's group is then the one check): what restricts the sources on TKE. Each must allow
+        /// inbound TCP 2888 and 3888 from the observers' egress addresses. Empty: nothing on the
+        /// CLB restricts them (see [`LoadBalancerProvider::source_restriction`]).
+        security_groups: Vec<String>,
     },
     /// Amazon EKS: an internal NLB.
     Aws {
@@ -21,7 +26,12 @@ pub enum LoadBalancerProvider {
     /// Google GKE: an internal passthrough load balancer, optionally in a given subnet.
     Gke { subnet: Option<String> },
     /// Azure AKS: an internal load balancer, optionally in a given subnet.
-    Aks { subnet: Option<String> },
+    Aks {
+        subnet: Option<String>,
+        /// `azure-deny-all-except-load-balancer-source-ranges`: without it the NSG's default rule
+        /// 65000 (AllowVnetInBound) admits the whole VNet next to the source-range rules.
+        deny_all_except_source_ranges: bool,
+    },
     /// The local sandbox's simulated load-balancer controller (see the Kubernetes API test server).
     Sandbox,
 }
@@ -43,16 +53,27 @@ impl LoadBalancerProvider {
             LoadBalancerProvider::Tke {
                 cluster_id,
                 subnet_id,
-            } => vec![
-                (
-                    "service.kubernetes.io/qcloud-loadbalancer-clusterid",
-                    cluster_id.clone(),
-                ),
-                (
-                    "service.kubernetes.io/qcloud-loadbalancer-internal-subnetid",
-                    subnet_id.clone(),
-                ),
-            ],
+                security_groups,
+            } => {
+                let mut v = vec![
+                    (
+                        "service.kubernetes.io/qcloud-loadbalancer-clusterid",
+                        cluster_id.clone(),
+                    ),
+                    (
+                        "service.kubernetes.io/qcloud-loadbalancer-internal-subnetid",
+                        subnet_id.clone(),
+                    ),
+                ];
+                if !security_groups.is_empty() {
+                    v.push((
+                        "service.cloud.tencent.com/security-groups",
+                        security_groups.join(","),
+                    ));
+                    v.push(("service.cloud.tencent.com/pass-to-target", "true".into()));
+                }
+                v
+            }
             LoadBalancerProvider::Aws {
                 controller,
                 subnets,
@@ -98,7 +119,10 @@ impl LoadBalancerProvider {
                 }
                 v
             }
-            LoadBalancerProvider::Aks { subnet } => {
+            LoadBalancerProvider::Aks {
+                subnet,
+                deny_all_except_source_ranges,
+            } => {
                 let mut v = vec![(
                     "service.beta.kubernetes.io/azure-load-balancer-internal",
                     "true".into(),
@@ -109,11 +133,93 @@ impl LoadBalancerProvider {
                         s.clone(),
                     ));
                 }
+                if *deny_all_except_source_ranges {
+                    v.push((
+                        "service.beta.kubernetes.io/azure-deny-all-except-load-balancer-source-ranges",
+                        "true".into(),
+                    ));
+                }
                 v
             }
             LoadBalancerProvider::Sandbox => vec![(SANDBOX_ANNOTATION, "internal".into())],
         };
         pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+}
+
+/// Who restricts the sources that may reach the load balancers (the observers' egress addresses),
+/// as each provider documents it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceRestriction {
+    /// What turns `loadBalancerSourceRanges` (or its replacement) into a rule.
+    pub enforced_by: &'static str,
+    /// Why the field alone does not restrict anything here, and what to configure instead; `None`
+    /// when the field is enough.
+    pub gap: Option<Gap>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    /// The environment field that closes it.
+    pub field: &'static str,
+    pub why: &'static str,
+    pub fix: &'static str,
+}
+
+impl LoadBalancerProvider {
+    /// Who enforces the source restriction with these settings (sources in the README's
+    /// "Who enforces the source restriction" table).
+    pub fn source_restriction(&self) -> SourceRestriction {
+        match self {
+            LoadBalancerProvider::Tke {
+                security_groups, ..
+            } => SourceRestriction {
+                enforced_by: "the CLB's security groups (service.cloud.tencent.com/security-groups, with pass-to-target)",
+                gap: security_groups.is_empty().then_some(Gap {
+                    field: "security_groups",
+                    why: "TKE does not document loadBalancerSourceRanges, and its CLB forwards to NodePorts, which kube-proxy's \
+                          source-range rules do not cover: no rule restricts who reaches ZooKeeper's quorum and election ports",
+                    fix: "bind a security group to the CLB that allows inbound TCP 2888 and 3888 from the observers' egress addresses \
+                          only (security_groups: vec![\"sg-...\".into()]); if your region refuses groups on private CLBs, restrict \
+                          the NodePorts behind 2888/3888 in the nodes' security group instead",
+                }),
+            },
+            LoadBalancerProvider::Aws {
+                controller: AwsController::InTree,
+                ..
+            } => SourceRestriction {
+                enforced_by: "the nodes' security group: the in-tree controller opens the NLB's NodePorts to loadBalancerSourceRanges only",
+                gap: None,
+            },
+            LoadBalancerProvider::Aws {
+                controller: AwsController::LoadBalancerController,
+                ..
+            } => SourceRestriction {
+                enforced_by: "the NLB's frontend security group, which the AWS Load Balancer Controller manages from loadBalancerSourceRanges",
+                gap: None,
+            },
+            LoadBalancerProvider::Gke { .. } => SourceRestriction {
+                enforced_by: "a VPC firewall rule GKE creates from loadBalancerSourceRanges (broader allow rules, such as default-allow-internal, still admit others)",
+                gap: None,
+            },
+            LoadBalancerProvider::Aks {
+                deny_all_except_source_ranges,
+                ..
+            } => SourceRestriction {
+                enforced_by: "NSG rules the Azure cloud provider writes from loadBalancerSourceRanges",
+                gap: (!deny_all_except_source_ranges).then_some(Gap {
+                    field: "deny_all_except_source_ranges",
+                    why: "for an internal load balancer the NSG's default rule 65000 (AllowVnetInBound) admits the whole VNet \
+                          next to the source-range rules, so they restrict nothing",
+                    fix: "set deny_all_except_source_ranges: true (the azure-deny-all-except-load-balancer-source-ranges \
+                          annotation), and copy the rules into any NSG of your own on the nodes' subnet",
+                }),
+            },
+            LoadBalancerProvider::Sandbox => SourceRestriction {
+                enforced_by: "the sandbox's simulated cloud firewall (iptables in the cluster's namespace)",
+                gap: None,
+            },
+        }
     }
 }
 

@@ -201,6 +201,7 @@ fn provider(env: &Environment, p: &mut Problems) {
         LoadBalancerProvider::Tke {
             cluster_id,
             subnet_id,
+            ..
         } => {
             if !is_cloud_id(cluster_id, "cls") {
                 p.error(
@@ -228,7 +229,7 @@ fn provider(env: &Environment, p: &mut Problems) {
                 }
             }
         }
-        LoadBalancerProvider::Gke { subnet } | LoadBalancerProvider::Aks { subnet } => {
+        LoadBalancerProvider::Gke { subnet } | LoadBalancerProvider::Aks { subnet, .. } => {
             if let Some(s) = subnet {
                 if !is_dns1123_subdomain(s) && !s.contains('/') {
                     p.error(
@@ -240,6 +241,37 @@ fn provider(env: &Environment, p: &mut Problems) {
             }
         }
         LoadBalancerProvider::Sandbox => {}
+    }
+    if let LoadBalancerProvider::Tke {
+        security_groups, ..
+    } = &env.load_balancer
+    {
+        for (i, sg) in security_groups.iter().enumerate() {
+            if !is_cloud_id(sg, "sg") {
+                p.error(
+                    format!("{f}.security_groups[{i}]"),
+                    format!("`{sg}` is not a Tencent Cloud security group id"),
+                    "use ids such as sg-0a1b2c3d",
+                );
+            }
+        }
+        if security_groups.len() > 5 {
+            p.error(
+                format!("{f}.security_groups"),
+                "a CLB takes at most 5 security groups",
+                "merge the rules into 5 groups or fewer",
+            );
+        }
+    }
+    if let Some(gap) = env.load_balancer.source_restriction().gap {
+        p.warning(
+            format!("{f}.{}", gap.field),
+            format!(
+                "the load balancers' loadBalancerSourceRanges are not enforced as configured: {}",
+                gap.why
+            ),
+            gap.fix,
+        );
     }
     let sandbox_provider = env.load_balancer == LoadBalancerProvider::Sandbox;
     match env.kind {
@@ -264,8 +296,35 @@ fn addresses(env: &Environment, p: &mut Problems) {
         .observers
         .iter()
         .enumerate()
-        .map(|(i, o)| (format!("fleet.observers[{i}].address"), o.address))
+        .flat_map(|(i, o)| {
+            let mut named = vec![(format!("fleet.observers[{i}].address"), o.address)];
+            named.extend(
+                o.egress
+                    .iter()
+                    .enumerate()
+                    .map(|(k, e)| (format!("fleet.observers[{i}].egress[{k}]"), *e)),
+            );
+            named.extend(
+                o.scrape
+                    .map(|s| (format!("fleet.observers[{i}].scrape"), s)),
+            );
+            named
+        })
         .collect();
+    // Jump hosts named by address.
+    let mut chains = vec![("fleet.jump".to_string(), &env.fleet.jump)];
+    for (i, o) in env.fleet.observers.iter().enumerate() {
+        if let Some(j) = &o.jump {
+            chains.push((format!("fleet.observers[{i}].jump"), j));
+        }
+    }
+    for (field, chain) in chains {
+        for (k, j) in chain.iter().enumerate() {
+            if let Ok(ip) = j.address.parse::<IpAddr>() {
+                all.push((format!("{field}[{k}].address"), ip));
+            }
+        }
+    }
     let lbs: Vec<(String, IpAddr)> = env
         .ensemble
         .recorded_addresses

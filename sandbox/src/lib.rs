@@ -6,6 +6,7 @@ pub mod apiserver;
 pub mod harness;
 
 pub use apiserver::{
-    ApiServer, Config, Controllers, Fault, Grant, Identity, Ingress, LoadBalancerMode, Pod, Stats,
+    ApiServer, Config, Controllers, Fault, Firewall, Grant, Identity, Ingress, LbRule,
+    LoadBalancerMode, Pod, Stats,
 };
 pub use harness::{Options, Sandbox};

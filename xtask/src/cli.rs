@@ -240,7 +240,7 @@ pub struct HostTargets {
     pub addresses: AddressChoice,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct PushArgs {
     #[command(flatten)]
     pub selection: ClusterSelection,
@@ -274,6 +274,59 @@ pub struct RolloutArgs {
     /// How long a host may take to observe after its containers were recreated.
     #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = duration)]
     pub health_timeout: Duration,
+    /// The most observers the rollout takes out of service at once: a count (`5`) or a share of
+    /// the inventory (`25%`, rounded down, at least one). Hosts are updated in batches of that
+    /// many, each batch health-gated before the next starts.
+    #[arg(long, value_name = "N|P%", default_value = "1", value_parser = max_unavailable)]
+    pub max_unavailable: MaxUnavailable,
+}
+
+/// `--max-unavailable`: how many observers a rollout may take out of service at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxUnavailable {
+    Count(u32),
+    /// 1..=100.
+    Percent(u8),
+}
+
+impl MaxUnavailable {
+    /// Hosts per batch in an inventory of `observers`: a share rounds down (as Kubernetes rounds
+    /// `maxUnavailable`), and is at least one, or nothing could ever be restarted.
+    pub fn batch(self, observers: usize) -> usize {
+        match self {
+            MaxUnavailable::Count(n) => n as usize,
+            MaxUnavailable::Percent(p) => observers * usize::from(p) / 100,
+        }
+        .max(1)
+    }
+}
+
+impl std::fmt::Display for MaxUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaxUnavailable::Count(n) => write!(f, "{n}"),
+            MaxUnavailable::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// Parses `--max-unavailable`: `N` (at least 1) or `P%` (1 to 100).
+pub fn max_unavailable(s: &str) -> Result<MaxUnavailable, String> {
+    let fix = "write a count of observers such as 1 or 5, or a share of the inventory such as 25%";
+    if let Some(p) = s.strip_suffix('%') {
+        match p.parse::<u8>() {
+            Ok(p @ 1..=100) => Ok(MaxUnavailable::Percent(p)),
+            _ => Err(format!("`{s}`: a share must be 1% to 100%; {fix}")),
+        }
+    } else {
+        match s.parse::<u32>() {
+            Ok(0) => Err(format!(
+                "`{s}`: a rollout that may take no observer out of service could restart none; {fix}"
+            )),
+            Ok(n) => Ok(MaxUnavailable::Count(n)),
+            Err(_) => Err(format!("`{s}` is not a count or a share; {fix}")),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -350,6 +403,18 @@ pub fn duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_unavailable_is_a_count_or_a_share_rounded_down_but_at_least_one() {
+        assert_eq!(max_unavailable("5"), Ok(MaxUnavailable::Count(5)));
+        assert_eq!(max_unavailable("25%").map(|m| m.batch(20)), Ok(5));
+        assert_eq!(max_unavailable("25%").map(|m| m.batch(7)), Ok(1));
+        assert_eq!(max_unavailable("10%").map(|m| m.batch(2)), Ok(1));
+        assert_eq!(max_unavailable("100%").map(|m| m.batch(20)), Ok(20));
+        for bad in ["0", "0%", "101%", "-1", "five", "25 %", ""] {
+            assert!(max_unavailable(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations_parse_and_overflow_is_an_error_not_a_panic() {

@@ -4,7 +4,7 @@
 //! the inventory whatever its health (a dead observer stays a scrape target: that is how it gets
 //! noticed). SIGINT or SIGTERM, or a lost lock, stop it before its next write.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{bail, Context, Result};
@@ -37,6 +37,9 @@ pub struct DeployReport {
     unhealthy: Vec<String>,
     /// Why the deploy stopped before its end, if it did.
     stopped: Option<Stop>,
+    /// The drift key's read-only command per observer reached: `installed`, `unchanged` or
+    /// `failed: ...` (empty without `fleet.drift_key`).
+    read_only_access: BTreeMap<String, String>,
 }
 
 impl Report for DeployReport {
@@ -54,6 +57,7 @@ impl Report for DeployReport {
                 "hosts": self.hosts,
                 "monitored_observers": self.monitored,
                 "unhealthy_observers": self.unhealthy,
+                "read_only_access": self.read_only_access,
                 "stopped": self.stopped.as_ref().map(ToString::to_string),
                 "totals": {
                     "objects": ObjectTotals::of(&self.objects),
@@ -74,6 +78,11 @@ impl Report for DeployReport {
         }
         for h in &self.hosts {
             h.print("host ");
+        }
+        for (host, result) in &self.read_only_access {
+            if result != "unchanged" {
+                output::line(&format!("  drift key  {host}: read-only command {result}"));
+            }
         }
         let t = ObjectTotals::of(&self.objects);
         let c = host_counts(&self.hosts);
@@ -132,7 +141,14 @@ impl Report for DeployReport {
             None => match &self.stopped {
                 Some(Stop::Interrupted(_)) => signals::INTERRUPTED,
                 Some(Stop::LockLost(_)) => exit::ERROR,
-                None if self.hosts.iter().all(HostReport::ok) => exit::OK,
+                None if self.hosts.iter().all(HostReport::ok)
+                    && !self
+                        .read_only_access
+                        .values()
+                        .any(|r| r.starts_with("failed")) =>
+                {
+                    exit::OK
+                }
                 None => exit::ERROR,
             },
         }
@@ -216,6 +232,7 @@ pub async fn deploy(
             hosts,
             monitored: vec![],
             unhealthy: vec![],
+            read_only_access: BTreeMap::new(),
             stopped: None,
         });
     }
@@ -236,6 +253,7 @@ pub async fn deploy(
         hosts,
         monitored: vec![],
         unhealthy: vec![],
+        read_only_access: BTreeMap::new(),
         stopped: None,
     };
     let result = carry_out(
@@ -313,6 +331,10 @@ async fn carry_out(
     let targets = rollout::targets(&planned);
     let opts = Options {
         health_timeout: args.rollout.health_timeout,
+        batch: args
+            .rollout
+            .max_unavailable
+            .batch(env.fleet.observers.len()),
         quiet: !text,
         guard,
     };
@@ -323,6 +345,25 @@ async fn carry_out(
         return Ok(());
     }
     tracing::info!("hosts updated");
+    // 3b. The drift job's key, on every observer reached: the read-only command and nothing else.
+    if let Some(key) = &env.fleet.drift_key {
+        let key =
+            hosts::PublicKey::parse(key).map_err(|e| anyhow::anyhow!("fleet.drift_key: {e}"))?;
+        if let Err(stop) = guard.check().await {
+            report.stopped = Some(stop);
+            return Ok(());
+        }
+        let ports = crate::hostops::Ports::of(env);
+        let installs = futures::future::join_all(fleet.reached.iter().map(|r| async {
+            let result =
+                crate::hostops::read_only_access(&r.host, r.observer, ports, &env.name, &key)
+                    .await
+                    .unwrap_or_else(|e| format!("failed: {e:#}"));
+            (r.observer.name.clone(), result)
+        }))
+        .await;
+        report.read_only_access = installs.into_iter().collect();
+    }
     // 4. Monitoring lists every observer of the inventory, whatever its health; the report says
     // which are not healthy.
     let healthy = healthy_observers(env, fleet, &report.hosts).await;

@@ -21,7 +21,7 @@ use crate::{environments, exit, lock, output};
 pub struct Finding {
     /// cluster-missing, cluster-deleting, cluster-changed, cluster-extra, cluster-conflict,
     /// load-balancer-pending, address-mismatch, host-unreachable, host-files, host-containers,
-    /// host-dns, observer-not-observing, exporter-down.
+    /// host-dns, load-balancer-unreachable, observer-not-observing, exporter-down.
     pub kind: &'static str,
     pub object: String,
     pub detail: String,
@@ -159,6 +159,14 @@ pub fn run(args: &DriftArgs) -> Result<DriftReport> {
                     ),
                 ));
             }
+            let blocked = observed.unreachable_load_balancers();
+            if !blocked.is_empty() {
+                findings.push(finding(
+                    "load-balancer-unreachable",
+                    &object,
+                    unreachable_load_balancers(&env, o, &blocked),
+                ));
+            }
             let h = &observed.health;
             if !h.observing() {
                 findings.push(finding("observer-not-observing", &object, &h.detail));
@@ -173,6 +181,43 @@ pub fn run(args: &DriftArgs) -> Result<DriftReport> {
             findings,
         })
     })
+}
+
+/// Why an observer cannot reach the load balancers, and what to do: a firewall or security group
+/// that drops its connections usually means they arrive from an address the load balancers'
+/// `loadBalancerSourceRanges` do not list (its traffic is NAT'd).
+fn unreachable_load_balancers(
+    env: &manifests::Environment,
+    o: &hosts::Observer,
+    blocked: &[(&str, hosts::plan::Reach)],
+) -> String {
+    let list: Vec<String> = blocked
+        .iter()
+        .map(|(t, r)| {
+            format!(
+                "{t} ({})",
+                match r {
+                    hosts::plan::Reach::Timeout => "no answer within 3 s",
+                    hosts::plan::Reach::Refused => "refused",
+                    hosts::plan::Reach::Ok => "ok",
+                }
+            )
+        })
+        .collect();
+    let index = env
+        .fleet
+        .observers
+        .iter()
+        .position(|x| x.name == o.name)
+        .unwrap_or_default();
+    format!(
+        "cannot open a connection to the load balancer(s) {}, so it cannot join the ensemble. Their \
+         loadBalancerSourceRanges admit {}: if this observer's traffic leaves through NAT, the load balancers \
+         see another source address; record it as fleet.observers[{index}].egress and deploy. Otherwise check \
+         the firewall or security groups between this host and the load balancers (TCP 2888, 3888)",
+        list.join(", "),
+        manifests::objects::source_ranges(env).join(", ")
+    )
 }
 
 /// This tool's objects missing, being deleted, changed, extra, and fields another manager took.

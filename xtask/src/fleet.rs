@@ -42,7 +42,7 @@ impl<'e> Fleet<'e> {
         let ports = Ports::of(env);
         let results: Vec<_> = stream::iter(observers.iter().map(|o| async move {
             let read = async {
-                let host = Host::connect(o, ssh).await?;
+                let host = Host::connect(o, o.jump_hosts(&env.fleet), ssh).await?;
                 match hostops::inspect(&host, o, ports).await {
                     Ok(observed) => anyhow::Ok((host, observed)),
                     Err(e) => {

@@ -38,22 +38,25 @@ pub enum Script {
     Restore,
     /// `docker compose` or `docker-compose`.
     Compose,
+    /// Installs the drift key's forced read-only command.
+    ReadOnlyAccess,
 }
 
 impl Script {
-    pub const ALL: [Script; 6] = [
+    pub const ALL: [Script; 7] = [
         Script::Inspect,
         Script::Probe,
         Script::Resolve,
         Script::Write,
         Script::Restore,
         Script::Compose,
+        Script::ReadOnlyAccess,
     ];
 
     pub fn shell(self) -> &'static str {
         match self {
             Script::Inspect | Script::Probe | Script::Resolve => "bash",
-            Script::Write | Script::Restore | Script::Compose => "sh",
+            Script::Write | Script::Restore | Script::Compose | Script::ReadOnlyAccess => "sh",
         }
     }
 
@@ -65,6 +68,7 @@ impl Script {
             Script::Write => include_str!("scripts/write.sh"),
             Script::Restore => include_str!("scripts/restore.sh"),
             Script::Compose => include_str!("scripts/compose.sh"),
+            Script::ReadOnlyAccess => include_str!("scripts/read-only-access.sh"),
         }
     }
 
@@ -129,6 +133,49 @@ pub fn inspect_args(o: &Observer, ports: Ports) -> Vec<String> {
     ];
     args.extend(FILES.iter().map(|f| f.to_string()));
     args
+}
+
+/// The command the drift key is forced to run on `o` (installed by deploy): the inspect script
+/// with this observer's arguments fixed, whatever the client asks. Its output is what an inspect
+/// over the deploy key prints, so drift reads the host the same way with either key.
+pub fn read_only_command(o: &Observer, ports: Ports) -> String {
+    let quoted: Vec<String> = inspect_args(o, ports)
+        .iter()
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect();
+    format!(
+        "# Installed by zk-observers-xtask (deploy): the only command the drift job's SSH key runs on\n\
+         # this host (authorized_keys: restrict,command=...). It reads the host and changes nothing.\n\
+         set -- {}\n{LIB}\n{}",
+        quoted.join(" "),
+        Script::Inspect.body()
+    )
+}
+
+/// The `authorized_keys` comment that marks this environment's drift key line.
+pub fn drift_key_marker(env: &str) -> String {
+    format!("zk-observers-drift@{env}")
+}
+
+/// Installs (or keeps) the drift key's forced read-only command on `o`: `installed` or
+/// `unchanged`.
+pub async fn read_only_access(
+    host: &Host,
+    o: &Observer,
+    ports: Ports,
+    env: &str,
+    key: &hosts::PublicKey,
+) -> Result<String> {
+    let command = read_only_command(o, ports);
+    let out = host
+        .run_ok(
+            "installing the drift key's read-only command",
+            Script::ReadOnlyAccess,
+            &[&o.deploy_dir.0, &key.openssh(), &drift_key_marker(env)],
+            Some(command.as_bytes()),
+        )
+        .await?;
+    Ok(out.trim().to_string())
 }
 
 /// The arguments of the probe script.
@@ -253,6 +300,28 @@ pub async fn compose(host: &Host, o: &Observer, args: &[&str]) -> Result<String>
     .await
 }
 
+/// `host:port ok|refused|timeout` lines of a `=== reach` section.
+fn parse_reach(out: &str) -> BTreeMap<String, hosts::plan::Reach> {
+    use hosts::plan::Reach;
+    let Some(start) = out.find("=== reach\n") else {
+        return BTreeMap::new();
+    };
+    out[start + "=== reach\n".len()..]
+        .lines()
+        .take_while(|l| !l.starts_with("=== "))
+        .filter_map(|l| l.split_once(' '))
+        .filter_map(|(t, r)| {
+            let r = match r.trim() {
+                "ok" => Reach::Ok,
+                "refused" => Reach::Refused,
+                "timeout" => Reach::Timeout,
+                _ => return None,
+            };
+            Some((t.to_string(), r))
+        })
+        .collect()
+}
+
 /// `name address` / `name -` lines of a `=== resolve` section.
 fn parse_resolved(out: &str) -> BTreeMap<String, Option<String>> {
     let Some(start) = out.find("=== resolve\n") else {
@@ -302,6 +371,7 @@ pub fn parse_inspect(out: &str) -> Result<Observed> {
         resolved: parse_resolved(out),
         health: parse_probe(out),
         directories,
+        reach: parse_reach(out),
     })
 }
 

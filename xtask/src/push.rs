@@ -117,6 +117,10 @@ pub async fn push(
         let targets = rollout::targets(&planned);
         let opts = Options {
             health_timeout: args.rollout.health_timeout,
+            batch: args
+                .rollout
+                .max_unavailable
+                .batch(env.fleet.observers.len()),
             quiet: format == OutputFormat::Json,
             guard,
         };

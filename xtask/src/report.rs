@@ -176,6 +176,19 @@ pub struct HostReport {
     /// it passed its health gate.
     pub restart_started_ms: Option<u128>,
     pub healthy_ms: Option<u128>,
+    /// Where this host's update spent its time (none when it was not updated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spent: Option<Spent>,
+}
+
+/// Where a host's update spent its time, in milliseconds: over SSH writing files (and checking
+/// names), in docker (`compose up`, including a rollback's), and waiting for ZooKeeper to observe
+/// (the health gates).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Spent {
+    pub ssh_ms: u128,
+    pub docker_ms: u128,
+    pub zookeeper_ms: u128,
 }
 
 impl HostReport {
@@ -189,6 +202,7 @@ impl HostReport {
             detail,
             diff: String::new(),
             restart_started_ms: None,
+            spent: None,
             healthy_ms: None,
         }
     }

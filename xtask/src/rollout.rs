@@ -1,9 +1,10 @@
-//! The rolling update of planned hosts: one at a time, each written atomically, its containers
-//! recreated, and gated on really observing; a host that fails is rolled back and the rollout
-//! stops. Works only on hosts the plan says need an update ([`Target`]): the type says what it
-//! needs. A rollback undoes only what this run wrote, then checks the host's health again. Before
-//! each host the guard is asked (signals, the deploy lock); a signal during a host's health gate
-//! rolls that host back.
+//! The rolling update of planned hosts: in batches of at most `--max-unavailable` hosts (one by
+//! default), each host of a batch written atomically, its containers recreated, and gated on really
+//! observing, the hosts of a batch at the same time; a host that fails is rolled back and no
+//! further batch starts. Works only on hosts the plan says need an update ([`Target`]): the type
+//! says what it needs. A rollback undoes only what this run wrote, then checks the host's health
+//! again. Before each batch the guard is asked (signals, the deploy lock); a signal during a
+//! host's health gate rolls that host back.
 
 use std::time::{Duration, Instant};
 
@@ -17,11 +18,13 @@ use crate::fleet::{Planned, Reached};
 use crate::hostops::{self, ExporterCheck, Ports};
 use crate::lock::{Guard, Stop};
 use crate::output;
-use crate::report::{HostReport, HostResult};
+use crate::report::{HostReport, HostResult, Spent};
 use crate::ssh::Host;
 
 pub struct Options<'a> {
     pub health_timeout: Duration,
+    /// Hosts updated at once (at least 1): the most observers this rollout takes out of service.
+    pub batch: usize,
     /// No progress lines on stderr (JSON output, benchmarks).
     pub quiet: bool,
     pub guard: Guard<'a>,
@@ -53,40 +56,73 @@ pub struct RolledOut {
     pub stopped: Option<Stop>,
 }
 
-/// Updates `targets` in order; stops at the first host that fails (after rolling it back), or
-/// before the next host when the guard says so. One report per target.
+/// Updates `targets` in order, `opts.batch` hosts at a time; after a batch in which a host failed
+/// (and was rolled back) no further batch starts, nor after the guard said stop. One report per
+/// target, in order.
 pub async fn update(
     env: &Environment,
     targets: &[Target<'_, '_>],
     opts: &Options<'_>,
 ) -> RolledOut {
     let started = Instant::now();
-    let mut failed_at: Option<String> = None;
+    let mut failed_at: Vec<String> = Vec::new();
     let mut stopped: Option<Stop> = None;
     let mut reports = Vec::new();
-    for t in targets {
-        let o = t.reached.observer;
-        let mut report = HostReport::planned(o, &HostPlan::Update(t.update.clone()));
-        if stopped.is_none() && failed_at.is_none() {
+    let batches: Vec<&[Target<'_, '_>]> = targets.chunks(opts.batch.max(1)).collect();
+    for (i, batch) in batches.iter().enumerate() {
+        let mut planned: Vec<HostReport> = batch
+            .iter()
+            .map(|t| HostReport::planned(t.reached.observer, &HostPlan::Update(t.update.clone())))
+            .collect();
+        if stopped.is_none() && failed_at.is_empty() {
             if let Err(stop) = opts.guard.check().await {
                 stopped = Some(stop);
             }
         }
         if let Some(stop) = &stopped {
-            report.result = HostResult::NotTouched;
-            report.detail = format!("not touched: {stop}");
-        } else if let Some(at) = &failed_at {
-            report.result = HostResult::NotTouched;
-            report.detail = format!("not touched: the rollout stopped at {at}");
+            for report in &mut planned {
+                report.result = HostResult::NotTouched;
+                report.detail = format!("not touched: {stop}");
+            }
+        } else if !failed_at.is_empty() {
+            for report in &mut planned {
+                report.result = HostResult::NotTouched;
+                report.detail = format!(
+                    "not touched: the rollout stopped at {}",
+                    failed_at.join(", ")
+                );
+            }
         } else {
-            update_one(env, t, opts, started, &mut report).await;
+            if !opts.quiet && batches.len() > 1 && opts.batch > 1 {
+                let names: Vec<&str> = batch
+                    .iter()
+                    .map(|t| t.reached.observer.name.as_str())
+                    .collect();
+                output::progress(&format!(
+                    "batch {}/{}: {}",
+                    i + 1,
+                    batches.len(),
+                    names.join(", ")
+                ));
+            }
+            // The hosts of a batch at the same time: each written, restarted and gated.
+            futures::future::join_all(
+                batch
+                    .iter()
+                    .zip(planned.iter_mut())
+                    .map(|(t, report)| update_one(env, t, opts, started, report)),
+            )
+            .await;
             if let Err(stop) = opts.guard.interrupted() {
                 stopped = Some(stop);
-            } else if !report.ok() {
-                failed_at = Some(o.name.clone());
             }
+            failed_at = planned
+                .iter()
+                .filter(|r| !r.ok())
+                .map(|r| r.host.clone())
+                .collect();
         }
-        reports.push(report);
+        reports.extend(planned);
     }
     RolledOut { reports, stopped }
 }
@@ -126,6 +162,8 @@ async fn update_one(
     report: &mut HostReport,
 ) {
     let (host, o, update) = (&t.reached.host, t.reached.observer, t.update);
+    let mut spent = Spent::default();
+    let clock = Instant::now();
     if let Some(zoo) = update.files.iter().find(|f| f.name == ZOO_CFG_FILE) {
         if let Err(why) = names_resolve(host, &zoo.desired).await {
             report.result = HostResult::Refused;
@@ -144,17 +182,21 @@ async fn update_one(
             }
         }
     }
+    spent.ssh_ms = clock.elapsed().as_millis();
     if failure.is_none() {
         report.restart_started_ms = Some(started.elapsed().as_millis());
         report.restarted = true;
         if !opts.quiet {
             output::progress(&format!("{}: docker compose up -d", o.name));
         }
+        let clock = Instant::now();
         if let Err(e) = recreate(host, o, update.zoo_cfg_only()).await {
             failure = Some(format!("{e:#}"));
         }
+        spent.docker_ms = clock.elapsed().as_millis();
     }
     if failure.is_none() {
+        let clock = Instant::now();
         let gated = match opts.guard.interrupt {
             Some(interrupt) => tokio::select! {
                 g = gate(env, host, o, opts) => g,
@@ -165,20 +207,23 @@ async fn update_one(
             },
             None => gate(env, host, o, opts).await,
         };
+        spent.zookeeper_ms = clock.elapsed().as_millis();
         match gated {
             Ok(h) => {
                 report.healthy_ms = Some(started.elapsed().as_millis());
                 report.result = HostResult::Updated;
                 report.detail = format!("{}; {}", report.detail, h.detail);
+                report.spent = Some(spent);
                 return;
             }
             Err(detail) => failure = Some(detail),
         }
     }
     let reason = failure.unwrap_or_default();
-    let (result, detail) = roll_back(env, host, o, update, &written, opts).await;
+    let (result, detail) = roll_back(env, host, o, update, &written, opts, &mut spent).await;
     report.result = result;
     report.detail = format!("{reason}; {detail}");
+    report.spent = Some(spent);
 }
 
 /// Undoes what this run wrote on the host, and only that, then checks its health again.
@@ -189,6 +234,7 @@ async fn roll_back(
     update: &Update,
     written: &[&'static str],
     opts: &Options<'_>,
+    spent: &mut Spent,
 ) -> (HostResult, String) {
     if written.is_empty() {
         // Nothing was written (the first write failed, or only the containers were down): the
@@ -211,6 +257,7 @@ async fn roll_back(
     }
     // This run created the deployment (none of its files existed): undo it whole.
     let created = update.first_deployment();
+    let clock = Instant::now();
     let undo = async {
         if created {
             hostops::compose(host, o, &["down"]).await.map(drop)?;
@@ -225,6 +272,7 @@ async fn roll_back(
         anyhow::Ok(())
     }
     .await;
+    spent.docker_ms += clock.elapsed().as_millis();
     if let Err(e) = undo {
         return (HostResult::Failed, format!("rollback failed too: {e:#}"));
     }
@@ -240,7 +288,10 @@ async fn roll_back(
         quiet: true,
         ..*opts
     };
-    match gate_with(env, host, o, &again, ExporterCheck::Answers).await {
+    let clock = Instant::now();
+    let gated = gate_with(env, host, o, &again, ExporterCheck::Answers).await;
+    spent.zookeeper_ms += clock.elapsed().as_millis();
+    match gated {
         Ok(h) => (
             HostResult::RolledBack,
             format!(

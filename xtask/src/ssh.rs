@@ -1,11 +1,17 @@
 //! SSH to observer hosts with the `openssh` crate: one multiplexed connection (ControlMaster) per
-//! host per run, key-based, strict host key checking against the key pinned in the inventory only.
+//! host per run, key-based, strict host key checking against the key pinned in the inventory only,
+//! through the inventory's jump hosts (ProxyJump) when it names any.
+//!
+//! Each connection gets a generated `ssh_config` (`-F`) and `known_hosts` of its own. OpenSSH
+//! passes only `-F` (not `-o`, `-i`) on to the jump hops, so everything a hop needs is in that
+//! file: a `Host` block per jump host with its address, login, identity, timeout and
+//! `HostKeyAlias`, under which its pinned key is the only line of `known_hosts` that names it.
 
 use std::process::Stdio as StdStdio;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use hosts::{HostKey, Observer, PublicKey};
+use hosts::{HostKey, JumpHost, Observer, PublicKey};
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::AsyncWriteExt;
 
@@ -30,8 +36,8 @@ pub struct Output {
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Host {
-    /// Connects to `o`, trusting only its pinned host key.
-    pub async fn connect(o: &Observer, args: &SshArgs) -> Result<Host> {
+    /// Connects to `o` through `jumps` (none: straight to it), trusting only the pinned host keys.
+    pub async fn connect(o: &Observer, jumps: &[JumpHost], args: &SshArgs) -> Result<Host> {
         let pinned = match &o.host_key {
             HostKey::Pinned(text) => PublicKey::parse(text).map_err(|e| anyhow!("{}: the pinned host key is invalid: {e}", o.name))?,
             HostKey::NotPinned => bail!(
@@ -49,16 +55,18 @@ impl Host {
             format!("[{}]:{}", o.address, o.ssh.port)
         };
         let known_hosts = dir.path().join("known_hosts");
+        let config = dir.path().join("config");
+        let (jump_config, jump_known) = jump_blocks(o, jumps, args, &known_hosts)?;
         std::fs::write(
             &known_hosts,
-            format!("{host_pattern} {}\n", pinned.openssh()),
+            format!("{host_pattern} {}\n{jump_known}", pinned.openssh()),
         )?;
-        // Only the pinned key counts: no global known_hosts, no key updates, no prompts.
-        let config = dir.path().join("config");
+        // Only the pinned keys count: no global known_hosts, no key updates, no prompts. The jump
+        // hosts' blocks come first: for each option ssh takes the first value it finds.
         std::fs::write(
             &config,
             format!(
-                "Host *\n  GlobalKnownHostsFile /dev/null\n  UpdateHostKeys no\n  BatchMode yes\n  CheckHostIP no\n  \
+                "{jump_config}Host *\n  GlobalKnownHostsFile /dev/null\n  UpdateHostKeys no\n  BatchMode yes\n  CheckHostIP no\n  \
                  HostKeyAlgorithms {}\n  ServerAliveInterval 10\n  ServerAliveCountMax 3\n",
                 pinned.algorithm
             ),
@@ -73,6 +81,10 @@ impl Host {
             .control_directory(dir.path());
         if let Some(key) = &args.identity {
             b.keyfile(key);
+        }
+        if let Some(last) = jumps.last() {
+            // The chain's earlier hops are in the last one's block (ProxyJump).
+            b.jump_hosts([last.name.clone()]);
         }
         // native mux: commands go over the ControlMaster socket from this process, without an ssh
         // client process per command.
@@ -89,21 +101,27 @@ impl Host {
                 if text.contains("Host key verification failed")
                     || text.contains("HOST IDENTIFICATION HAS CHANGED")
                 {
-                    return Err(host_key_mismatch(o, &pinned).await);
+                    return Err(host_key_mismatch(o, &pinned, jumps, &config).await);
+                }
+                // A jump hop's own messages do not reach the connection's error: ask each hop.
+                if let Some(e) = diagnose_jumps(o, jumps, &config).await {
+                    return Err(e);
                 }
                 bail!(
-                    "{}: cannot connect over SSH to {}@{}:{}: {}",
+                    "{}: cannot connect over SSH to {}@{}:{}{}: {}",
                     o.name,
                     o.ssh.user,
                     o.address,
                     o.ssh.port,
+                    via(jumps),
                     text.trim()
                 );
             }
             Err(_) => bail!(
-                "{}: SSH connection to {} timed out after {:?}",
+                "{}: SSH connection to {}{} timed out after {:?}",
                 o.name,
                 o.address,
+                via(jumps),
                 args.connect_timeout
             ),
         };
@@ -190,38 +208,201 @@ fn source_text(e: &openssh::Error) -> String {
     s
 }
 
-/// Explains a host key mismatch, with the pinned and the presented fingerprints.
-async fn host_key_mismatch(o: &Observer, pinned: &PublicKey) -> anyhow::Error {
-    let scan = tokio::process::Command::new("ssh-keyscan")
-        .args([
-            "-T",
-            "5",
-            "-t",
-            &pinned.algorithm,
-            "-p",
-            &o.ssh.port.to_string(),
-            &o.address.to_string(),
-        ])
-        .stderr(StdStdio::null())
-        .output()
-        .await;
-    let presented = scan
-        .ok()
-        .and_then(|out| {
-            String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
-                l.split_once(' ')
-                    .and_then(|(_, key)| PublicKey::parse(key).ok())
-            })
-        })
+/// ` through bastion-1, bastion-2`, or nothing.
+fn via(jumps: &[JumpHost]) -> String {
+    if jumps.is_empty() {
+        return String::new();
+    }
+    let names: Vec<&str> = jumps.iter().map(|j| j.name.as_str()).collect();
+    format!(" through {}", names.join(", "))
+}
+
+/// The `Host` blocks of the jump hosts and their `known_hosts` lines (under their names, as
+/// `HostKeyAlias`): each hop reached from the previous one, with this run's identity and timeout.
+fn jump_blocks(
+    o: &Observer,
+    jumps: &[JumpHost],
+    args: &SshArgs,
+    known_hosts: &std::path::Path,
+) -> Result<(String, String)> {
+    let mut config = String::new();
+    let mut known = String::new();
+    for (i, j) in jumps.iter().enumerate() {
+        let key = match &j.host_key {
+            HostKey::Pinned(text) => PublicKey::parse(text).map_err(|e| {
+                anyhow!("{}: the pinned host key of jump host {} is invalid: {e}", o.name, j.name)
+            })?,
+            HostKey::NotPinned => bail!(
+                "{}: the SSH host key of jump host {} is not pinned in the inventory; refusing to connect through it",
+                o.name,
+                j.name
+            ),
+        };
+        known.push_str(&format!("{} {}\n", j.name, key.openssh()));
+        let previous = if i == 0 {
+            "none"
+        } else {
+            jumps[i - 1].name.as_str()
+        };
+        config.push_str(&format!(
+            "Host {}\n  HostName {}\n  Port {}\n  User {}\n  HostKeyAlias {}\n  HostKeyAlgorithms {}\n  ProxyJump {previous}\n  \
+             UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n  ConnectTimeout {}\n  ControlMaster no\n  ControlPath none\n",
+            j.name,
+            j.address,
+            j.ssh.port,
+            j.ssh.user,
+            j.name,
+            key.algorithm,
+            known_hosts.display(),
+            args.connect_timeout.as_secs().max(1),
+        ));
+        if let Some(identity) = &args.identity {
+            config.push_str(&format!(
+                "  IdentityFile {}\n  IdentitiesOnly yes\n",
+                identity.display()
+            ));
+        }
+    }
+    Ok((config, known))
+}
+
+/// The key `ssh-keyscan` gets from `address`, run here or (with `through`: `-F config` and a jump
+/// host's name) on that jump host.
+async fn scan_key(
+    algorithm: &str,
+    address: &str,
+    port: u16,
+    through: Option<(&std::path::Path, &str)>,
+) -> Option<PublicKey> {
+    let port = port.to_string();
+    let keyscan = [
+        "ssh-keyscan",
+        "-T",
+        "5",
+        "-t",
+        algorithm,
+        "-p",
+        &port,
+        address,
+    ];
+    let mut cmd = match through {
+        None => {
+            let mut c = tokio::process::Command::new(keyscan[0]);
+            c.args(&keyscan[1..]);
+            c
+        }
+        Some((config, jump)) => {
+            let mut c = tokio::process::Command::new("ssh");
+            c.arg("-F").arg(config).arg(jump).args(keyscan);
+            c
+        }
+    };
+    let out = cmd.stderr(StdStdio::null()).output().await.ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        l.split_once(' ')
+            .and_then(|(_, key)| PublicKey::parse(key).ok())
+    })
+}
+
+/// Why a connection through `jumps` failed at one of them, if it did: each hop is reached in
+/// turn (`ssh -F config HOP true`), and the first that fails is named with what ssh said.
+async fn diagnose_jumps(
+    o: &Observer,
+    jumps: &[JumpHost],
+    config: &std::path::Path,
+) -> Option<anyhow::Error> {
+    for (i, j) in jumps.iter().enumerate() {
+        let out = tokio::process::Command::new("ssh")
+            .arg("-F")
+            .arg(config)
+            .args([j.name.as_str(), "true"])
+            .stdin(StdStdio::null())
+            .output()
+            .await
+            .ok()?;
+        if out.status.success() {
+            continue;
+        }
+        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if said.contains("Host key verification failed") {
+            return Some(jump_key_mismatch(o, jumps, i, config).await);
+        }
+        return Some(anyhow!(
+            "{}: cannot reach jump host {} ({}:{}{}): {said}",
+            o.name,
+            j.name,
+            j.address,
+            j.ssh.port,
+            via(&jumps[..i])
+        ));
+    }
+    None
+}
+
+/// A jump host presented another key than the pinned one: both fingerprints.
+async fn jump_key_mismatch(
+    o: &Observer,
+    jumps: &[JumpHost],
+    i: usize,
+    config: &std::path::Path,
+) -> anyhow::Error {
+    let j = &jumps[i];
+    let pinned = match &j.host_key {
+        HostKey::Pinned(text) => PublicKey::parse(text).ok(),
+        HostKey::NotPinned => None,
+    };
+    let Some(pinned) = pinned else {
+        return anyhow!(
+            "{}: jump host {} has no valid pinned host key",
+            o.name,
+            j.name
+        );
+    };
+    let through = (i > 0).then(|| (config, jumps[i - 1].name.as_str()));
+    let presented = scan_key(&pinned.algorithm, &j.address, j.ssh.port.get(), through)
+        .await
         .map_or_else(
             || "unknown (ssh-keyscan got no key)".to_string(),
             |k| k.fingerprint(),
         );
     anyhow!(
-        "{}: the host key presented by {} does not match the pinned one; refusing to connect.\n  pinned:    {}\n  presented: {presented}\n\
+        "{}: the host key presented by jump host {} ({}) does not match the pinned one; refusing to connect.\n  \
+         pinned:    {}\n  presented: {presented}\n\
+         If the bastion was re-installed, check the new key on its console, then update its host_key in the inventory",
+        o.name,
+        j.name,
+        j.address,
+        pinned.fingerprint()
+    )
+}
+
+/// Explains a host key mismatch, with the pinned and the presented fingerprints: of the jump host
+/// whose key did not match, or of the observer (scanned from the last jump host when there are).
+async fn host_key_mismatch(
+    o: &Observer,
+    pinned: &PublicKey,
+    jumps: &[JumpHost],
+    config: &std::path::Path,
+) -> anyhow::Error {
+    let unknown = || "unknown (ssh-keyscan got no key)".to_string();
+    if let Some(e) = diagnose_jumps(o, jumps, config).await {
+        return e;
+    }
+    let through = jumps.last().map(|j| (config, j.name.as_str()));
+    let presented = scan_key(
+        &pinned.algorithm,
+        &o.address.to_string(),
+        o.ssh.port.get(),
+        through,
+    )
+    .await
+    .map_or_else(unknown, |k| k.fingerprint());
+    anyhow!(
+        "{}: the host key presented by {}{} does not match the pinned one; refusing to connect.\n  pinned:    {}\n  presented: {presented}\n\
          If the host was re-installed, check the new key on its console, then update host_key in the inventory",
         o.name,
         o.address,
+        via(jumps),
         pinned.fingerprint()
     )
 }

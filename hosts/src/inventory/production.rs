@@ -3,7 +3,7 @@
 use crate::net::v4;
 use crate::observer::{Observer, RemoteDir};
 use crate::port;
-use crate::ssh::{HostKey, SshLogin};
+use crate::ssh::{HostKey, JumpHost, SshLogin};
 use crate::ServerId;
 
 pub fn observers() -> Vec<Observer> {
@@ -19,6 +19,9 @@ pub fn observers() -> Vec<Observer> {
             // the first push.
             host_key: HostKey::NotPinned,
             myid: ServerId(4),
+            egress: vec![],
+            scrape: None,
+            jump: None,
             deploy_dir: RemoteDir::new("/data/zookeeper"),
         },
         Observer {
@@ -30,7 +33,22 @@ pub fn observers() -> Vec<Observer> {
             },
             host_key: HostKey::NotPinned,
             myid: ServerId(5),
+            egress: vec![],
+            scrape: None,
+            jump: None,
             deploy_dir: RemoteDir::new("/data/zookeeper"),
         },
     ]
+}
+
+/// The runbook reaches the observers directly (they share a network with the machine that
+/// deploys). Behind a bastion, list it here with its pinned host key.
+pub fn jump_hosts() -> Vec<JumpHost> {
+    vec![]
+}
+
+/// The drift job's public key. The runbook has none: record the scheduled job's key here, and
+/// deploy restricts it to the read-only command on every observer.
+pub fn drift_key() -> Option<String> {
+    None
 }

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use crate::net::v4;
 use crate::observer::{Observer, RemoteDir};
 use crate::port;
-use crate::ssh::{HostKey, SshLogin};
+use crate::ssh::{HostKey, JumpHost, SshLogin};
 use crate::ServerId;
 
 /// The range every sandbox address lies in.
@@ -28,6 +28,9 @@ pub fn observers() -> Vec<Observer> {
                     .into(),
             ),
             myid: ServerId(4),
+            egress: vec![],
+            scrape: None,
+            jump: None,
             deploy_dir: RemoteDir::new("/var/lib/zk-observers-sandbox/zk-observer-1/deploy"),
         },
         Observer {
@@ -42,7 +45,33 @@ pub fn observers() -> Vec<Observer> {
                     .into(),
             ),
             myid: ServerId(5),
+            egress: vec![],
+            scrape: None,
+            jump: None,
             deploy_dir: RemoteDir::new("/var/lib/zk-observers-sandbox/zk-observer-2/deploy"),
         },
     ]
+}
+
+/// The sandbox's bastion, in a namespace of its own: the only way to the observers' SSH (their
+/// sshd drops connections from anywhere else), as in a VPC reached through a jump host.
+pub fn jump_hosts() -> Vec<JumpHost> {
+    vec![JumpHost {
+        name: "sandbox-bastion".into(),
+        address: "198.18.1.2".into(),
+        ssh: SshLogin {
+            user: "root".into(),
+            port: port!(22),
+        },
+        host_key: HostKey::Pinned(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIINCqhRZpxTDnEKNSzGBqqCvTO7zqeJI/LKu7H+eiU3P"
+                .into(),
+        ),
+    }]
+}
+
+/// The sandbox drift job's public key (a test-only key under `tests/sandbox/ssh/`): deploy lets
+/// it run the read-only command only.
+pub fn drift_key() -> Option<String> {
+    Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIXFyEYnFS/80FUJzIJMVwlxj+HSkAyijfYJxka2D7Ay".into())
 }

@@ -35,10 +35,14 @@ pub fn environment() -> Environment {
         load_balancer: LoadBalancerProvider::Tke {
             cluster_id: "cls-xxxxxx".into(),
             subnet_id: "subnet-xxxxxx".into(),
+            // The runbook binds none: `check` warns until the CLB's security group is recorded.
+            security_groups: vec![],
         },
         extra_source_ranges: vec![],
         fleet: ObserverFleet {
             observers: hosts::inventory::production::observers(),
+            jump: hosts::inventory::production::jump_hosts(),
+            drift_key: hosts::inventory::production::drift_key(),
             zookeeper: ZooSettings::runbook(),
             image: ImageRef::new("zookeeper:3.8.6"),
             layout: hosts::observer::ImageLayout::OFFICIAL,

@@ -35,6 +35,8 @@ pub fn environment() -> Environment {
         extra_source_ranges: vec![],
         fleet: ObserverFleet {
             observers: hosts::inventory::sandbox::observers(),
+            jump: hosts::inventory::sandbox::jump_hosts(),
+            drift_key: hosts::inventory::sandbox::drift_key(),
             zookeeper: ZooSettings::runbook(),
             // Built locally from Debian's zookeeper 3.8.0 package with the official image's layout.
             image: ImageRef::new("zk-observers/zookeeper:3.8.0-debian12"),

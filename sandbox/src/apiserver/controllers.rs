@@ -96,14 +96,34 @@ pub(crate) struct Setup {
     pub controllers: Controllers,
     /// Pods with a uid each.
     pub pods: Vec<(Pod, String)>,
+    pub firewall: Option<super::Firewall>,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut programmed: Option<Vec<super::LbRule>> = None;
+    let mut seen: Option<u64> = None;
     loop {
         tick.tick().await;
-        shared.state().controllers_tick(&shared.setup);
+        // Like informers, the controllers act on changes: nothing written and no timer running
+        // (5,000 unchanged foreign Services) costs a tick nothing.
+        let rules = {
+            let mut st = shared.state();
+            if seen == Some(st.resource_version()) && !st.timers_pending {
+                continue;
+            }
+            st.controllers_tick(&shared.setup);
+            seen = Some(st.resource_version());
+            shared.setup.firewall.as_ref().map(|_| st.firewall_rules())
+        };
+        // The cloud's firewall follows the Services, outside the state's lock.
+        if let (Some(firewall), Some(rules)) = (&shared.setup.firewall, rules) {
+            if programmed.as_ref() != Some(&rules) {
+                (firewall.0)(&rules);
+                programmed = Some(rules);
+            }
+        }
     }
 }
 
@@ -223,6 +243,7 @@ impl State {
     /// LoadBalancer loses both; a deleted one keeps existing until the load balancer is released
     /// (`lb_cleanup` after the DELETE), when the finalizer is removed.
     fn load_balancer_tick(&mut self, setup: &Setup) {
+        self.timers_pending = false;
         for (ns, name, s) in self.all_of(&SERVICES) {
             let is_lb = s.object["spec"]["type"] == "LoadBalancer";
             let ingress = &s.object["status"]["loadBalancer"]["ingress"];
@@ -232,6 +253,8 @@ impl State {
             if let Some(since) = s.deleting_since {
                 if has_finalizer && since.elapsed() >= setup.lb_cleanup {
                     self.set_lb_finalizer(&ns, &name, &s, false);
+                } else if has_finalizer {
+                    self.timers_pending = true;
                 }
                 continue;
             }
@@ -244,6 +267,9 @@ impl State {
             } else {
                 s
             };
+            if is_lb && !has_ingress && setup.lb_after.is_some_and(|d| s.created.elapsed() < d) {
+                self.timers_pending = true;
+            }
             let status = if is_lb
                 && !has_ingress
                 && setup.lb_after.is_some_and(|d| s.created.elapsed() >= d)
@@ -277,6 +303,40 @@ impl State {
                 tracing::warn!("sandbox cloud controller could not update {ns}/{name}: {e}");
             }
         }
+    }
+
+    /// What the cloud's firewall lets through to each load balancer that has an address: the
+    /// Service's ports from its `loadBalancerSourceRanges` (any source when empty).
+    pub(crate) fn firewall_rules(&self) -> Vec<super::LbRule> {
+        let mut rules = Vec::new();
+        for (ns, name, s) in self.all_of(&SERVICES) {
+            if s.object["spec"]["type"] != "LoadBalancer" {
+                continue;
+            }
+            let Some(address) = s.object["status"]["loadBalancer"]["ingress"][0]["ip"].as_str()
+            else {
+                continue;
+            };
+            let strings = |v: &Value| -> Vec<String> {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            };
+            rules.push(super::LbRule {
+                service: format!("{ns}/{name}"),
+                address: address.to_string(),
+                ports: s.object["spec"]["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["port"].as_i64())
+                    .collect(),
+                source_ranges: strings(&s.object["spec"]["loadBalancerSourceRanges"]),
+            });
+        }
+        rules
     }
 
     fn set_lb_finalizer(&mut self, ns: &str, name: &str, s: &Stored, present: bool) {
@@ -663,6 +723,7 @@ mod tests {
                 (pod(0, "10.0.0.10"), "uid-0".into()),
                 (pod(1, "10.0.0.11"), "uid-1".into()),
             ],
+            firewall: None,
         }
     }
 

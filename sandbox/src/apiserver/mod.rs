@@ -62,6 +62,33 @@ pub struct Config {
     /// Users besides the administrator of [`ApiServer::kubeconfig`], each with its own token
     /// ([`ApiServer::kubeconfig_as`]) and RBAC rules.
     pub identities: Vec<Identity>,
+    /// The cloud's firewall in front of its load balancers: told, whenever they change, which
+    /// sources may reach each load balancer (from `spec.loadBalancerSourceRanges`, as the cloud
+    /// controllers turn the field into security-group or firewall rules). `None`: no firewall.
+    pub firewall: Option<Firewall>,
+}
+
+/// What may reach one load balancer: its address, its ports, and the source ranges (empty: any
+/// source, as `GetLoadBalancerSourceRanges` returns allow-all for an empty field).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LbRule {
+    pub service: String,
+    pub address: String,
+    pub ports: Vec<i64>,
+    pub source_ranges: Vec<String>,
+}
+
+/// How the simulated cloud programs its firewall: told every load balancer's rule.
+pub type ProgramFirewall = dyn Fn(&[LbRule]) + Send + Sync;
+
+/// The hook the simulated cloud programs its firewall through (see [`Config::firewall`]).
+#[derive(Clone)]
+pub struct Firewall(pub std::sync::Arc<ProgramFirewall>);
+
+impl std::fmt::Debug for Firewall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Firewall(..)")
+    }
 }
 
 impl Default for Config {
@@ -76,6 +103,7 @@ impl Default for Config {
             controllers: Controllers::ALL,
             pods: vec![],
             identities: vec![],
+            firewall: None,
         }
     }
 }
@@ -345,6 +373,7 @@ impl ApiServer {
                 lb_addresses: config.lb_addresses,
                 controllers: config.controllers,
                 pods,
+                firewall: config.firewall,
             },
         });
         let (shutdown_tx, shutdown_rx) = oneshot::channel();

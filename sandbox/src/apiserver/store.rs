@@ -114,6 +114,9 @@ pub(crate) struct State {
     pub(crate) alloc: Allocator,
     pub(crate) stats: Stats,
     pub(crate) crds: bool,
+    /// Whether a controller waits for time to pass (a load balancer being provisioned or
+    /// released): then the controllers run although nothing was written.
+    pub(crate) timers_pending: bool,
 }
 
 pub(super) fn key(res: &Resource, ns: &str, name: &str) -> (String, String, String) {
@@ -307,10 +310,10 @@ impl State {
             alloc: Allocator::default(),
             stats: Stats::default(),
             crds,
+            timers_pending: false,
         }
     }
 
-    #[cfg(test)]
     pub(crate) fn resource_version(&self) -> u64 {
         self.rv
     }

@@ -12,6 +12,8 @@ use manifests::Environment;
 pub fn environment(n: u8, host_key: &str) -> Environment {
     let mut env = manifests::environments::sandbox::environment();
     env.name = format!("bench-{n}");
+    // Straight to the hosts: the fan-out is measured against plain parallel `ssh`.
+    env.fleet.jump = vec![];
     env.fleet.observers = (1..=n)
         .map(|i| Observer {
             name: format!("bench-obs-{i}"),
@@ -22,6 +24,9 @@ pub fn environment(n: u8, host_key: &str) -> Environment {
             },
             host_key: HostKey::Pinned(host_key.to_string()),
             myid: ServerId(3 + u32::from(i)),
+            egress: vec![],
+            scrape: None,
+            jump: None,
             deploy_dir: RemoteDir::new(&format!(
                 "/var/lib/zk-observers-sandbox/bench-obs-{i}/deploy"
             )),

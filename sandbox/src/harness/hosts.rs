@@ -1,6 +1,6 @@
 //! Observer hosts: a network namespace each, with OpenSSH's sshd and a dockerd of its own.
 
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ pub struct ObserverHost {
     sshd: Option<Child>,
 }
 
-/// The checked-in test-only host keys of the sandbox environment, by observer name.
+/// The checked-in test-only host keys of the sandbox environment, by host name.
 pub fn host_key(name: &str) -> &'static str {
     match name {
         "zk-observer-1" => {
@@ -32,6 +32,9 @@ pub fn host_key(name: &str) -> &'static str {
         }
         "zk-observer-2" => {
             include_str!("../../../tests/sandbox/ssh/zk-observer-2.host_ed25519_key")
+        }
+        "sandbox-bastion" => {
+            include_str!("../../../tests/sandbox/ssh/sandbox-bastion.host_ed25519_key")
         }
         other => panic!("no sandbox host key for {other}"),
     }
@@ -97,6 +100,86 @@ fn never_restart(data_root: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Starts sshd in namespace `ns` on `address`, with `private_key` as its host key, the sandbox's
+/// deploy key and `authorized` (more `authorized_keys` lines) authorized for root, and `extra`
+/// sshd_config lines; waits until it listens.
+pub(super) fn sshd(
+    name: &str,
+    ns: &str,
+    address: IpAddr,
+    dir: &Path,
+    private_key: &str,
+    authorized: &str,
+    extra: &str,
+) -> Result<Child> {
+    std::fs::create_dir_all("/run/sshd")?;
+    std::fs::create_dir_all(dir)?;
+    let key = dir.join("ssh_host_ed25519_key");
+    std::fs::write(&key, private_key)?;
+    super::set_mode(&key, 0o600)?;
+    let authorized_keys = dir.join("authorized_keys");
+    std::fs::write(&authorized_keys, format!("{DEPLOY_PUBLIC_KEY}{authorized}"))?;
+    let config = dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Port 22\nListenAddress {address}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {} .ssh/authorized_keys\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+             Subsystem sftp /usr/lib/openssh/sftp-server\n{extra}",
+            key.display(),
+            dir.join("sshd.pid").display(),
+            authorized_keys.display(),
+        ),
+    )?;
+    let home = root_home(dir)?;
+    let log = dir.join("sshd.log");
+    // sshd in a mount namespace of its own, where /root is this host's home: a separate
+    // machine does not share this one's root dotfiles (a heavy ~/.bashrc would run on every
+    // SSH command of every test host), and /etc/resolv.conf names the sandbox's DNS server,
+    // as this host's dockerd does. `unshare` and `sh` exec, so the child is sshd.
+    let child = process::spawn_in(
+        ns,
+        "unshare",
+        &[
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            "mount --bind \"$0\" /root && mount --bind \"$2\" /etc/resolv.conf && exec /usr/sbin/sshd -D -e -f \"$1\"",
+            &home.display().to_string(),
+            &config.display().to_string(),
+            &super::dns::resolv_conf().display().to_string(),
+        ],
+        &log,
+    )?;
+    // Listening, as it says (a connection from here may be refused by the host's firewall: only
+    // its bastion may reach it).
+    wait_for(
+        &format!("sshd of {name}"),
+        Duration::from_secs(20),
+        &log,
+        || process::tail(&log, 50).contains(&format!("Server listening on {address} port 22")),
+    )?;
+    Ok(child)
+}
+
+/// root's home directory on this host, as on a fresh Debian install (base-files' dotfiles).
+fn root_home(dir: &Path) -> Result<PathBuf> {
+    let home = dir.join("root");
+    std::fs::create_dir_all(&home)?;
+    super::set_mode(&home, 0o700)?;
+    for (from, to) in [("dot.bashrc", ".bashrc"), ("dot.profile", ".profile")] {
+        let from = Path::new("/usr/share/base-files").join(from);
+        if from.exists() {
+            std::fs::copy(&from, home.join(to))
+                .with_context(|| format!("copying {}", from.display()))?;
+        }
+    }
+    Ok(home)
 }
 
 fn wait_for(
@@ -195,72 +278,16 @@ impl ObserverHost {
         if let Some(mut c) = self.sshd.take() {
             process::stop(&mut c);
         }
-        std::fs::create_dir_all("/run/sshd")?;
-        let key = self.dir.join("ssh_host_ed25519_key");
-        std::fs::write(&key, private_key)?;
-        super::set_mode(&key, 0o600)?;
-        let authorized = self.dir.join("authorized_keys");
-        std::fs::write(&authorized, DEPLOY_PUBLIC_KEY)?;
-        let config = self.dir.join("sshd_config");
-        std::fs::write(
-            &config,
-            format!(
-                "Port 22\nListenAddress {}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
-                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
-                 SetEnv DOCKER_HOST={}\nSubsystem sftp /usr/lib/openssh/sftp-server\n",
-                self.address,
-                key.display(),
-                self.dir.join("sshd.pid").display(),
-                authorized.display(),
-                self.docker_host
-            ),
-        )?;
-        let home = self.root_home()?;
-        let log = self.dir.join("sshd.log");
-        // sshd in a mount namespace of its own, where /root is this host's home: a separate
-        // machine does not share this one's root dotfiles (a heavy ~/.bashrc would run on every
-        // SSH command of every test host), and /etc/resolv.conf names the sandbox's DNS server,
-        // as this host's dockerd does. `unshare` and `sh` exec, so the child is sshd.
-        let child = process::spawn_in(
+        self.sshd = Some(sshd(
+            &self.name,
             &self.ns,
-            "unshare",
-            &[
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-                "/bin/sh",
-                "-c",
-                "mount --bind \"$0\" /root && mount --bind \"$2\" /etc/resolv.conf && exec /usr/sbin/sshd -D -e -f \"$1\"",
-                &home.display().to_string(),
-                &config.display().to_string(),
-                &super::dns::resolv_conf().display().to_string(),
-            ],
-            &log,
-        )?;
-        self.sshd = Some(child);
-        let addr = SocketAddr::new(self.address, 22);
-        wait_for(
-            &format!("sshd of {}", self.name),
-            Duration::from_secs(20),
-            &log,
-            || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok(),
-        )
-    }
-
-    /// root's home directory on this host, as on a fresh Debian install (base-files' dotfiles).
-    fn root_home(&self) -> Result<PathBuf> {
-        let home = self.dir.join("root");
-        std::fs::create_dir_all(&home)?;
-        super::set_mode(&home, 0o700)?;
-        for (from, to) in [("dot.bashrc", ".bashrc"), ("dot.profile", ".profile")] {
-            let from = Path::new("/usr/share/base-files").join(from);
-            if from.exists() {
-                std::fs::copy(&from, home.join(to))
-                    .with_context(|| format!("copying {}", from.display()))?;
-            }
-        }
-        Ok(home)
+            self.address,
+            &self.dir,
+            private_key,
+            "",
+            &format!("SetEnv DOCKER_HOST={}\n", self.docker_host),
+        )?);
+        Ok(())
     }
 
     /// Runs the docker CLI against this host's dockerd.

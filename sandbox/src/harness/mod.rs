@@ -9,8 +9,12 @@
 //!   ├─ netns zkobs-cluster   198.18.0.11-13  three ZooKeeper participants (Debian's zookeeper),
 //!   │                                         standing in for the per-pod load balancers; they do
 //!   │                                         not list the observers and cannot open connections
-//!   │                                         to them (iptables rejects their SYNs): one-way
+//!   │                                         to them (iptables rejects their SYNs): one-way;
+//!   │                                         the cloud's firewall (iptables) admits to 2888/3888
+//!   │                                         only the Services' loadBalancerSourceRanges
 //!   │                        198.18.0.53      dnsmasq: the cloud's DNS for load-balancer names
+//!   ├─ netns zkobs-sandbox-bastion 198.18.1.2 sshd only: the jump host, the one source the
+//!   │                                         observers' sshd accepts
 //!   ├─ netns zkobs-<observer> 198.18.1.<myid> OpenSSH sshd on :22 and a dockerd of its own (own
 //!   │                                         socket, data root and bridge 198.19.<myid>.0/24), so
 //!   │                                         the host's containers really sit on its address
@@ -20,6 +24,7 @@
 //! Only one sandbox runs on a machine at a time: [`Sandbox::start`] takes a lock that it holds
 //! until the sandbox is dropped.
 
+pub mod bastion;
 pub mod bench;
 pub mod dns;
 mod ensemble;
@@ -70,6 +75,8 @@ pub struct Sandbox {
     pub dns: Option<dns::Dns>,
     pub ensemble: Option<Ensemble>,
     pub hosts: Vec<ObserverHost>,
+    /// The jump hosts of the environment's fleet (the only way to the observers' SSH).
+    pub bastions: Vec<bastion::Bastion>,
     /// The private key the hosts authorize, with the permissions ssh requires.
     pub identity: PathBuf,
     _lock: File,
@@ -114,11 +121,16 @@ impl Sandbox {
             dns: None,
             ensemble: None,
             hosts: vec![],
+            bastions: vec![],
             identity,
             _lock: lock,
         };
         net::create(&sandbox.env)?;
         sandbox.dns = Some(dns::Dns::start(&sandbox.env)?);
+        for j in &sandbox.env.fleet.jump {
+            let b = bastion::Bastion::start(j)?;
+            sandbox.bastions.push(b);
+        }
         if options.ensemble {
             sandbox.ensemble = Some(Ensemble::start(&sandbox.env)?);
         }
@@ -148,11 +160,22 @@ impl Sandbox {
         &self.identity
     }
 
+    /// The drift job's private key (test-only, checked in): `deploy` restricts it on the
+    /// observers to the read-only command, the bastion lets it forward to their SSH only.
+    pub fn drift_identity(&self) -> Result<PathBuf> {
+        let path = Path::new(RUN_DIR).join("drift_ed25519_key");
+        std::fs::write(
+            &path,
+            include_str!("../../../tests/sandbox/ssh/drift_ed25519_key"),
+        )?;
+        set_mode(&path, 0o600)?;
+        Ok(path)
+    }
+
     /// A plain `ssh root@address` with that identity, batch mode and no host key checks (for tests
     /// and the benchmark's floor, not the tool: it pins host keys); the command comes after.
     pub fn ssh(&self, address: impl std::fmt::Display) -> std::process::Command {
-        let mut ssh = std::process::Command::new("ssh");
-        ssh.arg("-i").arg(&self.identity).args([
+        let options = [
             "-o",
             "StrictHostKeyChecking=no",
             "-o",
@@ -161,7 +184,18 @@ impl Sandbox {
             "BatchMode=yes",
             "-o",
             "LogLevel=ERROR",
-        ]);
+        ];
+        let mut ssh = std::process::Command::new("ssh");
+        ssh.arg("-i").arg(&self.identity).args(options);
+        // Through the bastion, when the hosts are behind one (their sshd accepts no one else).
+        if let Some(b) = self.bastions.last() {
+            ssh.arg("-o").arg(format!(
+                "ProxyCommand=ssh -i {} {} -W %h:%p root@{}",
+                self.identity.display(),
+                options.join(" "),
+                b.address
+            ));
+        }
         ssh.arg(format!("root@{address}"));
         ssh
     }
@@ -219,6 +253,7 @@ pub fn api_config(env: &Environment, delay: Duration) -> crate::Config {
                 })
             })
             .collect(),
+        firewall: Some(net::cloud_firewall()),
         ..crate::Config::default()
     }
 }
@@ -248,6 +283,9 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         for h in &mut self.hosts {
             h.stop();
+        }
+        for b in &mut self.bastions {
+            b.stop();
         }
         if let Some(e) = &mut self.ensemble {
             e.stop();

@@ -13,9 +13,15 @@ pub fn observer_ns(name: &str) -> String {
     format!("zkobs-{name}")
 }
 
+/// A jump host's namespace.
+pub fn jump_ns(name: &str) -> String {
+    format!("zkobs-{name}")
+}
+
 /// Every namespace the sandbox creates.
 pub fn namespaces(env: &Environment) -> Vec<String> {
     let mut v = vec![CLUSTER_NS.to_string()];
+    v.extend(env.fleet.jump.iter().map(|j| jump_ns(&j.name)));
     v.extend(env.fleet.observers.iter().map(|o| observer_ns(&o.name)));
     v
 }
@@ -108,14 +114,131 @@ pub fn create(env: &Environment) -> Result<()> {
             ],
         )?;
     }
-    for o in &env.fleet.observers {
+    for (i, j) in env.fleet.jump.iter().enumerate() {
         attach(
-            &observer_ns(&o.name),
-            &format!("zkv-o{}", o.myid),
-            &[o.address.to_string()],
+            &jump_ns(&j.name),
+            &format!("zkv-j{i}"),
+            std::slice::from_ref(&j.address),
         )?;
     }
+    for o in &env.fleet.observers {
+        let ns = observer_ns(&o.name);
+        attach(&ns, &format!("zkv-o{}", o.myid), &[o.address.to_string()])?;
+        // Behind a bastion, the observer's SSH accepts connections from the bastion only.
+        if let Some(last) = o.jump_hosts(&env.fleet).last() {
+            in_ns(
+                &ns,
+                "iptables",
+                &[
+                    "-w",
+                    "-A",
+                    "INPUT",
+                    "-p",
+                    "tcp",
+                    "--dport",
+                    "22",
+                    "!",
+                    "-s",
+                    &last.address,
+                    "-j",
+                    "DROP",
+                ],
+            )?;
+        }
+    }
     Ok(())
+}
+
+/// The chain of the simulated cloud's firewall, in the cluster's namespace.
+const CLOUD_FIREWALL: &str = "ZKOBS-CLOUD-FW";
+/// Traffic inside the cluster (the ensemble's own connections) never crosses its load balancers.
+const IN_CLUSTER: &str = "198.18.0.0/24";
+
+/// The simulated cloud's firewall in front of its load balancers (the ensemble's servers stand in
+/// for them): each load balancer's ports admit only its Service's `loadBalancerSourceRanges`
+/// (any source when the field is empty) and traffic from inside the cluster; everything else is
+/// dropped, as a security group without a matching rule drops it (the client times out). Rules
+/// for load balancers that have only a hostname are not programmed.
+pub fn cloud_firewall() -> crate::Firewall {
+    crate::Firewall(std::sync::Arc::new(|rules: &[crate::LbRule]| {
+        if let Err(e) = program_firewall(rules) {
+            tracing::warn!("the sandbox cloud firewall could not be programmed: {e:#}");
+        }
+    }))
+}
+
+fn program_firewall(rules: &[crate::LbRule]) -> Result<()> {
+    let ipt = |args: &[&str]| in_ns(CLUSTER_NS, "iptables", &[&["-w"], args].concat());
+    if ipt(&["-L", CLOUD_FIREWALL, "-n"]).is_err() {
+        ipt(&["-N", CLOUD_FIREWALL])?;
+        ipt(&["-I", "INPUT", "-j", CLOUD_FIREWALL])?;
+    }
+    ipt(&["-F", CLOUD_FIREWALL])?;
+    ipt(&["-A", CLOUD_FIREWALL, "-s", IN_CLUSTER, "-j", "RETURN"])?;
+    for r in rules {
+        let ports = r
+            .ports
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let to = [
+            "-d",
+            r.address.as_str(),
+            "-p",
+            "tcp",
+            "-m",
+            "multiport",
+            "--dports",
+            ports.as_str(),
+        ];
+        if r.source_ranges.is_empty() {
+            ipt(&[&["-A", CLOUD_FIREWALL], &to[..], &["-j", "RETURN"]].concat())?;
+            continue;
+        }
+        for range in &r.source_ranges {
+            ipt(&[
+                &["-A", CLOUD_FIREWALL],
+                &to[..],
+                &["-s", range.as_str(), "-j", "RETURN"],
+            ]
+            .concat())?;
+        }
+        ipt(&[&["-A", CLOUD_FIREWALL], &to[..], &["-j", "DROP"]].concat())?;
+    }
+    Ok(())
+}
+
+/// Makes `name`'s traffic to the load balancers leave from `egress` (source NAT), as across VPC
+/// peering or a classic-network link: the load balancers see `egress`, not the host's address.
+pub fn nat_egress(name: &str, egress: std::net::IpAddr) -> Result<()> {
+    let ns = observer_ns(name);
+    in_ns(
+        &ns,
+        "ip",
+        &["addr", "add", &format!("{egress}/16"), "dev", "eth0"],
+    )?;
+    in_ns(
+        &ns,
+        "iptables",
+        &[
+            "-w",
+            "-t",
+            "nat",
+            // Ahead of docker's MASQUERADE of the containers' bridge.
+            "-I",
+            "POSTROUTING",
+            "1",
+            "-d",
+            IN_CLUSTER,
+            "-p",
+            "tcp",
+            "-j",
+            "SNAT",
+            "--to-source",
+            &egress.to_string(),
+        ],
+    )
 }
 
 /// Takes a host off the network (`down`) or puts it back.

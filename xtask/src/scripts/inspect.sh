@@ -2,7 +2,8 @@
 #            EXPORTER_SERVICE FILE...
 # Reads a host in one command (after lib.sh): each managed file (base64, or that a directory stands
 # in its place), what the DNS names of the deployed zoo.cfg (the first FILE) resolve to, the health
-# probe without a scrape, and the running compose services. When ZooKeeper observes and the exporter answers on the host's own
+# probe without a scrape, whether the load balancers can be reached when it does not observe, and
+# the running compose services. When ZooKeeper observes and the exporter answers on the host's own
 # published ports, both containers evidently run and the docker CLI (the costly part when many
 # runs read a host) is not asked.
 d=$1 project=$2 addr=$3 client_port=$4 metrics_port=$5 answer_timeout=$6
@@ -17,6 +18,12 @@ done
 zoo_cfg_names "$d/${files[0]}"
 resolve "${names[@]}"
 probe "$addr" "$client_port" "$metrics_port" "$answer_timeout" answers
+# Not observing: can this host reach the load balancers at all? (Only then: a connection to a
+# quorum port is a learner handshake the leader logs.)
+if [[ $probe != *$'\nzk_peer_state\tobserving - broadcast\n'* ]]; then
+  zoo_cfg_quorum "$d/${files[0]}"
+  reach "${quorum[@]}"
+fi
 printf '=== running\n'
 if [[ $probe == *$'\nMode: observer\n'* && $probe == *$'\nzk_peer_state\tobserving - broadcast\n'*
       && $probe == *$'\n=== exporter\nHTTP/1.'* ]]; then

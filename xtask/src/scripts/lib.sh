@@ -60,3 +60,35 @@ zoo_cfg_names() {
     fi
   done < "$1"
 }
+
+# zoo_cfg_quorum FILE: sets `quorum` to `host:port` of each participant's quorum port in the file
+# (the load balancers the observer connects to).
+zoo_cfg_quorum() {
+  quorum=()
+  [ -f "$1" ] || return 0
+  local l
+  while IFS= read -r l; do
+    if [[ $l =~ ^server\.[0-9]+=(\[[^]]+\]|[^:]+):([0-9]+):[0-9]+:participant$ ]]; then
+      quorum+=("${BASH_REMATCH[1]}:${BASH_REMATCH[2]}")
+    fi
+  done < "$1"
+}
+
+# reach HOST:PORT...: whether a TCP connection to each opens within 3 s (all tried at once), as
+# this host's traffic leaves it (through its NAT, if any). Prints `=== reach` and a line
+# `host:port ok|refused|timeout` each.
+reach() {
+  printf '=== reach\n'
+  local t
+  for t in "$@"; do
+    (
+      h=${t%:*}; p=${t##*:}; h=${h#[}; h=${h%]}
+      # shellcheck disable=SC2016 # $0 and $1 are the inner bash's arguments
+      if timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$h" "$p" 2>/dev/null; then r=ok
+      elif [ $? -eq 124 ]; then r=timeout
+      else r=refused; fi
+      printf '%s %s\n' "$t" "$r"
+    ) &
+  done
+  wait
+}

@@ -1,0 +1,84 @@
+//! The sandbox's bastion: a namespace with only sshd in it, the one host the observers' sshd
+//! accepts connections from, as observers in a VPC reached through a jump host. The tool gets
+//! there with ProxyJump, the bastion's host key pinned in the sandbox inventory.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::Child;
+
+use ::hosts::JumpHost;
+use anyhow::{Context, Result};
+
+use super::{hosts, net, process, RUN_DIR};
+
+pub struct Bastion {
+    pub name: String,
+    pub address: IpAddr,
+    ns: String,
+    sshd: Option<Child>,
+}
+
+impl Bastion {
+    /// Starts the bastion's sshd (its namespace exists: [`net::create`]). Forwarding is what it
+    /// is for; root logs in with the sandbox's deploy key, as on the observers.
+    pub fn start(j: &JumpHost) -> Result<Bastion> {
+        let address: IpAddr = j
+            .address
+            .parse()
+            .with_context(|| format!("the sandbox bastion {} needs an IP address", j.name))?;
+        let mut b = Bastion {
+            name: j.name.clone(),
+            address,
+            ns: net::jump_ns(&j.name),
+            sshd: None,
+        };
+        b.start_sshd(hosts::host_key(&j.name))?;
+        Ok(b)
+    }
+
+    /// Starts (or restarts) the bastion's sshd with the given private host key.
+    pub fn start_sshd(&mut self, private_key: &str) -> Result<()> {
+        self.stop();
+        self.sshd = Some(hosts::sshd(
+            &self.name,
+            &self.ns,
+            self.address,
+            &Path::new(RUN_DIR).join(&self.name),
+            private_key,
+            &self.drift_job_line(),
+            "AllowTcpForwarding yes\n",
+        )?);
+        Ok(())
+    }
+
+    /// The drift job's key on the bastion, as the README advises: forwarding to the observers'
+    /// SSH and nothing else.
+    fn drift_job_line(&self) -> String {
+        let env = manifests::environments::sandbox::environment();
+        let Some(key) = env.fleet.drift_key else {
+            return String::new();
+        };
+        let open: Vec<String> = env
+            .fleet
+            .observers
+            .iter()
+            .map(|o| format!("permitopen=\"{}:{}\"", o.address, o.ssh.port))
+            .collect();
+        format!(
+            "restrict,port-forwarding,{} {key} drift job\n",
+            open.join(",")
+        )
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.sshd.take() {
+            process::stop(&mut c);
+        }
+    }
+}
+
+impl Drop for Bastion {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
