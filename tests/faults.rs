@@ -601,6 +601,19 @@ fn an_observer_behind_nat_is_refused_until_its_egress_is_declared() {
     let w = World::sandbox();
     w.deploy();
     observing(&w, OBS1);
+    // An observer that is down while the load balancers are reachable is not said to be refused.
+    let zk2 = w.sb().host(OBS2).container_id("zookeeper").unwrap();
+    w.sb().host(OBS2).docker(&["stop", &zk2]).unwrap();
+    let drift = host_drift(&w, OBS2);
+    assert!(
+        drift
+            .iter()
+            .any(|(kind, _)| kind == "observer-not-observing")
+            && !drift
+                .iter()
+                .any(|(kind, _)| kind == "load-balancer-unreachable"),
+        "{drift:?}"
+    );
     // zk-observer-1's traffic to the load balancers now leaves from 198.18.3.4 (source NAT), which
     // their loadBalancerSourceRanges do not list: the cloud's firewall drops it. Restarted, the
     // observer cannot join.
@@ -616,7 +629,7 @@ fn an_observer_behind_nat_is_refused_until_its_egress_is_declared() {
     assert!(
         refused
             .1
-            .contains("198.18.0.11:2888 (no answer within 3 s)")
+            .contains("198.18.0.11:3888 (no answer within 3 s)")
             && refused.1.contains("admit 198.18.1.4/32, 198.18.1.5/32")
             && refused.1.contains("record it as fleet.observers[0].egress"),
         "{}",

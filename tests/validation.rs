@@ -946,3 +946,82 @@ fn a_source_restriction_the_cloud_does_not_enforce_is_a_warning_naming_the_setti
         assert!(env.load_balancer.source_restriction().gap.is_none());
     }
 }
+
+/// A NAT'd observer: its egress address (not its own) goes into the load balancers' source
+/// ranges, its scrape address (not its own) into the monitoring Endpoints and EndpointSlice; bad
+/// ones are refused naming the field.
+#[test]
+fn egress_and_scrape_addresses_go_where_the_network_sees_the_observer() {
+    let mut env = production();
+    env.fleet.observers[0].egress = vec![v4(10, 200, 0, 7)];
+    env.fleet.observers[1].scrape = Some(v4(10, 200, 1, 9));
+    assert!(
+        !manifests::validate(&env).has_errors(),
+        "{}",
+        manifests::validate(&env)
+    );
+    assert_eq!(
+        manifests::objects::source_ranges(&env),
+        ["10.104.42.205/32", "10.200.0.7/32"],
+        "observer 0 is seen from its egress address only"
+    );
+    let everyone: Vec<&hosts::Observer> = env.fleet.observers.iter().collect();
+    let monitoring = manifests::objects::monitoring_objects(&env, &everyone);
+    let addresses: Vec<String> = monitoring
+        .iter()
+        .find_map(|o| match o {
+            Object::Endpoints(e) => Some(
+                e.subsets
+                    .iter()
+                    .flatten()
+                    .flat_map(|s| s.addresses.iter().flatten())
+                    .map(|a| a.ip.clone())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(addresses, ["10.104.170.174", "10.200.1.9"]);
+
+    env.fleet.observers[0].egress = vec![v4(0, 0, 0, 0)];
+    rejected(
+        &env,
+        "fleet.observers[0].egress[0]",
+        "not a unicast host address",
+    );
+    env.fleet.observers[0].egress = vec![];
+    env.fleet.observers[0].scrape = Some(v4(10, 200, 1, 9));
+    rejected(
+        &env,
+        "fleet.observers[1].scrape",
+        "is also where Prometheus scrapes observers[0]",
+    );
+    let mut env = production();
+    env.fleet.observers[0].egress = vec![v4(198, 18, 3, 4)];
+    rejected(&env, "fleet.observers[0].egress[0]", "");
+}
+
+#[test]
+fn jump_hosts_and_the_drift_key_are_checked() {
+    let mut env = production();
+    env.fleet.jump = vec![hosts::JumpHost {
+        name: "Bastion!".into(),
+        address: "not a host".into(),
+        ssh: hosts::SshLogin {
+            user: "-oProxyCommand=x".into(),
+            port: hosts::port!(22),
+        },
+        host_key: HostKey::Pinned("ssh-ed25519 !!!".into()),
+    }];
+    rejected(&env, "fleet.jump[0].name", "not a DNS-1123 label");
+    rejected(
+        &env,
+        "fleet.jump[0].address",
+        "neither a host address nor a DNS name",
+    );
+    rejected(&env, "fleet.jump[0].ssh.user", "not a valid login name");
+    rejected(&env, "fleet.jump[0].host_key", "");
+    env.fleet.jump = vec![];
+    env.fleet.drift_key = Some("ssh-ed25519".into());
+    rejected(&env, "fleet.drift_key", "");
+}

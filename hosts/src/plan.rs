@@ -52,7 +52,7 @@ pub struct Observed {
     /// short-syntax bind source). Their entry in `files` is `None`.
     pub directories: BTreeSet<String>,
     /// When the host does not observe: whether a connection from it to each load balancer's
-    /// quorum port (`host:port` of the deployed zoo.cfg) opens. Empty when it observes.
+    /// election port (`host:port` of the deployed zoo.cfg) opens. Empty when it observes.
     pub reach: BTreeMap<String, Reach>,
 }
 

@@ -18,11 +18,11 @@ done
 zoo_cfg_names "$d/${files[0]}"
 resolve "${names[@]}"
 probe "$addr" "$client_port" "$metrics_port" "$answer_timeout" answers
-# Not observing: can this host reach the load balancers at all? (Only then: a connection to a
-# quorum port is a learner handshake the leader logs.)
+# Not observing: can this host reach the load balancers at all? (Only then: each connection is
+# one the participants log as a failed election handshake.)
 if [[ $probe != *$'\nzk_peer_state\tobserving - broadcast\n'* ]]; then
-  zoo_cfg_quorum "$d/${files[0]}"
-  reach "${quorum[@]}"
+  zoo_cfg_election "$d/${files[0]}"
+  reach "${election[@]}"
 fi
 printf '=== running\n'
 if [[ $probe == *$'\nMode: observer\n'* && $probe == *$'\nzk_peer_state\tobserving - broadcast\n'*

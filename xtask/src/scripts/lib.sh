@@ -61,15 +61,16 @@ zoo_cfg_names() {
   done < "$1"
 }
 
-# zoo_cfg_quorum FILE: sets `quorum` to `host:port` of each participant's quorum port in the file
-# (the load balancers the observer connects to).
-zoo_cfg_quorum() {
-  quorum=()
+# zoo_cfg_election FILE: sets `election` to `host:port` of each participant's leader-election port
+# in the file (the load balancers the observer connects to). Every participant listens there;
+# only the leader listens on the quorum port.
+zoo_cfg_election() {
+  election=()
   [ -f "$1" ] || return 0
   local l
   while IFS= read -r l; do
-    if [[ $l =~ ^server\.[0-9]+=(\[[^]]+\]|[^:]+):([0-9]+):[0-9]+:participant$ ]]; then
-      quorum+=("${BASH_REMATCH[1]}:${BASH_REMATCH[2]}")
+    if [[ $l =~ ^server\.[0-9]+=(\[[^]]+\]|[^:]+):[0-9]+:([0-9]+):participant$ ]]; then
+      election+=("${BASH_REMATCH[1]}:${BASH_REMATCH[2]}")
     fi
   done < "$1"
 }
