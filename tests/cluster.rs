@@ -671,10 +671,11 @@ fn taking_over_a_service_kubectl_created_meets_real_conflicts() {
     assert_eq!(h.managed_writes(), writes);
 }
 
-#[test]
-fn pruning_a_load_balancer_waits_until_the_cloud_releases_it() {
+/// An applied sandbox, plus zk9: a per-pod Service this tool applied when the ensemble had 10
+/// replicas, held by the cloud's finalizer, which the cloud releases `lb_cleanup` after a DELETE.
+fn with_a_load_balancer_no_longer_desired(lb_cleanup: Duration) -> World {
     let mut config = sandbox_config();
-    config.lb_cleanup = Duration::from_millis(1500);
+    config.lb_cleanup = lb_cleanup;
     let h = World::cluster(config);
     assert_eq!(
         h.run(&["apply", "--env", "sandbox", "--timeout", "20s"])
@@ -682,12 +683,17 @@ fn pruning_a_load_balancer_waits_until_the_cloud_releases_it() {
             .code(),
         Some(0)
     );
-    // zk9: a per-pod Service this tool applied when the ensemble had 10 replicas.
     apply_as_the_tool(&h, &per_pod_service("zk9"));
     wait_for("the cloud's finalizer on zk9", || {
         h.service("zk9")
             .is_some_and(|s| s["metadata"]["finalizers"].is_array())
     });
+    h
+}
+
+#[test]
+fn pruning_a_load_balancer_waits_until_the_cloud_releases_it() {
+    let h = with_a_load_balancer_no_longer_desired(Duration::from_millis(1500));
 
     let started = std::time::Instant::now();
     let out = h.run(&["apply", "--env", "sandbox", "--prune", "--timeout", "20s"]);
@@ -713,20 +719,7 @@ fn pruning_a_load_balancer_waits_until_the_cloud_releases_it() {
 
 #[test]
 fn a_prune_the_cloud_never_releases_times_out_clearly() {
-    let mut config = sandbox_config();
-    config.lb_cleanup = Duration::from_secs(3600);
-    let h = World::cluster(config);
-    assert_eq!(
-        h.run(&["apply", "--env", "sandbox", "--timeout", "20s"])
-            .status
-            .code(),
-        Some(0)
-    );
-    apply_as_the_tool(&h, &per_pod_service("zk9"));
-    wait_for("the cloud's finalizer on zk9", || {
-        h.service("zk9")
-            .is_some_and(|s| s["metadata"]["finalizers"].is_array())
-    });
+    let h = with_a_load_balancer_no_longer_desired(Duration::from_secs(3600));
     let out = h.run(&["apply", "--env", "sandbox", "--prune", "--timeout", "2s"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -833,28 +826,7 @@ fn reads_alone_plan_what_the_server_plans() {
             .await
             .unwrap();
     });
-    let mut zk9 = serde_json::to_value(
-        &manifests::objects::load_balancer_services(
-            &manifests::environments::sandbox::environment(),
-        )[0],
-    )
-    .unwrap();
-    zk9["metadata"]["name"] = json!("zk9");
-    zk9["spec"]["type"] = json!("ClusterIP");
-    zk9["spec"]
-        .as_object_mut()
-        .unwrap()
-        .remove("loadBalancerSourceRanges");
-    h.client(async |client| {
-        services(client)
-            .patch(
-                "zk9",
-                &kube::api::PatchParams::apply("zk-observers-xtask"),
-                &kube::api::Patch::Apply(&zk9),
-            )
-            .await
-            .unwrap();
-    });
+    apply_as_the_tool(&h, &common::cluster_ip_service("zk9"));
     let p = same("after the edits");
     let action = |name: &str| {
         p.as_array()

@@ -300,6 +300,17 @@ pub fn per_pod_service(name: &str) -> Value {
     svc
 }
 
+/// [`per_pod_service`] `name` as a ClusterIP Service (no load balancer, no source ranges).
+pub fn cluster_ip_service(name: &str) -> Value {
+    let mut svc = per_pod_service(name);
+    svc["spec"]["type"] = serde_json::json!("ClusterIP");
+    svc["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("loadBalancerSourceRanges");
+    svc
+}
+
 /// Applies `object` (a Service) as this tool's field manager would have.
 pub fn apply_as_the_tool(w: &World, object: &Value) {
     let name = object["metadata"]["name"].as_str().unwrap().to_string();

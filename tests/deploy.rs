@@ -136,14 +136,12 @@ fn drift_is_clean_after_a_deploy_and_finds_each_kind_of_drift() {
         .await
         .unwrap();
     });
-    let cfg = w.sb().host("zk-observer-2").deploy_dir.join("zoo.cfg");
-    std::fs::write(
-        &cfg,
-        std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replace("maxClientCnxns=60", "maxClientCnxns=6000"),
-    )
-    .unwrap();
+    w.edit(
+        "zk-observer-2",
+        "zoo.cfg",
+        "maxClientCnxns=60",
+        "maxClientCnxns=6000",
+    );
     let h1 = w.sb().host("zk-observer-1");
     let exporter = h1.container_id("exporter").unwrap();
     h1.docker(&["stop", &exporter]).unwrap();
@@ -326,14 +324,7 @@ fn diff_with_hosts_shows_each_observers_file_diff() {
     let out = w.on_sandbox(&["diff", "--hosts"]);
     assert_eq!(out.status.code(), Some(0), "in sync after a deploy");
     assert!(String::from_utf8_lossy(&out.stdout).contains("unchanged  host zk-observer-1"));
-    let cfg = w.sb().host("zk-observer-2").deploy_dir.join("zoo.cfg");
-    std::fs::write(
-        &cfg,
-        std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replace("tickTime=2000", "tickTime=3000"),
-    )
-    .unwrap();
+    w.edit("zk-observer-2", "zoo.cfg", "tickTime=2000", "tickTime=3000");
     let out = w.on_sandbox(&["diff", "--hosts"]);
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -436,18 +427,7 @@ fn drift_with_a_read_only_identity_finds_each_drift_and_writes_nothing() {
         )
         .await
         .unwrap();
-        let mut zk9 = serde_json::to_value(
-            &manifests::objects::load_balancer_services(
-                &manifests::environments::sandbox::environment(),
-            )[0],
-        )
-        .unwrap();
-        zk9["metadata"]["name"] = json!("zk9");
-        zk9["spec"]["type"] = json!("ClusterIP");
-        zk9["spec"]
-            .as_object_mut()
-            .unwrap()
-            .remove("loadBalancerSourceRanges");
+        let zk9 = common::cluster_ip_service("zk9");
         svc.patch(
             "zk9",
             &kube::api::PatchParams::apply("zk-observers-xtask"),
@@ -470,14 +450,7 @@ fn drift_with_a_read_only_identity_finds_each_drift_and_writes_nothing() {
             .await
             .unwrap();
     });
-    let cfg = w.sb().host("zk-observer-2").deploy_dir.join("zoo.cfg");
-    std::fs::write(
-        &cfg,
-        std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replace("syncLimit=10", "syncLimit=3"),
-    )
-    .unwrap();
+    w.edit("zk-observer-2", "zoo.cfg", "syncLimit=10", "syncLimit=3");
 
     let mut reports = Vec::new();
     for user in ["auditor", "drift-job"] {

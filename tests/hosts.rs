@@ -128,11 +128,7 @@ fn a_config_change_restarts_hosts_one_at_a_time() {
     first_push(&w);
     // Someone edits zoo.cfg on both hosts; push puts the rendered one back.
     for name in [OBS1, OBS2] {
-        let path = sb.host(name).deploy_dir.join("zoo.cfg");
-        let edited = std::fs::read_to_string(&path)
-            .unwrap()
-            .replace("syncLimit=10", "syncLimit=3");
-        std::fs::write(&path, edited).unwrap();
+        w.edit(name, "zoo.cfg", "syncLimit=10", "syncLimit=3");
     }
     let before = (started_at(sb, OBS1), started_at(sb, OBS2));
     let out = w.on_sandbox(&["push", "--output", "json"]);
@@ -248,14 +244,7 @@ fn an_unreachable_host_is_reported_while_the_others_proceed() {
     let sb = w.sb();
     first_push(&w);
     for name in [OBS1, OBS2] {
-        let path = sb.host(name).deploy_dir.join("zoo.cfg");
-        std::fs::write(
-            &path,
-            std::fs::read_to_string(&path)
-                .unwrap()
-                .replace("initLimit=5", "initLimit=6"),
-        )
-        .unwrap();
+        w.edit(name, "zoo.cfg", "initLimit=5", "initLimit=6");
     }
     sb.host(OBS2).set_link(false).unwrap();
     let out = w.on_sandbox(&["push", "--output", "json", "--connect-timeout", "3s"]);

@@ -54,6 +54,26 @@ pub struct Observed {
     /// When the host does not observe: whether a connection from it to each load balancer's
     /// election port (`host:port` of the deployed zoo.cfg) opens. Empty when it observes.
     pub reach: BTreeMap<String, Reach>,
+    /// The drift key's access as installed (`command` not read: its `header` names its digest).
+    pub drift_access: DriftAccess,
+}
+
+/// The drift key's forced read-only command on a host, and the `authorized_keys` lines for the
+/// drift key (those carrying its marker).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DriftAccess {
+    /// The command's first line, which names the digest of the rest; `None`: not installed.
+    pub header: Option<String>,
+    pub lines: Vec<String>,
+    /// The command itself (desired side only).
+    pub command: String,
+}
+
+impl DriftAccess {
+    /// Whether `installed` (as read) is this, so that nothing needs writing.
+    pub fn installed_as(&self, installed: &DriftAccess) -> bool {
+        self.header == installed.header && self.lines == installed.lines
+    }
 }
 
 /// Whether a TCP connection from a host opens.
@@ -65,6 +85,27 @@ pub enum Reach {
     Refused,
     /// No answer (a firewall or security group drops it).
     Timeout,
+}
+
+impl Reach {
+    /// The word the read script prints (`ok`, `refused`, `timeout`).
+    pub fn parse(word: &str) -> Option<Reach> {
+        match word {
+            "ok" => Some(Reach::Ok),
+            "refused" => Some(Reach::Refused),
+            "timeout" => Some(Reach::Timeout),
+            _ => None,
+        }
+    }
+
+    /// For reports: `no answer within 3 s`, `refused`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reach::Ok => "ok",
+            Reach::Refused => "refused",
+            Reach::Timeout => "no answer within 3 s",
+        }
+    }
 }
 
 impl Observed {

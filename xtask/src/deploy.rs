@@ -223,29 +223,6 @@ pub async fn deploy(
                 .count()
         ));
     }
-    if args.dry_run {
-        fleet.close().await;
-        return Ok(DeployReport {
-            environment: env.name.clone(),
-            dry_run: Some(cluster_plan),
-            objects: vec![],
-            hosts,
-            monitored: vec![],
-            unhealthy: vec![],
-            read_only_access: BTreeMap::new(),
-            stopped: None,
-        });
-    }
-    if let Err(e) = cluster_plan.refuse_conflicts(&env.name, args.force_conflicts) {
-        fleet.close().await;
-        return Err(e);
-    }
-    let nothing_to_do =
-        cluster_plan.in_sync() && hosts.iter().all(|h| h.result != HostResult::WouldChange);
-    if !nothing_to_do && !args.yes && !confirm(env)? {
-        fleet.close().await;
-        bail!("not confirmed; nothing was changed");
-    }
     let mut report = DeployReport {
         environment: env.name.clone(),
         dry_run: None,
@@ -256,6 +233,24 @@ pub async fn deploy(
         read_only_access: BTreeMap::new(),
         stopped: None,
     };
+    if args.dry_run {
+        fleet.close().await;
+        report.dry_run = Some(cluster_plan);
+        return Ok(report);
+    }
+    if let Err(e) = cluster_plan.refuse_conflicts(&env.name, args.force_conflicts) {
+        fleet.close().await;
+        return Err(e);
+    }
+    let nothing_to_do = cluster_plan.in_sync()
+        && report
+            .hosts
+            .iter()
+            .all(|h| h.result != HostResult::WouldChange);
+    if !nothing_to_do && !args.yes && !confirm(env)? {
+        fleet.close().await;
+        bail!("not confirmed; nothing was changed");
+    }
     let result = carry_out(
         cluster,
         env,
@@ -329,15 +324,7 @@ async fn carry_out(
     let files = manifests::render_host_files(env, &AddressSource::Live(live))?;
     let planned = fleet.plan(env, &files);
     let targets = rollout::targets(&planned);
-    let opts = Options {
-        health_timeout: args.rollout.health_timeout,
-        batch: args
-            .rollout
-            .max_unavailable
-            .batch(env.fleet.observers.len()),
-        quiet: !text,
-        guard,
-    };
+    let opts = Options::new(env, &args.rollout, !text, guard);
     let rolled = rollout::update(env, &targets, &opts).await;
     merge_hosts(&mut report.hosts, rolled.reports);
     if let Some(stop) = rolled.stopped {
@@ -346,23 +333,42 @@ async fn carry_out(
     }
     tracing::info!("hosts updated");
     // 3b. The drift job's key, on every observer reached: the read-only command and nothing else.
+    // Written only where the host read found it otherwise.
     if let Some(key) = &env.fleet.drift_key {
         let key =
             hosts::PublicKey::parse(key).map_err(|e| anyhow::anyhow!("fleet.drift_key: {e}"))?;
-        if let Err(stop) = guard.check().await {
-            report.stopped = Some(stop);
-            return Ok(());
-        }
         let ports = crate::hostops::Ports::of(env);
-        let installs = futures::future::join_all(fleet.reached.iter().map(|r| async {
-            let result =
-                crate::hostops::read_only_access(&r.host, r.observer, ports, &env.name, &key)
-                    .await
-                    .unwrap_or_else(|e| format!("failed: {e:#}"));
+        let wanted: Vec<_> = fleet
+            .reached
+            .iter()
+            .map(|r| {
+                (
+                    r,
+                    crate::hostops::drift_access(r.observer, ports, &env.name, &key),
+                )
+            })
+            .collect();
+        let (kept, to_install): (Vec<_>, Vec<_>) = wanted
+            .into_iter()
+            .partition(|(r, want)| want.installed_as(&r.observed.drift_access));
+        if !to_install.is_empty() {
+            if let Err(stop) = guard.check().await {
+                report.stopped = Some(stop);
+                return Ok(());
+            }
+        }
+        let installs = futures::future::join_all(to_install.iter().map(|(r, want)| async {
+            let result = crate::hostops::install_drift_access(&r.host, r.observer, &env.name, want)
+                .await
+                .unwrap_or_else(|e| format!("failed: {e:#}"));
             (r.observer.name.clone(), result)
         }))
         .await;
-        report.read_only_access = installs.into_iter().collect();
+        report.read_only_access = kept
+            .iter()
+            .map(|(r, _)| (r.observer.name.clone(), "unchanged".to_string()))
+            .chain(installs)
+            .collect();
     }
     // 4. Monitoring lists every observer of the inventory, whatever its health; the report says
     // which are not healthy.

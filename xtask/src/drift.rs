@@ -193,16 +193,7 @@ fn unreachable_load_balancers(
 ) -> String {
     let list: Vec<String> = blocked
         .iter()
-        .map(|(t, r)| {
-            format!(
-                "{t} ({})",
-                match r {
-                    hosts::plan::Reach::Timeout => "no answer within 3 s",
-                    hosts::plan::Reach::Refused => "refused",
-                    hosts::plan::Reach::Ok => "ok",
-                }
-            )
-        })
+        .map(|(t, r)| format!("{t} ({})", r.describe()))
         .collect();
     let index = env
         .fleet

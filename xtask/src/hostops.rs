@@ -135,21 +135,45 @@ pub fn inspect_args(o: &Observer, ports: Ports) -> Vec<String> {
     args
 }
 
-/// The command the drift key is forced to run on `o` (installed by deploy): the inspect script
-/// with this observer's arguments fixed, whatever the client asks. Its output is what an inspect
-/// over the deploy key prints, so drift reads the host the same way with either key.
-pub fn read_only_command(o: &Observer, ports: Ports) -> String {
+/// Where deploy installs the drift key's forced command, under an observer's deploy directory.
+const READ_ONLY_COMMAND: &str = ".zk-observers/read-only.sh";
+
+/// The drift key's access as deploy wants it on `o`: the forced command (the inspect script with
+/// this observer's arguments fixed, whatever the client asks: its output is what an inspect over
+/// the deploy key prints, so drift reads the host the same way with either key) and the
+/// `authorized_keys` line that forces it. The command's first line names a digest of the rest:
+/// the host read reports that line, so an unchanged installation costs nothing.
+pub fn drift_access(
+    o: &Observer,
+    ports: Ports,
+    env: &str,
+    key: &hosts::PublicKey,
+) -> hosts::plan::DriftAccess {
     let quoted: Vec<String> = inspect_args(o, ports)
         .iter()
         .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
         .collect();
-    format!(
+    let body = format!(
         "# Installed by zk-observers-xtask (deploy): the only command the drift job's SSH key runs on\n\
          # this host (authorized_keys: restrict,command=...). It reads the host and changes nothing.\n\
          set -- {}\n{LIB}\n{}",
         quoted.join(" "),
         Script::Inspect.body()
-    )
+    );
+    let header = format!(
+        "# zk-observers read-only command sha256:{}",
+        sha256_hex(body.as_bytes())
+    );
+    hosts::plan::DriftAccess {
+        header: Some(header.clone()),
+        lines: vec![format!(
+            "restrict,command=\"/bin/bash {}/{READ_ONLY_COMMAND}\" {} {}",
+            o.deploy_dir.0,
+            key.openssh(),
+            drift_key_marker(env)
+        )],
+        command: format!("{header}\n{body}"),
+    }
 }
 
 /// The `authorized_keys` comment that marks this environment's drift key line.
@@ -157,22 +181,20 @@ pub fn drift_key_marker(env: &str) -> String {
     format!("zk-observers-drift@{env}")
 }
 
-/// Installs (or keeps) the drift key's forced read-only command on `o`: `installed` or
-/// `unchanged`.
-pub async fn read_only_access(
+/// Installs the drift key's forced command and `authorized_keys` line (`want`) on `o`:
+/// `installed` (the script itself replaces only what differs).
+pub async fn install_drift_access(
     host: &Host,
     o: &Observer,
-    ports: Ports,
     env: &str,
-    key: &hosts::PublicKey,
+    want: &hosts::plan::DriftAccess,
 ) -> Result<String> {
-    let command = read_only_command(o, ports);
     let out = host
         .run_ok(
             "installing the drift key's read-only command",
             Script::ReadOnlyAccess,
-            &[&o.deploy_dir.0, &key.openssh(), &drift_key_marker(env)],
-            Some(command.as_bytes()),
+            &[&o.deploy_dir.0, &want.lines[0], &drift_key_marker(env)],
+            Some(want.command.as_bytes()),
         )
         .await?;
     Ok(out.trim().to_string())
@@ -300,36 +322,44 @@ pub async fn compose(host: &Host, o: &Observer, args: &[&str]) -> Result<String>
     .await
 }
 
+/// The text of the `=== NAME` section of a script's output: up to the next `=== ` line.
+fn section<'a>(out: &'a str, name: &str) -> &'a str {
+    let start = format!("=== {name}\n");
+    let Some(i) = out.find(&start) else {
+        return "";
+    };
+    let rest = &out[i + start.len()..];
+    if rest.starts_with("=== ") {
+        return "";
+    }
+    rest.find("\n=== ").map_or(rest, |j| &rest[..j])
+}
+
 /// `host:port ok|refused|timeout` lines of a `=== reach` section.
 fn parse_reach(out: &str) -> BTreeMap<String, hosts::plan::Reach> {
-    use hosts::plan::Reach;
-    let Some(start) = out.find("=== reach\n") else {
-        return BTreeMap::new();
-    };
-    out[start + "=== reach\n".len()..]
+    section(out, "reach")
         .lines()
-        .take_while(|l| !l.starts_with("=== "))
         .filter_map(|l| l.split_once(' '))
-        .filter_map(|(t, r)| {
-            let r = match r.trim() {
-                "ok" => Reach::Ok,
-                "refused" => Reach::Refused,
-                "timeout" => Reach::Timeout,
-                _ => return None,
-            };
-            Some((t.to_string(), r))
-        })
+        .filter_map(|(t, r)| Some((t.to_string(), hosts::plan::Reach::parse(r.trim())?)))
         .collect()
+}
+
+/// The `=== read-only` section: the installed forced command's first line (or `-`), then the
+/// drift key lines of `authorized_keys`.
+fn parse_drift_access(out: &str) -> hosts::plan::DriftAccess {
+    let mut lines = section(out, "read-only").lines();
+    let header = lines.next().filter(|h| *h != "-").map(str::to_string);
+    hosts::plan::DriftAccess {
+        header,
+        lines: lines.map(str::to_string).collect(),
+        command: String::new(),
+    }
 }
 
 /// `name address` / `name -` lines of a `=== resolve` section.
 fn parse_resolved(out: &str) -> BTreeMap<String, Option<String>> {
-    let Some(start) = out.find("=== resolve\n") else {
-        return BTreeMap::new();
-    };
-    out[start + "=== resolve\n".len()..]
+    section(out, "resolve")
         .lines()
-        .take_while(|l| !l.starts_with("=== "))
         .filter_map(|l| l.split_once(' '))
         .map(|(n, a)| (n.to_string(), (a != "-").then(|| a.to_string())))
         .collect()
@@ -372,20 +402,15 @@ pub fn parse_inspect(out: &str) -> Result<Observed> {
         health: parse_probe(out),
         directories,
         reach: parse_reach(out),
+        drift_access: parse_drift_access(out),
     })
 }
 
 pub fn parse_probe(out: &str) -> Health {
-    let section = |name: &str| -> &str {
-        let start = format!("=== {name}\n");
-        let Some(i) = out.find(&start) else { return "" };
-        let rest = &out[i + start.len()..];
-        rest.find("\n=== ").map_or(rest, |j| &rest[..j])
-    };
-    let srvr = section("srvr");
-    let mntr = section("mntr");
-    let metrics = section("metrics");
-    let answer = section("exporter");
+    let srvr = section(out, "srvr");
+    let mntr = section(out, "mntr");
+    let metrics = section(out, "metrics");
+    let answer = section(out, "exporter");
     let mode = srvr
         .lines()
         .find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_string()));
@@ -656,6 +681,84 @@ mod tests {
         assert_eq!(observed.file("zoo.cfg"), None);
         assert_eq!(observed.file("docker-compose.yaml"), Some("services: {}\n"));
         assert!(observed.directories.contains("zoo.cfg"), "{out}");
+    }
+
+    /// Runs `script` here as it runs on a host whose home directory is `home`.
+    fn run_at_home(
+        home: &Path,
+        script: Script,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> (i32, String, String) {
+        let mut child = Command::new(script.shell())
+            .arg("-c")
+            .arg(script.text())
+            .arg("zk-observers")
+            .args(args)
+            .env("HOME", home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.unwrap_or_default())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn the_host_read_says_whether_the_drift_access_is_installed_as_wanted() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let d = dir.path().join("deploy");
+        std::fs::create_dir_all(&d).unwrap();
+        let o = Observer {
+            deploy_dir: hosts::RemoteDir(d.display().to_string()),
+            address: "127.0.0.1".parse().unwrap(),
+            ..hosts::inventory::sandbox::observers().remove(0)
+        };
+        let ports = Ports {
+            client: 1,
+            metrics: 1,
+        };
+        let key =
+            hosts::PublicKey::parse(&hosts::inventory::sandbox::drift_key().unwrap()).unwrap();
+        let want = drift_access(&o, ports, "sandbox", &key);
+        let read = || {
+            let args = inspect_args(&o, ports);
+            let (code, out, err) = run_at_home(&home, Script::Inspect, &strs(&args), None);
+            assert_eq!(code, 0, "{err}");
+            parse_inspect(&out).unwrap().drift_access
+        };
+        assert!(!want.installed_as(&read()), "nothing installed yet");
+        let marker = drift_key_marker("sandbox");
+        let install = || {
+            run_at_home(
+                &home,
+                Script::ReadOnlyAccess,
+                &[&o.deploy_dir.0, &want.lines[0], &marker],
+                Some(want.command.as_bytes()),
+            )
+        };
+        assert_eq!(install().1.trim(), "installed");
+        assert!(want.installed_as(&read()), "read back as installed");
+        assert_eq!(install().1.trim(), "unchanged");
+        // Another deployment's inspect arguments: a new command to install.
+        let moved = Observer {
+            address: "127.0.0.2".parse().unwrap(),
+            ..o.clone()
+        };
+        assert!(!drift_access(&moved, ports, "sandbox", &key).installed_as(&read()));
     }
 
     #[test]

@@ -115,15 +115,7 @@ pub async fn push(
     let mut stopped = None;
     if !args.dry_run {
         let targets = rollout::targets(&planned);
-        let opts = Options {
-            health_timeout: args.rollout.health_timeout,
-            batch: args
-                .rollout
-                .max_unavailable
-                .batch(env.fleet.observers.len()),
-            quiet: format == OutputFormat::Json,
-            guard,
-        };
+        let opts = Options::new(env, &args.rollout, format == OutputFormat::Json, guard);
         let rolled = rollout::update(env, &targets, &opts).await;
         merge_hosts(&mut hosts, rolled.reports);
         stopped = rolled.stopped;

@@ -30,6 +30,23 @@ pub struct Options<'a> {
     pub guard: Guard<'a>,
 }
 
+impl<'a> Options<'a> {
+    /// As `--health-timeout` and `--max-unavailable` say, for `env`'s inventory.
+    pub fn new(
+        env: &Environment,
+        args: &crate::cli::RolloutArgs,
+        quiet: bool,
+        guard: Guard<'a>,
+    ) -> Options<'a> {
+        Options {
+            health_timeout: args.health_timeout,
+            batch: args.max_unavailable.batch(env.fleet.observers.len()),
+            quiet,
+            guard,
+        }
+    }
+}
+
 /// A reached host and the update its plan calls for.
 pub struct Target<'a, 'e> {
     pub reached: &'a Reached<'e>,

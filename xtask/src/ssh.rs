@@ -266,8 +266,41 @@ fn jump_blocks(
     Ok((config, known))
 }
 
-/// The key `ssh-keyscan` gets from `address`, run here or (with `through`: `-F config` and a jump
-/// host's name) on that jump host.
+/// The fingerprint of the key `ssh-keyscan` gets from `address`, run here or (with `through`:
+/// `-F config` and a jump host's name) on that jump host; `unknown (...)` when it gets none.
+async fn presented_fingerprint(
+    algorithm: &str,
+    address: &str,
+    port: u16,
+    through: Option<(&std::path::Path, &str)>,
+) -> String {
+    scan_key(algorithm, address, port, through)
+        .await
+        .map_or_else(
+            || "unknown (ssh-keyscan got no key)".to_string(),
+            |k| k.fingerprint(),
+        )
+}
+
+/// A host key that does not match the pinned one, with both fingerprints. `who` presented it;
+/// `what` is re-installed if the key changed for a good reason, and `field` is then updated.
+fn key_mismatch(
+    o: &Observer,
+    who: &str,
+    pinned: &PublicKey,
+    presented: &str,
+    what: &str,
+    field: &str,
+) -> anyhow::Error {
+    anyhow!(
+        "{}: the host key presented by {who} does not match the pinned one; refusing to connect.\n  \
+         pinned:    {}\n  presented: {presented}\n\
+         If {what} was re-installed, check the new key on its console, then update {field} in the inventory",
+        o.name,
+        pinned.fingerprint()
+    )
+}
+
 async fn scan_key(
     algorithm: &str,
     address: &str,
@@ -359,20 +392,15 @@ async fn jump_key_mismatch(
         );
     };
     let through = (i > 0).then(|| (config, jumps[i - 1].name.as_str()));
-    let presented = scan_key(&pinned.algorithm, &j.address, j.ssh.port.get(), through)
-        .await
-        .map_or_else(
-            || "unknown (ssh-keyscan got no key)".to_string(),
-            |k| k.fingerprint(),
-        );
-    anyhow!(
-        "{}: the host key presented by jump host {} ({}) does not match the pinned one; refusing to connect.\n  \
-         pinned:    {}\n  presented: {presented}\n\
-         If the bastion was re-installed, check the new key on its console, then update its host_key in the inventory",
-        o.name,
-        j.name,
-        j.address,
-        pinned.fingerprint()
+    let presented =
+        presented_fingerprint(&pinned.algorithm, &j.address, j.ssh.port.get(), through).await;
+    key_mismatch(
+        o,
+        &format!("jump host {} ({})", j.name, j.address),
+        &pinned,
+        &presented,
+        "the bastion",
+        "its host_key",
     )
 }
 
@@ -384,25 +412,19 @@ async fn host_key_mismatch(
     jumps: &[JumpHost],
     config: &std::path::Path,
 ) -> anyhow::Error {
-    let unknown = || "unknown (ssh-keyscan got no key)".to_string();
     if let Some(e) = diagnose_jumps(o, jumps, config).await {
         return e;
     }
     let through = jumps.last().map(|j| (config, j.name.as_str()));
-    let presented = scan_key(
-        &pinned.algorithm,
-        &o.address.to_string(),
-        o.ssh.port.get(),
-        through,
-    )
-    .await
-    .map_or_else(unknown, |k| k.fingerprint());
-    anyhow!(
-        "{}: the host key presented by {}{} does not match the pinned one; refusing to connect.\n  pinned:    {}\n  presented: {presented}\n\
-         If the host was re-installed, check the new key on its console, then update host_key in the inventory",
-        o.name,
-        o.address,
-        via(jumps),
-        pinned.fingerprint()
+    let address = o.address.to_string();
+    let presented =
+        presented_fingerprint(&pinned.algorithm, &address, o.ssh.port.get(), through).await;
+    key_mismatch(
+        o,
+        &format!("{address}{}", via(jumps)),
+        pinned,
+        &presented,
+        "the host",
+        "host_key",
     )
 }

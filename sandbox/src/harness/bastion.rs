@@ -8,6 +8,7 @@ use std::process::Child;
 
 use ::hosts::JumpHost;
 use anyhow::{Context, Result};
+use manifests::Environment;
 
 use super::{hosts, net, process, RUN_DIR};
 
@@ -15,13 +16,16 @@ pub struct Bastion {
     pub name: String,
     pub address: IpAddr,
     ns: String,
+    /// `authorized_keys` lines besides the deploy key's.
+    authorized: String,
     sshd: Option<Child>,
 }
 
 impl Bastion {
-    /// Starts the bastion's sshd (its namespace exists: [`net::create`]). Forwarding is what it
-    /// is for; root logs in with the sandbox's deploy key, as on the observers.
-    pub fn start(j: &JumpHost) -> Result<Bastion> {
+    /// Starts the bastion of `env`'s fleet named by `j` (its namespace exists: [`net::create`]).
+    /// Forwarding is what it is for; root logs in with the sandbox's deploy key, as on the
+    /// observers, and the drift job's key may forward to the observers' SSH only.
+    pub fn start(j: &JumpHost, env: &Environment) -> Result<Bastion> {
         let address: IpAddr = j
             .address
             .parse()
@@ -30,6 +34,7 @@ impl Bastion {
             name: j.name.clone(),
             address,
             ns: net::jump_ns(&j.name),
+            authorized: drift_job_line(env),
             sshd: None,
         };
         b.start_sshd(hosts::host_key(&j.name))?;
@@ -45,29 +50,10 @@ impl Bastion {
             self.address,
             &Path::new(RUN_DIR).join(&self.name),
             private_key,
-            &self.drift_job_line(),
+            &self.authorized,
             "AllowTcpForwarding yes\n",
         )?);
         Ok(())
-    }
-
-    /// The drift job's key on the bastion, as the README advises: forwarding to the observers'
-    /// SSH and nothing else.
-    fn drift_job_line(&self) -> String {
-        let env = manifests::environments::sandbox::environment();
-        let Some(key) = env.fleet.drift_key else {
-            return String::new();
-        };
-        let open: Vec<String> = env
-            .fleet
-            .observers
-            .iter()
-            .map(|o| format!("permitopen=\"{}:{}\"", o.address, o.ssh.port))
-            .collect();
-        format!(
-            "restrict,port-forwarding,{} {key} drift job\n",
-            open.join(",")
-        )
     }
 
     pub fn stop(&mut self) {
@@ -75,6 +61,24 @@ impl Bastion {
             process::stop(&mut c);
         }
     }
+}
+
+/// The drift job's key on the bastion, as the README advises: forwarding to the observers' SSH
+/// and nothing else.
+fn drift_job_line(env: &Environment) -> String {
+    let Some(key) = &env.fleet.drift_key else {
+        return String::new();
+    };
+    let open: Vec<String> = env
+        .fleet
+        .observers
+        .iter()
+        .map(|o| format!("permitopen=\"{}:{}\"", o.address, o.ssh.port))
+        .collect();
+    format!(
+        "restrict,port-forwarding,{} {key} drift job\n",
+        open.join(",")
+    )
 }
 
 impl Drop for Bastion {

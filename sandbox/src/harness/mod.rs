@@ -128,7 +128,7 @@ impl Sandbox {
         net::create(&sandbox.env)?;
         sandbox.dns = Some(dns::Dns::start(&sandbox.env)?);
         for j in &sandbox.env.fleet.jump {
-            let b = bastion::Bastion::start(j)?;
+            let b = bastion::Bastion::start(j, &sandbox.env)?;
             sandbox.bastions.push(b);
         }
         if options.ensemble {

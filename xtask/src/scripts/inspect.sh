@@ -15,6 +15,20 @@ for f in "${files[@]}"; do
   elif [ -d "$d/$f" ]; then printf '=== dir %s\n' "$f"
   else printf '=== absent %s\n' "$f"; fi
 done
+# The drift key's access (what deploy installs): the forced command's first line, which names its
+# digest, and the drift key lines of authorized_keys. Bash builtins only.
+printf '=== read-only\n'
+if [ -f "$d/.zk-observers/read-only.sh" ]; then
+  IFS= read -r header < "$d/.zk-observers/read-only.sh" || true
+  printf '%s\n' "$header"
+else
+  printf -- '-\n'
+fi
+if [ -f "$HOME/.ssh/authorized_keys" ]; then
+  while IFS= read -r l; do
+    [[ $l == *' zk-observers-drift@'* ]] && printf '%s\n' "$l"
+  done < "$HOME/.ssh/authorized_keys"
+fi
 zoo_cfg_names "$d/${files[0]}"
 resolve "${names[@]}"
 probe "$addr" "$client_port" "$metrics_port" "$answer_timeout" answers

@@ -1,12 +1,12 @@
 #!/bin/sh
-# read-only-access.sh DIR KEY MARKER < read-only command
+# read-only-access.sh DIR LINE MARKER < read-only command
 # Installs the one command the drift job's key may run on this host: the read-only command
 # (stdin) at DIR/.zk-observers/read-only.sh, replaced atomically, and in the login user's
-# ~/.ssh/authorized_keys one line `restrict,command="..." KEY MARKER` (restrict: no forwarding,
-# no pty, no agent; command: whatever the client asks, that command runs). Earlier lines ending in
-# MARKER are replaced. Prints `unchanged` when both already were as wanted, else `installed`.
+# ~/.ssh/authorized_keys LINE (`restrict,command="..." KEY MARKER`: no forwarding, no pty, no
+# agent; whatever the client asks, the command runs), replacing earlier lines ending in MARKER.
+# Prints `unchanged` when both already were as wanted, else `installed`.
 set -eu
-d=$1; key=$2; marker=$3
+d=$1; line=$2; marker=$3
 dir="$d/.zk-observers"
 cmd="$dir/read-only.sh"
 mkdir -p "$dir"
@@ -21,7 +21,6 @@ if ! cmp -s "$tmp" "$cmd"; then
   mv -f "$tmp" "$cmd"
   changed=yes
 fi
-line="restrict,command=\"/bin/bash $cmd\" $key $marker"
 mkdir -p "$HOME/.ssh"
 chmod 0700 "$HOME/.ssh"
 ak="$HOME/.ssh/authorized_keys"
