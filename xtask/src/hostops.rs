@@ -527,8 +527,18 @@ mod tests {
 
     /// Runs `script` here as it runs on a host.
     fn run(script: Script, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
-        let mut child = Command::new(script.shell())
-            .arg("-c")
+        run_with(None, script, args, stdin)
+    }
+
+    /// [`run`], with `HOME` set to `home` when given.
+    fn run_with(
+        home: Option<&Path>,
+        script: Script,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> (i32, String, String) {
+        let mut cmd = Command::new(script.shell());
+        cmd.arg("-c")
             .arg(script.text())
             .arg("zk-observers")
             .args(args)
@@ -538,11 +548,14 @@ mod tests {
                 Stdio::null()
             })
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        if let Some(home) = home {
+            cmd.env("HOME", home);
+        }
+        let mut child = cmd.spawn().unwrap();
         if let Some(bytes) = stdin {
-            child.stdin.take().unwrap().write_all(bytes).unwrap();
+            // A script may refuse before it reads its input (and the pipe is then closed).
+            let _ = child.stdin.take().unwrap().write_all(bytes);
         }
         let out = child.wait_with_output().unwrap();
         (
@@ -683,38 +696,6 @@ mod tests {
         assert!(observed.directories.contains("zoo.cfg"), "{out}");
     }
 
-    /// Runs `script` here as it runs on a host whose home directory is `home`.
-    fn run_at_home(
-        home: &Path,
-        script: Script,
-        args: &[&str],
-        stdin: Option<&[u8]>,
-    ) -> (i32, String, String) {
-        let mut child = Command::new(script.shell())
-            .arg("-c")
-            .arg(script.text())
-            .arg("zk-observers")
-            .args(args)
-            .env("HOME", home)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.unwrap_or_default())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
     #[test]
     fn the_host_read_says_whether_the_drift_access_is_installed_as_wanted() {
         let dir = tempfile::tempdir().unwrap();
@@ -736,15 +717,15 @@ mod tests {
         let want = drift_access(&o, ports, "sandbox", &key);
         let read = || {
             let args = inspect_args(&o, ports);
-            let (code, out, err) = run_at_home(&home, Script::Inspect, &strs(&args), None);
+            let (code, out, err) = run_with(Some(&home), Script::Inspect, &strs(&args), None);
             assert_eq!(code, 0, "{err}");
             parse_inspect(&out).unwrap().drift_access
         };
         assert!(!want.installed_as(&read()), "nothing installed yet");
         let marker = drift_key_marker("sandbox");
         let install = || {
-            run_at_home(
-                &home,
+            run_with(
+                Some(&home),
                 Script::ReadOnlyAccess,
                 &[&o.deploy_dir.0, &want.lines[0], &marker],
                 Some(want.command.as_bytes()),
