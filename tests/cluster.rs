@@ -189,6 +189,149 @@ fn a_human_edit_of_a_managed_field_shows_in_diff_and_is_only_overwritten_with_fo
     assert_eq!(h.run(&["diff", "--env", "sandbox"]).status.code(), Some(0));
 }
 
+/// `kubectl edit` adding a key to a per-pod Service's selector: a real server records the selector
+/// as one field (`+mapType=atomic` on `ServiceSpec.Selector`), so the editor takes the whole
+/// selector. Both planners report a conflict on `.spec.selector` (not on one key), apply refuses,
+/// and a forced apply replaces the selector whole: the added key goes.
+#[test]
+fn a_selector_key_added_by_hand_is_a_conflict_and_force_replaces_the_whole_selector() {
+    let h = World::cluster(sandbox_config());
+    assert_eq!(
+        h.run(&["apply", "--env", "sandbox", "--timeout", "20s"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let desired = h.service("zk2").unwrap()["spec"]["selector"].clone();
+    h.client(async |client| {
+        let patch = json!({"spec": {"selector": {"tier": "zookeeper"}}});
+        services(client)
+            .patch(
+                "zk2",
+                &kube::api::PatchParams {
+                    field_manager: Some("kubectl-edit".into()),
+                    ..Default::default()
+                },
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .unwrap();
+    });
+    let edited = h.service("zk2").unwrap();
+    let mf = edited["metadata"]["managedFields"].as_array().unwrap();
+    let edit = mf.iter().find(|e| e["manager"] == "kubectl-edit").unwrap();
+    assert_eq!(edit["fieldsV1"], json!({"f:spec": {"f:selector": {}}}));
+    for read_only in [false, true] {
+        let mut args = vec!["diff", "--env", "sandbox"];
+        if read_only {
+            args.push("--read-only");
+        }
+        let out = h.run(&args);
+        assert_eq!(out.status.code(), Some(2));
+        let text = stdout(&out);
+        assert!(
+            text.contains(
+                "! conflict Service/zookeeper/zk2: .spec.selector is owned by \"kubectl-edit\""
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("-    tier: zookeeper\n"),
+            "the added key goes: {text}"
+        );
+    }
+    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "Service/zookeeper/zk2: .spec.selector is owned by field manager \"kubectl-edit\""
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = h.run(&[
+        "apply",
+        "--env",
+        "sandbox",
+        "--timeout",
+        "20s",
+        "--force-conflicts",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let zk2 = h.service("zk2").unwrap();
+    assert_eq!(
+        zk2["spec"]["selector"], desired,
+        "replaced whole, not merged key by key"
+    );
+    assert!(zk2["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["manager"] != "kubectl-edit"));
+    assert_eq!(
+        h.run(&["diff", "--env", "sandbox", "--read-only"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(h.run(&["diff", "--env", "sandbox"]).status.code(), Some(0));
+}
+
+/// Observers whose addresses sort one way as numbers and the other as strings (198.18.1.9 and
+/// 198.18.1.10, like production's 10.104.42.205 and 10.104.170.174): the Endpoints are stored as
+/// written (a v1.20+ API server no longer reorders them: kubernetes/kubernetes#94112 emptied
+/// `endpointsStrategy.Canonicalize`), and the read-only planner (drift) and the server's dry run
+/// (diff) agree that everything is in sync.
+#[test]
+fn observers_whose_addresses_sort_differently_as_strings_stay_in_sync() {
+    use xtask::plan::{self, Action, Planner};
+    let mut env = manifests::environments::sandbox::environment();
+    env.fleet.observers[0].scrape = Some("198.18.1.9".parse().unwrap());
+    env.fleet.observers[1].scrape = Some("198.18.1.10".parse().unwrap());
+    assert!(!manifests::validate(&env).has_errors());
+    let h = World::cluster(sandbox_config());
+    let args = xtask::cli::ClusterArgs {
+        kubeconfig: Some(h.dir().join("kubeconfig")),
+        context: None,
+        allow_other_context: false,
+    };
+    let objects = manifests::desired_objects(&env);
+    xtask::cluster::block_on(async {
+        let cluster =
+            xtask::cluster::Cluster::connect(&env, &args, Duration::from_secs(20)).await?;
+        for o in &objects {
+            assert!(matches!(
+                cluster.apply(o, false, false).await?,
+                xtask::cluster::Applied::Ok(_)
+            ));
+        }
+        let stored = h
+            .api
+            .get("v1", "endpoints", NS, "sandbox-zookeeper-external")
+            .unwrap();
+        let ips: Vec<&str> = stored["subsets"][0]["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["ip"].as_str().unwrap())
+            .collect();
+        assert_eq!(ips, ["198.18.1.9", "198.18.1.10"], "stored as written");
+        for planner in [Planner::Read, Planner::DryRun] {
+            let p = plan::plan(&cluster, &env, &objects, planner).await?;
+            assert!(
+                p.changes.iter().all(|c| c.action == Action::Unchanged),
+                "{planner:?}: {:?}",
+                p.changes
+                    .iter()
+                    .map(|c| (&c.object, c.action, &c.diff))
+                    .collect::<Vec<_>>()
+            );
+        }
+        anyhow::Ok(())
+    })
+    .unwrap();
+}
+
 #[test]
 fn a_field_applied_by_another_manager_is_a_conflict_not_an_overwrite() {
     let h = World::cluster(sandbox_config());
@@ -207,7 +350,10 @@ fn a_field_applied_by_another_manager_is_a_conflict_not_an_overwrite() {
     let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("Service/zookeeper/zk1: .spec.selector.statefulset.kubernetes.io/pod-name is owned by field manager \"helm\""), "{err}");
+    assert!(
+        err.contains("Service/zookeeper/zk1: .spec.selector is owned by field manager \"helm\""),
+        "{err}"
+    );
     // (Its resourceVersion moves: the cloud's controller writes its finalizer and address.)
     let after = h.service("zk1").unwrap();
     assert_eq!(before["spec"], after["spec"], "zk1 untouched");

@@ -9,6 +9,7 @@ pub mod provider;
 pub mod rbac;
 pub mod render;
 pub mod service_monitor;
+pub mod shapes;
 pub mod validate;
 
 pub use environment::{

@@ -2,18 +2,26 @@
 //! the live object's `managedFields` alone, so that a read-only identity (get and list, no patch)
 //! can tell whether the cluster drifted from the code.
 //!
-//! The model is the one of server-side apply (structured-merge-diff): a field set is a set of leaf
-//! paths; maps are recursed by key; lists are atomic, except Service `spec.ports`, a map-list keyed
-//! by `port` and `protocol`. An apply by manager M with configuration A
-//! - conflicts on every field another manager owns whose value merging A would change;
-//! - changes the object when merging A changes a value, or when it removes a field M applied
-//!   before, no longer applies, and nobody else owns.
+//! The model is structured-merge-diff's (`merge/update.go`, `Updater.Apply`), with the shape of
+//! every field from `manifests::shapes` (the upstream markers: a Service's `spec.selector` is one
+//! field, its `spec.ports` a map-list keyed by port and protocol, `finalizers` a set). An apply by
+//! manager M with configuration A:
+//! - merges A into the live object (granular maps key by key, atomic values replaced, sets and
+//!   map-lists item by item in upstream's order);
+//! - removes what M applied before, no longer applies, and no manager (A included) owns, with
+//!   everything below it; a struct field someone owns something inside stays;
+//! - conflicts on every field another manager owns that the apply adds or whose (leaf) value it
+//!   changes.
 //!
 //! `cargo xtask diff` and `deploy` ask the server itself (a dry-run apply); `drift` uses this. A
-//! test keeps both answers equal on every kind of drift.
+//! test keeps both answers equal on every kind of drift, and this module's tests replay
+//! structured-merge-diff's own worked scenarios (`tests/upstream/structured-merge-diff.yaml`).
+//! The API test server implements the same upstream rules separately
+//! (`sandbox/src/apiserver/ssa.rs`): neither is checked only against the other.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use manifests::shapes::{ListKey, Schema, Shape};
 use serde_json::{Map, Value};
 
 /// One step of a field path.
@@ -22,52 +30,62 @@ pub enum Step {
     Field(String),
     /// A map-list item by its key fields (name -> JSON text of the value).
     Key(BTreeMap<String, String>),
-    /// A set member (`v:`) or index (`i:`) of a list this model treats as atomic.
+    /// A set member by its value (JSON text).
+    Value(String),
+    /// A step this model does not address (`i:` list indexes).
     Other(String),
 }
 
 pub type Path = Vec<Step>;
 pub type FieldSet = BTreeSet<Path>;
 
-/// Metadata that is never part of a field set.
-const SERVER_METADATA: &[&str] = &[
-    "name",
-    "namespace",
-    "uid",
-    "resourceVersion",
-    "creationTimestamp",
-    "generation",
-    "managedFields",
-    "selfLink",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "generateName",
-];
+static STRUCT: Shape = Shape::Struct;
+static MAP: Shape = Shape::Map;
+static SCALAR: Shape = Shape::Scalar;
 
-/// The key fields of the map-list at `path` of a `kind` object (with the value a missing key
-/// field defaults to), or `None` when the list there is atomic.
-fn list_keys(kind: &str, path: &[Step]) -> Option<&'static [(&'static str, Option<&'static str>)]> {
-    static SERVICE_PORTS: [(&str, Option<&str>); 2] = [("port", None), ("protocol", Some("TCP"))];
-    match (kind, path) {
-        ("Service", [Step::Field(a), Step::Field(b)]) if a == "spec" && b == "ports" => {
-            Some(&SERVICE_PORTS)
-        }
-        _ => None,
+/// The shape of the node `value` at `path`, whose field names are `names`.
+fn node_shape<'s>(schema: &'s Schema, path: &[Step], names: &[&str], value: &Value) -> &'s Shape {
+    match path.last() {
+        None if schema.objects == Shape::Map => &MAP,
+        None => &STRUCT,
+        Some(Step::Key(_)) => &STRUCT,
+        Some(Step::Value(_)) => &SCALAR,
+        _ => schema.shape(names, value),
     }
 }
 
-fn item_key(
-    item: &Value,
-    keys: &[(&'static str, Option<&'static str>)],
-) -> Option<BTreeMap<String, String>> {
+/// The field names of a path (list items left out), as the schema addresses it.
+fn names(path: &[Step]) -> Vec<&str> {
+    path.iter()
+        .filter_map(|s| match s {
+            Step::Field(f) => Some(f.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn key_of(item: &Value, keys: &[ListKey]) -> Option<BTreeMap<String, String>> {
     let obj = item.as_object()?;
     keys.iter()
-        .map(|(name, default)| {
-            let v = match obj.get(*name) {
+        .map(|k| {
+            let v = match obj.get(&*k.name) {
                 Some(v) if !v.is_null() => v.clone(),
-                _ => Value::String((*default)?.to_string()),
+                _ => k.default.clone()?,
             };
-            Some((name.to_string(), v.to_string()))
+            (v.is_string() || v.is_number() || v.is_boolean())
+                .then(|| (k.name.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Each item's step, when the list is a set or a map-list whose items all have their keys.
+fn item_steps(shape: &Shape, items: &[Value]) -> Option<Vec<Step>> {
+    items
+        .iter()
+        .map(|item| match shape {
+            Shape::Set => Some(Step::Value(item.to_string())),
+            Shape::MapList(keys) => key_of(item, keys).map(Step::Key),
+            _ => None,
         })
         .collect()
 }
@@ -78,63 +96,48 @@ fn child(path: &[Step], step: Step) -> Path {
     p
 }
 
-/// The field set of `obj` (its apiVersion, kind, server metadata and status excluded).
-pub fn fields_of(obj: &Value) -> FieldSet {
-    let kind = obj["kind"].as_str().unwrap_or("");
-    let mut out = FieldSet::new();
-    let Some(map) = obj.as_object() else {
-        return out;
-    };
-    for (k, v) in map {
-        if matches!(k.as_str(), "apiVersion" | "kind" | "status") || v.is_null() {
-            continue;
-        }
-        let path = vec![Step::Field(k.clone())];
-        if k == "metadata" {
-            for (mk, mv) in v.as_object().into_iter().flatten() {
-                if !SERVER_METADATA.contains(&mk.as_str()) {
-                    walk(kind, mv, child(&path, Step::Field(mk.clone())), &mut out);
+/// The field set of an applied configuration: scalars, atomic values, set members, map-list
+/// items and their fields, map keys, empty maps.
+pub fn field_set(schema: &Schema, obj: &Value) -> FieldSet {
+    fn walk(schema: &Schema, path: &Path, v: &Value, out: &mut FieldSet) {
+        let shape = node_shape(schema, path, &names(path), v);
+        match (shape, v) {
+            (_, Value::Null) => {}
+            (Shape::Struct | Shape::Map, Value::Object(m)) => {
+                for (k, c) in m.iter().filter(|(_, c)| !c.is_null()) {
+                    let p = child(path, Step::Field(k.clone()));
+                    walk(schema, &p, c, out);
+                    if *shape == Shape::Map || c.as_object().is_some_and(Map::is_empty) {
+                        out.insert(p);
+                    }
                 }
             }
-            continue;
+            (Shape::Set | Shape::MapList(_), Value::Array(items)) => {
+                match item_steps(shape, items) {
+                    Some(steps) => {
+                        for (item, step) in items.iter().zip(steps) {
+                            let p = child(path, step);
+                            walk(schema, &p, item, out);
+                            out.insert(p);
+                        }
+                    }
+                    None => {
+                        out.insert(path.clone());
+                    }
+                }
+            }
+            _ => {
+                out.insert(path.clone());
+            }
         }
-        walk(kind, v, path, &mut out);
     }
+    let mut out = FieldSet::new();
+    walk(schema, &Vec::new(), obj, &mut out);
     out
 }
 
-fn walk(kind: &str, v: &Value, path: Path, out: &mut FieldSet) {
-    match v {
-        Value::Null => {}
-        Value::Object(m) if !m.is_empty() => {
-            for (k, c) in m {
-                walk(kind, c, child(&path, Step::Field(k.clone())), out);
-            }
-        }
-        Value::Array(items) => {
-            if let Some(keys) = list_keys(kind, &path) {
-                let ks: Option<Vec<_>> = items.iter().map(|i| item_key(i, keys)).collect();
-                if let Some(ks) = ks {
-                    for (item, key) in items.iter().zip(ks) {
-                        let ip = child(&path, Step::Key(key));
-                        for (k, c) in item.as_object().into_iter().flatten() {
-                            walk(kind, c, child(&ip, Step::Field(k.clone())), out);
-                        }
-                        out.insert(ip);
-                    }
-                    return;
-                }
-            }
-            out.insert(path);
-        }
-        _ => {
-            out.insert(path);
-        }
-    }
-}
-
-/// A FieldsV1 document (`managedFields[].fieldsV1`) as a field set: `f:` steps are fields, `k:`
-/// steps map-list items, `.` marks the node itself; leaves are empty nodes.
+/// A FieldsV1 document (`managedFields[].fieldsV1`) as a field set: `f:` fields, `k:` map-list
+/// items, `v:` set members, `.` the node itself; a leaf is an empty node.
 pub fn parse_fields_v1(doc: &Value) -> FieldSet {
     fn go(node: &Map<String, Value>, path: Path, out: &mut FieldSet) {
         if node.is_empty() {
@@ -153,6 +156,11 @@ pub fn parse_fields_v1(doc: &Value) -> FieldSet {
                     Ok(m) => Step::Key(m.iter().map(|(n, v)| (n.clone(), v.to_string())).collect()),
                     Err(_) => Step::Other(k.clone()),
                 }
+            } else if let Some(value) = k.strip_prefix("v:") {
+                match serde_json::from_str::<Value>(value) {
+                    Ok(v) => Step::Value(v.to_string()),
+                    Err(_) => Step::Other(k.clone()),
+                }
             } else {
                 Step::Other(k.clone())
             };
@@ -168,17 +176,16 @@ pub fn parse_fields_v1(doc: &Value) -> FieldSet {
 }
 
 /// The value at `path` (`None` if absent or null).
-pub fn value_at<'a>(obj: &'a Value, path: &[Step]) -> Option<&'a Value> {
-    let kind = obj["kind"].as_str().unwrap_or("");
+pub fn value_at<'a>(schema: &Schema, obj: &'a Value, path: &[Step]) -> Option<&'a Value> {
     let mut cur = obj;
     for (i, step) in path.iter().enumerate() {
         cur = match step {
             Step::Field(f) => cur.as_object()?.get(f).filter(|v| !v.is_null())?,
-            Step::Key(k) => {
-                let keys = list_keys(kind, &path[..i])?;
-                cur.as_array()?
-                    .iter()
-                    .find(|it| item_key(it, keys).as_ref() == Some(k))?
+            Step::Key(_) | Step::Value(_) => {
+                let items = cur.as_array()?;
+                let shape = node_shape(schema, &path[..i], &names(&path[..i]), cur);
+                let steps = item_steps(shape, items)?;
+                &items[steps.iter().position(|s| s == step)?]
             }
             Step::Other(_) => return None,
         };
@@ -186,99 +193,209 @@ pub fn value_at<'a>(obj: &'a Value, path: &[Step]) -> Option<&'a Value> {
     Some(cur)
 }
 
-/// Maps (and map-list items) count as equal; leaves are compared by value.
-fn leaf_equal(a: Option<&Value>, b: Option<&Value>) -> bool {
-    match (a, b) {
-        (Some(Value::Object(_)), Some(Value::Object(_))) => true,
-        (x, y) => x == y,
+/// `set` with every named field (a struct's field, not a map's key) that has members below it:
+/// structured-merge-diff's `EnsureNamedFieldsAreMembers` (`fieldpath/set.go`).
+fn with_named_fields(schema: &Schema, set: &FieldSet) -> FieldSet {
+    let mut out = set.clone();
+    for path in set {
+        for i in 0..path.len().saturating_sub(1) {
+            let Step::Field(_) = &path[i] else { continue };
+            let parent = &path[..i];
+            let parent_is_struct = match parent.last() {
+                None => schema.objects == Shape::Struct,
+                Some(Step::Key(_)) => true,
+                Some(Step::Field(_)) => schema
+                    .rule(&names(parent))
+                    .map_or(schema.objects == Shape::Struct, |r| {
+                        r.shape == Shape::Struct
+                    }),
+                Some(_) => false,
+            };
+            if parent_is_struct {
+                out.insert(path[..=i].to_vec());
+            }
+        }
     }
+    out
 }
 
-/// Merges `desired` into `live` as an apply does: maps by key, map-lists by item key (live order,
-/// new items appended), everything else replaced.
-fn merge(kind: &str, live: &Value, desired: &Value, path: &mut Path) -> Value {
-    match (live, desired) {
-        (Value::Object(l), Value::Object(d)) => {
+/// `desired` merged into `live` as an apply merges (structured-merge-diff `typed/merge.go`).
+fn merge(schema: &Schema, path: &Path, live: &Value, desired: &Value) -> Value {
+    let shape = node_shape(schema, path, &names(path), desired);
+    match (shape, live, desired) {
+        (Shape::Struct | Shape::Map, Value::Object(l), Value::Object(d)) => {
             let mut out = l.clone();
-            for (k, dv) in d {
-                if dv.is_null() {
-                    continue;
-                }
-                path.push(Step::Field(k.clone()));
-                let nv = match l.get(k) {
-                    Some(lv) if !lv.is_null() => merge(kind, lv, dv, path),
-                    _ => dv.clone(),
+            for (k, dv) in d.iter().filter(|(_, v)| !v.is_null()) {
+                let p = child(path, Step::Field(k.clone()));
+                let nv = match l.get(k).filter(|v| !v.is_null()) {
+                    Some(lv) => merge(schema, &p, lv, dv),
+                    None => without_nulls(dv),
                 };
-                path.pop();
                 out.insert(k.clone(), nv);
             }
             Value::Object(out)
         }
-        (Value::Array(l), Value::Array(d)) => {
-            if let Some(keys) = list_keys(kind, path) {
-                let lk: Option<Vec<_>> = l.iter().map(|i| item_key(i, keys)).collect();
-                let dk: Option<Vec<_>> = d.iter().map(|i| item_key(i, keys)).collect();
-                if let (Some(lk), Some(dk)) = (lk, dk) {
-                    let mut out = Vec::new();
-                    for (item, key) in l.iter().zip(&lk) {
-                        match dk.iter().position(|x| x == key) {
-                            Some(pos) => {
-                                path.push(Step::Key(key.clone()));
-                                out.push(merge(kind, item, &d[pos], path));
-                                path.pop();
-                            }
-                            None => out.push(item.clone()),
+        (Shape::Set | Shape::MapList(_), Value::Array(l), Value::Array(d)) => {
+            match (item_steps(shape, l), item_steps(shape, d)) {
+                (Some(ls), Some(ds)) => {
+                    Value::Array(merge_lists(&ls, l, &ds, d, |s, lv, dv| match (shape, lv) {
+                        (Shape::MapList(_), Some(lv)) => {
+                            merge(schema, &child(path, s.clone()), lv, dv)
                         }
-                    }
-                    for (item, key) in d.iter().zip(&dk) {
-                        if !lk.contains(key) {
-                            out.push(item.clone());
-                        }
-                    }
-                    return Value::Array(out);
+                        _ => without_nulls(dv),
+                    }))
                 }
+                _ => without_nulls(desired),
             }
-            desired.clone()
         }
-        _ => desired.clone(),
+        _ => without_nulls(desired),
     }
 }
 
-fn remove_at(obj: &mut Value, path: &[Step]) {
-    let kind = obj["kind"].as_str().unwrap_or("").to_string();
+/// The order structured-merge-diff's list merge gives (`mergingWalker.visitListItems`): both
+/// lists walked together; an item both have is merged at its turn in the configuration's order
+/// (a live item that the configuration places later waits for it); a live-only item stays where
+/// it was; a configuration-only item comes at its place in the configuration.
+fn merge_lists(
+    ls: &[Step],
+    l: &[Value],
+    ds: &[Step],
+    d: &[Value],
+    item: impl Fn(&Step, Option<&Value>, &Value) -> Value,
+) -> Vec<Value> {
+    let live_index = |s: &Step| ls.iter().position(|x| x == s);
+    let desired_has = |s: &Step| ds.contains(s);
+    let mut turns = ds.iter().filter(|s| live_index(s).is_some());
+    let mut next_turn = turns.next();
+    let mut merged: BTreeSet<&Step> = BTreeSet::new();
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < ls.len() || j < ds.len() {
+        if i < ls.len() && j < ds.len() {
+            if ls[i] == ds[j] {
+                out.push(item(&ds[j], Some(&l[i]), &d[j]));
+                merged.insert(&ds[j]);
+                i += 1;
+                j += 1;
+                next_turn = turns.next();
+                continue;
+            }
+            if desired_has(&ls[i]) && next_turn.is_some_and(|t| *t != ls[i]) {
+                i += 1;
+                continue;
+            }
+        }
+        if i < ls.len() {
+            if !desired_has(&ls[i]) {
+                out.push(l[i].clone());
+                i += 1;
+                continue;
+            }
+            if merged.contains(&ls[i]) {
+                i += 1;
+            }
+        }
+        if j < ds.len() {
+            out.push(item(&ds[j], live_index(&ds[j]).map(|k| &l[k]), &d[j]));
+            merged.insert(&ds[j]);
+            if next_turn == Some(&ds[j]) {
+                next_turn = turns.next();
+            }
+            j += 1;
+        }
+    }
+    out
+}
+
+fn without_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, c)| !c.is_null())
+                .map(|(k, c)| (k.clone(), without_nulls(c)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Removes the value at `path` and every map or list the removal leaves empty above it.
+fn remove_at(schema: &Schema, obj: &mut Value, path: &[Step]) {
     let Some((last, parent_path)) = path.split_last() else {
         return;
     };
-    let mut cur = &mut *obj;
-    for (i, step) in parent_path.iter().enumerate() {
-        let next = match step {
-            Step::Field(f) => cur.as_object_mut().and_then(|m| m.get_mut(f)),
-            Step::Key(k) => match list_keys(&kind, &parent_path[..i]) {
-                Some(keys) => cur.as_array_mut().and_then(|a| {
-                    a.iter_mut()
-                        .find(|it| item_key(it, keys).as_ref() == Some(k))
-                }),
-                None => None,
-            },
-            Step::Other(_) => None,
-        };
-        match next {
-            Some(n) => cur = n,
-            None => return,
+    let steps = match last {
+        Step::Key(_) | Step::Value(_) => value_at(schema, obj, parent_path).and_then(|p| {
+            let shape = node_shape(schema, parent_path, &names(parent_path), p);
+            item_steps(shape, p.as_array()?)
+        }),
+        _ => None,
+    };
+    let Some(parent) = value_mut(schema, obj, parent_path) else {
+        return;
+    };
+    let emptied = match (last, parent) {
+        (Step::Field(f), Value::Object(m)) => {
+            m.remove(f);
+            m.is_empty()
         }
+        (Step::Key(_) | Step::Value(_), Value::Array(a)) => {
+            if let Some(i) = steps.and_then(|s| s.iter().position(|x| x == last)) {
+                a.remove(i);
+            }
+            a.is_empty()
+        }
+        _ => false,
+    };
+    if emptied && !parent_path.is_empty() {
+        remove_at(schema, obj, parent_path);
     }
-    match last {
-        Step::Field(f) => {
-            if let Some(m) = cur.as_object_mut() {
-                m.remove(f);
+}
+
+fn value_mut<'a>(schema: &Schema, obj: &'a mut Value, path: &[Step]) -> Option<&'a mut Value> {
+    let index: Vec<Option<usize>> = (0..path.len())
+        .map(|i| match &path[i] {
+            Step::Key(_) | Step::Value(_) => {
+                let list = value_at(schema, obj, &path[..i])?;
+                let shape = node_shape(schema, &path[..i], &names(&path[..i]), list);
+                item_steps(shape, list.as_array()?)?
+                    .iter()
+                    .position(|s| s == &path[i])
             }
-        }
-        Step::Key(k) => {
-            if let (Some(keys), Some(a)) = (list_keys(&kind, parent_path), cur.as_array_mut()) {
-                a.retain(|it| item_key(it, keys).as_ref() != Some(k));
+            _ => None,
+        })
+        .collect();
+    let mut cur = obj;
+    for (step, i) in path.iter().zip(index) {
+        cur = match step {
+            Step::Field(f) => cur.as_object_mut()?.get_mut(f)?,
+            Step::Key(_) | Step::Value(_) => cur.as_array_mut()?.get_mut(i?)?,
+            Step::Other(_) => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// Whether the node at `path` is compared as one value (structured-merge-diff `compare.go`
+/// `doLeaf`): scalars and atomic values, and maps or lists that are empty on both sides.
+fn compared_whole(schema: &Schema, path: &[Step], a: &Value, b: &Value) -> bool {
+    let empty = |v: &Value| match v {
+        Value::Object(m) => m.is_empty(),
+        Value::Array(x) => x.is_empty(),
+        _ => false,
+    };
+    match node_shape(schema, path, &names(path), b) {
+        Shape::Struct | Shape::Map => !(a.is_object() && b.is_object()) || empty(a) && empty(b),
+        shape @ (Shape::Set | Shape::MapList(_)) => match (a, b) {
+            (Value::Array(x), Value::Array(y)) => {
+                x.is_empty() && y.is_empty()
+                    || item_steps(shape, x).is_none()
+                    || item_steps(shape, y).is_none()
             }
-        }
-        Step::Other(_) => {}
+            _ => true,
+        },
+        _ => true,
     }
 }
 
@@ -300,14 +417,17 @@ pub struct Prediction {
 }
 
 /// One `managedFields` entry.
-struct Entry {
-    manager: String,
-    apply: bool,
-    subresource: bool,
-    fields: FieldSet,
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub manager: String,
+    pub apply: bool,
+    /// Written through a subresource (`status`): never part of a main-resource apply.
+    pub subresource: bool,
+    pub fields: FieldSet,
 }
 
-fn entries(live: &Value) -> Vec<Entry> {
+/// The `managedFields` entries of a live object.
+pub fn entries(live: &Value) -> Vec<Entry> {
     live["metadata"]["managedFields"]
         .as_array()
         .into_iter()
@@ -333,40 +453,75 @@ pub fn written_by(live: &Value, manager: &str) -> bool {
         .any(|e| e["manager"] == manager)
 }
 
-/// What a server-side apply of `desired` by `manager` would do to `live`.
+/// What a server-side apply of `desired` by `manager` would do to `live` (a Kubernetes object
+/// with its managedFields).
 pub fn predict(desired: &Value, live: &Value, manager: &str) -> Prediction {
-    let kind = desired["kind"].as_str().unwrap_or("");
-    let applied = fields_of(desired);
-    let merged = merge(kind, live, desired, &mut Vec::new());
-    let all = entries(live);
-    let (mine, others): (Vec<&Entry>, Vec<&Entry>) = all
+    let schema = manifests::shapes::for_kind(desired["kind"].as_str().unwrap_or(""));
+    // Only the main resource: `status` belongs to its subresource.
+    let main = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("status");
+        }
+        v
+    };
+    let mut p = predict_with(schema, &main(desired), live, &entries(live), manager);
+    p.changes = main(&p.after) != main(live);
+    p
+}
+
+/// [`predict`] with the schema and the managers given: the core, which the upstream scenarios
+/// check.
+pub fn predict_with(
+    schema: &Schema,
+    desired: &Value,
+    live: &Value,
+    entries: &[Entry],
+    manager: &str,
+) -> Prediction {
+    let (mine, others): (Vec<&Entry>, Vec<&Entry>) = entries
         .iter()
         .filter(|e| !e.subresource)
         .partition(|e| e.manager == manager && e.apply);
+    let applied = field_set(schema, desired);
+    let merged = merge(schema, &Vec::new(), live, desired);
 
+    // What this manager applied before and no longer applies, owned by no one: removed, with
+    // everything below it.
+    let last = with_named_fields(
+        schema,
+        &mine.iter().flat_map(|e| e.fields.iter().cloned()).collect(),
+    );
+    let owned = with_named_fields(
+        schema,
+        &others
+            .iter()
+            .flat_map(|e| e.fields.iter().cloned())
+            .chain(applied)
+            .collect(),
+    );
+    let mut after = merged;
+    for p in last.iter().filter(|p| !owned.contains(*p)) {
+        if value_at(schema, &after, p).is_some() {
+            remove_at(schema, &mut after, p);
+        }
+    }
+
+    // Fields another manager owns that the apply adds or whose value it changes.
     let mut conflicts = Vec::new();
     for e in &others {
         for p in &e.fields {
-            if !leaf_equal(value_at(live, p), value_at(&merged, p)) {
+            let changed = match (value_at(schema, live, p), value_at(schema, &after, p)) {
+                (None, Some(_)) => true,
+                (Some(a), Some(b)) => a != b && compared_whole(schema, p, a, b),
+                _ => false,
+            };
+            if changed {
                 conflicts.push(OwnedElsewhere {
                     manager: e.manager.clone(),
                     field: path_string(p),
                 });
             }
-        }
-    }
-    let owned_elsewhere: FieldSet = others
-        .iter()
-        .flat_map(|e| e.fields.iter().cloned())
-        .collect();
-    let mut after = merged;
-    let previously: FieldSet = mine.iter().flat_map(|e| e.fields.iter().cloned()).collect();
-    for p in previously.difference(&applied) {
-        let owned_below = owned_elsewhere.iter().any(|q| q.starts_with(p));
-        let key_field = matches!(p.len().checked_sub(2).map(|i| &p[i]), Some(Step::Key(k))
-            if matches!(p.last(), Some(Step::Field(f)) if k.contains_key(f)));
-        if !owned_below && !key_field && value_at(&after, p).is_some() {
-            remove_at(&mut after, p);
         }
     }
     Prediction {
@@ -376,7 +531,7 @@ pub fn predict(desired: &Value, live: &Value, manager: &str) -> Prediction {
     }
 }
 
-/// `.spec.ports[port=2888,protocol="TCP"].name`.
+/// `.spec.ports[port=2888,protocol="TCP"].name`, `.metadata.finalizers[="x"]`.
 pub fn path_string(path: &[Step]) -> String {
     let mut s = String::new();
     for step in path {
@@ -391,6 +546,11 @@ pub fn path_string(path: &[Step]) -> String {
                 s.push_str(&parts.join(","));
                 s.push(']');
             }
+            Step::Value(v) => {
+                s.push_str("[=");
+                s.push_str(v);
+                s.push(']');
+            }
             Step::Other(o) => {
                 s.push('[');
                 s.push_str(o);
@@ -402,119 +562,4 @@ pub fn path_string(path: &[Step]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    const ME: &str = "zk-observers-xtask";
-
-    fn desired() -> Value {
-        json!({"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "zk0", "namespace": "zookeeper", "labels": {"app": "zk"}},
-            "spec": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["198.18.1.4/32"],
-                     "ports": [{"name": "tcp-quorum", "port": 2888, "protocol": "TCP", "targetPort": 2888}]}})
-    }
-
-    /// `desired` as the server stores it after an apply by ME, with defaults and allocations.
-    fn live() -> Value {
-        json!({"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "zk0", "namespace": "zookeeper", "labels": {"app": "zk"}, "uid": "u",
-              "finalizers": ["service.kubernetes.io/load-balancer-cleanup"],
-              "managedFields": [
-                {"manager": ME, "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {
-                  "f:metadata": {"f:labels": {"f:app": {}}},
-                  "f:spec": {"f:type": {}, "f:loadBalancerSourceRanges": {},
-                    "f:ports": {"k:{\"port\":2888,\"protocol\":\"TCP\"}": {".": {}, "f:name": {}, "f:port": {}, "f:protocol": {}, "f:targetPort": {}}}}}},
-                {"manager": "cloud-controller-manager", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1",
-                 "fieldsV1": {"f:metadata": {"f:finalizers": {".": {}, "v:\"service.kubernetes.io/load-balancer-cleanup\"": {}}}}},
-                {"manager": "cloud-controller-manager", "operation": "Update", "apiVersion": "v1", "subresource": "status",
-                 "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {"f:loadBalancer": {"f:ingress": {}}}}}]},
-            "spec": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["198.18.1.4/32"], "clusterIP": "10.96.0.10",
-                     "sessionAffinity": "None",
-                     "ports": [{"name": "tcp-quorum", "port": 2888, "protocol": "TCP", "targetPort": 2888, "nodePort": 30000}]},
-            "status": {"loadBalancer": {"ingress": [{"ip": "198.18.0.11"}]}}})
-    }
-
-    #[test]
-    fn an_applied_object_is_in_sync() {
-        let p = predict(&desired(), &live(), ME);
-        assert!(!p.changes, "{p:?}");
-        assert!(p.conflicts.is_empty());
-    }
-
-    #[test]
-    fn a_value_changed_by_another_manager_is_a_change_and_a_conflict() {
-        let mut live = live();
-        live["spec"]["loadBalancerSourceRanges"] = json!(["0.0.0.0/0"]);
-        let mf = live["metadata"]["managedFields"].as_array_mut().unwrap();
-        mf[0]["fieldsV1"]["f:spec"]
-            .as_object_mut()
-            .unwrap()
-            .remove("f:loadBalancerSourceRanges");
-        mf.push(
-            json!({"manager": "kubectl-edit", "operation": "Update", "apiVersion": "v1",
-            "fieldsV1": {"f:spec": {"f:loadBalancerSourceRanges": {}}}}),
-        );
-        let p = predict(&desired(), &live, ME);
-        assert!(p.changes);
-        assert_eq!(
-            p.conflicts,
-            [OwnedElsewhere {
-                manager: "kubectl-edit".into(),
-                field: ".spec.loadBalancerSourceRanges".into()
-            }]
-        );
-        assert_eq!(
-            p.after["spec"]["loadBalancerSourceRanges"],
-            json!(["198.18.1.4/32"])
-        );
-    }
-
-    #[test]
-    fn a_field_no_longer_desired_is_removed_unless_someone_else_owns_it() {
-        let mut d = desired();
-        d["metadata"]["labels"] = json!({});
-        let p = predict(&d, &live(), ME);
-        assert!(p.changes);
-        assert!(p.after["metadata"]["labels"].get("app").is_none());
-        let mut shared = live();
-        shared["metadata"]["managedFields"].as_array_mut().unwrap().push(
-            json!({"manager": "helm", "operation": "Update", "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}}}));
-        assert!(!predict(&d, &shared, ME).changes);
-    }
-
-    #[test]
-    fn a_new_port_merges_by_key_and_a_port_value_change_is_seen() {
-        let mut d = desired();
-        d["spec"]["ports"].as_array_mut().unwrap().push(
-            json!({"name": "tcp-election", "port": 3888, "protocol": "TCP", "targetPort": 3888}),
-        );
-        let p = predict(&d, &live(), ME);
-        assert!(p.changes);
-        assert_eq!(
-            p.after["spec"]["ports"][0]["nodePort"], 30000,
-            "live fields of kept items stay"
-        );
-        assert_eq!(p.after["spec"]["ports"][1]["port"], 3888);
-        let mut d = desired();
-        d["spec"]["ports"][0]["name"] = json!("quorum");
-        assert!(predict(&d, &live(), ME).changes);
-    }
-
-    #[test]
-    fn fields_v1_parses_into_the_same_paths() {
-        let live = live();
-        let from_doc = parse_fields_v1(&live["metadata"]["managedFields"][0]["fieldsV1"]);
-        assert_eq!(from_doc, fields_of(&desired()));
-        assert_eq!(
-            path_string(&from_doc.iter().find(|p| p.len() == 4).unwrap().clone()),
-            ".spec.ports[port=2888,protocol=\"TCP\"].name"
-        );
-    }
-
-    #[test]
-    fn who_wrote_an_object() {
-        assert!(written_by(&live(), ME));
-        assert!(!written_by(&live(), "kube-controller-manager"));
-    }
-}
+mod tests;

@@ -13,6 +13,7 @@ mod resources;
 mod selector;
 mod ssa;
 mod store;
+pub mod upstream;
 mod util;
 mod validate;
 

@@ -33,6 +33,10 @@ pub(crate) struct Resource {
     pub generation: GenerationScope,
     /// Served only when `Config::crds` is true.
     pub crd: bool,
+    /// The type's empty object as a real server sees it before a create (a Go zero value: its
+    /// non-pointer structs are there, empty), which a creating Update is compared with: what is
+    /// added on top is the creator's, a map or list it adds with a `"."` of its own.
+    pub zero: &'static str,
 }
 
 impl Resource {
@@ -57,6 +61,15 @@ impl Resource {
     pub(crate) fn list_kind(&self) -> String {
         format!("{}List", self.kind)
     }
+
+    /// The shapes of the type's fields (the upstream markers).
+    pub(crate) fn schema(&self) -> &'static manifests::shapes::Schema {
+        manifests::shapes::for_kind(self.kind)
+    }
+
+    pub(crate) fn zero(&self) -> serde_json::Value {
+        serde_json::from_str(self.zero).expect("zero objects are JSON")
+    }
 }
 
 pub(crate) static SERVICES: Resource = Resource {
@@ -70,6 +83,7 @@ pub(crate) static SERVICES: Resource = Resource {
     name_rule: NameRule::Dns1035Label,
     generation: GenerationScope::Spec,
     crd: false,
+    zero: r#"{"metadata":{},"spec":{},"status":{"loadBalancer":{}}}"#,
 };
 
 pub(crate) static ENDPOINTS: Resource = Resource {
@@ -83,6 +97,7 @@ pub(crate) static ENDPOINTS: Resource = Resource {
     name_rule: NameRule::Dns1123Subdomain,
     generation: GenerationScope::TopLevel,
     crd: false,
+    zero: r#"{"metadata":{}}"#,
 };
 
 pub(crate) static ENDPOINT_SLICES: Resource = Resource {
@@ -96,6 +111,7 @@ pub(crate) static ENDPOINT_SLICES: Resource = Resource {
     name_rule: NameRule::Dns1123Subdomain,
     generation: GenerationScope::TopLevel,
     crd: false,
+    zero: r#"{"metadata":{}}"#,
 };
 
 pub(crate) static SERVICE_MONITORS: Resource = Resource {
@@ -109,6 +125,7 @@ pub(crate) static SERVICE_MONITORS: Resource = Resource {
     name_rule: NameRule::Dns1123Subdomain,
     generation: GenerationScope::Spec,
     crd: true,
+    zero: r#"{}"#,
 };
 
 /// Leases: the deploy lock of the tool under test.
@@ -123,6 +140,7 @@ pub(crate) static LEASES: Resource = Resource {
     name_rule: NameRule::Dns1123Subdomain,
     generation: GenerationScope::Spec,
     crd: false,
+    zero: r#"{"metadata":{},"spec":{}}"#,
 };
 
 pub(crate) static ALL: [&Resource; 5] = [

@@ -10,7 +10,7 @@ use super::defaults::{apply_defaults, scheme_defaults, Allocator};
 use super::errors::{ApiError, FieldError};
 use super::resources::{self, GenerationScope, Resource};
 use super::selector::{FieldSelector, LabelSelector};
-use super::ssa::{self, fields_of, FieldSet, ManagedEntry, Scope, Writer};
+use super::ssa::{self, ManagedEntry, Scope, Writer};
 use super::util::{map_entry, meta_str, now_rfc3339, IdGen};
 use super::Stats;
 
@@ -94,8 +94,9 @@ pub(crate) struct WriteOutcome {
 enum Ownership {
     /// Already decided (server-side apply).
     Decided,
-    /// An Update: the writer gains the changed paths among these submitted ones.
-    Update(FieldSet),
+    /// An Update: what the writer submitted (with the scheme's defaults, before allocations),
+    /// compared with the old object, decides what it gains.
+    Update(Value),
 }
 
 #[derive(Clone, Debug)]
@@ -447,7 +448,7 @@ impl State {
         // The writer owns what it sent, with the scheme's defaults (handlers/create.go runs the
         // field manager on the decoded, defaulted object); allocations stay unowned.
         scheme_defaults(res, &mut obj);
-        let submitted = fields_of(res, &obj, Scope::Main);
+        let submitted = obj.clone();
         self.commit(
             res,
             ns,
@@ -479,7 +480,7 @@ impl State {
         check_resource_version(res, name, body, &old.object)?;
         let mut desired = sanitize(res, ns, name, body);
         scheme_defaults(res, &mut desired);
-        let submitted = fields_of(res, &desired, opts.scope);
+        let submitted = desired.clone();
         let obj = scoped(res, opts.scope, Some(&old.object), desired);
         let managed = old.managed.clone();
         self.commit(
@@ -518,7 +519,7 @@ impl State {
         check_identity(res, ns, Some(name), &patched, false)?;
         let mut desired = sanitize(res, ns, name, &patched);
         scheme_defaults(res, &mut desired);
-        let submitted = fields_of(res, &desired, opts.scope);
+        let submitted = desired.clone();
         let obj = scoped(res, opts.scope, Some(&old.object), desired);
         let managed = old.managed.clone();
         self.commit(
@@ -754,14 +755,7 @@ impl State {
                 scope: opts.scope,
                 now: &now,
             };
-            ssa::update_ownership(
-                res,
-                old.map(|o| &o.object),
-                &submitted,
-                &obj,
-                &mut managed,
-                writer,
-            );
+            managed = ssa::update(res, old.map(|o| &o.object), &submitted, &managed, writer);
         }
         ssa::prune_ownership(res, &obj, &mut managed);
 
@@ -946,7 +940,8 @@ mod tests {
             json!({
                 "f:metadata": {"f:labels": {"f:app": {}}},
                 "f:spec": {
-                    "f:selector": {"f:app": {}},
+                    // +mapType=atomic (ServiceSpec.Selector): one field.
+                    "f:selector": {},
                     "f:ports": {"k:{\"port\":2181,\"protocol\":\"TCP\"}": {".": {}, "f:name": {}, "f:port": {}}},
                 },
             })
@@ -1097,7 +1092,8 @@ mod tests {
         assert_eq!(edit["operation"], "Update");
         assert_eq!(
             edit["fieldsV1"],
-            json!({"f:spec": {"f:selector": {"f:app": {}}}})
+            // +mapType=atomic (ServiceSpec.Selector): the whole selector is one field.
+            json!({"f:spec": {"f:selector": {}}})
         );
         let zk = entry(&out.object, "zkctl").unwrap();
         assert!(zk["fieldsV1"]["f:spec"].get("f:selector").is_none());
