@@ -550,6 +550,7 @@ fn transient_errors_are_retried_and_permanent_ones_reported() {
         status: 503,
         latency: Duration::ZERO,
         times: 2,
+        commits: false,
     });
     h.api.inject(Fault {
         method: Some("PATCH".into()),
@@ -557,6 +558,7 @@ fn transient_errors_are_retried_and_permanent_ones_reported() {
         status: 429,
         latency: Duration::ZERO,
         times: 1,
+        commits: false,
     });
     h.api.inject(Fault {
         method: None,
@@ -564,6 +566,7 @@ fn transient_errors_are_retried_and_permanent_ones_reported() {
         status: 500,
         latency: Duration::from_millis(50),
         times: 1,
+        commits: false,
     });
     let out = h.run(&["diff", "--env", "sandbox"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -575,6 +578,7 @@ fn transient_errors_are_retried_and_permanent_ones_reported() {
         status: 403,
         latency: Duration::ZERO,
         times: u32::MAX,
+        commits: false,
     });
     let before = h.api.stats().requests;
     let out = h.run(&["diff", "--env", "sandbox"]);
@@ -1072,6 +1076,7 @@ fn a_server_that_answers_409_even_to_a_forced_dry_run_is_an_error_not_a_panic() 
         status: 409,
         latency: Duration::ZERO,
         times: u32::MAX,
+        commits: false,
     });
     let out = h.run(&["diff", "--env", "sandbox"]);
     assert_eq!(out.status.code(), Some(1), "an error, not a panic (101)");
@@ -1091,6 +1096,7 @@ fn an_api_server_that_answers_503_for_ever_is_given_up_on_within_the_budget() {
         status: 503,
         latency: Duration::ZERO,
         times: u32::MAX,
+        commits: false,
     });
     let out = h.run(&["apply", "--env", "sandbox", "--timeout", "5s"]);
     assert_eq!(out.status.code(), Some(1));
@@ -1136,6 +1142,7 @@ fn overload_answers_are_retried_after_what_retry_after_asks() {
         status: 429,
         latency: Duration::ZERO,
         times: 2,
+        commits: false,
     });
     let started = std::time::Instant::now();
     let out = h.run(&["diff", "--env", "sandbox"]);

@@ -260,14 +260,16 @@ fn drift_finds_moved_load_balancers_and_observers_that_stopped_observing() {
 fn the_deploy_lock_keeps_deploys_apart_and_drift_waits() {
     let w = World::sandbox();
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let held = |renew: &str| {
+    let held = |renew: &str, seconds: u32| {
         json!({
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": "zk-observers-deploy-sandbox", "namespace": NS},
-            "spec": {"holderIdentity": "alice@laptop pid 42", "leaseDurationSeconds": 1800, "acquireTime": renew, "renewTime": renew}
+            "spec": {"holderIdentity": "alice@laptop pid 42", "leaseDurationSeconds": seconds, "acquireTime": renew, "renewTime": renew}
         })
     };
-    w.api.insert(held(&now), "zk-observers-xtask").unwrap();
+    w.api
+        .insert(held(&now, 1800), "zk-observers-xtask")
+        .unwrap();
 
     let out = w.on_sandbox(&["deploy", "--yes"]);
     assert_eq!(out.status.code(), Some(1));
@@ -285,7 +287,8 @@ fn the_deploy_lock_keeps_deploys_apart_and_drift_waits() {
     assert!(String::from_utf8_lossy(&out.stdout)
         .contains("skipped: a deploy by alice@laptop pid 42 holds the lock"));
 
-    // A lock whose holder died long ago expires and is taken over.
+    // A lock whose holder died long ago is taken over once this deploy has watched it unchanged
+    // for its duration (3 s here): its old renewTime alone is not trusted (clocks differ).
     w.client(async |c| {
         let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
             kube::Api::namespaced(c, NS);
@@ -295,9 +298,17 @@ fn the_deploy_lock_keeps_deploys_apart_and_drift_waits() {
             .unwrap();
     });
     w.api
-        .insert(held("2020-01-01T00:00:00.000000Z"), "zk-observers-xtask")
+        .insert(held("2020-01-01T00:00:00.000000Z", 3), "zk-observers-xtask")
         .unwrap();
-    w.deploy();
+    let out = w.on_sandbox(&["deploy", "--yes"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("the deploy lock is held by alice@laptop pid 42, not renewed since"));
 }
 
 #[test]

@@ -688,3 +688,97 @@ fn an_observer_behind_nat_is_refused_until_its_egress_is_declared() {
     );
     observing(&w, OBS1);
 }
+
+/// Runs `cmd` on a terminal of its own (a pty, through util-linux's `script`), and when it asks
+/// `[y/N]` types `keys` there; returns how it ended (stdout: everything the terminal showed).
+fn at_the_prompt(cmd: &Command, keys: &[u8], at_prompt: impl FnOnce()) -> Ended {
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+    let quote = |s: &std::ffi::OsStr| {
+        format!(
+            "'{}'",
+            String::from_utf8_lossy(s.as_bytes()).replace('\'', r"'\''")
+        )
+    };
+    let mut line = quote(cmd.get_program());
+    for a in cmd.get_args() {
+        line.push(' ');
+        line.push_str(&quote(a));
+    }
+    let mut script = Command::new("script");
+    script
+        .args(["-q", "-f", "-e", "-c", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let mut child = script.spawn().unwrap();
+    let mut keyboard = child.stdin.take().unwrap();
+    let mut screen = child.stdout.take().unwrap();
+    let mut shown = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut at_prompt = Some(at_prompt);
+    loop {
+        let n = screen.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        shown.extend_from_slice(&buf[..n]);
+        if at_prompt.is_some() && String::from_utf8_lossy(&shown).contains("[y/N]") {
+            (at_prompt.take().unwrap())();
+            keyboard.write_all(keys).unwrap();
+            keyboard.flush().unwrap();
+        }
+    }
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&shown).into_owned();
+    eprintln!("--- terminal\n{stdout}--- stderr\n{err}");
+    assert!(at_prompt.is_none(), "the command never asked");
+    Ended {
+        code: status.code(),
+        stdout,
+        stderr: err,
+    }
+}
+
+/// Ctrl-C at the confirmation prompt (typed on the terminal, where the line discipline turns it
+/// into SIGINT): nothing is changed, the deploy lock taken for the run is released, exit 130.
+#[test]
+fn ctrl_c_at_the_prompt_changes_nothing_releases_the_lock_and_exits_130() {
+    let w = World::sandbox();
+    let ended = at_the_prompt(&w.sandbox_cmd(&["deploy"]), b"\x03", || {
+        let l = lease(&w).expect("the deploy lock is held while the prompt waits");
+        assert!(l["spec"]["holderIdentity"]
+            .as_str()
+            .unwrap()
+            .contains(" pid "));
+    });
+    assert_eq!(ended.code, Some(130), "{}", ended.stdout);
+    assert!(
+        ended
+            .stdout
+            .contains("the deploy stopped: interrupted by SIGINT"),
+        "{}",
+        ended.stdout
+    );
+    assert!(lease(&w).is_none(), "the deploy lock is released");
+    assert_eq!(w.managed_writes(), 0, "nothing was changed");
+    for h in [OBS1, OBS2] {
+        assert!(
+            !w.sb().host(h).deploy_dir.join("zoo.cfg").exists(),
+            "{h}: nothing written"
+        );
+    }
+}

@@ -92,7 +92,7 @@ pub fn run(args: &ApplyArgs) -> Result<ApplyReport> {
         let cluster = Cluster::connect(&env, &args.cluster, args.timeout).await?;
         let plan = plan::plan(&cluster, &env, &objects, Planner::DryRun).await?;
         plan.refuse_conflicts(&env.name, args.force_conflicts)?;
-        let lock = lock::acquire(&cluster, &env, args.lock.break_lock).await?;
+        let lock = lock::acquire(&cluster, &env, args.lock.break_lock, Some(&interrupt)).await?;
         let guard = Guard {
             lock: Some(&lock),
             interrupt: Some(&interrupt),

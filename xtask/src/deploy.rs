@@ -171,7 +171,7 @@ pub fn run(args: &DeployArgs, format: OutputFormat) -> Result<DeployReport> {
         let lock = if args.dry_run {
             None
         } else {
-            Some(lock::acquire(&cluster, &env, args.lock.break_lock).await?)
+            Some(lock::acquire(&cluster, &env, args.lock.break_lock, Some(&interrupt)).await?)
         };
         let guard = Guard {
             lock: lock.as_ref(),
@@ -247,9 +247,24 @@ pub async fn deploy(
             .hosts
             .iter()
             .all(|h| h.result != HostResult::WouldChange);
-    if !nothing_to_do && !args.yes && !confirm(env)? {
-        fleet.close().await;
-        bail!("not confirmed; nothing was changed");
+    if !nothing_to_do && !args.yes {
+        let stdin = std::io::BufReader::new(std::io::stdin());
+        match confirm(env, guard.interrupt, stdin).await {
+            Ok(Answer::Yes) => {}
+            Ok(Answer::No) => {
+                fleet.close().await;
+                bail!("not confirmed; nothing was changed");
+            }
+            Ok(Answer::Interrupted(signal)) => {
+                fleet.close().await;
+                report.stopped = Some(Stop::Interrupted(signal));
+                return Ok(report);
+            }
+            Err(e) => {
+                fleet.close().await;
+                return Err(e);
+            }
+        }
     }
     let result = carry_out(
         cluster,
@@ -454,16 +469,139 @@ async fn healthy_observers<'e>(
         .collect()
 }
 
-fn confirm(env: &Environment) -> Result<bool> {
+/// The operator's answer to the confirmation prompt.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Yes,
+    No,
+    /// A signal (Ctrl-C) came first: nothing was changed.
+    Interrupted(&'static str),
+}
+
+/// Asks for confirmation. The answer is read on a thread of its own, so that the deploy lock's
+/// renewals go on while the operator reads the plan (however long that takes), and a signal ends
+/// the wait.
+async fn confirm(
+    env: &Environment,
+    interrupt: Option<&Interrupt>,
+    mut input: impl BufRead + Send + 'static,
+) -> Result<Answer> {
     eprint!(
         "Deploy this plan to environment {} (context {})? [y/N] ",
         env.name, env.kube_context
     );
     std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("confirm".into())
+        .spawn(move || {
+            let mut answer = String::new();
+            let _ = tx.send(input.read_line(&mut answer).map(|_| answer));
+        })
+        .context("starting the prompt's reader")?;
+    let read = match interrupt {
+        Some(i) => tokio::select! {
+            read = rx => read,
+            _ = i.wait() => {
+                eprintln!();
+                return Ok(Answer::Interrupted(i.received().unwrap_or("SIGINT")));
+            }
+        },
+        None => rx.await,
+    };
+    let answer = read
+        .context("reading the answer")?
         .context("reading the answer")?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+    Ok(if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Answer::Yes
+    } else {
+        Answer::No
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::lock::{acquire_with, lease_name, Timing};
+
+    /// While the prompt waits for the operator, the deploy lock's renewals go on (its Lease
+    /// outlives twice its duration), and Ctrl-C at the prompt ends the wait: nothing is confirmed.
+    #[test]
+    fn renewals_go_on_while_the_prompt_waits_and_ctrl_c_ends_it() {
+        let env = manifests::environments::sandbox::environment();
+        let ns = env.ensemble.namespace.clone();
+        let api = sandbox::ApiServer::start(sandbox::Config {
+            namespaces: vec![ns.clone()],
+            ..sandbox::Config::default()
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, api.kubeconfig(&env.kube_context)).unwrap();
+        let args = crate::cli::ClusterArgs {
+            kubeconfig: Some(kubeconfig),
+            context: None,
+            allow_other_context: false,
+        };
+        let quick = Timing {
+            lease_seconds: 1,
+            renew_every: Duration::from_millis(100),
+        };
+        let renewed = || -> k8s_openapi::jiff::Timestamp {
+            api.get("coordination.k8s.io/v1", "leases", &ns, &lease_name(&env))
+                .unwrap()["spec"]["renewTime"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        // The operator's terminal: nothing is typed.
+        let (input, _keyboard) = std::io::pipe().unwrap();
+        block_on(async {
+            let cluster = Cluster::connect(&env, &args, Duration::from_secs(5)).await?;
+            let interrupt = Interrupt::detached();
+            let lock = acquire_with(&cluster, &env, false, None, quick).await?;
+            let acquired = renewed();
+            let operator = async {
+                // Reads the plan for three times the Lease's duration, then presses Ctrl-C.
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                interrupt.raise("SIGINT");
+            };
+            let (answer, ()) = tokio::join!(
+                confirm(&env, Some(&interrupt), std::io::BufReader::new(input)),
+                operator
+            );
+            assert_eq!(answer?, Answer::Interrupted("SIGINT"));
+            let during = renewed();
+            assert!(
+                during > acquired + k8s_openapi::jiff::SignedDuration::from_secs(2),
+                "renewed while the prompt waited: acquired {acquired}, last renewed {during}"
+            );
+            assert_eq!(lock.lost(), None);
+            lock.release(&cluster).await;
+            anyhow::Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn the_prompt_takes_yes_and_anything_else_is_no() {
+        let env = manifests::environments::sandbox::environment();
+        for (typed, want) in [
+            ("y\n", Answer::Yes),
+            ("yes\n", Answer::Yes),
+            ("n\n", Answer::No),
+            ("\n", Answer::No),
+        ] {
+            let got = block_on(confirm(
+                &env,
+                None,
+                std::io::Cursor::new(typed.as_bytes().to_vec()),
+            ))
+            .unwrap();
+            assert_eq!(got, want, "{typed:?}");
+        }
+    }
 }

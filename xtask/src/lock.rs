@@ -7,6 +7,18 @@
 //! a takeover carry the `resourceVersion` they last saw as a precondition: they never overwrite or
 //! delete a successor's Lease. A holder that finds its Lease gone or taken stops before its next
 //! write ([`Guard::check`]).
+//!
+//! Two things a real cluster does that this lock is built for:
+//! - A write that times out at the API server (504) may still commit
+//!   (`staging/src/k8s.io/apiserver/pkg/endpoints/handlers/finisher/finisher.go`), and the retry
+//!   then meets its own write (409). Each run marks its Lease with a token of its own
+//!   ([`TOKEN_ANNOTATION`]); after a 409 the Lease is read again, and a Lease with this run's holder
+//!   and token is this run's write, not someone else's.
+//! - Another machine's clock is never compared with ours. A Lease is expired only when this process
+//!   has watched it stay unchanged for its `leaseDurationSeconds` of our monotonic clock, as
+//!   client-go's leader election judges it (`tools/leaderelection/leaderelection.go`,
+//!   `observedTime`). The holder's `renewTime` can only make us more careful: a Lease that looks
+//!   live by the timestamps is refused at once; one that looks expired is watched first.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +29,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use manifests::Environment;
+use tokio::time::Instant;
 
 use crate::cluster::Cluster;
 use crate::output;
@@ -27,6 +40,8 @@ pub const LEASE_SECONDS: i32 = 60;
 /// How often the holder renews it: well inside its duration, so that two renewals may fail in a
 /// row without losing it.
 pub const RENEW_EVERY: Duration = Duration::from_secs(15);
+/// The annotation on the Lease that tells this run's writes from any other's.
+pub const TOKEN_ANNOTATION: &str = "zk-observers.dev/lock-token";
 
 /// A Lease's duration and how often it is renewed: [`LEASE_SECONDS`] and [`RENEW_EVERY`] (tests
 /// shorten both to watch renewals happen).
@@ -47,16 +62,31 @@ pub fn lease_name(env: &Environment) -> String {
     manifests::rbac::lease_name(env)
 }
 
-/// Who holds a lock, and until when.
+/// Who holds a lock, and until when by its holder's clock.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Holder {
     pub holder: String,
     pub acquired: String,
+    /// `renewTime + leaseDurationSeconds`, written by the holder's clock.
     pub expires: String,
-    pub expired: bool,
 }
 
-fn holder_of(lease: &Lease) -> Holder {
+impl Holder {
+    fn of(lease: &Lease) -> Holder {
+        let spec = lease.spec.clone().unwrap_or_default();
+        Holder {
+            holder: spec.holder_identity.unwrap_or_else(|| "unknown".into()),
+            acquired: spec
+                .acquire_time
+                .map(|t| t.0.to_string())
+                .unwrap_or_default(),
+            expires: expiry(lease).to_string(),
+        }
+    }
+}
+
+/// `renewTime + leaseDurationSeconds` by the holder's clock.
+fn expiry(lease: &Lease) -> Timestamp {
     let spec = lease.spec.clone().unwrap_or_default();
     let renewed = spec
         .renew_time
@@ -64,32 +94,76 @@ fn holder_of(lease: &Lease) -> Holder {
         .or(spec.acquire_time.as_ref())
         .map(|t| t.0)
         .unwrap_or(Timestamp::UNIX_EPOCH);
-    let expires = renewed
-        + SignedDuration::from_secs(i64::from(
-            spec.lease_duration_seconds.unwrap_or(LEASE_SECONDS),
-        ));
-    Holder {
-        holder: spec.holder_identity.unwrap_or_else(|| "unknown".into()),
-        acquired: spec
-            .acquire_time
-            .map(|t| t.0.to_string())
-            .unwrap_or_default(),
-        expires: expires.to_string(),
-        expired: expires < Timestamp::now(),
+    renewed + SignedDuration::from_secs(i64::from(duration_seconds(lease)))
+}
+
+fn duration_seconds(lease: &Lease) -> i32 {
+    lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.lease_duration_seconds)
+        .unwrap_or(LEASE_SECONDS)
+        .max(1)
+}
+
+fn token_of(lease: &Lease) -> Option<&str> {
+    lease
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(TOKEN_ANNOTATION)
+        .map(String::as_str)
+}
+
+/// Who this run is, for people (`alice@laptop pid 42`), and its token, for the Lease.
+#[derive(Debug, Clone)]
+struct Me {
+    holder: String,
+    token: String,
+}
+
+impl Me {
+    fn new() -> Me {
+        let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into());
+        Me {
+            holder: format!("{user}@{host} pid {}", std::process::id()),
+            token: random_token(),
+        }
+    }
+
+    /// Whether `lease` was written by this run.
+    fn wrote(&self, lease: &Lease) -> bool {
+        lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref())
+            == Some(&self.holder)
+            && token_of(lease) == Some(&self.token)
     }
 }
 
-fn me() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    format!("{user}@{host} pid {}", std::process::id())
+/// 128 random bits as hex, from the kernel.
+fn random_token() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if read.is_err() {
+        // No /dev/urandom: the clock and the process still tell runs apart.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        bytes = (nanos ^ (u128::from(std::process::id()) << 96)).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn lease(
     env: &Environment,
-    holder: &str,
+    me: &Me,
     acquired: MicroTime,
     resource_version: Option<String>,
     timing: Timing,
@@ -99,11 +173,12 @@ fn lease(
             name: Some(lease_name(env)),
             namespace: Some(env.ensemble.namespace.clone()),
             labels: Some(manifests::labels::recommended(env, "deploy-lock")),
+            annotations: Some([(TOKEN_ANNOTATION.to_string(), me.token.clone())].into()),
             resource_version,
             ..ObjectMeta::default()
         },
         spec: Some(LeaseSpec {
-            holder_identity: Some(holder.to_string()),
+            holder_identity: Some(me.holder.clone()),
             lease_duration_seconds: Some(timing.lease_seconds),
             acquire_time: Some(acquired),
             renew_time: Some(MicroTime(Timestamp::now())),
@@ -112,14 +187,90 @@ fn lease(
     }
 }
 
-/// The lock's holder, if a deploy holds it now.
+/// What watching another holder's Lease showed.
+enum Seen {
+    /// Its holder keeps it: renewed while watched, or live by its own timestamps.
+    Held(Holder),
+    /// Unchanged for its whole duration while watched (this Lease, as last read).
+    Expired(Box<Lease>),
+    /// Deleted while watched.
+    Gone,
+}
+
+/// Whether `lease`'s holder still keeps it, judged as client-go judges it: by what this process
+/// sees change, on its own monotonic clock. A Lease whose timestamps say it is live is held; one
+/// whose timestamps say it expired is watched for its duration (with progress): renewed meanwhile,
+/// it is held; unchanged, it expired. `interrupt` ends the watch (as held).
+async fn watch(
+    api: &Api<Lease>,
+    cluster: &Cluster,
+    lease: Lease,
+    interrupt: Option<&Interrupt>,
+) -> Result<Seen> {
+    if expiry(&lease) > Timestamp::now() {
+        return Ok(Seen::Held(Holder::of(&lease)));
+    }
+    let name = lease.metadata.name.clone().unwrap_or_default();
+    let seen_rv = lease.metadata.resource_version.clone();
+    let h = Holder::of(&lease);
+    let duration = Duration::from_secs(duration_seconds(&lease).unsigned_abs().into());
+    let started = Instant::now();
+    let mut reported: Option<Instant> = None;
+    loop {
+        if reported.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            output::progress(&format!(
+                "the deploy lock is held by {}, not renewed since {} by its clock; watching it for {} \
+                 before taking it over ({} elapsed; clocks of other machines are not trusted; \
+                 --break-lock takes it at once)",
+                h.holder,
+                h.expires,
+                output::duration(duration),
+                output::duration(Duration::from_secs(started.elapsed().as_secs()))
+            ));
+            reported = Some(Instant::now());
+        }
+        let step = (duration / 8).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let left = duration.saturating_sub(started.elapsed());
+        let pause = tokio::time::sleep(step.min(left));
+        match interrupt {
+            Some(i) => {
+                tokio::select! {
+                    _ = pause => {}
+                    _ = i.wait() => return Ok(Seen::Held(h)),
+                }
+            }
+            None => pause.await,
+        }
+        let now = api
+            .get_opt(&name)
+            .await
+            .map_err(|e| cluster.error("reading the deploy lock", e))?;
+        match now {
+            None => return Ok(Seen::Gone),
+            Some(l) if l.metadata.resource_version != seen_rv => {
+                return Ok(Seen::Held(Holder::of(&l)))
+            }
+            Some(l) if started.elapsed() >= duration => return Ok(Seen::Expired(Box::new(l))),
+            Some(_) => {}
+        }
+    }
+}
+
+/// The lock's holder, if a deploy holds it now. A Lease that looks expired by its holder's clock
+/// is watched for its duration first (see [`watch`]).
 pub async fn current(cluster: &Cluster, env: &Environment) -> Result<Option<Holder>> {
     let api = cluster.typed::<Lease>(&env.ensemble.namespace);
     let got = api
         .get_opt(&lease_name(env))
         .await
         .map_err(|e| cluster.error("reading the deploy lock", e))?;
-    Ok(got.map(|l| holder_of(&l)).filter(|h| !h.expired))
+    let Some(lease) = got else {
+        return Ok(None);
+    };
+    Ok(match watch(&api, cluster, lease, None).await? {
+        Seen::Held(h) => Some(h),
+        Seen::Expired(_) | Seen::Gone => None,
+    })
 }
 
 /// What the renewals know.
@@ -133,7 +284,7 @@ struct State {
 pub struct DeployLock {
     name: String,
     namespace: String,
-    holder: String,
+    me: Me,
     state: Arc<Mutex<State>>,
     renewer: tokio::task::JoinHandle<()>,
     /// The Lease, through the renewals' client (short retries).
@@ -141,9 +292,30 @@ pub struct DeployLock {
 }
 
 /// Takes the lock of `env`. With `break_lock`, a Lease another holder has (an operator knows it is
-/// dead) is taken over, with a warning that names it.
-pub async fn acquire(cluster: &Cluster, env: &Environment, break_lock: bool) -> Result<DeployLock> {
-    acquire_with(cluster, env, break_lock, Timing::STANDARD).await
+/// dead) is taken over at once, with a warning that names it; without it, a Lease whose holder
+/// stopped renewing is taken over once it was watched unchanged for its duration. A signal
+/// during that watch refuses.
+pub async fn acquire(
+    cluster: &Cluster,
+    env: &Environment,
+    break_lock: bool,
+    interrupt: Option<&Interrupt>,
+) -> Result<DeployLock> {
+    acquire_with(cluster, env, break_lock, interrupt, Timing::STANDARD).await
+}
+
+fn refused(env: &Environment, h: &Holder) -> anyhow::Error {
+    anyhow::anyhow!(
+        "another deploy of {} is in progress: {} holds the lock since {} (Lease {}/{}, expires {} by its \
+         holder's clock unless renewed). Wait for it; if its holder is dead, wait until the Lease \
+         expires or pass --break-lock",
+        env.name,
+        h.holder,
+        h.acquired,
+        env.ensemble.namespace,
+        lease_name(env),
+        h.expires
+    )
 }
 
 /// [`acquire`] with a Lease of `timing`.
@@ -151,42 +323,37 @@ pub async fn acquire_with(
     cluster: &Cluster,
     env: &Environment,
     break_lock: bool,
+    interrupt: Option<&Interrupt>,
     timing: Timing,
 ) -> Result<DeployLock> {
     let api = cluster.typed::<Lease>(&env.ensemble.namespace);
     let name = lease_name(env);
-    let holder = me();
+    let me = Me::new();
     let now = MicroTime(Timestamp::now());
-    let existing = api
+    let mut existing = api
         .get_opt(&name)
         .await
         .map_err(|e| cluster.error("reading the deploy lock", e))?;
+    if let (Some(l), false) = (&existing, break_lock) {
+        existing = match watch(&api, cluster, l.clone(), interrupt).await? {
+            Seen::Held(h) => return Err(refused(env, &h)),
+            Seen::Expired(l) => {
+                tracing::warn!(holder = %Holder::of(&l).holder, "taking over an expired deploy lock");
+                Some(*l)
+            }
+            Seen::Gone => None,
+        };
+    }
     let taken = match existing {
         None => {
-            api.create(
-                &PostParams::default(),
-                &lease(env, &holder, now, None, timing),
-            )
-            .await
+            api.create(&PostParams::default(), &lease(env, &me, now, None, timing))
+                .await
         }
         Some(l) => {
-            let h = holder_of(&l);
-            if !h.expired && !break_lock {
-                bail!(
-                    "another deploy of {} is in progress: {} holds the lock since {} (Lease {}/{name}, expires {}). \
-                     Wait for it; if its holder is dead, wait until the Lease expires or pass --break-lock",
-                    env.name,
-                    h.holder,
-                    h.acquired,
-                    env.ensemble.namespace,
-                    h.expires
-                );
-            }
-            if h.expired {
-                tracing::warn!(holder = %h.holder, "taking over an expired deploy lock");
-            } else {
+            if break_lock {
+                let h = Holder::of(&l);
                 output::warning(&format!(
-                    "--break-lock: taking the deploy lock from {} (held since {}, would expire {})",
+                    "--break-lock: taking the deploy lock from {} (held since {}, expires {} by its holder's clock)",
                     h.holder, h.acquired, h.expires
                 ));
             }
@@ -194,23 +361,32 @@ pub async fn acquire_with(
             api.replace(
                 &name,
                 &PostParams::default(),
-                &lease(
-                    env,
-                    &holder,
-                    now,
-                    l.metadata.resource_version.clone(),
-                    timing,
-                ),
+                &lease(env, &me, now, l.metadata.resource_version.clone(), timing),
             )
             .await
         }
     };
     let lease = match taken {
         Ok(l) => l,
-        Err(kube::Error::Api(s)) if s.code == 409 => bail!(
-            "another deploy of {} took the lock at the same moment; nothing was changed",
-            env.name
-        ),
+        // The write may have committed before its answer was lost (and retried): read again.
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            match api
+                .get_opt(&name)
+                .await
+                .map_err(|e| cluster.error("reading the deploy lock", e))?
+            {
+                Some(l) if me.wrote(&l) => l,
+                Some(l) => bail!(
+                    "another deploy of {} took the lock at the same moment ({} holds it); nothing was changed",
+                    env.name,
+                    Holder::of(&l).holder
+                ),
+                None => bail!(
+                    "the deploy lock of {} changed hands at the same moment; nothing was changed; try again",
+                    env.name
+                ),
+            }
+        }
         Err(e) => return Err(cluster.error("taking the deploy lock", e)),
     };
     let state = Arc::new(Mutex::new(State {
@@ -223,7 +399,7 @@ pub async fn acquire_with(
     let renewer = tokio::spawn(renew(
         renewals,
         env.clone(),
-        holder.clone(),
+        me.clone(),
         lease
             .spec
             .and_then(|s| s.acquire_time)
@@ -234,26 +410,32 @@ pub async fn acquire_with(
     Ok(DeployLock {
         name,
         namespace: env.ensemble.namespace.clone(),
-        holder,
+        me,
         state,
         renewer,
         api: lease_api,
     })
 }
 
-/// Renews the Lease every `timing.renew_every` with the last seen resourceVersion as precondition; on a
-/// conflict or a missing Lease the lock is lost (someone broke or took it).
+/// Renews the Lease every `timing.renew_every` with the last seen resourceVersion as precondition.
+/// A 409 or 404 is read again: this run's own write (a renewal that committed before its answer
+/// was lost) carries on; anyone else's means the lock was taken or broken. A refusal (401, 403)
+/// loses the lock at once; other failures are retried until the Lease would have expired.
 async fn renew(
     cluster: Cluster,
     env: Environment,
-    holder: String,
+    me: Me,
     acquired: MicroTime,
     state: Arc<Mutex<State>>,
     timing: Timing,
 ) {
     let api: Api<Lease> = cluster.typed(&env.ensemble.namespace);
     let name = lease_name(&env);
-    let mut last_renewed = tokio::time::Instant::now();
+    let lease_for = Duration::from_secs(timing.lease_seconds.unsigned_abs().into());
+    let mut last_renewed = Instant::now();
+    let lose = |why: String| {
+        state.lock().unwrap_or_else(|e| e.into_inner()).lost = Some(why);
+    };
     loop {
         tokio::time::sleep(timing.renew_every).await;
         let rv = state
@@ -261,39 +443,61 @@ async fn renew(
             .unwrap_or_else(|e| e.into_inner())
             .resource_version
             .clone();
-        let body = lease(&env, &holder, acquired.clone(), Some(rv), timing);
-        match api.replace(&name, &PostParams::default(), &body).await {
+        let body = lease(&env, &me, acquired.clone(), Some(rv), timing);
+        let failure = match api.replace(&name, &PostParams::default(), &body).await {
             Ok(l) => {
-                last_renewed = tokio::time::Instant::now();
+                last_renewed = Instant::now();
                 state
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .resource_version = l.metadata.resource_version.unwrap_or_default();
+                continue;
             }
             Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {
-                let now = api.get_opt(&name).await.ok().flatten();
-                let who = now.map_or_else(
-                    || "nobody (the Lease was deleted)".to_string(),
-                    |l| holder_of(&l).holder,
-                );
-                state.lock().unwrap_or_else(|e| e.into_inner()).lost = Some(format!(
-                    "the deploy lock was taken over: the Lease {}/{name} is now held by {who}",
-                    env.ensemble.namespace
-                ));
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not renew the deploy lock; trying again");
-                let lease_seconds = timing.lease_seconds;
-                if last_renewed.elapsed()
-                    >= Duration::from_secs(lease_seconds.unsigned_abs().into())
-                {
-                    state.lock().unwrap_or_else(|e| e.into_inner()).lost = Some(format!(
-                        "the deploy lock expired: it could not be renewed for {lease_seconds}s ({e})"
-                    ));
-                    return;
+                match api.get_opt(&name).await {
+                    Ok(Some(l)) if me.wrote(&l) => {
+                        tracing::info!("a renewal of the deploy lock committed before its answer was lost; carrying on");
+                        last_renewed = Instant::now();
+                        state
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .resource_version = l.metadata.resource_version.unwrap_or_default();
+                        continue;
+                    }
+                    Ok(Some(l)) => {
+                        return lose(format!(
+                            "the deploy lock was taken over: the Lease {}/{name} is now held by {}",
+                            env.ensemble.namespace,
+                            Holder::of(&l).holder
+                        ))
+                    }
+                    Ok(None) => {
+                        return lose(format!(
+                            "the deploy lock was taken over: the Lease {}/{name} was deleted",
+                            env.ensemble.namespace
+                        ))
+                    }
+                    Err(e) => e.to_string(),
                 }
             }
+            Err(kube::Error::Api(s)) if s.code == 401 || s.code == 403 => {
+                return lose(format!(
+                    "the API server refused to renew the deploy lock (update leases \"{name}\" in {}: {} {}: {}); \
+                     the identity needs update on leases (rbac.yaml's deploy Role)",
+                    env.ensemble.namespace,
+                    s.code,
+                    s.reason,
+                    s.message
+                ));
+            }
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(error = %failure, "could not renew the deploy lock; trying again");
+        if last_renewed.elapsed() >= lease_for {
+            return lose(format!(
+                "the deploy lock expired: it could not be renewed for {}s ({failure})",
+                timing.lease_seconds
+            ));
         }
     }
 }
@@ -308,27 +512,26 @@ impl DeployLock {
             .clone()
     }
 
-    /// Whether the Lease is still this holder's, read now (before a write). A read that fails
-    /// leaves the answer to the renewals.
+    /// Whether the Lease is still this run's, read now (before a write). A read that fails stops
+    /// the write too: nothing is written without knowing the lock is held.
     pub async fn verify(&self) -> Option<String> {
         if let Some(why) = self.lost() {
             return Some(why);
         }
         let why = match self.api.get_opt(&self.name).await {
             Ok(None) => "the deploy lock's Lease was deleted".to_string(),
-            Ok(Some(l)) => {
-                let h = holder_of(&l);
-                if h.holder == self.holder {
-                    return None;
-                }
-                format!(
-                    "the deploy lock was taken over: the Lease {}/{} is now held by {}",
-                    self.namespace, self.name, h.holder
-                )
-            }
+            Ok(Some(l)) if self.me.wrote(&l) => return None,
+            Ok(Some(l)) => format!(
+                "the deploy lock was taken over: the Lease {}/{} is now held by {}",
+                self.namespace,
+                self.name,
+                Holder::of(&l).holder
+            ),
+            // Not kept as lost: the renewals may still hold it; this write does not go ahead.
             Err(e) => {
-                tracing::warn!(error = %e, "could not read the deploy lock before a write");
-                return None;
+                return Some(format!(
+                    "the deploy lock could not be read before the next write ({e}), so it is not known to be held"
+                ))
             }
         };
         self.state.lock().unwrap_or_else(|e| e.into_inner()).lost = Some(why.clone());
@@ -336,33 +539,44 @@ impl DeployLock {
     }
 
     /// Stops renewing and deletes the Lease, unless someone else holds it by now (the
-    /// resourceVersion precondition: a successor's Lease is never deleted).
+    /// resourceVersion precondition: a successor's Lease is never deleted; a 409 is read again,
+    /// since a renewal of ours may have committed unseen).
     pub async fn release(self, cluster: &Cluster) {
         self.renewer.abort();
         if self.lost().is_some() {
             return;
         }
-        let rv = self
+        let api = cluster.typed::<Lease>(&self.namespace);
+        let mut rv = self
             .state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .resource_version
             .clone();
-        let api = cluster.typed::<Lease>(&self.namespace);
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                resource_version: Some(rv),
-                uid: None,
-            }),
-            ..DeleteParams::default()
-        };
-        match api.delete(&self.name, &params).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {
-                tracing::warn!(holder = %self.holder, "the deploy lock was taken over meanwhile; left to its new holder");
-            }
-            Err(e) => {
-                tracing::warn!(holder = %self.holder, error = %e, "could not release the deploy lock; it expires by itself within {LEASE_SECONDS}s");
+        for _ in 0..2 {
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    resource_version: Some(rv.clone()),
+                    uid: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match api.delete(&self.name, &params).await {
+                Ok(_) => return,
+                Err(kube::Error::Api(s)) if s.code == 404 => return,
+                Err(kube::Error::Api(s)) if s.code == 409 => match api.get_opt(&self.name).await {
+                    Ok(Some(l)) if self.me.wrote(&l) => {
+                        rv = l.metadata.resource_version.unwrap_or_default();
+                    }
+                    _ => {
+                        tracing::warn!(holder = %self.me.holder, "the deploy lock was taken over meanwhile; left to its new holder");
+                        return;
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(holder = %self.me.holder, error = %e, "could not release the deploy lock; it expires by itself within {LEASE_SECONDS}s");
+                    return;
+                }
             }
         }
     }
@@ -473,7 +687,7 @@ mod tests {
         let name = lease_name(&env);
         crate::cluster::block_on(async {
             let cluster = Cluster::connect(&env, &args, Duration::from_secs(5)).await?;
-            let lock = acquire_with(&cluster, &env, false, QUICK).await?;
+            let lock = acquire_with(&cluster, &env, false, None, QUICK).await?;
             let acquired = Timestamp::now();
             // Renewed in the background: after twice its duration it is still held.
             until("the Lease renewed past twice its duration", || {
@@ -487,7 +701,7 @@ mod tests {
             assert!(current(&cluster, &env).await?.is_some(), "not expired");
             assert_eq!(lock.verify().await, None, "still ours");
             // A second holder is refused while it is renewed.
-            let second = acquire_with(&cluster, &env, false, QUICK).await;
+            let second = acquire_with(&cluster, &env, false, None, QUICK).await;
             let err = format!("{:#}", second.err().expect("refused"));
             assert!(
                 err.contains("another deploy of sandbox is in progress"),
@@ -508,7 +722,7 @@ mod tests {
         let name = lease_name(&env);
         crate::cluster::block_on(async {
             let cluster = Cluster::connect(&env, &args, Duration::from_secs(5)).await?;
-            let lock = acquire_with(&cluster, &env, false, QUICK).await?;
+            let lock = acquire_with(&cluster, &env, false, None, QUICK).await?;
             // Someone breaks the lock (`--break-lock` elsewhere).
             let leases = cluster.typed::<Lease>(NS);
             let mut l = leases.get(&name).await?;
@@ -531,6 +745,192 @@ mod tests {
                 .get("coordination.k8s.io/v1", "leases", NS, &name)
                 .unwrap();
             assert_eq!(left["spec"]["holderIdentity"], "bob@elsewhere pid 7");
+            anyhow::Ok(())
+        })
+        .unwrap();
+    }
+
+    fn lease_of(api: &sandbox::ApiServer, env: &Environment) -> serde_json::Value {
+        api.get("coordination.k8s.io/v1", "leases", NS, &lease_name(env))
+            .expect("the Lease")
+    }
+
+    fn fault(method: &str, path: &str, status: u16, times: u32, commits: bool) -> sandbox::Fault {
+        sandbox::Fault {
+            method: Some(method.into()),
+            path_contains: Some(path.into()),
+            status,
+            latency: Duration::ZERO,
+            times,
+            commits,
+        }
+    }
+
+    /// A create that commits but whose answer is lost (504, then the retry meets 409
+    /// AlreadyExists) is this run's own write: the lock is taken, not refused as someone else's.
+    #[test]
+    fn a_create_that_commits_and_answers_504_is_this_runs_lock() {
+        let (api, _dir, args, env) = cluster();
+        api.inject(fault("POST", "/leases", 504, 1, true));
+        crate::cluster::block_on(async {
+            let cluster = Cluster::connect(&env, &args, Duration::from_secs(5)).await?;
+            let lock = acquire_with(&cluster, &env, false, None, QUICK).await?;
+            assert_eq!(
+                api.stats().by_verb["create leases"],
+                2,
+                "the create was retried"
+            );
+            assert_eq!(lock.verify().await, None);
+            assert_eq!(
+                lease_of(&api, &env)["metadata"]["annotations"][TOKEN_ANNOTATION],
+                lock.me.token.as_str()
+            );
+            lock.release(&cluster).await;
+            anyhow::Ok(())
+        })
+        .unwrap();
+    }
+
+    /// A renewal that commits but answers 504 (the retried PUT then meets 409 on a stale
+    /// resourceVersion) keeps the lock: the Lease read again is this run's.
+    #[test]
+    fn a_renewal_that_commits_and_answers_504_keeps_the_lock() {
+        let (api, _dir, args, env) = cluster();
+        crate::cluster::block_on(async {
+            let cluster = Cluster::connect(&env, &args, Duration::from_secs(5)).await?;
+            let lock = acquire_with(&cluster, &env, false, None, QUICK).await?;
+            api.inject(fault("PUT", "/leases/", 504, 1, true));
+            let renewals = || {
+                api.stats()
+                    .by_verb
+                    .get("update leases")
+                    .copied()
+                    .unwrap_or(0)
+            };
+            // The faulted renewal, its retry, and two more after it.
+            until("renewals after the lost answer", || renewals() >= 4).await;
+            assert_eq!(lock.lost(), None, "still ours");
+            assert_eq!(lock.verify().await, None);
+            lock.release(&cluster).await;
+            assert!(api
+                .get("coordination.k8s.io/v1", "leases", NS, &lease_name(&env))
+                .is_none());
+            anyhow::Ok(())
+        })
+        .unwrap();
+    }
+
+    /// Bob's Lease, renewed (or not) by Bob with his clock 10 minutes behind ours: its renewTime
+    /// always looks expired to us.
+    fn bobs_lease(api: &sandbox::ApiServer, env: &Environment) {
+        let old = (Timestamp::now() - SignedDuration::from_secs(600)).to_string();
+        api.insert(
+            serde_json::json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": lease_name(env), "namespace": NS},
+                "spec": {"holderIdentity": "bob@elsewhere pid 7", "leaseDurationSeconds": 2,
+                         "acquireTime": old, "renewTime": old}}),
+            "zk-observers-xtask",
+        )
+        .unwrap();
+    }
+
+    /// Another machine's clock is never compared with ours: a holder that keeps renewing keeps the
+    /// lock (deploy refused, drift skipped) although its renewTime looks 10 minutes old; a holder
+    /// that stopped is taken over only after we watched its Lease unchanged for its duration.
+    #[test]
+    fn another_holders_lease_is_judged_by_what_we_see_not_by_its_clock() {
+        let (api, _dir, args, env) = cluster();
+        bobs_lease(&api, &env);
+        crate::cluster::block_on(async {
+            let cluster = Cluster::connect(&env, &args, Duration::from_secs(5)).await?;
+            // Bob renews every 300 ms, with his old clock.
+            let leases = cluster.typed::<Lease>(NS);
+            let name = lease_name(&env);
+            let bob = async {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let mut l = leases.get(&name).await.unwrap();
+                    let spec = l.spec.as_mut().unwrap();
+                    spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+                    leases
+                        .replace(&name, &PostParams::default(), &l)
+                        .await
+                        .unwrap();
+                }
+            };
+            let judged = async {
+                let refused = acquire_with(&cluster, &env, false, None, QUICK).await;
+                let drift_sees = current(&cluster, &env).await.unwrap();
+                (refused, drift_sees)
+            };
+            let (refused, drift_sees) = tokio::select! {
+                r = judged => r,
+                _ = bob => unreachable!(),
+            };
+            let err = format!("{:#}", refused.err().expect("refused while Bob renews"));
+            assert!(err.contains("bob@elsewhere pid 7 holds the lock"), "{err}");
+            assert_eq!(drift_sees.expect("held").holder, "bob@elsewhere pid 7");
+            // Bob stops: watched unchanged for its 2 s, it is taken over.
+            let watched = Instant::now();
+            assert!(
+                current(&cluster, &env).await?.is_none(),
+                "expired once watched"
+            );
+            assert!(watched.elapsed() >= Duration::from_secs(2));
+            let lock = acquire_with(&cluster, &env, false, None, QUICK).await?;
+            assert_eq!(lock.verify().await, None);
+            lock.release(&cluster).await;
+            anyhow::Ok(())
+        })
+        .unwrap();
+    }
+
+    /// A renewal the API server refuses (403) loses the lock at once, naming the verb, instead of
+    /// being retried as if transient until the Lease expires.
+    #[test]
+    fn a_refused_renewal_loses_the_lock_at_once_naming_the_verb() {
+        let (api, _dir, args, env) = cluster();
+        crate::cluster::block_on(async {
+            let cluster = Cluster::connect(&env, &args, Duration::from_secs(5)).await?;
+            let lock = acquire_with(&cluster, &env, false, None, QUICK).await?;
+            api.inject(fault("PUT", "/leases/", 403, u32::MAX, false));
+            let started = Instant::now();
+            until("the refusal noticed", || lock.lost().is_some()).await;
+            let why = lock.lost().unwrap();
+            assert!(
+                why.contains("refused to renew the deploy lock (update leases"),
+                "{why}"
+            );
+            assert!(why.contains("403"), "{why}");
+            assert!(
+                started.elapsed() < Duration::from_secs(QUICK.lease_seconds.unsigned_abs().into()),
+                "at the first refusal, not when the Lease would expire"
+            );
+            anyhow::Ok(())
+        })
+        .unwrap();
+    }
+
+    /// A Lease that cannot be read before a write stops the write: nothing is written without
+    /// knowing the lock is held.
+    #[test]
+    fn a_lease_that_cannot_be_read_before_a_write_stops_it() {
+        let (api, _dir, args, env) = cluster();
+        crate::cluster::block_on(async {
+            let cluster = Cluster::connect(&env, &args, Duration::from_secs(5)).await?;
+            let lock = acquire_with(&cluster, &env, false, None, QUICK).await?;
+            let guard = Guard {
+                lock: Some(&lock),
+                interrupt: None,
+            };
+            assert_eq!(guard.check().await, Ok(()));
+            api.inject(fault("GET", "/leases/", 503, u32::MAX, false));
+            match guard.check().await {
+                Err(Stop::LockLost(why)) => assert!(why.contains("could not be read"), "{why}"),
+                other => panic!("the write went ahead: {other:?}"),
+            }
+            api.clear_faults();
+            lock.release(&cluster).await;
             anyhow::Ok(())
         })
         .unwrap();

@@ -84,7 +84,7 @@ pub fn run(args: &PushArgs, format: OutputFormat) -> Result<PushReport> {
         // A push changes the environment: it takes the deploy lock like deploy and apply.
         let interrupt = Interrupt::install()?;
         let cluster = Cluster::connect(&env, &args.cluster, API_BUDGET).await?;
-        let lock = lock::acquire(&cluster, &env, args.lock.break_lock).await?;
+        let lock = lock::acquire(&cluster, &env, args.lock.break_lock, Some(&interrupt)).await?;
         let guard = Guard {
             lock: Some(&lock),
             interrupt: Some(&interrupt),

@@ -22,8 +22,7 @@ impl Interrupt {
     pub fn install() -> Result<Interrupt> {
         let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
         let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
-        let received = Arc::new(Mutex::new(None));
-        let notify = Arc::new(Notify::new());
+        let (received, notify) = (Arc::new(Mutex::new(None)), Arc::new(Notify::new()));
         let (r, n) = (received.clone(), notify.clone());
         let task = tokio::spawn(async move {
             loop {
@@ -31,18 +30,11 @@ impl Interrupt {
                     _ = int.recv() => "SIGINT",
                     _ = term.recv() => "SIGTERM",
                 };
-                let first = {
-                    let mut g = r.lock().unwrap_or_else(|e| e.into_inner());
-                    let first = g.is_none();
-                    g.get_or_insert(name);
-                    first
-                };
-                if first {
+                if note(&r, &n, name) {
                     crate::output::warning(&format!(
                         "{name}: finishing (or rolling back) the host in flight, then releasing the deploy lock; \
                          send it again to exit at once"
                     ));
-                    n.notify_waiters();
                 } else {
                     crate::output::warning(&format!(
                         "{name} again: exiting at once; the deploy lock expires by itself within {}s",
@@ -57,6 +49,22 @@ impl Interrupt {
             notify,
             task,
         })
+    }
+
+    /// An interrupt no signal reaches, raised with [`Interrupt::raise`] (tests). Needs a runtime.
+    #[cfg(test)]
+    pub fn detached() -> Interrupt {
+        Interrupt {
+            received: Arc::new(Mutex::new(None)),
+            notify: Arc::new(Notify::new()),
+            task: tokio::spawn(async {}),
+        }
+    }
+
+    /// Notes `signal` as if it had been received (tests).
+    #[cfg(test)]
+    pub fn raise(&self, signal: &'static str) {
+        note(&self.received, &self.notify, signal);
     }
 
     /// The signal received, if one was.
@@ -74,6 +82,20 @@ impl Interrupt {
             notified.await;
         }
     }
+}
+
+/// Notes the first signal and wakes the waiters; false when one was noted before.
+fn note(received: &Mutex<Option<&'static str>>, notify: &Notify, name: &'static str) -> bool {
+    let first = {
+        let mut g = received.lock().unwrap_or_else(|e| e.into_inner());
+        let first = g.is_none();
+        g.get_or_insert(name);
+        first
+    };
+    if first {
+        notify.notify_waiters();
+    }
+    first
 }
 
 impl Drop for Interrupt {

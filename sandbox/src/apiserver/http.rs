@@ -438,7 +438,8 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
         }
         *st.stats.by_verb.entry(verb).or_default() += 1;
     }
-    if let Some(fault) = shared.take_fault(&method, &path) {
+    let fault = shared.take_fault(&method, &path);
+    if let Some(fault) = fault.as_ref().filter(|f| !f.commits) {
         if !fault.latency.is_zero() {
             tokio::time::sleep(fault.latency).await;
         }
@@ -458,10 +459,29 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
             return error_response(&e);
         }
     }
-    match dispatch(shared, route, &req) {
+    let resp = match dispatch(shared, route, &req) {
         Ok(resp) => resp,
         Err(e) => error_response(&e),
+    };
+    match fault.filter(|f| f.commits) {
+        // Done, and the answer lost: what the client sees is the timeout.
+        Some(fault) => {
+            if !fault.latency.is_zero() {
+                tokio::time::sleep(fault.latency).await;
+            }
+            error_response(&timeout_error(fault.status))
+        }
+        None => resp,
     }
+}
+
+/// The answer to a request whose deadline passed: `504 Timeout` as apimachinery's
+/// `NewTimeoutError` words it (`pkg/api/errors/errors.go`), or another status's usual answer.
+fn timeout_error(status: u16) -> ApiError {
+    ApiError::new(
+        status,
+        "Timeout: request did not complete within requested timeout - context deadline exceeded",
+    )
 }
 
 fn not_allowed() -> ApiError {

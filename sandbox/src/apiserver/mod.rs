@@ -239,6 +239,11 @@ pub struct Fault {
     pub latency: Duration,
     /// Matching requests it applies to; u32::MAX = forever.
     pub times: u32,
+    /// The request is carried out first (and its write committed), then answered with `status`
+    /// instead: kube-apiserver answers 504 when a request's deadline passes while the storage
+    /// write goes on and may commit (`staging/src/k8s.io/apiserver/pkg/endpoints/handlers/
+    /// finisher/finisher.go`, `finishRequest`), so a client that retries meets its own write.
+    pub commits: bool,
 }
 
 /// Request and write counters.

@@ -428,6 +428,7 @@ fn faults_delay_and_fail_requests() {
         status: 503,
         latency: Duration::ZERO,
         times: 1,
+        commits: false,
     });
     server.inject(Fault {
         method: None,
@@ -435,6 +436,7 @@ fn faults_delay_and_fail_requests() {
         status: 429,
         latency: Duration::ZERO,
         times: u32::MAX,
+        commits: false,
     });
     let svc = service("zk0", json!([{"name": "client", "port": 2181}]));
     let r = c.apply(&format!("{SVC}/zk0?fieldManager=zkctl"), &svc);
@@ -462,6 +464,7 @@ fn faults_delay_and_fail_requests() {
         status: 0,
         latency: Duration::from_millis(100),
         times: 1,
+        commits: false,
     });
     let start = Instant::now();
     assert_eq!(c.get(&format!("{SVC}/zk0")).status, 200);
