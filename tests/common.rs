@@ -381,3 +381,69 @@ pub fn impostor_key(dir: &Path) -> (String, String) {
         .to_string();
     (std::fs::read_to_string(&key).unwrap(), fingerprint)
 }
+
+/// The drift job's checked-in test key, with the permissions ssh requires, in `dir`.
+pub fn drift_key(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let key = dir.join("drift_ed25519_key");
+    std::fs::write(&key, include_str!("sandbox/ssh/drift_ed25519_key")).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    key
+}
+
+/// `ssh ARGS root@ADDRESS [COMMAND]` through the sandbox's bastion (reached with the deploy key),
+/// authenticating at ADDRESS with `key` only.
+pub fn ssh_as(
+    w: &World,
+    key: &Path,
+    address: &str,
+    args: &[&str],
+    command: Option<&str>,
+) -> Output {
+    let options = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR";
+    let mut ssh = Command::new("ssh");
+    ssh.arg("-i")
+        .arg(key)
+        .args(options.split(' '))
+        .args(["-o", "IdentitiesOnly=yes", "-o"])
+        .arg(format!(
+            "ProxyCommand=ssh -i {} {options} -W %h:%p root@198.18.1.2",
+            w.sb().ssh_identity().display()
+        ))
+        .args(args)
+        .arg(format!("root@{address}"));
+    if let Some(c) = command {
+        ssh.arg(c);
+    }
+    ssh.output().unwrap()
+}
+
+/// `ssh ARGS root@BASTION [COMMAND]` straight to the sandbox's bastion with `key` only.
+pub fn ssh_bastion_as(key: &Path, args: &[&str], command: Option<&str>) -> Output {
+    let mut ssh = Command::new("ssh");
+    ssh.arg("-i")
+        .arg(key)
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=INFO",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-o",
+            "ConnectTimeout=10",
+        ])
+        .args(args)
+        .arg("root@198.18.1.2");
+    if let Some(c) = command {
+        ssh.arg(c);
+    }
+    ssh.stdin(std::process::Stdio::null());
+    ssh.output().unwrap()
+}

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_for, World, NS};
+use common::{drift_key, ssh_as, wait_for, World, NS};
 use sandbox::harness::four_letter_word;
 use serde_json::{json, Value};
 
@@ -599,42 +599,6 @@ fn load_balancers_with_dns_names_only_from_deploy_to_drift() {
             .contains("zk0-gone.zookeeper.lb.sandbox.test, which does not resolve on this host"),
         "{dns}"
     );
-}
-
-/// The drift job's checked-in test key, with the permissions ssh requires, in `dir`.
-fn drift_key(dir: &std::path::Path) -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let key = dir.join("drift_ed25519_key");
-    std::fs::write(&key, include_str!("sandbox/ssh/drift_ed25519_key")).unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    key
-}
-
-/// `ssh ARGS root@ADDRESS [COMMAND]` through the sandbox's bastion, authenticating with `key`
-/// only.
-fn ssh_as(
-    w: &World,
-    key: &std::path::Path,
-    address: &str,
-    args: &[&str],
-    command: Option<&str>,
-) -> std::process::Output {
-    let options = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR";
-    let mut ssh = std::process::Command::new("ssh");
-    ssh.arg("-i")
-        .arg(key)
-        .args(options.split(' '))
-        .args(["-o", "IdentitiesOnly=yes", "-o"])
-        .arg(format!(
-            "ProxyCommand=ssh -i {} {options} -W %h:%p root@198.18.1.2",
-            w.sb().ssh_identity().display()
-        ))
-        .args(args)
-        .arg(format!("root@{address}"));
-    if let Some(c) = command {
-        ssh.arg(c);
-    }
-    ssh.output().unwrap()
 }
 
 #[test]

@@ -568,11 +568,18 @@ fn batches_never_take_more_observers_out_of_service_than_the_budget_and_a_failed
     for (i, address) in moved.ensemble.recorded_addresses.iter_mut() {
         *address = hosts::ServerAddress::Ip(format!("198.18.0.{}", 97 + i).parse().unwrap());
     }
+    let watch = OutOfService::watch(&sb);
     let hosts = push(&moved, two);
+    let most = watch.most();
     assert_eq!(
         results(&hosts),
         ["rolled-back", "rolled-back", "not-touched", "not-touched"]
     );
+    assert!(
+        most <= 2,
+        "{most} observers were out of service at once during the failed batch and its rollback"
+    );
+    assert!(most >= 1, "the watch saw the failed batch");
     assert!(
         hosts[2]
             .detail

@@ -1021,6 +1021,17 @@ fn jump_hosts_and_the_drift_key_are_checked() {
     );
     rejected(&env, "fleet.jump[0].ssh.user", "not a valid login name");
     rejected(&env, "fleet.jump[0].host_key", "");
+    // A jump host may not take an observer's name or address: the generated SSH configuration
+    // names hosts and pins their keys by those.
+    let observer = env.fleet.observers[0].clone();
+    env.fleet.jump[0].name = observer.name.clone();
+    env.fleet.jump[0].address = observer.address.to_string();
+    rejected(&env, "fleet.jump[0].name", "is also the name of observer");
+    rejected(
+        &env,
+        "fleet.jump[0].address",
+        "is also the address of observer",
+    );
     env.fleet.jump = vec![];
     env.fleet.drift_key = Some("ssh-ed25519".into());
     rejected(&env, "fleet.drift_key", "");

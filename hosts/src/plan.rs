@@ -54,25 +54,116 @@ pub struct Observed {
     /// When the host does not observe: whether a connection from it to each load balancer's
     /// election port (`host:port` of the deployed zoo.cfg) opens. Empty when it observes.
     pub reach: BTreeMap<String, Reach>,
-    /// The drift key's access as installed (`command` not read: its `header` names its digest).
+    /// The drift key's access as installed.
     pub drift_access: DriftAccess,
+    /// Managed files in whose place the host has a symbolic link (name -> target): never read,
+    /// never written through.
+    pub symlinks: BTreeMap<String, String>,
+    /// Compose or `.env` files of other names in the deploy directory (compose is always run on
+    /// the managed compose file alone, but a hand-placed override is drift).
+    pub stray: Vec<String>,
+    /// The host ran the drift key's forced read-only command instead of the script asked for:
+    /// this connection authenticated with the drift key, which can change nothing.
+    pub forced_command: bool,
 }
 
-/// The drift key's forced read-only command on a host, and the `authorized_keys` lines for the
-/// drift key (those carrying its marker).
+/// The drift key's way into a host: its forced read-only command and its `authorized_keys`
+/// lines. Desired: the command and the one line. As read: the command's digest computed on the
+/// host, who owns it and every directory above it, and every line for the key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DriftAccess {
-    /// The command's first line, which names the digest of the rest; `None`: not installed.
-    pub header: Option<String>,
+    /// `sha256:<hex>` of the installed command as the host computed it (or `symlink`); `None`:
+    /// not installed. Desired: the digest of `command`.
+    pub digest: Option<String>,
+    /// Owner and mode of the command and of every directory above it, as read.
+    pub owners: Vec<Owner>,
+    /// The user the host read ran as (who may own the command besides root).
+    pub login_uid: Option<u32>,
+    /// The `authorized_keys` lines for the drift key (carrying the key or its marker), in order.
     pub lines: Vec<String>,
     /// The command itself (desired side only).
     pub command: String,
 }
 
+/// Owner and mode of a path, as `stat` reports them (`0 755 /var/lib`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    /// Octal permission digits (`755`, `1777`).
+    pub mode: String,
+    pub path: String,
+}
+
+impl Owner {
+    /// Whether only root or `login_uid` can change it: owned by one of them, and neither
+    /// group- nor other-writable unless sticky (in a sticky directory such as /tmp nobody can
+    /// replace what another owns).
+    pub fn safe(&self, login_uid: Option<u32>) -> bool {
+        let digits: Vec<u32> = self.mode.chars().filter_map(|c| c.to_digit(8)).collect();
+        let writable = |d: Option<&u32>| d.is_some_and(|d| d & 2 != 0);
+        let n = digits.len();
+        let sticky = n == 4 && digits[0] & 1 != 0;
+        let group = n.checked_sub(2).and_then(|i| digits.get(i));
+        let other = digits.last();
+        (self.uid == 0 || Some(self.uid) == login_uid)
+            && (sticky || (!writable(group) && !writable(other)))
+    }
+}
+
 impl DriftAccess {
-    /// Whether `installed` (as read) is this, so that nothing needs writing.
+    /// Whether `installed` (as read) is this, so that nothing needs writing: the same command by
+    /// the host's own digest, changeable by nobody else, and the one line.
     pub fn installed_as(&self, installed: &DriftAccess) -> bool {
-        self.header == installed.header && self.lines == installed.lines
+        self.problems_in(installed).is_empty()
+    }
+
+    /// What is wrong with `installed` (as read), against this (desired), in words.
+    pub fn problems_in(&self, installed: &DriftAccess) -> Vec<String> {
+        let mut out = Vec::new();
+        match installed.digest.as_deref() {
+            None => out.push("its read-only command is not installed".to_string()),
+            Some("symlink") => out.push(
+                "its read-only command is a symbolic link (not followed, not trusted)".to_string(),
+            ),
+            Some(d) if Some(d) != self.digest.as_deref() => out.push(format!(
+                "its read-only command was changed on the host ({d}; the code's is {})",
+                self.digest.as_deref().unwrap_or("?")
+            )),
+            Some(_) => {}
+        }
+        for o in installed
+            .owners
+            .iter()
+            .filter(|o| !o.safe(installed.login_uid))
+        {
+            out.push(format!(
+                "{} (uid {}, mode {}) can be changed by others than root{}: they could change what the drift key runs",
+                o.path,
+                o.uid,
+                o.mode,
+                installed
+                    .login_uid
+                    .filter(|u| *u != 0)
+                    .map(|u| format!(" and uid {u}"))
+                    .unwrap_or_default()
+            ));
+        }
+        let wanted = self.lines.first();
+        if wanted.is_some_and(|w| !installed.lines.contains(w)) {
+            out.push("its restricted authorized_keys line is missing".to_string());
+        }
+        for l in installed.lines.iter().filter(|l| Some(*l) != wanted) {
+            out.push(format!(
+                "another authorized_keys line for the drift key: `{l}` (sshd uses the first line that matches a key: the drift key may not be restricted to the read-only command)"
+            ));
+        }
+        out
+    }
+
+    /// Whether anything of a drift key's access is on the host (for revoking it when the code
+    /// has no drift key).
+    pub fn any(&self) -> bool {
+        self.digest.is_some() || !self.lines.is_empty()
     }
 }
 
@@ -159,6 +250,9 @@ pub struct Update {
     pub deployed_before: BTreeMap<String, Option<String>>,
     /// Files in whose place a directory stands; writing the file replaces an empty one.
     pub directories: Vec<&'static str>,
+    /// Files in whose place a symbolic link stands (name, target): nothing is written through
+    /// one; the host is refused until someone moves it away.
+    pub symlinks: Vec<(&'static str, String)>,
 }
 
 impl Update {
@@ -180,7 +274,28 @@ impl Update {
                 self.directories.join(", ")
             ));
         }
+        for (name, target) in &self.symlinks {
+            reason.push_str(&format!("; {name} is a symbolic link to {target}"));
+        }
         reason
+    }
+
+    /// Why nothing may be written on this host, if so: a symbolic link where a managed file
+    /// belongs (writing or restoring through it would change what it points at).
+    pub fn refusal(&self) -> Option<String> {
+        if self.symlinks.is_empty() {
+            return None;
+        }
+        let list: Vec<String> = self
+            .symlinks
+            .iter()
+            .map(|(n, t)| format!("{n} -> {t}"))
+            .collect();
+        Some(format!(
+            "nothing written: a symbolic link stands where a managed file belongs ({}); it is never \
+             followed: move it away and deploy again",
+            list.join(", ")
+        ))
     }
 
     /// A new zoo.cfg alone: `compose up` does not recreate ZooKeeper for it (the compose file is
@@ -229,6 +344,10 @@ pub fn plan(desired: &HostFiles, observed: &Observed, metrics: &Metrics) -> Host
             .into_iter()
             .filter(|n| observed.directories.contains(*n))
             .collect(),
+        symlinks: FILES
+            .into_iter()
+            .filter_map(|n| Some((n, observed.symlinks.get(n)?.clone())))
+            .collect(),
     })
 }
 
@@ -264,15 +383,26 @@ pub fn status(desired: &HostFiles, observed: &Observed, metrics: &Metrics) -> St
         mode: observed.health.mode.clone(),
         synced: observed.health.observing(),
         exporter: observed.health.exporter,
-        detail: if observed.directories.is_empty() {
-            observed.health.detail.clone()
-        } else {
-            let names: Vec<&str> = observed.directories.iter().map(String::as_str).collect();
-            format!(
-                "a directory stands where {} belongs; {}",
-                names.join(", "),
-                observed.health.detail
-            )
+        detail: {
+            let mut d = String::new();
+            if !observed.directories.is_empty() {
+                let names: Vec<&str> = observed.directories.iter().map(String::as_str).collect();
+                d.push_str(&format!(
+                    "a directory stands where {} belongs; ",
+                    names.join(", ")
+                ));
+            }
+            for (n, t) in &observed.symlinks {
+                d.push_str(&format!("{n} is a symbolic link to {t}; "));
+            }
+            if !observed.stray.is_empty() {
+                d.push_str(&format!(
+                    "other compose files in the deploy directory: {}; ",
+                    observed.stray.join(", ")
+                ));
+            }
+            d.push_str(&observed.health.detail);
+            d
         },
     }
 }

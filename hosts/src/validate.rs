@@ -18,10 +18,15 @@ use crate::zoocfg::{AdminServer, FourLetterWords};
 pub fn validate_fleet(fleet: &ObserverFleet, ensemble_version: ZkVersion) -> Problems {
     let mut p = Problems::new();
     observers(fleet, &mut p);
-    jump_hosts("jump", &fleet.jump, &mut p);
+    jump_hosts("jump", &fleet.jump, &fleet.observers, &mut p);
     for (i, o) in fleet.observers.iter().enumerate() {
         if let Some(jump) = &o.jump {
-            jump_hosts(&format!("observers[{i}].jump"), jump, &mut p);
+            jump_hosts(
+                &format!("observers[{i}].jump"),
+                jump,
+                &fleet.observers,
+                &mut p,
+            );
         }
     }
     if let Some(key) = &fleet.drift_key {
@@ -185,11 +190,34 @@ fn valid_login(user: &str) -> bool {
 }
 
 /// A jump-host chain: names unique DNS-1123 labels (they name `Host` blocks of the generated
-/// SSH configuration), addresses an IP or a DNS name, logins valid, host keys pinned.
-fn jump_hosts(field: &str, chain: &[crate::ssh::JumpHost], p: &mut Problems) {
+/// SSH configuration and the keys pinned for them), none an observer's name or address, addresses
+/// an IP or a DNS name, logins valid, host keys pinned.
+fn jump_hosts(
+    field: &str,
+    chain: &[crate::ssh::JumpHost],
+    observers: &[crate::observer::Observer],
+    p: &mut Problems,
+) {
     let mut names: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, j) in chain.iter().enumerate() {
         let f = |x: &str| format!("{field}[{i}].{x}");
+        if let Some(o) = observers.iter().find(|o| o.name == j.name) {
+            p.error(
+                f("name"),
+                format!("`{}` is also the name of observer {}", j.name, o.name),
+                "give the jump host a name of its own: the generated SSH configuration pins each host's key under its name",
+            );
+        }
+        if let Some(o) = observers
+            .iter()
+            .find(|o| j.address.parse::<IpAddr>().ok() == Some(o.address))
+        {
+            p.error(
+                f("address"),
+                format!("{} is also the address of observer {}", j.address, o.name),
+                "a jump host is a bastion in front of the observers, not one of them: use the bastion's own address",
+            );
+        }
         if !is_dns1123_label(&j.name) {
             p.error(
                 f("name"),

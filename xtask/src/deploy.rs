@@ -157,6 +157,9 @@ impl Report for DeployReport {
 
 pub fn run(args: &DeployArgs, format: OutputFormat) -> Result<DeployReport> {
     let env = environments::cluster_env(&args.selection, &args.cluster)?;
+    if !args.dry_run {
+        crate::ssh::refuse_the_drift_key_as_identity(&env, &args.ssh)?;
+    }
     if !args.yes && !args.dry_run && !std::io::stdin().is_terminal() {
         bail!(
             "deploy changes environment {} and asks for confirmation, but there is no terminal to ask on: \
@@ -239,6 +242,10 @@ pub async fn deploy(
         return Ok(report);
     }
     if let Err(e) = cluster_plan.refuse_conflicts(&env.name, args.force_conflicts) {
+        fleet.close().await;
+        return Err(e);
+    }
+    if let Err(e) = fleet.refuse_the_drift_key() {
         fleet.close().await;
         return Err(e);
     }
@@ -339,7 +346,7 @@ async fn carry_out(
     let files = manifests::render_host_files(env, &AddressSource::Live(live))?;
     let planned = fleet.plan(env, &files);
     let targets = rollout::targets(&planned);
-    let opts = Options::new(env, &args.rollout, !text, guard);
+    let opts = Options::new(env, &args.rollout, &args.ssh, !text, guard);
     let rolled = rollout::update(env, &targets, &opts).await;
     merge_hosts(&mut report.hosts, rolled.reports);
     if let Some(stop) = rolled.stopped {
@@ -347,44 +354,50 @@ async fn carry_out(
         return Ok(());
     }
     tracing::info!("hosts updated");
-    // 3b. The drift job's key, on every observer reached: the read-only command and nothing else.
-    // Written only where the host read found it otherwise.
-    if let Some(key) = &env.fleet.drift_key {
-        let key =
-            hosts::PublicKey::parse(key).map_err(|e| anyhow::anyhow!("fleet.drift_key: {e}"))?;
-        let ports = crate::hostops::Ports::of(env);
-        let wanted: Vec<_> = fleet
-            .reached
-            .iter()
-            .map(|r| {
-                (
-                    r,
-                    crate::hostops::drift_access(r.observer, ports, &env.name, &key),
-                )
-            })
-            .collect();
-        let (kept, to_install): (Vec<_>, Vec<_>) = wanted
-            .into_iter()
-            .partition(|(r, want)| want.installed_as(&r.observed.drift_access));
-        if !to_install.is_empty() {
-            if let Err(stop) = guard.check().await {
-                report.stopped = Some(stop);
-                return Ok(());
-            }
+    // 3b. The drift job's key on every observer reached: its one way in (the forced read-only
+    // command and one line; every other line for the key removed), or revoked when the code has
+    // none. Written only where the host read found it otherwise.
+    let key = crate::hostops::drift_key(env);
+    let ports = crate::hostops::Ports::of(env);
+    let wanted: Vec<_> = fleet
+        .reached
+        .iter()
+        .map(|r| {
+            let want = key
+                .as_ref()
+                .map(|k| crate::hostops::drift_access(r.observer, ports, &env.name, k));
+            (r, want)
+        })
+        .collect();
+    let (kept, to_set): (Vec<_>, Vec<_>) = wanted.into_iter().partition(|(r, want)| match want {
+        Some(w) => w.installed_as(&r.observed.drift_access),
+        None => !r.observed.drift_access.any(),
+    });
+    if !to_set.is_empty() {
+        if let Err(stop) = guard.check().await {
+            report.stopped = Some(stop);
+            return Ok(());
         }
-        let installs = futures::future::join_all(to_install.iter().map(|(r, want)| async {
-            let result = crate::hostops::install_drift_access(&r.host, r.observer, &env.name, want)
-                .await
-                .unwrap_or_else(|e| format!("failed: {e:#}"));
-            (r.observer.name.clone(), result)
-        }))
-        .await;
-        report.read_only_access = kept
-            .iter()
-            .map(|(r, _)| (r.observer.name.clone(), "unchanged".to_string()))
-            .chain(installs)
-            .collect();
     }
+    let set = futures::future::join_all(to_set.iter().map(|(r, want)| async {
+        let result = crate::hostops::set_drift_access(
+            &r.host,
+            r.observer,
+            &env.name,
+            key.as_ref(),
+            want.as_ref(),
+        )
+        .await
+        .unwrap_or_else(|e| format!("failed: {e:#}"));
+        (r.observer.name.clone(), result)
+    }))
+    .await;
+    report.read_only_access = kept
+        .iter()
+        .filter(|(_, want)| want.is_some())
+        .map(|(r, _)| (r.observer.name.clone(), "unchanged".to_string()))
+        .chain(set)
+        .collect();
     // 4. Monitoring lists every observer of the inventory, whatever its health; the report says
     // which are not healthy.
     let healthy = healthy_observers(env, fleet, &report.hosts).await;

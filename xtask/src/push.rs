@@ -76,6 +76,9 @@ impl Report for PushReport {
 pub fn run(args: &PushArgs, format: OutputFormat) -> Result<PushReport> {
     let env = environments::cluster_env(&args.selection, &args.cluster)?;
     let wanted = environments::targets(&env, &args.targets.hosts)?;
+    if !args.dry_run {
+        crate::ssh::refuse_the_drift_key_as_identity(&env, &args.ssh)?;
+    }
     block_on(async {
         let files = lb::host_files(&env, args.targets.addresses, &args.cluster).await?;
         if args.dry_run {
@@ -114,8 +117,18 @@ pub async fn push(
     }
     let mut stopped = None;
     if !args.dry_run {
+        if let Err(e) = fleet.refuse_the_drift_key() {
+            fleet.close().await;
+            return Err(e);
+        }
         let targets = rollout::targets(&planned);
-        let opts = Options::new(env, &args.rollout, format == OutputFormat::Json, guard);
+        let opts = Options::new(
+            env,
+            &args.rollout,
+            &args.ssh,
+            format == OutputFormat::Json,
+            guard,
+        );
         let rolled = rollout::update(env, &targets, &opts).await;
         merge_hosts(&mut hosts, rolled.reports);
         stopped = rolled.stopped;

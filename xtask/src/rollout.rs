@@ -4,7 +4,8 @@
 //! further batch starts. Works only on hosts the plan says need an update ([`Target`]): the type
 //! says what it needs. A rollback undoes only what this run wrote, then checks the host's health
 //! again. Before each batch the guard is asked (signals, the deploy lock); a signal during a
-//! host's health gate rolls that host back.
+//! host's health gate rolls that host back. A connection that breaks during the gate or the
+//! rollback is made again once, and what was left is done over the new one.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,8 @@ use crate::ssh::Host;
 
 pub struct Options<'a> {
     pub health_timeout: Duration,
+    /// How to connect again to a host whose connection broke.
+    pub ssh: &'a crate::cli::SshArgs,
     /// Hosts updated at once (at least 1): the most observers this rollout takes out of service.
     pub batch: usize,
     /// No progress lines on stderr (JSON output, benchmarks).
@@ -35,11 +38,13 @@ impl<'a> Options<'a> {
     pub fn new(
         env: &Environment,
         args: &crate::cli::RolloutArgs,
+        ssh: &'a crate::cli::SshArgs,
         quiet: bool,
         guard: Guard<'a>,
     ) -> Options<'a> {
         Options {
             health_timeout: args.health_timeout,
+            ssh,
             batch: args.max_unavailable.batch(env.fleet.observers.len()),
             quiet,
             guard,
@@ -171,6 +176,54 @@ async fn names_resolve(host: &Host, zoo_cfg: &str) -> Result<(), String> {
     ))
 }
 
+/// A host's connection during its update: the fleet's, or a new one once that broke.
+struct Conn<'a> {
+    original: &'a Host,
+    fresh: Option<Host>,
+    observer: &'a Observer,
+}
+
+impl Conn<'_> {
+    fn host(&self) -> &Host {
+        self.fresh.as_ref().unwrap_or(self.original)
+    }
+
+    /// Connects again, once; false when it was done already or fails.
+    async fn reconnect(&mut self, env: &Environment, opts: &Options<'_>) -> bool {
+        if self.fresh.is_some() {
+            return false;
+        }
+        match Host::connect(
+            self.observer,
+            self.observer.jump_hosts(&env.fleet),
+            opts.ssh,
+        )
+        .await
+        {
+            Ok(h) => {
+                if !opts.quiet {
+                    output::progress(&format!(
+                        "{}: the SSH connection broke; connected again",
+                        self.observer.name
+                    ));
+                }
+                self.fresh = Some(h);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(host = %self.observer.name, error = %format!("{e:#}"), "connecting again failed");
+                false
+            }
+        }
+    }
+
+    async fn close(self) {
+        if let Some(h) = self.fresh {
+            h.close().await;
+        }
+    }
+}
+
 async fn update_one(
     env: &Environment,
     t: &Target<'_, '_>,
@@ -178,11 +231,33 @@ async fn update_one(
     started: Instant,
     report: &mut HostReport,
 ) {
-    let (host, o, update) = (&t.reached.host, t.reached.observer, t.update);
+    let mut conn = Conn {
+        original: &t.reached.host,
+        fresh: None,
+        observer: t.reached.observer,
+    };
+    update_over(env, t, &mut conn, opts, started, report).await;
+    conn.close().await;
+}
+
+async fn update_over(
+    env: &Environment,
+    t: &Target<'_, '_>,
+    conn: &mut Conn<'_>,
+    opts: &Options<'_>,
+    started: Instant,
+    report: &mut HostReport,
+) {
+    let (o, update) = (t.reached.observer, t.update);
     let mut spent = Spent::default();
     let clock = Instant::now();
+    if let Some(why) = update.refusal() {
+        report.result = HostResult::Refused;
+        report.detail = why;
+        return;
+    }
     if let Some(zoo) = update.files.iter().find(|f| f.name == ZOO_CFG_FILE) {
-        if let Err(why) = names_resolve(host, &zoo.desired).await {
+        if let Err(why) = names_resolve(conn.host(), &zoo.desired).await {
             report.result = HostResult::Refused;
             report.detail = why;
             return;
@@ -191,7 +266,7 @@ async fn update_one(
     let mut written = Vec::new();
     let mut failure: Option<String> = None;
     for f in &update.files {
-        match hostops::write_file(host, o, &env.fleet.layout, f.name, &f.desired).await {
+        match hostops::write_file(conn.host(), o, &env.fleet.layout, f.name, &f.desired).await {
             Ok(()) => written.push(f.name),
             Err(e) => {
                 failure = Some(format!("{e:#}"));
@@ -200,14 +275,18 @@ async fn update_one(
         }
     }
     spent.ssh_ms = clock.elapsed().as_millis();
+    // Whether this run asked for the containers to be (re)started: only then does a rollback
+    // restart them, or stop them on a first deployment.
+    let mut restarted = false;
     if failure.is_none() {
         report.restart_started_ms = Some(started.elapsed().as_millis());
         report.restarted = true;
+        restarted = true;
         if !opts.quiet {
             output::progress(&format!("{}: docker compose up -d", o.name));
         }
         let clock = Instant::now();
-        if let Err(e) = recreate(host, o, update.zoo_cfg_only()).await {
+        if let Err(e) = recreate(conn.host(), o, update.zoo_cfg_only()).await {
             failure = Some(format!("{e:#}"));
         }
         spent.docker_ms = clock.elapsed().as_millis();
@@ -216,13 +295,13 @@ async fn update_one(
         let clock = Instant::now();
         let gated = match opts.guard.interrupt {
             Some(interrupt) => tokio::select! {
-                g = gate(env, host, o, opts) => g,
+                g = gate(env, conn, opts) => g,
                 _ = interrupt.wait() => Err(format!(
                     "{} during the health gate",
                     opts.guard.interrupted().err().map(|s| s.to_string()).unwrap_or_default()
                 )),
             },
-            None => gate(env, host, o, opts).await,
+            None => gate(env, conn, opts).await,
         };
         spent.zookeeper_ms = clock.elapsed().as_millis();
         match gated {
@@ -237,27 +316,37 @@ async fn update_one(
         }
     }
     let reason = failure.unwrap_or_default();
-    let (result, detail) = roll_back(env, host, o, update, &written, opts, &mut spent).await;
+    let (result, detail) =
+        roll_back(env, conn, update, &written, restarted, opts, &mut spent).await;
     report.result = result;
     report.detail = format!("{reason}; {detail}");
     report.spent = Some(spent);
 }
 
-/// Undoes what this run wrote on the host, and only that, then checks its health again.
+/// Undoes what this run did on the host, and only that: the files it wrote are put back; the
+/// containers are restarted (or, on a first deployment, stopped and the deployment removed) only
+/// if this run started them; then the host's health is checked again. A connection that broke is
+/// made again once, and the rollback done over the new one.
 async fn roll_back(
     env: &Environment,
-    host: &Host,
-    o: &Observer,
+    conn: &mut Conn<'_>,
     update: &Update,
     written: &[&'static str],
+    restarted: bool,
     opts: &Options<'_>,
     spent: &mut Spent,
 ) -> (HostResult, String) {
+    let o = conn.observer;
     if written.is_empty() {
         // Nothing was written (the first write failed, or only the containers were down): the
         // host's files are as they were, and whatever ran keeps running. Said as probed now.
         let undone = "nothing was written, so nothing was undone";
-        return match hostops::probe(host, o, Ports::of(env), ExporterCheck::Answers).await {
+        let mut probed =
+            hostops::probe(conn.host(), o, Ports::of(env), ExporterCheck::Answers).await;
+        if probed.is_err() && conn.reconnect(env, opts).await {
+            probed = hostops::probe(conn.host(), o, Ports::of(env), ExporterCheck::Answers).await;
+        }
+        return match probed {
             Ok(h) if h.healthy() => (
                 HostResult::RolledBack,
                 format!("{undone}; still serving: {}", h.detail),
@@ -275,28 +364,29 @@ async fn roll_back(
     // This run created the deployment (none of its files existed): undo it whole.
     let created = update.first_deployment();
     let clock = Instant::now();
-    let undo = async {
-        if created {
-            hostops::compose(host, o, &["down"]).await.map(drop)?;
-        }
-        for name in written.iter().rev() {
-            hostops::restore_file(host, o, name).await?;
-        }
-        if !created {
-            let zoo_cfg_only = written.contains(&ZOO_CFG_FILE) && !written.contains(&COMPOSE_FILE);
-            recreate(host, o, zoo_cfg_only).await?;
-        }
-        anyhow::Ok(())
+    let mut undone = undo(conn.host(), o, written, created, restarted).await;
+    if undone.is_err() && conn.reconnect(env, opts).await {
+        undone = undo(conn.host(), o, written, created, restarted).await;
     }
-    .await;
     spent.docker_ms += clock.elapsed().as_millis();
-    if let Err(e) = undo {
+    if let Err(e) = undone {
         return (HostResult::Failed, format!("rollback failed too: {e:#}"));
     }
     if created {
         return (
             HostResult::RolledBack,
-            "its new files removed and containers stopped (there was no previous deployment)"
+            if restarted {
+                "its new files removed and containers stopped (there was no previous deployment)"
+            } else {
+                "its new files removed (there was no previous deployment; nothing had been started)"
+            }
+            .to_string(),
+        );
+    }
+    if !restarted {
+        return (
+            HostResult::RolledBack,
+            "previous files restored; the containers were not restarted by this run and were left running"
                 .to_string(),
         );
     }
@@ -306,7 +396,7 @@ async fn roll_back(
         ..*opts
     };
     let clock = Instant::now();
-    let gated = gate_with(env, host, o, &again, ExporterCheck::Answers).await;
+    let gated = gate_with(env, conn, &again, ExporterCheck::Answers).await;
     spent.zookeeper_ms += clock.elapsed().as_millis();
     match gated {
         Ok(h) => (
@@ -321,6 +411,31 @@ async fn roll_back(
             format!("previous files restored and containers restarted, but the host is not healthy again: {why}"),
         ),
     }
+}
+
+/// The rollback's remote part: containers stopped first on a first deployment this run started
+/// (while its compose file is still there), the written files put back, the containers restarted
+/// on the previous files if this run had restarted them, an emptied first deployment removed.
+async fn undo(
+    host: &Host,
+    o: &Observer,
+    written: &[&'static str],
+    created: bool,
+    restarted: bool,
+) -> Result<()> {
+    if created && restarted {
+        hostops::compose(host, o, &["down"]).await.map(drop)?;
+    }
+    for name in written.iter().rev() {
+        hostops::restore_file(host, o, name).await?;
+    }
+    if created {
+        hostops::remove_empty_deployment(host, o).await?;
+    } else if restarted {
+        let zoo_cfg_only = written.contains(&ZOO_CFG_FILE) && !written.contains(&COMPOSE_FILE);
+        recreate(host, o, zoo_cfg_only).await?;
+    }
+    Ok(())
 }
 
 /// `docker compose up -d`, which recreates a container whose service definition changed; with
@@ -347,28 +462,36 @@ async fn recreate(host: &Host, o: &Observer, force_zookeeper: bool) -> Result<()
 /// Polls the host until it observes and its exporter serves metrics, or the timeout passes.
 async fn gate(
     env: &Environment,
-    host: &Host,
-    o: &Observer,
+    conn: &mut Conn<'_>,
     opts: &Options<'_>,
 ) -> Result<Health, String> {
-    gate_with(env, host, o, opts, ExporterCheck::Scrape).await
+    gate_with(env, conn, opts, ExporterCheck::Scrape).await
 }
 
-/// [`gate`], asking the exporter as `check` says.
+/// [`gate`], asking the exporter as `check` says. A probe that fails (the connection broke) is
+/// tried again over a new connection, once.
 async fn gate_with(
     env: &Environment,
-    host: &Host,
-    o: &Observer,
+    conn: &mut Conn<'_>,
     opts: &Options<'_>,
     check: ExporterCheck,
 ) -> Result<Health, String> {
     let started = Instant::now();
     let mut last_report = Instant::now();
     let ports = Ports::of(env);
+    let o = conn.observer;
     loop {
-        let h = hostops::probe(host, o, ports, check)
-            .await
-            .map_err(|e| format!("{e:#}"))?;
+        let h = match hostops::probe(conn.host(), o, ports, check).await {
+            Ok(h) => h,
+            Err(e) => {
+                if !conn.reconnect(env, opts).await {
+                    return Err(format!("{e:#}"));
+                }
+                hostops::probe(conn.host(), o, ports, check)
+                    .await
+                    .map_err(|e| format!("{e:#}"))?
+            }
+        };
         if h.healthy() {
             if !opts.quiet {
                 output::progress(&format!(

@@ -1,6 +1,8 @@
 //! SIGINT (Ctrl-C) and SIGTERM for the commands that change things: instead of dying with the
 //! deploy lock held and a host half-way, they finish or roll back the host in flight, write
-//! nothing more, release the lock and exit 130. A second signal exits at once.
+//! nothing more, release the lock and exit 130. A second signal (a cancelled CI job sends SIGINT,
+//! then SIGTERM) changes nothing of that: the host in flight is still restored first. A third
+//! exits at once, ending the SSH connections' masters on its way out.
 
 use std::sync::{Arc, Mutex};
 
@@ -25,22 +27,31 @@ impl Interrupt {
         let (received, notify) = (Arc::new(Mutex::new(None)), Arc::new(Notify::new()));
         let (r, n) = (received.clone(), notify.clone());
         let task = tokio::spawn(async move {
+            let mut count = 0u32;
             loop {
                 let name = tokio::select! {
                     _ = int.recv() => "SIGINT",
                     _ = term.recv() => "SIGTERM",
                 };
-                if note(&r, &n, name) {
-                    crate::output::warning(&format!(
+                count += 1;
+                note(&r, &n, name);
+                match count {
+                    1 => crate::output::warning(&format!(
                         "{name}: finishing (or rolling back) the host in flight, then releasing the deploy lock; \
-                         send it again to exit at once"
-                    ));
-                } else {
-                    crate::output::warning(&format!(
-                        "{name} again: exiting at once; the deploy lock expires by itself within {}s",
-                        crate::lock::LEASE_SECONDS
-                    ));
-                    std::process::exit(i32::from(INTERRUPTED));
+                         a third signal exits at once"
+                    )),
+                    2 => crate::output::warning(&format!(
+                        "{name}: still restoring the host in flight before exiting (a host is never left half \
+                         restored); a third signal exits at once"
+                    )),
+                    _ => {
+                        crate::output::warning(&format!(
+                            "{name} a third time: exiting at once; the deploy lock expires by itself within {}s",
+                            crate::lock::LEASE_SECONDS
+                        ));
+                        crate::ssh::close_all_masters();
+                        std::process::exit(i32::from(INTERRUPTED));
+                    }
                 }
             }
         });

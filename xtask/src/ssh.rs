@@ -28,12 +28,42 @@ pub struct Host {
 /// What running a remote command gave.
 pub struct Output {
     pub status: i32,
-    pub stdout: String,
+    pub stdout: Vec<u8>,
     pub stderr: String,
 }
 
 /// Remote commands that run longer than this are abandoned.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long a connection's master may sit idle before it ends by itself: only a process killed
+/// without any cleanup (kill -9) leaves one behind, and then not for longer than this.
+const MASTER_IDLE: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(3600) {
+    Some(n) => n,
+    None => unreachable!(),
+};
+
+/// The control sockets of the connections open now, so that an exit that runs no destructor
+/// (a third signal) can still end their masters.
+static MASTERS: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn masters() -> std::sync::MutexGuard<'static, Vec<std::path::PathBuf>> {
+    MASTERS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Ends the master of every open connection (`ssh -O exit`), for an exit that skips the normal
+/// close.
+pub fn close_all_masters() {
+    for socket in masters().drain(..) {
+        let _ = std::process::Command::new("ssh")
+            .arg("-S")
+            .arg(&socket)
+            .args(["-O", "exit", "zk-observers"])
+            .stdin(StdStdio::null())
+            .stdout(StdStdio::null())
+            .stderr(StdStdio::null())
+            .status();
+    }
+}
 
 impl Host {
     /// Connects to `o` through `jumps` (none: straight to it), trusting only the pinned host keys.
@@ -48,7 +78,7 @@ impl Host {
         };
         let dir = tempfile::Builder::new()
             .prefix("zk-observers-ssh-")
-            .tempdir()?;
+            .tempdir_in(scratch_parent())?;
         let host_pattern = if o.ssh.port.get() == 22 {
             o.address.to_string()
         } else {
@@ -78,7 +108,8 @@ impl Host {
             .user_known_hosts_file(&known_hosts)
             .config_file(&config)
             .connect_timeout(args.connect_timeout)
-            .control_directory(dir.path());
+            .control_directory(dir.path())
+            .control_persist(openssh::ControlPersist::IdleFor(MASTER_IDLE));
         if let Some(key) = &args.identity {
             b.keyfile(key);
         }
@@ -126,6 +157,7 @@ impl Host {
             ),
         };
         tracing::debug!(host = %o.name, "connected");
+        masters().push(session.control_socket().to_path_buf());
         Ok(Host {
             session,
             name: o.name.clone(),
@@ -157,7 +189,7 @@ impl Host {
             let out = child.wait_with_output().await?;
             anyhow::Ok(Output {
                 status: out.status.code().unwrap_or(-1),
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stdout: out.stdout,
                 stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             })
         };
@@ -172,14 +204,17 @@ impl Host {
             .with_context(|| format!("{}: running a remote command", self.name))
     }
 
-    /// Like [`Host::run`]; a non-zero exit is an error carrying stderr.
+    /// Like [`Host::run`]; a non-zero exit is an error carrying stderr. A script other than the
+    /// host read that gets the drift key's forced command's answer instead (this connection
+    /// authenticated with the drift key: whatever is asked, the read-only command runs) is an
+    /// error too: nothing was done.
     pub async fn run_ok(
         &self,
         what: &str,
         script: Script,
         args: &[&str],
         stdin: Option<&[u8]>,
-    ) -> Result<String> {
+    ) -> Result<Vec<u8>> {
         let out = self.run(script, args, stdin).await?;
         if out.status != 0 {
             bail!(
@@ -189,10 +224,20 @@ impl Host {
                 out.stderr.trim()
             );
         }
+        if script != Script::Inspect && out.stdout.starts_with(b"=== invoked ") {
+            bail!(
+                "{}: {what} did not run: the host ran the drift key's forced read-only command instead, so this \
+                 connection authenticated with the drift key, which can change nothing. Use the deploy key \
+                 (--identity, or an agent that offers it first)",
+                self.name
+            );
+        }
         Ok(out.stdout)
     }
 
     pub async fn close(self) {
+        let socket = self.session.control_socket().to_path_buf();
+        masters().retain(|s| *s != socket);
         let _ = self.session.close().await;
     }
 }
@@ -253,17 +298,90 @@ fn jump_blocks(
             j.ssh.user,
             j.name,
             key.algorithm,
-            known_hosts.display(),
+            config_path(known_hosts)?,
             args.connect_timeout.as_secs().max(1),
         ));
         if let Some(identity) = &args.identity {
             config.push_str(&format!(
                 "  IdentityFile {}\n  IdentitiesOnly yes\n",
-                identity.display()
+                config_path(identity)?
             ));
         }
     }
     Ok((config, known))
+}
+
+/// Where a connection's scratch directory (its ssh_config, known_hosts, control socket) goes:
+/// `TMPDIR`, unless its path has a character a shell would take apart (OpenSSH puts the `-F`
+/// path into the command line it runs for ProxyJump unquoted), then `/tmp`.
+fn scratch_parent() -> std::path::PathBuf {
+    let tmp = std::env::temp_dir();
+    let plain = tmp.to_str().is_some_and(|t| {
+        t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+    });
+    if plain {
+        tmp
+    } else {
+        std::path::PathBuf::from("/tmp")
+    }
+}
+
+/// A path as an `ssh_config` value: double-quoted (a space in `--identity` or `TMPDIR` must not
+/// split it), `%` doubled (ssh expands `%` tokens in these values); a path with a `"` or a
+/// newline cannot be written there and is refused.
+fn config_path(path: &std::path::Path) -> Result<String> {
+    let text = path
+        .to_str()
+        .ok_or_else(|| anyhow!("{} is not UTF-8", path.display()))?;
+    if text.contains('"') || text.contains('\n') || text.contains('\r') {
+        bail!(
+            "{}: a path with a double quote or a line break cannot be given to ssh; move the file",
+            path.display()
+        );
+    }
+    Ok(format!("\"{}\"", text.replace('%', "%%")))
+}
+
+/// The public half of the private key at `identity` (its `.pub` file, else `ssh-keygen -y`),
+/// when it can be had without a passphrase.
+pub fn identity_public_key(identity: &std::path::Path) -> Option<PublicKey> {
+    let public = identity.with_extension(match identity.extension() {
+        Some(e) => format!("{}.pub", e.to_string_lossy()),
+        None => "pub".to_string(),
+    });
+    if let Ok(text) = std::fs::read_to_string(&public) {
+        return PublicKey::parse(&text).ok();
+    }
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-y", "-P", "", "-f"])
+        .arg(identity)
+        .stdin(StdStdio::null())
+        .stderr(StdStdio::null())
+        .output()
+        .ok()?;
+    PublicKey::parse(String::from_utf8_lossy(&out.stdout).trim()).ok()
+}
+
+/// Refuses to change hosts with the drift key as the identity: on every observer that key runs
+/// the read-only command only, whatever is asked (and deploy keeps it so).
+pub fn refuse_the_drift_key_as_identity(
+    env: &manifests::Environment,
+    args: &SshArgs,
+) -> Result<()> {
+    let (Some(identity), Some(drift)) = (&args.identity, crate::hostops::drift_key(env)) else {
+        return Ok(());
+    };
+    if identity_public_key(identity).is_some_and(|k| k.blob == drift.blob) {
+        bail!(
+            "--identity {} is the drift key of {} (fleet.drift_key): on every observer it may run the \
+             read-only command only, so it can change nothing. Deploy with the deploy key; the drift key \
+             belongs to the scheduled drift job",
+            identity.display(),
+            env.name
+        );
+    }
+    Ok(())
 }
 
 /// The fingerprint of the key `ssh-keyscan` gets from `address`, run here or (with `through`:
@@ -308,47 +426,78 @@ async fn scan_key(
     through: Option<(&std::path::Path, &str)>,
 ) -> Option<PublicKey> {
     let port = port.to_string();
-    let keyscan = [
-        "ssh-keyscan",
-        "-T",
-        "5",
-        "-t",
-        algorithm,
-        "-p",
-        &port,
-        address,
-    ];
-    let mut cmd = match through {
-        None => {
-            let mut c = tokio::process::Command::new(keyscan[0]);
-            c.args(&keyscan[1..]);
-            c
-        }
-        Some((config, jump)) => {
-            let mut c = tokio::process::Command::new("ssh");
-            c.arg("-F").arg(config).arg(jump).args(keyscan);
-            c
-        }
+    let Some((config, jump)) = through else {
+        let out = tokio::process::Command::new("ssh-keyscan")
+            .args(["-T", "5", "-t", algorithm, "-p", &port, address])
+            .stderr(StdStdio::null())
+            .output()
+            .await
+            .ok()?;
+        return String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            l.split_once(' ')
+                .and_then(|(_, key)| PublicKey::parse(key).ok())
+        });
     };
-    let out = cmd.stderr(StdStdio::null()).output().await.ok()?;
-    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+    // Through a jump host: no command runs there (a bastion may allow forwarding only). ssh
+    // itself connects through it, records the key the host presents in a scratch known_hosts
+    // (accept-new) during the key exchange, and gives up at authentication (none offered).
+    let scratch = tempfile::tempdir().ok()?;
+    let known = scratch.path().join("known_hosts");
+    let _ = tokio::process::Command::new("ssh")
+        .arg("-F")
+        .arg(config)
+        .args(["-o", &format!("ProxyJump={jump}")])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known.display()))
+        .args([
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-o",
+            "HostKeyAlias=scanned",
+            "-o",
+            &format!("HostKeyAlgorithms={algorithm}"),
+            "-o",
+            "PreferredAuthentications=none",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "ControlPath=none",
+            "-p",
+            &port,
+            address,
+            "true",
+        ])
+        .stdin(StdStdio::null())
+        .stdout(StdStdio::null())
+        .stderr(StdStdio::null())
+        .output()
+        .await;
+    std::fs::read_to_string(&known).ok()?.lines().find_map(|l| {
         l.split_once(' ')
             .and_then(|(_, key)| PublicKey::parse(key).ok())
     })
 }
 
-/// Why a connection through `jumps` failed at one of them, if it did: each hop is reached in
-/// turn (`ssh -F config HOP true`), and the first that fails is named with what ssh said.
+/// Why a connection through `jumps` failed at one of them, if it did: each hop is asked in turn
+/// for the one thing a jump host is for, a forward to the next hop's SSH (`ssh -F config -W
+/// NEXT HOP`; no shell: a bastion may allow forwarding only), and the first that fails is named
+/// with what ssh said.
 async fn diagnose_jumps(
     o: &Observer,
     jumps: &[JumpHost],
     config: &std::path::Path,
 ) -> Option<anyhow::Error> {
     for (i, j) in jumps.iter().enumerate() {
+        let next = match jumps.get(i + 1) {
+            Some(n) => format!("{}:{}", bracketed(&n.address), n.ssh.port),
+            None => format!("{}:{}", bracketed(&o.address.to_string()), o.ssh.port),
+        };
         let out = tokio::process::Command::new("ssh")
             .arg("-F")
             .arg(config)
-            .args([j.name.as_str(), "true"])
+            .args(["-W", &next, j.name.as_str()])
             .stdin(StdStdio::null())
             .output()
             .await
@@ -360,6 +509,14 @@ async fn diagnose_jumps(
         if said.contains("Host key verification failed") {
             return Some(jump_key_mismatch(o, jumps, i, config).await);
         }
+        // Reached and authenticated, but the forward to the next hop failed: that hop is the
+        // one not answering (or not allowed from there).
+        if said.contains("open failed") || said.contains("stdio forwarding failed") {
+            if i + 1 < jumps.len() {
+                continue;
+            }
+            return None;
+        }
         return Some(anyhow!(
             "{}: cannot reach jump host {} ({}:{}{}): {said}",
             o.name,
@@ -370,6 +527,15 @@ async fn diagnose_jumps(
         ));
     }
     None
+}
+
+/// An address as `-W` takes it: an IPv6 address in brackets.
+fn bracketed(address: &str) -> String {
+    if address.contains(':') {
+        format!("[{address}]")
+    } else {
+        address.to_string()
+    }
 }
 
 /// A jump host presented another key than the pinned one: both fingerprints.

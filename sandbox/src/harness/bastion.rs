@@ -23,8 +23,10 @@ pub struct Bastion {
 
 impl Bastion {
     /// Starts the bastion of `env`'s fleet named by `j` (its namespace exists: [`net::create`]).
-    /// Forwarding is what it is for; root logs in with the sandbox's deploy key, as on the
-    /// observers, and the drift job's key may forward to the observers' SSH only.
+    /// Forwarding to a destination is what it is for, nothing else: its sshd allows local
+    /// forwarding only (no `-R` listeners, `AllowTcpForwarding local`); root logs in with the
+    /// sandbox's deploy key, as on the observers, and the drift job's key may forward to the
+    /// observers' SSH only (no shell, no command: `command="/bin/false"`), as the README advises.
     pub fn start(j: &JumpHost, env: &Environment) -> Result<Bastion> {
         let address: IpAddr = j
             .address
@@ -51,7 +53,7 @@ impl Bastion {
             &Path::new(RUN_DIR).join(&self.name),
             private_key,
             &self.authorized,
-            "AllowTcpForwarding yes\n",
+            "AllowTcpForwarding local\n",
         )?);
         Ok(())
     }
@@ -64,7 +66,8 @@ impl Bastion {
 }
 
 /// The drift job's key on the bastion, as the README advises: forwarding to the observers' SSH
-/// and nothing else.
+/// and nothing else (a shell or command is /bin/false; with the bastion's
+/// `AllowTcpForwarding local`, no remote listener either).
 fn drift_job_line(env: &Environment) -> String {
     let Some(key) = &env.fleet.drift_key else {
         return String::new();
@@ -76,7 +79,7 @@ fn drift_job_line(env: &Environment) -> String {
         .map(|o| format!("permitopen=\"{}:{}\"", o.address, o.ssh.port))
         .collect();
     format!(
-        "restrict,port-forwarding,{} {key} drift job\n",
+        "restrict,port-forwarding,command=\"/bin/false\",{} {key} drift job\n",
         open.join(",")
     )
 }

@@ -290,6 +290,23 @@ impl ObserverHost {
         Ok(())
     }
 
+    /// The login user's home on this host (root's, mounted at /root for its sshd).
+    pub fn home(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+
+    /// The pid of the host's sshd (its connections are its children).
+    pub fn sshd_pid(&self) -> Option<u32> {
+        self.sshd.as_ref().map(std::process::Child::id)
+    }
+
+    /// Stops the host's sshd (the host stays up: nothing answers on its SSH port).
+    pub fn stop_sshd(&mut self) {
+        if let Some(mut c) = self.sshd.take() {
+            process::stop(&mut c);
+        }
+    }
+
     /// Runs the docker CLI against this host's dockerd.
     pub fn docker(&self, args: &[&str]) -> Result<String> {
         let out = Command::new("docker")

@@ -1,48 +1,73 @@
 # inspect.sh DIR PROJECT ADDR CLIENT_PORT METRICS_PORT ANSWER_TIMEOUT ZOOKEEPER_SERVICE
-#            EXPORTER_SERVICE FILE...
-# Reads a host in one command (after lib.sh): each managed file (base64, or that a directory stands
-# in its place), what the DNS names of the deployed zoo.cfg (the first FILE) resolve to, the health
-# probe without a scrape, whether the load balancers can be reached when it does not observe, and
-# the running compose services. When ZooKeeper observes and the exporter answers on the host's own
-# published ports, both containers evidently run and the docker CLI (the costly part when many
-# runs read a host) is not asked.
+#            EXPORTER_SERVICE DRIFT_KEY MARKER FILE...
+# Reads a host in one command (after lib.sh), every part a length-framed section: how it was
+# invoked (the drift key's forced command runs it under its own path), each managed file (base64;
+# or that a directory or a symbolic link stands in its place: a link is never followed), compose or
+# .env files of other names in DIR (compose would read them), the drift key's access (the forced
+# command's digest computed here, owner and mode of it and of every directory above it, and every
+# authorized_keys line for DRIFT_KEY (`type base64`, or `-`) or carrying MARKER), what the DNS
+# names of the deployed zoo.cfg (the first FILE) resolve to, the health probe without a scrape,
+# whether the load balancers can be reached when it does not observe, and the running compose
+# services. When ZooKeeper observes and the exporter answers on the host's own published ports,
+# both containers evidently run and the docker CLI (the costly part when many runs read a host)
+# is not asked.
 d=$1 project=$2 addr=$3 client_port=$4 metrics_port=$5 answer_timeout=$6
-zookeeper_service=$7 exporter_service=$8
-shift 8
+zookeeper_service=$7 exporter_service=$8 drift_key=$9 marker=${10}
+shift 10
 files=("$@")
+frame invoked "$0"
 for f in "${files[@]}"; do
-  if [ -f "$d/$f" ]; then printf '=== file %s\n' "$f"; base64 -w0 < "$d/$f"; printf '\n'
-  elif [ -d "$d/$f" ]; then printf '=== dir %s\n' "$f"
-  else printf '=== absent %s\n' "$f"; fi
+  if [ -L "$d/$f" ]; then frame "symlink $f" "$(readlink -- "$d/$f")"
+  elif [ -f "$d/$f" ]; then frame "file $f" "$(base64 -w0 < "$d/$f")"
+  elif [ -d "$d/$f" ]; then frame "dir $f" ''
+  else frame "absent $f" ''; fi
 done
-# The drift key's access (what deploy installs): the forced command's first line, which names its
-# digest, and the drift key lines of authorized_keys. Bash builtins only.
-printf '=== read-only\n'
-if [ -f "$d/.zk-observers/read-only.sh" ]; then
-  IFS= read -r header < "$d/.zk-observers/read-only.sh" || true
-  printf '%s\n' "$header"
+stray=
+for f in compose.yaml compose.yml docker-compose.yml docker-compose.override.yaml \
+         docker-compose.override.yml compose.override.yaml compose.override.yml .env; do
+  if [ -e "$d/$f" ] || [ -L "$d/$f" ]; then stray+="$f"$'\n'; fi
+done
+frame stray "$stray"
+# The drift key's access: the forced command (never through a link) with what the host computes
+# of it, and who may change it; the key's authorized_keys lines, bash builtins only.
+cmd="$d/.zk-observers/read-only.sh"
+if [ -L "$cmd" ]; then
+  frame read-only-digest "symlink"
+elif [ -f "$cmd" ]; then
+  sum=$(sha256sum < "$cmd") && sum=${sum%% *}
+  frame read-only-digest "sha256:$sum"
+  paths=("$cmd") p=$cmd
+  while [ "$p" != / ] && [ -n "$p" ]; do
+    p=${p%/*}; [ -n "$p" ] || p=/
+    paths+=("$p")
+  done
+  frame read-only-owners "uid $EUID"$'\n'"$(stat -c '%u %a %n' -- "${paths[@]}" 2>&1)"
 else
-  printf -- '-\n'
+  frame read-only-digest -
 fi
+lines=
 if [ -f "$HOME/.ssh/authorized_keys" ]; then
   while IFS= read -r l; do
-    [[ $l == *' zk-observers-drift@'* ]] && printf '%s\n' "$l"
+    if [[ $drift_key != - && ( $l == "$drift_key" || $l == "$drift_key "* || $l == *" $drift_key" \
+          || $l == *" $drift_key "* ) ]] || [[ $l == *" $marker" ]]; then
+      lines+="$l"$'\n'
+    fi
   done < "$HOME/.ssh/authorized_keys"
 fi
+frame drift-key-lines "$lines"
 zoo_cfg_names "$d/${files[0]}"
 resolve "${names[@]}"
 probe "$addr" "$client_port" "$metrics_port" "$answer_timeout" answers
 # Not observing: can this host reach the load balancers at all? (Only then: each connection is
 # one the participants log as a failed election handshake.)
-if [[ $probe != *$'\nzk_peer_state\tobserving - broadcast\n'* ]]; then
+if ! observing; then
   zoo_cfg_election "$d/${files[0]}"
   reach "${election[@]}"
 fi
-printf '=== running\n'
-if [[ $probe == *$'\nMode: observer\n'* && $probe == *$'\nzk_peer_state\tobserving - broadcast\n'*
-      && $probe == *$'\n=== exporter\nHTTP/1.'* ]]; then
-  printf '%s\n%s\n' "$zookeeper_service" "$exporter_service"
+if observing && [[ $exporter == HTTP/1.* ]]; then
+  running="$zookeeper_service"$'\n'"$exporter_service"
 else
-  docker ps --filter "label=com.docker.compose.project=$project" --filter status=running \
-    --format '{{.Label "com.docker.compose.service"}}' 2>&1 || true
+  running=$(docker ps --filter "label=com.docker.compose.project=$project" --filter status=running \
+    --format '{{.Label "com.docker.compose.service"}}' 2>&1 || true)
 fi
+frame running "$running"

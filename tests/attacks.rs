@@ -1,0 +1,688 @@
+//! Attacks, tried as an attacker would on the real peers (sshd, dockerd, ZooKeeper in network
+//! namespaces): holding the drift key, a file on an observer host, a port there, or the job's
+//! signals. Every one is refused or reported. Each test is a row of the README's drift-key section
+//! and fault table. Needs root, as the sandbox does.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{drift_key, ssh_as, ssh_bastion_as, stderr, stdout, World};
+use serde_json::Value;
+
+const OBS1: &str = "zk-observer-1";
+const OBS2: &str = "zk-observer-2";
+
+/// The findings of a drift report about `object`: `(kind, detail)`.
+fn findings(report: &Value, object: &str) -> Vec<(String, String)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["object"] == object)
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn authorized_keys(w: &World, host: &str) -> std::path::PathBuf {
+    w.sb().host(host).home().join(".ssh/authorized_keys")
+}
+
+/// What the drift key gets when it asks an observer for a shell command.
+fn drift_key_runs(w: &World, key: &Path, address: &str) -> String {
+    let out = ssh_as(w, key, address, &[], Some("id -u"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An unrestricted line for the drift key placed ahead of the tool's (sshd uses the first line
+/// that matches a key): drift reports it, deploy removes it and leaves exactly one line for the
+/// key, its own; the key then runs the read-only command only, whatever it asks.
+#[test]
+fn an_unrestricted_line_for_the_drift_key_is_reported_and_removed() {
+    let w = World::sandbox();
+    w.deploy();
+    let key = drift_key(w.dir());
+    let public = hosts::inventory::sandbox::drift_key().unwrap();
+    let ak = authorized_keys(&w, OBS1);
+    let installed = std::fs::read_to_string(&ak).unwrap();
+    std::fs::write(&ak, format!("{public} attacker\n{installed}")).unwrap();
+    assert_eq!(
+        drift_key_runs(&w, &key, "198.18.1.4").trim(),
+        "0",
+        "the planted line gives the drift key a root shell"
+    );
+    let (code, report) = w.drift();
+    assert_eq!(code, 2, "{report}");
+    assert!(
+        findings(&report, "host/zk-observer-1")
+            .iter()
+            .any(|(k, d)| k == "drift-access"
+                && d.contains("another authorized_keys line for the drift key")
+                && d.contains("attacker")),
+        "{report}"
+    );
+    let r = w.deploy();
+    let result = r["read_only_access"][OBS1].as_str().unwrap();
+    assert!(
+        result.starts_with("installed; removed 1 other line(s) for the drift key")
+            && result.contains("attacker"),
+        "{result}"
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&ak)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(public.split(' ').nth(1).unwrap()))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("restrict,command="), "{lines:?}");
+    let ran = drift_key_runs(&w, &key, "198.18.1.4");
+    assert!(
+        ran.starts_with("=== invoked "),
+        "the forced command ran instead: {ran}"
+    );
+    assert_eq!(w.drift().0, 0);
+}
+
+/// The forced command edited on the host, its first line kept: drift finds it by the digest the
+/// host computes, deploy replaces it. A symbolic link in its place is not trusted either.
+#[test]
+fn a_tampered_forced_command_is_found_and_replaced() {
+    let w = World::sandbox();
+    w.deploy();
+    let cmd = w
+        .sb()
+        .host(OBS2)
+        .deploy_dir
+        .join(".zk-observers/read-only.sh");
+    let original = std::fs::read_to_string(&cmd).unwrap();
+    std::fs::write(&cmd, format!("{original}\ntouch /tmp/zk-observers-pwned\n")).unwrap();
+    let (code, report) = w.drift();
+    assert_eq!(code, 2, "{report}");
+    assert!(
+        findings(&report, "host/zk-observer-2")
+            .iter()
+            .any(|(k, d)| k == "drift-access" && d.contains("was changed on the host")),
+        "{report}"
+    );
+    let r = w.deploy();
+    assert_eq!(r["read_only_access"][OBS2], "installed", "{r}");
+    assert_eq!(std::fs::read_to_string(&cmd).unwrap(), original);
+    assert_eq!(w.drift().0, 0);
+}
+
+/// The drift key cannot change anything, whoever offers it: `--identity` naming it is refused
+/// before anything is contacted; an agent that offers it first (no `--identity`) is found at the
+/// host read (the host runs the forced command for it) and the deploy stops before any write.
+#[test]
+fn a_deploy_with_the_drift_key_is_refused_before_any_write() {
+    let w = World::sandbox();
+    w.deploy();
+    w.edit(OBS1, "zoo.cfg", "syncLimit=10", "syncLimit=3");
+    let key = drift_key(w.dir());
+    let out = w.run(&[
+        "deploy",
+        "--env",
+        "sandbox",
+        "--yes",
+        "--identity",
+        &key.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is the drift key of sandbox"),
+        "{}",
+        stderr(&out)
+    );
+    // An agent holding only the drift key, and no --identity.
+    let agent_dir = tempfile::tempdir().unwrap();
+    let socket = agent_dir.path().join("agent");
+    let mut agent = Command::new("ssh-agent")
+        .args(["-D", "-a"])
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for("the agent's socket", || socket.exists());
+    let added = Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let writes = w.managed_writes();
+    let out = common::run(
+        w.cmd(&["deploy", "--env", "sandbox", "--yes"])
+            .env("SSH_AUTH_SOCK", &socket),
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("authenticated with the drift key"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(w.managed_writes(), writes, "nothing was applied");
+    assert!(
+        w.deployed(OBS1, "zoo.cfg").contains("syncLimit=3"),
+        "nothing was written"
+    );
+}
+
+/// On the bastion the drift key may forward to the observers' SSH, and nothing else: no shell,
+/// no command, no forward to another port, no remote listener.
+#[test]
+fn the_drift_key_on_the_bastion_forwards_to_the_observers_ssh_only() {
+    let w = World::sandbox();
+    let key = drift_key(w.dir());
+    let shell = ssh_bastion_as(&key, &[], Some("id -u"));
+    assert!(!shell.status.success(), "a command ran");
+    assert!(
+        !String::from_utf8_lossy(&shell.stdout).contains('0'),
+        "{shell:?}"
+    );
+    // (The deploy key may forward there: it is the drift key's line that refuses it.)
+    let elsewhere = ssh_bastion_as(&key, &["-W", "198.18.1.4:2181"], None);
+    assert!(!elsewhere.status.success(), "forwarded to another port");
+    assert!(
+        String::from_utf8_lossy(&elsewhere.stderr).contains("administratively prohibited"),
+        "{}",
+        String::from_utf8_lossy(&elsewhere.stderr)
+    );
+    let listener = ssh_bastion_as(&key, &["-N", "-R", "127.0.0.1:2222:127.0.0.1:22"], None);
+    assert!(!listener.status.success(), "a remote listener was opened");
+    assert!(
+        String::from_utf8_lossy(&listener.stderr).contains("remote port forwarding failed"),
+        "{}",
+        String::from_utf8_lossy(&listener.stderr)
+    );
+    // What it is for: the observer's SSH, through it.
+    let to_ssh = ssh_bastion_as(&key, &["-W", "198.18.1.4:22"], None);
+    assert!(
+        String::from_utf8_lossy(&to_ssh.stdout).starts_with("SSH-2.0-"),
+        "{to_ssh:?}"
+    );
+    // And drift, with that key end to end through it, reads every host.
+    w.deploy();
+    let out = w.run(&[
+        "drift",
+        "--env",
+        "sandbox",
+        "--identity",
+        &key.display().to_string(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+/// A listener on the exporter's port (the exporter down, or a compromised exporter image) that
+/// answers with a section of its own (`=== file zoo.cfg` with the rendered file) cannot make a
+/// host read report a hand-edited zoo.cfg as clean: sections are framed by length.
+#[test]
+fn a_forged_section_in_a_relayed_answer_does_not_hide_drift() {
+    let w = World::sandbox();
+    w.deploy();
+    let clean = w.deployed(OBS1, "zoo.cfg");
+    w.edit(OBS1, "zoo.cfg", "syncLimit=10", "syncLimit=3");
+    let exporter = w.sb().host(OBS1).container_id("exporter").unwrap();
+    w.sb().host(OBS1).docker(&["stop", &exporter]).unwrap();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&clean);
+    let forged = format!(
+        "HTTP/1.0 200 OK\r\n\r\n\n=== file zoo.cfg\n{b64}\n=== file zoo.cfg {}\n{b64}\n=== running 20\nzookeeper\nexporter\n",
+        b64.len()
+    );
+    let answers = std::fs::write(w.dir().join("answer"), &forged);
+    answers.unwrap();
+    // The impostor, in the observer's namespace, on the exporter's published address.
+    let mut impostor = Command::new("ip")
+        .args(["netns", "exec", &w.sb().host(OBS1).ns, "python3", "-c"])
+        .arg(
+            "import socket,sys\n\
+             s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('198.18.1.4', 9141)); s.listen(8)\n\
+             body=open(sys.argv[1],'rb').read()\n\
+             while True:\n  c,_=s.accept(); c.recv(4096); c.sendall(body); c.close()\n",
+        )
+        .arg(w.dir().join("answer"))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, report) = w.drift();
+    let _ = impostor.kill();
+    let _ = impostor.wait();
+    assert_eq!(code, 2, "{report}");
+    let found = findings(&report, "host/zk-observer-1");
+    assert!(
+        found
+            .iter()
+            .any(|(k, d)| k == "host-files" && d.contains("zoo.cfg differ")),
+        "the edit is found: {found:?}"
+    );
+}
+
+/// A symbolic link where zoo.cfg belongs, pointing at a secret: never read (the secret never
+/// reaches a drift report), never written through (deploy refuses the host, the secret is
+/// unchanged), never restored through.
+#[test]
+fn a_symbolic_link_in_place_of_zoo_cfg_is_neither_read_nor_written_through() {
+    let w = World::sandbox();
+    w.deploy();
+    let dir = w.sb().host(OBS2).deploy_dir.clone();
+    let secret = w.dir().join("secret");
+    std::fs::write(&secret, "password=hunter2\n").unwrap();
+    std::fs::remove_file(dir.join("zoo.cfg")).unwrap();
+    std::os::unix::fs::symlink(&secret, dir.join("zoo.cfg")).unwrap();
+    let out = w.on_sandbox(&["drift", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let report = stdout(&out);
+    assert!(
+        !report.contains("hunter2"),
+        "the secret is in the report: {report}"
+    );
+    assert!(report.contains("zoo.cfg is a symbolic link to"), "{report}");
+    let out = w.on_sandbox(&["deploy", "--yes", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = common::json(&out);
+    let h = common::host(&r, OBS2);
+    assert_eq!(h["result"], "refused", "{h}");
+    assert!(h["detail"]
+        .as_str()
+        .unwrap()
+        .contains("a symbolic link stands where"));
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "password=hunter2\n"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2"));
+}
+
+/// Compose files and an .env the tool did not write, in a deploy directory: compose is run on
+/// docker-compose.yaml alone (an override that swaps the image and adds a mount is not applied),
+/// and drift reports them.
+#[test]
+fn a_hand_placed_compose_override_is_not_applied_and_is_reported() {
+    let w = World::sandbox();
+    w.deploy();
+    let dir = w.sb().host(OBS1).deploy_dir.clone();
+    std::fs::write(
+        dir.join("docker-compose.override.yaml"),
+        "services:\n  zookeeper:\n    labels:\n      planted: \"yes\"\n    volumes:\n      - /etc:/host-etc:ro\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(".env"),
+        "COMPOSE_FILE=docker-compose.override.yaml\n",
+    )
+    .unwrap();
+    // A change that recreates ZooKeeper, so that compose reads its files.
+    w.edit(OBS1, "zoo.cfg", "syncLimit=10", "syncLimit=3");
+    let (code, report) = w.drift();
+    assert_eq!(code, 2);
+    assert!(
+        findings(&report, "host/zk-observer-1")
+            .iter()
+            .any(|(k, d)| k == "host-extra-files"
+                && d.contains("docker-compose.override.yaml")
+                && d.contains(".env")),
+        "{report}"
+    );
+    w.deploy();
+    let zk = w.sb().host(OBS1).container_id("zookeeper").unwrap();
+    let inspect = w
+        .sb()
+        .host(OBS1)
+        .docker(&[
+            "inspect",
+            "-f",
+            "{{json .Config.Labels}} {{json .Mounts}}",
+            &zk,
+        ])
+        .unwrap();
+    assert!(!inspect.contains("planted"), "{inspect}");
+    assert!(!inspect.contains("/host-etc"), "{inspect}");
+}
+
+/// Paths with a space (`--identity`, `TMPDIR`) reach ssh whole, through the bastion.
+#[test]
+fn paths_with_spaces_reach_ssh_whole() {
+    let w = World::sandbox();
+    let spaced = w.dir().join("a dir");
+    std::fs::create_dir_all(spaced.join("tmp here")).unwrap();
+    let identity = spaced.join("deploy key");
+    std::fs::copy(w.sb().ssh_identity(), &identity).unwrap();
+    let mut cmd = w.cmd(&[
+        "status",
+        "--env",
+        "sandbox",
+        "--identity",
+        &identity.display().to_string(),
+    ]);
+    cmd.env("TMPDIR", spaced.join("tmp here"));
+    let out = common::run(&mut cmd);
+    // Not deployed yet: status exits 2 (not in sync), not 1 (unreachable).
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stdout(&out).contains("zk-observer-1"), "{}", stdout(&out));
+}
+
+/// Drift with the drift key while an observer's sshd is down: the bastion (which runs no command
+/// for that key) is not blamed; the observer is named.
+#[test]
+fn an_observer_down_behind_a_forwarding_only_bastion_is_named_not_the_bastion() {
+    let mut w = World::sandbox();
+    w.deploy();
+    let key = drift_key(w.dir());
+    w.sb_mut().hosts[1].stop_sshd();
+    let out = w.run(&[
+        "drift",
+        "--env",
+        "sandbox",
+        "--identity",
+        &key.display().to_string(),
+        "--output",
+        "json",
+    ]);
+    let report = common::json(&out);
+    let unreachable = findings(&report, "host/zk-observer-2");
+    assert!(
+        unreachable.iter().any(|(k, d)| k == "host-unreachable"
+            && d.contains("198.18.1.5")
+            && !d.contains("cannot reach jump host")),
+        "{unreachable:?}"
+    );
+}
+
+/// A broken SSH connection during the health gate is made again once, and the gate goes on over
+/// the new one: the host is updated, not rolled back over a dead connection.
+#[test]
+fn a_connection_broken_during_the_gate_is_made_again() {
+    let w = World::sandbox();
+    w.deploy();
+    w.edit(OBS1, "zoo.cfg", "syncLimit=10", "syncLimit=3");
+    // Keep zk-observer-1 from syncing for now: the load balancers drop its traffic.
+    let block = |add: bool| {
+        sandbox::harness::net::in_ns(
+            sandbox::harness::net::CLUSTER_NS,
+            "iptables",
+            &[
+                "-w",
+                if add { "-I" } else { "-D" },
+                "INPUT",
+                "-s",
+                "198.18.1.4",
+                "-j",
+                "DROP",
+            ],
+        )
+        .unwrap()
+    };
+    block(true);
+    let sshd = w.sb().host(OBS1).sshd_pid().unwrap();
+    let ended = when_stderr_says(
+        w.sandbox_cmd(&["push", "--host", OBS1, "--health-timeout", "90s"]),
+        "zk-observer-1: waiting to observe",
+        |_| {
+            // Every connection to the host's sshd drops, then the host can sync again.
+            let _ = Command::new("pkill")
+                .args(["-P", &sshd.to_string()])
+                .status();
+            block(false);
+        },
+    );
+    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+    assert!(
+        ended
+            .stderr
+            .contains("zk-observer-1: the SSH connection broke; connected again"),
+        "{}",
+        ended.stderr
+    );
+    assert!(
+        ended
+            .stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("updated") && l.contains(OBS1)),
+        "{}",
+        ended.stdout
+    );
+}
+
+/// SIGINT, then SIGTERM (a cancelled CI job) while a host's gate waits: the host is restored
+/// before the exit (130), and no SSH connection master is left running. Three signals exit at
+/// once, and end the masters too.
+#[test]
+fn a_second_signal_restores_the_host_first_and_a_third_exits_leaving_no_ssh_master() {
+    let w = World::sandbox();
+    w.deploy();
+    w.edit(OBS1, "zoo.cfg", "syncLimit=10", "syncLimit=3");
+    let edited = w.deployed(OBS1, "zoo.cfg");
+    let block = |add: bool| {
+        sandbox::harness::net::in_ns(
+            sandbox::harness::net::CLUSTER_NS,
+            "iptables",
+            &[
+                "-w",
+                if add { "-I" } else { "-D" },
+                "INPUT",
+                "-s",
+                "198.18.1.4",
+                "-j",
+                "DROP",
+            ],
+        )
+        .unwrap()
+    };
+    block(true);
+    let ended = when_stderr_says(
+        w.sandbox_cmd(&["push", "--host", OBS1, "--health-timeout", "8s"]),
+        "zk-observer-1: docker compose up -d",
+        |pid| {
+            signal(pid, "INT");
+            std::thread::sleep(Duration::from_millis(300));
+            signal(pid, "TERM");
+        },
+    );
+    assert_eq!(ended.code, Some(130), "{}", ended.stderr);
+    assert!(
+        ended.stderr.contains("still restoring the host in flight"),
+        "{}",
+        ended.stderr
+    );
+    assert_eq!(
+        w.deployed(OBS1, "zoo.cfg"),
+        edited,
+        "the previous (hand-edited) file is back"
+    );
+    common::wait_for("no SSH master left running", || ssh_masters() == 0);
+
+    // Three signals: out at once, the masters ended on the way.
+    let ended = when_stderr_says(
+        w.sandbox_cmd(&["push", "--host", OBS1, "--health-timeout", "60s"]),
+        "zk-observer-1: docker compose up -d",
+        |pid| {
+            for s in ["INT", "TERM", "INT"] {
+                signal(pid, s);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        },
+    );
+    block(false);
+    assert_eq!(ended.code, Some(130), "{}", ended.stderr);
+    assert!(
+        ended.stderr.contains("a third time: exiting at once"),
+        "{}",
+        ended.stderr
+    );
+    common::wait_for("no SSH master left running", || ssh_masters() == 0);
+}
+
+/// A rollback touches only what this run changed: a zoo.cfg written whose compose file's write
+/// then failed is put back without restarting ZooKeeper (this run never restarted it); on a first
+/// deployment whose compose write failed, the written zoo.cfg is removed and nothing is left.
+#[test]
+fn a_rollback_undoes_only_what_this_run_did() {
+    let w = World::sandbox();
+    w.deploy();
+    // Both files differ from the code; the compose file cannot be replaced (a mount point: its
+    // rename fails), so the write fails after zoo.cfg was written.
+    w.edit(OBS1, "zoo.cfg", "syncLimit=10", "syncLimit=3");
+    w.edit(
+        OBS1,
+        "docker-compose.yaml",
+        "restart: unless-stopped",
+        "restart: always",
+    );
+    let edited = w.deployed(OBS1, "zoo.cfg");
+    let started = common::started_at(w.sb().host(OBS1));
+    let compose = w.sb().host(OBS1).deploy_dir.join("docker-compose.yaml");
+    // In the host's own mount namespace (its sshd's), where the tool's writes happen.
+    let mount = |on: bool| {
+        let c = compose.display();
+        let command = if on {
+            format!("mount --bind {c} {c}")
+        } else {
+            format!("umount {c}")
+        };
+        let out = w
+            .sb()
+            .ssh(w.sb().host(OBS1).address)
+            .arg(&command)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    mount(true);
+    let out = w.on_sandbox(&["push", "--host", OBS1, "--output", "json"]);
+    mount(false);
+    assert_eq!(out.status.code(), Some(1));
+    let r = common::json(&out);
+    let h = common::host(&r, OBS1);
+    assert_eq!(h["result"], "rolled-back", "{h}");
+    assert!(
+        h["detail"]
+            .as_str()
+            .unwrap()
+            .contains("containers were not restarted by this run"),
+        "{h}"
+    );
+    assert_eq!(w.deployed(OBS1, "zoo.cfg"), edited, "zoo.cfg put back");
+    assert_eq!(
+        common::started_at(w.sb().host(OBS1)),
+        started,
+        "ZooKeeper not restarted"
+    );
+
+    // A first deployment of zk-observer-2 whose compose write fails: nothing stays behind.
+    let dir = w.sb().host(OBS2).deploy_dir.clone();
+    let zk = w.sb().host(OBS2).container_id("zookeeper").unwrap();
+    let exporter = w.sb().host(OBS2).container_id("exporter").unwrap();
+    w.sb()
+        .host(OBS2)
+        .docker(&["rm", "-f", &zk, &exporter])
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(dir.join("docker-compose.yaml/keep")).unwrap();
+    let out = w.on_sandbox(&["push", "--host", OBS2, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = common::json(&out);
+    let h = common::host(&r, OBS2);
+    assert_eq!(h["result"], "rolled-back", "{h}");
+    assert!(
+        h["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nothing had been started"),
+        "{h}"
+    );
+    assert!(
+        !dir.join("zoo.cfg").exists(),
+        "the written zoo.cfg is removed"
+    );
+    assert!(!dir.join("data").exists() && !dir.join("datalog").exists());
+}
+
+// --- signals -------------------------------------------------------------------------------------
+
+struct Ended {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Spawns `cmd`, and when a line of its stderr contains `marker` runs `then` (with the child's
+/// pid); returns how the command ended.
+fn when_stderr_says(mut cmd: Command, marker: &str, then: impl FnOnce(u32)) -> Ended {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let reading = std::thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).unwrap();
+        s
+    });
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut then = Some(then);
+    let started = Instant::now();
+    loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if line.contains(marker) {
+            if let Some(f) = then.take() {
+                f(child.id());
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    let stdout = reading.join().unwrap();
+    eprintln!(
+        "--- stdout\n{stdout}--- stderr ({:.1}s)\n{seen}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(then.is_none(), "the command never said {marker:?}");
+    Ended {
+        code: status.code(),
+        stdout,
+        stderr: seen,
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name} {pid}");
+}
+
+/// SSH connection masters of this tool running now (their control directories are named
+/// `zk-observers-ssh-*`).
+fn ssh_masters() -> usize {
+    let out = Command::new("pgrep")
+        .args(["-f", "zk-observers-ssh-"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
