@@ -661,3 +661,405 @@ fn the_drift_key_reads_every_host_and_cannot_change_one() {
     let out = w.sb().ssh("198.18.1.4").arg("echo ok").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }
+
+// --- retiring observers -------------------------------------------------------------------------
+
+/// The sandbox environment with `zk-observer-2` moved to `fleet.retired` (its data as `data`).
+fn with_observer_2_retired(w: &World, data: hosts::RetiredData) -> manifests::Environment {
+    let mut env = w.sb().env.clone();
+    let observer = env.fleet.observers.remove(1);
+    env.fleet.retired = vec![hosts::Retired { observer, data }];
+    assert!(!manifests::validate(&env).has_errors());
+    env
+}
+
+/// `deploy --yes` of `env`, in this process (an environment the binary does not have): its exit
+/// code and JSON report. `raise`, when given, gets a handle that interrupts the deploy as a
+/// signal would.
+fn deploy_env(
+    w: &World,
+    env: &manifests::Environment,
+    dry_run: bool,
+    raise: Option<std::sync::mpsc::Sender<xtask::signals::Raiser>>,
+) -> (u8, serde_json::Value) {
+    use xtask::report::Report as _;
+    let args = xtask::cli::DeployArgs {
+        selection: xtask::cli::ClusterSelection {
+            env: Some(env.name.clone()),
+        },
+        yes: true,
+        dry_run,
+        force_conflicts: false,
+        prune: false,
+        force_retire: false,
+        timeout: Duration::from_secs(30),
+        rollout: xtask::cli::RolloutArgs {
+            health_timeout: Duration::from_secs(60),
+            max_unavailable: xtask::cli::MaxUnavailable::Count(1),
+        },
+        lock: Default::default(),
+        ssh: xtask::cli::SshArgs {
+            identity: Some(w.sb().ssh_identity().to_path_buf()),
+            connect_timeout: Duration::from_secs(10),
+            parallel: 4,
+        },
+        cluster: xtask::cli::ClusterArgs {
+            kubeconfig: Some(w.dir().join("kubeconfig")),
+            ..Default::default()
+        },
+    };
+    let report = xtask::cluster::block_on(async {
+        let cluster = xtask::cluster::Cluster::connect(env, &args.cluster, args.timeout).await?;
+        let interrupt = xtask::signals::Interrupt::detached();
+        if let Some(tx) = raise {
+            tx.send(interrupt.raiser()).unwrap();
+        }
+        let guard = xtask::lock::Guard {
+            lock: None,
+            interrupt: Some(&interrupt),
+        };
+        xtask::deploy::deploy(&cluster, env, &args, xtask::cli::OutputFormat::Json, guard).await
+    });
+    match report {
+        Ok(report) => (report.exit_code(), report.json()),
+        // An error (exit 1), as the binary prints it.
+        Err(e) => (1, json!({ "error": format!("{e:#}") })),
+    }
+}
+
+/// The loadBalancerSourceRanges of zk0's Service.
+fn source_ranges(w: &World) -> Value {
+    w.api.get("v1", "services", NS, "zk0").unwrap()["spec"]["loadBalancerSourceRanges"].clone()
+}
+
+/// `drift` of `env`, in this process: its findings as `kind object` lines.
+fn drift_env(w: &World, env: &manifests::Environment) -> Vec<String> {
+    let ssh = xtask::cli::SshArgs {
+        identity: Some(w.sb().ssh_identity().to_path_buf()),
+        connect_timeout: Duration::from_secs(10),
+        parallel: 4,
+    };
+    let cluster_args = xtask::cli::ClusterArgs {
+        kubeconfig: Some(w.dir().join("kubeconfig")),
+        ..Default::default()
+    };
+    use xtask::report::Report as _;
+    let report = xtask::cluster::block_on(async {
+        let cluster =
+            xtask::cluster::Cluster::connect(env, &cluster_args, Duration::from_secs(30)).await?;
+        xtask::drift::drift(&cluster, env, &ssh).await
+    })
+    .unwrap();
+    report.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["kind"].as_str().unwrap(),
+                f["object"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// `zk_synced_observers` on the ensemble's leader.
+fn synced_observers(w: &World) -> u32 {
+    let ensemble = w.sb().ensemble.as_ref().unwrap();
+    let leader = ensemble.leader().expect("a leader");
+    sandbox::harness::four_letter_word(&leader.address, 2181, "mntr")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("zk_synced_observers\t"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The addresses the monitoring Endpoints list.
+fn monitored(w: &World) -> Vec<String> {
+    let e = w
+        .api
+        .get("v1", "endpoints", NS, "sandbox-zookeeper-external")
+        .unwrap();
+    e["subsets"][0]["addresses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a["ip"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Polls while `observing` holds for zk-observer-1, in the background, until told to stop:
+/// whether it ever stopped observing.
+struct KeepsObserving {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    poller: std::thread::JoinHandle<bool>,
+}
+
+impl KeepsObserving {
+    fn watch(address: &str) -> KeepsObserving {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (s, a) = (stop.clone(), address.to_string());
+        let poller = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                if !sandbox::harness::four_letter_word(&a, 2181, "srvr")
+                    .is_ok_and(|r| r.contains("Mode: observer"))
+                {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            true
+        });
+        KeepsObserving { stop, poller }
+    }
+
+    fn throughout(self) -> bool {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.poller.join().unwrap()
+    }
+}
+
+/// Retiring one of two observers: drift says it still runs; the plan shows each step (exit 2);
+/// deploy stops it once the other is confirmed healthy, removes the tool's files and (wiped) its
+/// data, revokes the drift key, and only then drops it from monitoring. The leader counts one
+/// observer less, the other observes throughout, and drift is clean.
+#[test]
+fn retiring_an_observer_stops_it_and_drops_it_from_monitoring_while_the_other_serves() {
+    let w = World::sandbox();
+    w.deploy();
+    assert_eq!(synced_observers(&w), 2);
+    let env = with_observer_2_retired(&w, hosts::RetiredData::Wipe);
+    // Retiring the last observer is refused before anything changes.
+    let mut none_left = env.clone();
+    let last = none_left.fleet.observers.remove(0);
+    none_left.fleet.retired.push(hosts::Retired {
+        observer: last,
+        data: hosts::RetiredData::Keep,
+    });
+    let writes = w.managed_writes();
+    let (code, report) = deploy_env(&w, &none_left, false, None);
+    assert_eq!(code, 1, "{report}");
+    let err = report["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("would leave no observer in service") && err.contains("--force-retire"),
+        "{report}"
+    );
+    assert_eq!(w.managed_writes(), writes, "nothing changed in the cluster");
+    assert_eq!(synced_observers(&w), 2, "nothing changed on the hosts");
+
+    let before = drift_env(&w, &env);
+    assert!(
+        before.contains(&"retired-running host/zk-observer-2".to_string()),
+        "{before:?}"
+    );
+
+    let (code, plan) = deploy_env(&w, &env, true, None);
+    assert_eq!(code, 2, "{plan}");
+    let h = common::host(&plan, "zk-observer-2");
+    assert_eq!(h["result"], "would-retire", "{h}");
+    assert_eq!(
+        h["detail"],
+        "stop and remove its containers; revoke the drift key; remove zoo.cfg, docker-compose.yaml; wipe data, datalog"
+    );
+
+    // While zk-observer-1 does not observe (the load balancers drop its traffic), retiring
+    // zk-observer-2 is refused: it would leave no observer serving.
+    let block = |add: bool| {
+        sandbox::harness::net::in_ns(
+            sandbox::harness::net::CLUSTER_NS,
+            "iptables",
+            &[
+                "-w",
+                if add { "-I" } else { "-D" },
+                "INPUT",
+                "-s",
+                "198.18.1.4",
+                "-j",
+                "DROP",
+            ],
+        )
+        .unwrap()
+    };
+    block(true);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while common::mode(w.sb(), "zk-observer-1") == "observer" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "zk-observer-1 still observes"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let (code, report) = deploy_env(&w, &env, false, None);
+    block(false);
+    assert_eq!(code, 1, "{report}");
+    let refused = common::host(&report, "zk-observer-2");
+    assert_eq!(refused["result"], "refused", "{report}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("zk-observer-1 in service is not healthy")
+            && refused["detail"]
+                .as_str()
+                .unwrap()
+                .contains("--force-retire"),
+        "{refused}"
+    );
+    assert!(
+        w.sb()
+            .host("zk-observer-2")
+            .container_id("zookeeper")
+            .is_ok(),
+        "left running"
+    );
+    assert_eq!(
+        monitored(&w),
+        ["198.18.1.4", "198.18.1.5"],
+        "still monitored"
+    );
+    // And still let through the load balancers: not cut off before its retirement.
+    assert_eq!(
+        source_ranges(&w),
+        json!(["198.18.1.4/32", "198.18.1.5/32"]),
+        "its egress stays in the source ranges"
+    );
+    assert_eq!(
+        common::mode(w.sb(), "zk-observer-2"),
+        "observer",
+        "the refused retirement left it serving"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while common::mode(w.sb(), "zk-observer-1") != "observer" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "zk-observer-1 does not observe again"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    let watch = KeepsObserving::watch("198.18.1.4");
+    let (code, report) = deploy_env(&w, &env, false, None);
+    assert!(
+        watch.throughout(),
+        "zk-observer-1 stopped observing during the retirement"
+    );
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        common::host(&report, "zk-observer-2")["result"],
+        "retired",
+        "{report}"
+    );
+    assert_eq!(report["monitored_observers"], json!(["zk-observer-1"]));
+    assert_eq!(monitored(&w), ["198.18.1.4"]);
+    assert_eq!(
+        source_ranges(&w),
+        json!(["198.18.1.4/32"]),
+        "retired, its egress leaves the source ranges"
+    );
+    let host2 = w.sb().host("zk-observer-2");
+    assert!(
+        host2.container_id("zookeeper").is_err(),
+        "its ZooKeeper still runs"
+    );
+    assert!(
+        !host2.deploy_dir.exists(),
+        "its deploy directory (data wiped) is gone; left: {:?}",
+        std::fs::read_dir(&host2.deploy_dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+    );
+    let keys = std::fs::read_to_string(host2.home().join(".ssh/authorized_keys")).unwrap();
+    assert!(!keys.contains("zk-observers-drift@"), "{keys}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while synced_observers(&w) != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the leader still counts two observers"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(drift_env(&w, &env), Vec::<String>::new(), "drift is clean");
+    // And nothing to do the next time.
+    let (code, report) = deploy_env(&w, &env, true, None);
+    assert_eq!(code, 0, "{report}");
+
+    // An observer the inventory no longer lists on a host it manages (here: zk-observer-1's
+    // deploy directory moved in the code, its old deployment still running) is reported.
+    let mut moved = env.clone();
+    moved.fleet.observers[0].deploy_dir =
+        hosts::RemoteDir::new("/var/lib/zk-observers-sandbox/zk-observer-1/moved");
+    let found = drift_env(&w, &moved);
+    assert!(
+        found.contains(&"unlisted-observer host/zk-observer-1".to_string()),
+        "{found:?}"
+    );
+}
+
+/// A retired host that cannot be reached is reported (and kept in monitoring: it may still run)
+/// and retired by the next deploy that reaches it. A deploy interrupted while it retires leaves
+/// the host retired whole, never half-removed; the next deploy finishes the job.
+#[test]
+fn an_unreachable_or_interrupted_retirement_is_finished_by_the_next_deploy() {
+    let w = World::sandbox();
+    w.deploy();
+    let env = with_observer_2_retired(&w, hosts::RetiredData::Keep);
+    w.sb().host("zk-observer-2").set_link(false).unwrap();
+    let (code, report) = deploy_env(&w, &env, false, None);
+    w.sb().host("zk-observer-2").set_link(true).unwrap();
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(
+        common::host(&report, "zk-observer-2")["result"],
+        "unreachable"
+    );
+    assert_eq!(
+        monitored(&w),
+        ["198.18.1.4", "198.18.1.5"],
+        "still monitored"
+    );
+    let found = drift_env(&w, &env);
+    assert!(
+        found.contains(&"retired-running host/zk-observer-2".to_string()),
+        "{found:?}"
+    );
+
+    // Interrupted while it retires (its ZooKeeper already stopped).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (code, report) = std::thread::scope(|s| {
+        let deploying = s.spawn(|| deploy_env(&w, &env, false, Some(tx)));
+        let raiser = rx.recv().unwrap();
+        let host2 = w.sb().host("zk-observer-2");
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while host2.container_id("zookeeper").is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the retirement never began"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        raiser.raise("SIGINT");
+        deploying.join().unwrap()
+    });
+    assert_eq!(code, 130, "{report}");
+    let host2 = w.sb().host("zk-observer-2");
+    assert_eq!(
+        common::host(&report, "zk-observer-2")["result"],
+        "retired",
+        "{report}"
+    );
+    assert!(
+        !host2.deploy_dir.join("zoo.cfg").exists(),
+        "not half-removed"
+    );
+    assert!(
+        host2.deploy_dir.join("data").exists(),
+        "its data kept, as the inventory says"
+    );
+    // The monitoring change was not made (the deploy stopped before it): the next deploy does it.
+    assert_eq!(monitored(&w), ["198.18.1.4", "198.18.1.5"]);
+    let (code, report) = deploy_env(&w, &env, false, None);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(monitored(&w), ["198.18.1.4"]);
+    assert_eq!(drift_env(&w, &env), Vec::<String>::new());
+}

@@ -1036,3 +1036,96 @@ fn jump_hosts_and_the_drift_key_are_checked() {
     env.fleet.drift_key = Some("ssh-ed25519".into());
     rejected(&env, "fleet.drift_key", "");
 }
+
+#[test]
+fn retired_observers_are_checked() {
+    // Retiring one of two observers is valid as it stands.
+    let mut env = sandbox();
+    let observer = env.fleet.observers.remove(1);
+    env.fleet.retired = vec![hosts::Retired {
+        observer: observer.clone(),
+        data: hosts::RetiredData::Wipe,
+    }];
+    assert!(
+        problems(&env, Severity::Error).is_empty(),
+        "{:#?}",
+        problems(&env, Severity::Error)
+    );
+    // An observer is in service or retired, never both; nor does a retired one take an active
+    // observer's host.
+    let mut both = env.clone();
+    both.fleet.observers.push(observer.clone());
+    rejected(
+        &both,
+        "fleet.retired[0].observer.name",
+        "is also an observer in service",
+    );
+    rejected(
+        &both,
+        "fleet.retired[0].observer.address",
+        "is also the host of observer",
+    );
+    let mut twice = env.clone();
+    twice.fleet.retired.push(twice.fleet.retired[0].clone());
+    rejected(
+        &twice,
+        "fleet.retired[1].observer.name",
+        "is also the name of retired[0]",
+    );
+    // Reachable the way deploy reaches it: a valid login, a pinned and parsable key, its deploy
+    // directory a directory of its own.
+    let mut broken = env.clone();
+    let o = &mut broken.fleet.retired[0].observer;
+    o.name = "Observer_2".into();
+    o.ssh.user = "-oProxyCommand=x".into();
+    o.host_key = HostKey::Pinned("ssh-ed25519 !!!".into());
+    o.deploy_dir = RemoteDir::new("/");
+    rejected(&broken, "fleet.retired[0].observer.name", "DNS-1123");
+    rejected(
+        &broken,
+        "fleet.retired[0].observer.ssh.user",
+        "not a valid login name",
+    );
+    rejected(&broken, "fleet.retired[0].observer.host_key", "");
+    rejected(&broken, "fleet.retired[0].observer.deploy_dir", "");
+    let mut unpinned = env.clone();
+    unpinned.fleet.retired[0].observer.host_key = HostKey::NotPinned;
+    warned(
+        &unpinned,
+        "fleet.retired[0].observer.host_key",
+        "cannot retire this observer",
+    );
+    // A sandbox never names an address outside it, retired hosts included.
+    let mut outside = env.clone();
+    outside.fleet.retired[0].observer.address = v4(10, 104, 170, 174);
+    rejected(
+        &outside,
+        "fleet.retired[0].observer.address",
+        "outside the sandbox",
+    );
+    // A jump host may not take a retired observer's name either.
+    let mut jump = production();
+    let retired = jump.fleet.observers.remove(1);
+    jump.fleet.retired = vec![hosts::Retired {
+        observer: retired.clone(),
+        data: hosts::RetiredData::Keep,
+    }];
+    jump.fleet.jump = vec![hosts::JumpHost {
+        name: retired.name.clone(),
+        address: "192.0.2.10".into(),
+        ssh: hosts::SshLogin {
+            user: "deploy".into(),
+            port: hosts::port!(22),
+        },
+        host_key: HostKey::NotPinned,
+    }];
+    rejected(&jump, "fleet.jump[0].name", "is also the name of observer");
+    // Retiring every observer is allowed (deploy still refuses without --force-retire), warned.
+    let mut last = env.clone();
+    let o = last.fleet.observers.remove(0);
+    last.fleet.retired.push(hosts::Retired {
+        observer: o,
+        data: hosts::RetiredData::Keep,
+    });
+    warned(&last, "fleet.observers", "every observer is retired");
+}

@@ -434,6 +434,7 @@ fn deploy_args(
         dry_run: false,
         force_conflicts: false,
         prune: false,
+        force_retire: false,
         timeout: Duration::from_secs(60),
         rollout: RolloutArgs {
             health_timeout: Duration::from_secs(180),

@@ -22,7 +22,7 @@ pub use ids::ServerId;
 pub use image::{ImageRef, ZkVersion};
 pub use metrics::Metrics;
 pub use net::{Port, ServerAddress};
-pub use observer::{Observer, ObserverFleet, RemoteDir};
+pub use observer::{Observer, ObserverFleet, RemoteDir, Retired, RetiredData};
 pub use problem::{Problem, Problems, Severity};
 pub use render::{render_host, HostFiles, ParticipantEndpoint, COMPOSE_FILE, ZOO_CFG_FILE};
 pub use ssh::{HostKey, JumpHost, PublicKey, SshLogin};

@@ -167,10 +167,34 @@ impl ImageLayout {
     };
 }
 
+/// An observer taken out of service: still listed, with how to reach it, so that `deploy`
+/// retires it (its containers stopped and removed, the tool's files removed, its data kept or
+/// wiped as `data` says, the drift key revoked, then dropped from monitoring) and `drift` says if
+/// it still runs. Deleting an observer from `observers` instead would leave it running, receiving
+/// every write, with nothing to say so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Retired {
+    pub observer: Observer,
+    pub data: RetiredData,
+}
+
+/// What happens to a retired observer's ZooKeeper data (its `data/` and `datalog/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetiredData {
+    /// Left on the host (for a look before the host is wiped). An observer holds nothing of its
+    /// own: this is a copy of the ensemble's whole data tree.
+    Keep,
+    /// Removed with the rest: no copy of the ensemble's data stays on the host.
+    Wipe,
+}
+
 /// Everything about the observers that is not cluster-side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ObserverFleet {
     pub observers: Vec<Observer>,
+    /// Observers taken out of service, which `deploy` retires (see [`Retired`]).
+    pub retired: Vec<Retired>,
     /// The jump hosts (bastions) SSH goes through to reach the observers, in order; empty:
     /// straight to them. An observer may name its own.
     pub jump: Vec<JumpHost>,

@@ -65,6 +65,82 @@ pub struct Observed {
     /// The host ran the drift key's forced read-only command instead of the script asked for:
     /// this connection authenticated with the drift key, which can change nothing.
     pub forced_command: bool,
+    /// Which of the deploy directory's data directories (`data`, `datalog`) exist.
+    pub data_dirs: Vec<String>,
+    /// Every running container this tool made on the host, whatever its deploy directory:
+    /// (the observer it runs for, its compose working directory). Read by drift only (it costs a
+    /// docker CLI call); empty otherwise.
+    pub containers: Vec<(String, String)>,
+}
+
+/// What retiring an observer's host still needs, from what was read (pure).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Retirement {
+    /// Its containers run: stop and remove them (`compose down`).
+    pub stop_containers: bool,
+    /// The tool's files still there.
+    pub files: Vec<String>,
+    /// Its data directories, to wipe (`RetiredData::Wipe`); empty when kept or gone.
+    pub wipe: Vec<String>,
+    /// Its data directories, kept (`RetiredData::Keep`).
+    pub keep: Vec<String>,
+    /// The drift key's line or command is still there: revoke it.
+    pub revoke_drift_key: bool,
+}
+
+impl Retirement {
+    /// Whether anything is left to do (false: retired).
+    pub fn needed(&self) -> bool {
+        self.stop_containers
+            || !self.files.is_empty()
+            || !self.wipe.is_empty()
+            || self.revoke_drift_key
+    }
+
+    /// Each step still to take, in order, for plans and reports.
+    pub fn steps(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.stop_containers {
+            out.push("stop and remove its containers".to_string());
+        }
+        if self.revoke_drift_key {
+            out.push("revoke the drift key".to_string());
+        }
+        if !self.files.is_empty() {
+            out.push(format!("remove {}", self.files.join(", ")));
+        }
+        if !self.wipe.is_empty() {
+            out.push(format!("wipe {}", self.wipe.join(", ")));
+        }
+        if !self.keep.is_empty() && self.needed() {
+            out.push(format!("keep {}", self.keep.join(", ")));
+        }
+        out
+    }
+}
+
+/// What retiring the host read as `observed` needs, its data kept or wiped as `data` says.
+pub fn retirement(observed: &Observed, data: crate::observer::RetiredData) -> Retirement {
+    let files = FILES
+        .iter()
+        .filter(|f| {
+            observed.file(f).is_some()
+                || observed.directories.contains(**f)
+                || observed.symlinks.contains_key(**f)
+        })
+        .map(|f| f.to_string())
+        .collect();
+    let (wipe, keep) = match data {
+        crate::observer::RetiredData::Wipe => (observed.data_dirs.clone(), vec![]),
+        crate::observer::RetiredData::Keep => (vec![], observed.data_dirs.clone()),
+    };
+    Retirement {
+        stop_containers: !observed.running.is_empty(),
+        files,
+        wipe,
+        keep,
+        revoke_drift_key: observed.drift_access.any(),
+    }
 }
 
 /// The drift key's way into a host: its forced read-only command and its `authorized_keys`
@@ -545,5 +621,43 @@ mod tests {
                    server.3=zk2.lb.example.test:2888:3888:participant\nserver.4=0.0.0.0:2888:3888:observer\n";
         assert_eq!(zoo_cfg_servers(cfg)[1], (2, "fd00::1".to_string()));
         assert_eq!(zoo_cfg_names(cfg), [(3, "zk2.lb.example.test".to_string())]);
+    }
+
+    #[test]
+    fn a_retirement_is_what_is_left_and_nothing_once_done() {
+        use crate::observer::RetiredData::{Keep, Wipe};
+        let mut o = observed(Some("tickTime=2000\n"), None, &["zookeeper", "exporter"]);
+        o.data_dirs = vec!["data".into(), "datalog".into()];
+        o.drift_access.lines = vec!["restrict,command=... ssh-ed25519 AAAA".into()];
+        let wipe = retirement(&o, Wipe);
+        assert!(wipe.needed());
+        assert_eq!(
+            wipe.steps(),
+            [
+                "stop and remove its containers",
+                "revoke the drift key",
+                "remove zoo.cfg",
+                "wipe data, datalog"
+            ]
+        );
+        let keep = retirement(&o, Keep);
+        assert_eq!(keep.steps()[3], "keep data, datalog");
+        // A leftover symbolic link where a file was is the tool's to remove too.
+        o.symlinks
+            .insert(COMPOSE_FILE.to_string(), "/etc/passwd".into());
+        assert_eq!(retirement(&o, Keep).files, [ZOO_CFG_FILE, COMPOSE_FILE]);
+        // Retired with its data kept: only the kept data is left, which is not a step.
+        let done = Observed {
+            data_dirs: vec!["data".into()],
+            ..Observed::default()
+        };
+        assert!(!retirement(&done, Keep).needed());
+        assert!(retirement(&done, Keep).steps().is_empty());
+        // Kept data that should have been wiped is still work.
+        assert_eq!(retirement(&done, Wipe).steps(), ["wipe data"]);
+        // Only the drift key left (a retirement stopped before its last step).
+        let mut key = Observed::default();
+        key.drift_access.digest = Some("sha256:00".into());
+        assert_eq!(retirement(&key, Keep).steps(), ["revoke the drift key"]);
     }
 }

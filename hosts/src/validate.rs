@@ -18,15 +18,23 @@ use crate::zoocfg::{AdminServer, FourLetterWords};
 pub fn validate_fleet(fleet: &ObserverFleet, ensemble_version: ZkVersion) -> Problems {
     let mut p = Problems::new();
     observers(fleet, &mut p);
-    jump_hosts("jump", &fleet.jump, &fleet.observers, &mut p);
+    retired(fleet, &mut p);
+    // Every host the generated SSH configuration names: observers in service and retired ones.
+    let every: Vec<_> = fleet
+        .observers
+        .iter()
+        .chain(fleet.retired.iter().map(|r| &r.observer))
+        .cloned()
+        .collect();
+    jump_hosts("jump", &fleet.jump, &every, &mut p);
     for (i, o) in fleet.observers.iter().enumerate() {
         if let Some(jump) = &o.jump {
-            jump_hosts(
-                &format!("observers[{i}].jump"),
-                jump,
-                &fleet.observers,
-                &mut p,
-            );
+            jump_hosts(&format!("observers[{i}].jump"), jump, &every, &mut p);
+        }
+    }
+    for (i, r) in fleet.retired.iter().enumerate() {
+        if let Some(jump) = &r.observer.jump {
+            jump_hosts(&format!("retired[{i}].observer.jump"), jump, &every, &mut p);
         }
     }
     if let Some(key) = &fleet.drift_key {
@@ -46,6 +54,11 @@ pub fn validate_fleet(fleet: &ObserverFleet, ensemble_version: ZkVersion) -> Pro
 
 fn observers(fleet: &ObserverFleet, p: &mut Problems) {
     match fleet.observers.len() {
+        0 if !fleet.retired.is_empty() => p.warning(
+            "observers",
+            "every observer is retired: clients outside the cluster lose their last server; deploy refuses to retire the last one without --force-retire",
+            "keep at least one observer in `observers`, or pass --force-retire to deploy if that is the intent",
+        ),
         0 => p.error(
             "observers",
             "no observers are listed",
@@ -175,6 +188,73 @@ fn observers(fleet: &ObserverFleet, p: &mut Problems) {
                 f("deploy_dir"),
                 e,
                 "use a directory of its own such as /opt/zk-observer or /var/lib/zk-observer",
+            );
+        }
+    }
+}
+
+/// Retired observers: reachable (a pinned key, a valid login and deploy directory), and none an
+/// active observer's name or host: an observer is in service or retired, never both.
+fn retired(fleet: &ObserverFleet, p: &mut Problems) {
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, r) in fleet.retired.iter().enumerate() {
+        let o = &r.observer;
+        let f = |field: &str| format!("retired[{i}].observer.{field}");
+        if let Some(a) = fleet.observers.iter().find(|a| a.name == o.name) {
+            p.error(
+                f("name"),
+                format!("`{}` is also an observer in service ({})", o.name, a.address),
+                "an observer is in `observers` or in `retired`, not both: remove one of the two entries",
+            );
+        }
+        if let Some(a) = fleet.observers.iter().find(|a| a.address == o.address) {
+            p.error(
+                f("address"),
+                format!(
+                    "{} is also the host of observer {}, which is in service",
+                    o.address, a.name
+                ),
+                "retiring it would stop that observer: a host serves one observer",
+            );
+        }
+        if let Some(j) = names.insert(&o.name, i) {
+            p.error(
+                f("name"),
+                format!("`{}` is also the name of retired[{j}]", o.name),
+                "list each retired observer once",
+            );
+        }
+        if !is_dns1123_label(&o.name) {
+            p.error(
+                f("name"),
+                format!("`{}` is not a DNS-1123 label", o.name),
+                "use the name the observer was deployed under (lowercase letters, digits and '-')",
+            );
+        }
+        if !valid_login(&o.ssh.user) {
+            p.error(
+                f("ssh.user"),
+                format!("`{}` is not a valid login name", o.ssh.user),
+                "use the account this tool logs in as, e.g. `deploy`",
+            );
+        }
+        match &o.host_key {
+            HostKey::Pinned(text) => {
+                if let Err(e) = PublicKey::parse(text) {
+                    p.error(f("host_key"), e, "paste the host's public key line, checked on its console");
+                }
+            }
+            HostKey::NotPinned => p.warning(
+                f("host_key"),
+                "the host key is not pinned: deploy cannot retire this observer (it refuses to connect)",
+                "record HostKey::Pinned(\"ssh-ed25519 AAAA...\") from /etc/ssh/ssh_host_ed25519_key.pub on the host",
+            ),
+        }
+        if let Some(e) = o.deploy_dir.problem() {
+            p.error(
+                f("deploy_dir"),
+                e,
+                "use the directory the observer was deployed to",
             );
         }
     }

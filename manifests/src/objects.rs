@@ -104,10 +104,18 @@ pub fn desired_objects(env: &Environment) -> Vec<Object> {
 /// own address unless its traffic is NAT'd) as /32 (or /128), and the extra ranges, sorted and
 /// de-duplicated.
 pub fn source_ranges(env: &Environment) -> Vec<String> {
+    source_ranges_with(env, &[])
+}
+
+/// [`source_ranges`], with the egress addresses of `retiring` too: retired observers that still
+/// run, whose traffic a deploy lets through until it has retired them (cutting one off first would
+/// stop it before the observers in service are confirmed healthy).
+pub fn source_ranges_with(env: &Environment, retiring: &[&Observer]) -> Vec<String> {
     let mut ranges: Vec<ipnet::IpNet> = env
         .fleet
         .observers
         .iter()
+        .chain(retiring.iter().copied())
         .flat_map(|o| o.egress_addresses())
         .map(ipnet::IpNet::from)
         .collect();
@@ -119,8 +127,14 @@ pub fn source_ranges(env: &Environment) -> Vec<String> {
 
 /// One internal LoadBalancer Service per ensemble pod, exposing the quorum and election ports.
 pub fn load_balancer_services(env: &Environment) -> Vec<Object> {
+    load_balancer_services_with(env, &[])
+}
+
+/// [`load_balancer_services`] whose source ranges let `retiring` through too (see
+/// [`source_ranges_with`]).
+pub fn load_balancer_services_with(env: &Environment, retiring: &[&Observer]) -> Vec<Object> {
     let e = &env.ensemble;
-    let ranges = source_ranges(env);
+    let ranges = source_ranges_with(env, retiring);
     e.participants()
         .into_iter()
         .map(|p| {

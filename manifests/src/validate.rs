@@ -311,11 +311,23 @@ fn addresses(env: &Environment, p: &mut Problems) {
             named
         })
         .collect();
+    // Retired observers: deploy still connects to them.
+    for (i, r) in env.fleet.retired.iter().enumerate() {
+        all.push((
+            format!("fleet.retired[{i}].observer.address"),
+            r.observer.address,
+        ));
+    }
     // Jump hosts named by address.
     let mut chains = vec![("fleet.jump".to_string(), &env.fleet.jump)];
     for (i, o) in env.fleet.observers.iter().enumerate() {
         if let Some(j) = &o.jump {
             chains.push((format!("fleet.observers[{i}].jump"), j));
+        }
+    }
+    for (i, r) in env.fleet.retired.iter().enumerate() {
+        if let Some(j) = &r.observer.jump {
+            chains.push((format!("fleet.retired[{i}].observer.jump"), j));
         }
     }
     for (field, chain) in chains {

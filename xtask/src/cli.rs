@@ -357,6 +357,10 @@ pub struct DeployArgs {
     /// Delete objects this tool wrote that are no longer desired.
     #[arg(long)]
     pub prune: bool,
+    /// Retire the observers listed in `fleet.retired` even when an observer in service is not
+    /// healthy, or none is left in service.
+    #[arg(long)]
+    pub force_retire: bool,
     /// How long to wait for the load balancers' addresses, and for a pruned object to go.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
     pub timeout: Duration,

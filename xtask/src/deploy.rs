@@ -16,6 +16,7 @@ use crate::cli::{DeployArgs, OutputFormat};
 use crate::cluster::{block_on, Cluster, ObjectRef};
 use crate::execute::{self, Execution};
 use crate::fleet::Fleet;
+use crate::hostops::ReadMode;
 use crate::lb::{self, Addresses};
 use crate::lock::{Guard, Stop};
 use crate::plan::{self, Action, Plan, Planner};
@@ -198,12 +199,26 @@ pub async fn deploy(
 ) -> Result<DeployReport> {
     let text = format == OutputFormat::Text;
     // The plan: every desired object (monitoring listing every observer), and every host.
-    let reads = plan::read_cluster_and_hosts(cluster, env, &args.ssh, Planner::DryRun).await?;
-    let (source, note) = lb::source(Addresses::LiveOrRecorded, &reads.live)?;
-    let files = manifests::render_host_files(env, &source)?;
-    let fleet = reads.fleet;
-    let cluster_plan = reads.plan;
-    let hosts = fleet.plan_reports(&fleet.plan(env, &files));
+    let reads =
+        plan::read_cluster_and_hosts(cluster, env, &args.ssh, Planner::DryRun, ReadMode::Quick)
+            .await?;
+    let (source, note) = match lb::source(Addresses::LiveOrRecorded, &reads.live) {
+        Ok(s) => s,
+        Err(e) => {
+            reads.close().await;
+            return Err(e);
+        }
+    };
+    let files = match manifests::render_host_files(env, &source) {
+        Ok(f) => f,
+        Err(e) => {
+            reads.close().await;
+            return Err(e.into());
+        }
+    };
+    let (fleet, retired, cluster_plan) = (reads.fleet, reads.retired, reads.plan);
+    let mut hosts = fleet.plan_reports(&fleet.plan(env, &files));
+    hosts.extend(retirement_reports(env, &retired));
     tracing::info!("hosts read and planned");
     if text {
         cluster_plan.print(&format!(
@@ -214,16 +229,17 @@ pub async fn deploy(
         for h in &hosts {
             h.print_plan();
         }
+        let count = |r: HostResult| hosts.iter().filter(|h| h.result == r).count();
+        let retire = count(HostResult::WouldRetire);
         output::line(&format!(
-            "{} host(s) to update, {} unchanged",
-            hosts
-                .iter()
-                .filter(|h| h.result == HostResult::WouldChange)
-                .count(),
-            hosts
-                .iter()
-                .filter(|h| h.result == HostResult::Unchanged)
-                .count()
+            "{} host(s) to update, {} unchanged{}",
+            count(HostResult::WouldChange),
+            count(HostResult::Unchanged),
+            if retire > 0 {
+                format!(", {retire} to retire")
+            } else {
+                String::new()
+            }
         ));
     }
     let mut report = DeployReport {
@@ -237,38 +253,40 @@ pub async fn deploy(
         stopped: None,
     };
     if args.dry_run {
-        fleet.close().await;
+        close(fleet, retired).await;
         report.dry_run = Some(cluster_plan);
         return Ok(report);
     }
-    if let Err(e) = cluster_plan.refuse_conflicts(&env.name, args.force_conflicts) {
-        fleet.close().await;
-        return Err(e);
-    }
-    if let Err(e) = fleet.refuse_the_drift_key() {
-        fleet.close().await;
+    let refused = cluster_plan
+        .refuse_conflicts(&env.name, args.force_conflicts)
+        .and_then(|()| fleet.refuse_the_drift_key())
+        .and_then(|()| retired.refuse_the_drift_key());
+    let refused = refused.and_then(|()| refuse_retiring_the_last(env, &report.hosts, args));
+    if let Err(e) = refused {
+        close(fleet, retired).await;
         return Err(e);
     }
     let nothing_to_do = cluster_plan.in_sync()
         && report
             .hosts
             .iter()
-            .all(|h| h.result != HostResult::WouldChange);
+            .all(|h| h.result != HostResult::WouldChange && h.result != HostResult::WouldRetire);
     if !nothing_to_do && !args.yes {
         let stdin = std::io::BufReader::new(std::io::stdin());
-        match confirm(env, guard.interrupt, stdin).await {
+        let answer = confirm(env, guard.interrupt, stdin).await;
+        match answer {
             Ok(Answer::Yes) => {}
             Ok(Answer::No) => {
-                fleet.close().await;
+                close(fleet, retired).await;
                 bail!("not confirmed; nothing was changed");
             }
             Ok(Answer::Interrupted(signal)) => {
-                fleet.close().await;
+                close(fleet, retired).await;
                 report.stopped = Some(Stop::Interrupted(signal));
                 return Ok(report);
             }
             Err(e) => {
-                fleet.close().await;
+                close(fleet, retired).await;
                 return Err(e);
             }
         }
@@ -279,14 +297,81 @@ pub async fn deploy(
         args,
         text,
         &cluster_plan,
-        &fleet,
+        (&fleet, &retired),
         guard,
         &mut report,
     )
     .await;
-    fleet.close().await;
+    close(fleet, retired).await;
     result?;
     Ok(report)
+}
+
+/// Retiring the last observer (none left in service) is refused before anything is changed,
+/// unless `--force-retire`: clients outside the cluster would lose their last server.
+fn refuse_retiring_the_last(
+    env: &Environment,
+    hosts: &[HostReport],
+    args: &DeployArgs,
+) -> Result<()> {
+    let retiring: Vec<&str> = hosts
+        .iter()
+        .filter(|h| h.result == HostResult::WouldRetire)
+        .map(|h| h.host.as_str())
+        .collect();
+    if env.fleet.observers.is_empty() && !retiring.is_empty() && !args.force_retire {
+        bail!(
+            "refused: retiring {} would leave no observer in service in {} (fleet.observers is empty), \
+             and clients outside the cluster would lose their last server; nothing was changed. Add \
+             the replacement observer to the inventory first, or pass --force-retire if that is the intent",
+            retiring.join(", "),
+            env.name
+        );
+    }
+    Ok(())
+}
+
+/// The retired observers that may still run (their containers seen running, or their host not
+/// read): their traffic stays allowed, and they stay monitored, until they are retired.
+fn still_running<'e>(env: &'e Environment, retired: &Fleet<'_>) -> Vec<&'e Observer> {
+    env.fleet
+        .retired
+        .iter()
+        .filter(|r| {
+            retired
+                .get(&r.observer.name)
+                .is_none_or(|reached| !reached.observed.running.is_empty())
+        })
+        .map(|r| &r.observer)
+        .collect()
+}
+
+/// Closes the connections of both fleets (the listed and the retired observers).
+async fn close(fleet: Fleet<'_>, retired: Fleet<'_>) {
+    fleet.close().await;
+    retired.close().await;
+}
+
+/// The plan of each retired observer's host (unreachable ones as such), in inventory order.
+fn retirement_reports(env: &Environment, retired: &Fleet<'_>) -> Vec<HostReport> {
+    env.fleet
+        .retired
+        .iter()
+        .map(|r| match retired.get(&r.observer.name) {
+            Some(reached) => HostReport::retirement(
+                &r.observer,
+                &hosts::plan::retirement(&reached.observed, r.data),
+            ),
+            None => HostReport::unreachable(
+                &r.observer,
+                retired
+                    .unreachable
+                    .iter()
+                    .find(|(o, _)| o.name == r.observer.name)
+                    .map_or("not read", |(_, why)| why.as_str()),
+            ),
+        })
+        .collect()
 }
 
 /// Steps 1 to 5, once confirmed, into `report`; a guard's stop ends them early (noted in the
@@ -298,7 +383,7 @@ async fn carry_out(
     args: &DeployArgs,
     text: bool,
     cluster_plan: &Plan,
-    fleet: &Fleet<'_>,
+    (fleet, retired): (&Fleet<'_>, &Fleet<'_>),
     guard: Guard<'_>,
     report: &mut DeployReport,
 ) -> Result<()> {
@@ -309,20 +394,26 @@ async fn carry_out(
         progress: text,
         guard,
     };
-    // 1. The per-pod load-balancer Services.
+    // 1. The per-pod load-balancer Services. Retired observers that still run keep their way in
+    // until they are retired (3c): their egress leaves the source ranges in 4.
+    let retiring = still_running(env, retired);
+    let transitional = if retiring.is_empty() {
+        None
+    } else {
+        let objects = manifests::objects::load_balancer_services_with(env, &retiring);
+        Some(plan::plan_with(cluster, env, &objects, false, Planner::DryRun).await?)
+    };
     let lb_refs: BTreeSet<ObjectRef> = manifests::objects::load_balancer_services(env)
         .iter()
         .map(ObjectRef::of)
         .collect();
-    let done = execute::execute_all(
-        cluster,
-        cluster_plan
-            .changes
-            .iter()
-            .filter(|c| lb_refs.contains(&c.reference)),
-        &how,
-    )
-    .await?;
+    let lb_changes = transitional
+        .as_ref()
+        .unwrap_or(cluster_plan)
+        .changes
+        .iter()
+        .filter(|c| lb_refs.contains(&c.reference));
+    let done = execute::execute_all(cluster, lb_changes, &how).await?;
     report.objects.extend(done.results);
     if let Some(stop) = done.stopped {
         report.stopped = Some(stop);
@@ -398,8 +489,9 @@ async fn carry_out(
         .map(|(r, _)| (r.observer.name.clone(), "unchanged".to_string()))
         .chain(set)
         .collect();
-    // 4. Monitoring lists every observer of the inventory, whatever its health; the report says
-    // which are not healthy.
+    // 3c. The retired observers, once those in service are confirmed healthy: each one's
+    // containers stopped and removed, the tool's files removed, its data kept or wiped, the drift
+    // key revoked; only then is it dropped from monitoring (4).
     let healthy = healthy_observers(env, fleet, &report.hosts).await;
     report.unhealthy = env
         .fleet
@@ -408,8 +500,28 @@ async fn carry_out(
         .filter(|o| !healthy.iter().any(|h| h.name == o.name))
         .map(|o| o.name.clone())
         .collect();
-    let everyone: Vec<&Observer> = env.fleet.observers.iter().collect();
-    let monitoring = manifests::objects::monitoring_objects(env, &everyone);
+    let unhealthy = report.unhealthy.clone();
+    let still_serving = retire_all(env, args, retired, &unhealthy, text, guard, report).await;
+    if report.stopped.is_some() {
+        return Ok(());
+    }
+    // 4. Monitoring lists every observer of the inventory, whatever its health, and every retired
+    // one not yet retired; the report says which are not healthy.
+    // With them, the load balancers' source ranges: what step 1 kept open for a retired observer
+    // now retired closes.
+    let mut everyone: Vec<&Observer> = env.fleet.observers.iter().collect();
+    everyone.extend(still_serving.iter().copied());
+    let mut monitoring = manifests::objects::monitoring_objects(env, &everyone);
+    if !retiring.is_empty() {
+        let running: Vec<&Observer> = still_serving
+            .iter()
+            .copied()
+            .filter(|o| retiring.iter().any(|r| r.name == o.name))
+            .collect();
+        monitoring.extend(manifests::objects::load_balancer_services_with(
+            env, &running,
+        ));
+    }
     let monitoring_plan =
         plan::plan_with(cluster, env, &monitoring, false, Planner::DryRun).await?;
     let done = execute::execute_all(
@@ -441,6 +553,78 @@ async fn carry_out(
     report.objects.extend(done.results);
     report.stopped = done.stopped;
     Ok(())
+}
+
+/// Retires the retired observers whose hosts still need it, one at a time behind the guard,
+/// unless an observer in service is not healthy or none is left in service (then refused, unless
+/// `--force-retire`). Returns the retired observers that may still be serving (not retired: to
+/// keep in monitoring).
+async fn retire_all<'e>(
+    env: &'e Environment,
+    args: &DeployArgs,
+    retired: &Fleet<'_>,
+    unhealthy: &[String],
+    progress: bool,
+    guard: Guard<'_>,
+    report: &mut DeployReport,
+) -> Vec<&'e Observer> {
+    let mut serving = Vec::new();
+    let refusal = if args.force_retire {
+        None
+    } else if env.fleet.observers.is_empty() {
+        Some(
+            "refused: it would retire the last observer; pass --force-retire if that is the intent"
+                .to_string(),
+        )
+    } else if !unhealthy.is_empty() {
+        Some(format!(
+            "refused: {} in service {} not healthy, and retiring now would leave fewer observers serving; \
+             repair {}, or pass --force-retire",
+            unhealthy.join(", "),
+            if unhealthy.len() == 1 { "is" } else { "are" },
+            if unhealthy.len() == 1 { "it" } else { "them" }
+        ))
+    } else {
+        None
+    };
+    for r in &env.fleet.retired {
+        let o = &r.observer;
+        let Some(reached) = retired.get(&o.name) else {
+            // Unreachable: not known to be stopped; retried by the next deploy.
+            serving.push(o);
+            continue;
+        };
+        let plan = hosts::plan::retirement(&reached.observed, r.data);
+        if !plan.needed() {
+            continue;
+        }
+        let result = if let Some(why) = &refusal {
+            serving.push(o);
+            HostReport::retired(o, HostResult::Refused, why.clone())
+        } else if let Err(stop) = guard.check().await {
+            serving.push(o);
+            let detail = format!("not touched: {stop}");
+            report.stopped.get_or_insert(stop);
+            HostReport::retired(o, HostResult::NotTouched, detail)
+        } else {
+            if progress {
+                output::progress(&format!(
+                    "{}: retiring ({})",
+                    o.name,
+                    plan.steps().join("; ")
+                ));
+            }
+            match crate::hostops::retire(&reached.host, o, env, r.data, &plan).await {
+                Ok(()) => HostReport::retired(o, HostResult::Retired, plan.steps().join("; ")),
+                Err(e) => {
+                    serving.push(o);
+                    HostReport::retired(o, HostResult::Failed, format!("retiring failed: {e:#}"))
+                }
+            }
+        };
+        merge_hosts(&mut report.hosts, vec![result]);
+    }
+    serving
 }
 
 /// Observers updated behind the gate, unchanged ones that were healthy when read, and the others

@@ -90,7 +90,8 @@ pub fn run(args: &DiffArgs) -> Result<DiffReport> {
             let (source, _) = lb::source(Addresses::LiveOrRecorded, &live)?;
             let files = manifests::render_host_files(&env, &source)?;
             let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
-            let fleet = Fleet::read(&env, &observers, &args.ssh).await;
+            let fleet =
+                Fleet::read(&env, &observers, &args.ssh, crate::hostops::ReadMode::Quick).await;
             let reports = fleet.plan_reports(&fleet.plan(&env, &files));
             fleet.close().await;
             Some(reports)

@@ -90,63 +90,76 @@ pub fn run(args: &DriftArgs) -> Result<DriftReport> {
     let env = environments::cluster_env(&args.selection, &args.cluster)?;
     block_on(async {
         let cluster = Cluster::connect(&env, &args.cluster, API_BUDGET).await?;
-        if let Some(h) = lock::current(&cluster, &env).await? {
-            return Ok(DriftReport {
-                environment: env.name.clone(),
-                skipped: Some(format!(
-                    "a deploy by {} holds the lock (since {}, expires {}): not checking for drift now",
-                    h.holder, h.acquired, h.expires
-                )),
-                findings: vec![],
-            });
-        }
-        let reads = plan::read_cluster_and_hosts(&cluster, &env, &args.ssh, Planner::Read).await?;
-        let mut findings = cluster_findings(&reads.plan);
+        drift(&cluster, &env, &args.ssh).await
+    })
+}
 
-        // The load balancers' addresses, and the hosts rendered from them.
-        if let Err(e) = &reads.live {
-            findings.push(finding(
-                "load-balancer-pending",
-                format!("Service/{}", env.ensemble.namespace),
-                format!("{e:#}"),
-            ));
-        }
-        let (source, _) = lb::source(Addresses::LiveOrRecorded, &reads.live)?;
-        let files = manifests::render_host_files(&env, &source)?;
-        let fleet = &reads.fleet;
-        for (o, why) in &fleet.unreachable {
-            findings.push(finding("host-unreachable", format!("host/{}", o.name), why));
-        }
-        for p in fleet.plan(&env, &files) {
-            let (o, observed) = (p.reached.observer, &p.reached.observed);
-            let object = format!("host/{}", o.name);
-            match &p.plan {
-                HostPlan::Update(u) if !u.files.is_empty() => {
-                    let mut detail = format!("{} differ from the code", u.changed().join(", "));
-                    if !u.directories.is_empty() {
-                        detail.push_str(&format!(
-                            "; a directory stands where {} belongs",
-                            u.directories.join(", ")
-                        ));
-                    }
-                    for (name, target) in &u.symlinks {
-                        detail.push_str(&format!(
+/// The drift check of `env` (the tests drive it in-process): skipped while a deploy holds the
+/// lock.
+pub async fn drift(
+    cluster: &Cluster,
+    env: &manifests::Environment,
+    ssh: &crate::cli::SshArgs,
+) -> Result<DriftReport> {
+    if let Some(h) = lock::current(cluster, env).await? {
+        return Ok(DriftReport {
+            environment: env.name.clone(),
+            skipped: Some(format!(
+                "a deploy by {} holds the lock (since {}, expires {}): not checking for drift now",
+                h.holder, h.acquired, h.expires
+            )),
+            findings: vec![],
+        });
+    }
+    let reads =
+        plan::read_cluster_and_hosts(cluster, env, ssh, Planner::Read, hostops::ReadMode::Full)
+            .await?;
+    let mut findings = cluster_findings(&reads.plan);
+
+    // The load balancers' addresses, and the hosts rendered from them.
+    if let Err(e) = &reads.live {
+        findings.push(finding(
+            "load-balancer-pending",
+            format!("Service/{}", env.ensemble.namespace),
+            format!("{e:#}"),
+        ));
+    }
+    let (source, _) = lb::source(Addresses::LiveOrRecorded, &reads.live)?;
+    let files = manifests::render_host_files(env, &source)?;
+    let fleet = &reads.fleet;
+    for (o, why) in &fleet.unreachable {
+        findings.push(finding("host-unreachable", format!("host/{}", o.name), why));
+    }
+    for p in fleet.plan(env, &files) {
+        let (o, observed) = (p.reached.observer, &p.reached.observed);
+        let object = format!("host/{}", o.name);
+        match &p.plan {
+            HostPlan::Update(u) if !u.files.is_empty() => {
+                let mut detail = format!("{} differ from the code", u.changed().join(", "));
+                if !u.directories.is_empty() {
+                    detail.push_str(&format!(
+                        "; a directory stands where {} belongs",
+                        u.directories.join(", ")
+                    ));
+                }
+                for (name, target) in &u.symlinks {
+                    detail.push_str(&format!(
                             "; {name} is a symbolic link to {target} (never followed; move it away and deploy)"
                         ));
-                    }
-                    let mut f = finding("host-files", &object, detail);
-                    f.diff = update_diff(o, u);
-                    findings.push(f);
                 }
-                HostPlan::Update(_) => findings.push(finding(
-                    "host-containers",
-                    &object,
-                    "containers not running",
-                )),
-                HostPlan::InSync => {}
+                let mut f = finding("host-files", &object, detail);
+                f.diff = update_diff(o, u);
+                findings.push(f);
             }
-            if !observed.stray.is_empty() {
-                findings.push(finding(
+            HostPlan::Update(_) => findings.push(finding(
+                "host-containers",
+                &object,
+                "containers not running",
+            )),
+            HostPlan::InSync => {}
+        }
+        if !observed.stray.is_empty() {
+            findings.push(finding(
                     "host-extra-files",
                     &object,
                     format!(
@@ -157,31 +170,35 @@ pub fn run(args: &DriftArgs) -> Result<DriftReport> {
                         o.deploy_dir.0
                     ),
                 ));
-            }
-            let want = hostops::drift_key(&env)
-                .map(|k| hostops::drift_access(o, hostops::Ports::of(&env), &env.name, &k));
-            let access = match &want {
-                Some(w) => w.problems_in(&observed.drift_access),
-                None if observed.drift_access.any() => vec![format!(
-                    "the drift key's access is still on the host although fleet.drift_key is unset \
+        }
+        let want = hostops::drift_key(env)
+            .map(|k| hostops::drift_access(o, hostops::Ports::of(env), &env.name, &k));
+        let access = match &want {
+            Some(w) => w.problems_in(&observed.drift_access),
+            None if observed.drift_access.any() => vec![format!(
+                "the drift key's access is still on the host although fleet.drift_key is unset \
                      ({} authorized_keys line(s){}); deploy revokes it",
-                    observed.drift_access.lines.len(),
-                    if observed.drift_access.digest.is_some() { ", its read-only command" } else { "" }
-                )],
-                None => vec![],
-            };
-            for problem in access {
-                findings.push(finding(
-                    "drift-access",
-                    &object,
-                    format!("the drift key: {problem}"),
-                ));
-            }
-            if let (Ok(live), Some(cfg)) = (&reads.live, observed.file(ZOO_CFG_FILE)) {
-                findings.extend(address_mismatches(&env, &object, cfg, live));
-            }
-            for name in observed.unresolved() {
-                findings.push(finding(
+                observed.drift_access.lines.len(),
+                if observed.drift_access.digest.is_some() {
+                    ", its read-only command"
+                } else {
+                    ""
+                }
+            )],
+            None => vec![],
+        };
+        for problem in access {
+            findings.push(finding(
+                "drift-access",
+                &object,
+                format!("the drift key: {problem}"),
+            ));
+        }
+        if let (Ok(live), Some(cfg)) = (&reads.live, observed.file(ZOO_CFG_FILE)) {
+            findings.extend(address_mismatches(env, &object, cfg, live));
+        }
+        for name in observed.unresolved() {
+            findings.push(finding(
                     "host-dns",
                     &object,
                     format!(
@@ -190,29 +207,96 @@ pub fn run(args: &DriftArgs) -> Result<DriftReport> {
                          or the private DNS zone the cloud publishes load balancer names in)"
                     ),
                 ));
-            }
-            let blocked = observed.unreachable_load_balancers();
-            if !blocked.is_empty() {
-                findings.push(finding(
-                    "load-balancer-unreachable",
-                    &object,
-                    unreachable_load_balancers(&env, o, &blocked),
-                ));
-            }
-            let h = &observed.health;
-            if !h.observing() {
-                findings.push(finding("observer-not-observing", &object, &h.detail));
-            } else if !h.exporter {
-                findings.push(finding("exporter-down", &object, &h.detail));
-            }
         }
-        reads.fleet.close().await;
-        Ok(DriftReport {
-            environment: env.name.clone(),
-            skipped: None,
-            findings,
-        })
+        let blocked = observed.unreachable_load_balancers();
+        if !blocked.is_empty() {
+            findings.push(finding(
+                "load-balancer-unreachable",
+                &object,
+                unreachable_load_balancers(env, o, &blocked),
+            ));
+        }
+        let h = &observed.health;
+        if !h.observing() {
+            findings.push(finding("observer-not-observing", &object, &h.detail));
+        } else if !h.exporter {
+            findings.push(finding("exporter-down", &object, &h.detail));
+        }
+    }
+    findings.extend(retired_findings(env, &reads.retired));
+    findings.extend(unlisted_observers(env, &reads));
+    reads.close().await;
+    Ok(DriftReport {
+        environment: env.name.clone(),
+        skipped: None,
+        findings,
     })
+}
+
+/// A retired observer still running (or with anything of the tool's left: files, the drift key),
+/// and a retired host that could not be read.
+fn retired_findings(
+    env: &manifests::Environment,
+    retired: &crate::fleet::Fleet<'_>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (o, why) in &retired.unreachable {
+        out.push(finding(
+            "host-unreachable",
+            format!("host/{}", o.name),
+            format!("retired, but not read: {why}"),
+        ));
+    }
+    for r in &env.fleet.retired {
+        let Some(reached) = retired.get(&r.observer.name) else {
+            continue;
+        };
+        let plan = hosts::plan::retirement(&reached.observed, r.data);
+        if plan.needed() {
+            out.push(finding(
+                "retired-running",
+                format!("host/{}", r.observer.name),
+                format!(
+                    "retired in the inventory, but {}: deploy retires it ({})",
+                    if plan.stop_containers {
+                        "it still runs"
+                    } else {
+                        "the tool's files are still there"
+                    },
+                    plan.steps().join("; ")
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// Containers this tool made, on a host it manages, for an observer the inventory does not list
+/// there (another name, or another deploy directory): an observer it would never touch again.
+fn unlisted_observers(env: &manifests::Environment, reads: &plan::Reads<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let hosts = reads.fleet.reached.iter().chain(&reads.retired.reached);
+    for r in hosts {
+        let o = r.observer;
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, dir) in &r.observed.containers {
+            let listed = name == &o.name && dir == &o.deploy_dir.0;
+            if listed || !seen.insert((name.clone(), dir.clone())) {
+                continue;
+            }
+            out.push(finding(
+                "unlisted-observer",
+                format!("host/{}", o.name),
+                format!(
+                    "an observer {name} runs here from {dir}, which the inventory of {} does not list on this \
+                     host: nothing will update or retire it. List it in fleet.retired (with this host's \
+                     details and deploy_dir {dir}) and deploy to retire it",
+                    env.name
+                ),
+            ));
+        }
+    }
+    out
 }
 
 /// Why an observer cannot reach the load balancers, and what to do: a firewall or security group

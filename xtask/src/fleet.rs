@@ -10,7 +10,7 @@ use hosts::{HostFiles, Observer};
 use manifests::Environment;
 
 use crate::cli::SshArgs;
-use crate::hostops::{self, ExporterCheck, Ports};
+use crate::hostops::{self, ExporterCheck, Ports, ReadMode};
 use crate::report::HostReport;
 use crate::ssh::Host;
 
@@ -38,11 +38,16 @@ pub struct Planned<'f, 'e> {
 
 impl<'e> Fleet<'e> {
     /// Connects to every observer (in parallel, at most `--parallel` at once) and reads each.
-    pub async fn read(env: &Environment, observers: &[&'e Observer], ssh: &SshArgs) -> Fleet<'e> {
+    pub async fn read(
+        env: &Environment,
+        observers: &[&'e Observer],
+        ssh: &SshArgs,
+        mode: ReadMode,
+    ) -> Fleet<'e> {
         let results: Vec<_> = stream::iter(observers.iter().map(|o| async move {
             let read = async {
                 let host = Host::connect(o, o.jump_hosts(&env.fleet), ssh).await?;
-                match hostops::inspect(&host, o, env).await {
+                match hostops::inspect(&host, o, env, mode).await {
                     Ok(observed) => anyhow::Ok((host, observed)),
                     Err(e) => {
                         host.close().await;

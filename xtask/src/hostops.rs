@@ -40,10 +40,12 @@ pub enum Script {
     Compose,
     /// Installs the drift key's forced read-only command.
     ReadOnlyAccess,
+    /// Removes what is left of a retired observer's deployment.
+    Retire,
 }
 
 impl Script {
-    pub const ALL: [Script; 7] = [
+    pub const ALL: [Script; 8] = [
         Script::Inspect,
         Script::Probe,
         Script::Resolve,
@@ -51,12 +53,17 @@ impl Script {
         Script::Restore,
         Script::Compose,
         Script::ReadOnlyAccess,
+        Script::Retire,
     ];
 
     pub fn shell(self) -> &'static str {
         match self {
             Script::Inspect | Script::Probe | Script::Resolve => "bash",
-            Script::Write | Script::Restore | Script::Compose | Script::ReadOnlyAccess => "sh",
+            Script::Write
+            | Script::Restore
+            | Script::Compose
+            | Script::ReadOnlyAccess
+            | Script::Retire => "sh",
         }
     }
 
@@ -69,6 +76,7 @@ impl Script {
             Script::Restore => include_str!("scripts/restore.sh"),
             Script::Compose => include_str!("scripts/compose.sh"),
             Script::ReadOnlyAccess => include_str!("scripts/read-only-access.sh"),
+            Script::Retire => include_str!("scripts/retire.sh"),
         }
     }
 
@@ -119,6 +127,15 @@ impl Ports {
     }
 }
 
+/// How much a host read asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// What deploy, push and status need: the docker CLI only when the probe fails.
+    Quick,
+    /// Also every container this tool made on the host (one docker CLI call): drift.
+    Full,
+}
+
 /// The arguments of the inspect script for `o` of environment `env` (whose drift key's lines
 /// the read reports).
 pub fn inspect_args(
@@ -126,6 +143,7 @@ pub fn inspect_args(
     ports: Ports,
     env: &str,
     drift_key: Option<&PublicKey>,
+    mode: ReadMode,
 ) -> Vec<String> {
     let mut args = vec![
         o.deploy_dir.0.clone(),
@@ -138,6 +156,11 @@ pub fn inspect_args(
         EXPORTER_SERVICE.to_string(),
         drift_key.map_or_else(|| "-".to_string(), PublicKey::openssh),
         drift_key_marker(env),
+        match mode {
+            ReadMode::Quick => "quick",
+            ReadMode::Full => "full",
+        }
+        .to_string(),
     ];
     args.extend(FILES.iter().map(|f| f.to_string()));
     args
@@ -165,7 +188,7 @@ pub fn drift_access(
     env: &str,
     key: &PublicKey,
 ) -> hosts::plan::DriftAccess {
-    let quoted: Vec<String> = inspect_args(o, ports, env, Some(key))
+    let quoted: Vec<String> = inspect_args(o, ports, env, Some(key), ReadMode::Full)
         .iter()
         .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
         .collect();
@@ -260,9 +283,14 @@ fn strs(v: &[String]) -> Vec<&str> {
 /// [`ExporterCheck::Answers`]), and the running services. The docker CLI is asked for those only
 /// when the probe does not show both containers answering: a probe costs the host a few
 /// milliseconds, the docker CLI tens.
-pub async fn inspect(host: &Host, o: &Observer, env: &manifests::Environment) -> Result<Observed> {
+pub async fn inspect(
+    host: &Host,
+    o: &Observer,
+    env: &manifests::Environment,
+    mode: ReadMode,
+) -> Result<Observed> {
     let key = drift_key(env);
-    let args = inspect_args(o, Ports::of(env), &env.name, key.as_ref());
+    let args = inspect_args(o, Ports::of(env), &env.name, key.as_ref(), mode);
     let out = host
         .run_ok("reading the host", Script::Inspect, &strs(&args), None)
         .await?;
@@ -346,6 +374,39 @@ pub async fn restore_file(host: &Host, o: &Observer, name: &str) -> Result<()> {
     )
     .await
     .map(drop)
+}
+
+/// Retires the observer `o` of `env` on its host, as `plan` says is still needed: its containers
+/// stopped and removed (`compose down` while its compose file is there), the drift key revoked,
+/// the tool's files removed, its data kept or wiped. Each step is idempotent: a retirement
+/// cut short is finished by the next.
+pub async fn retire(
+    host: &Host,
+    o: &Observer,
+    env: &manifests::Environment,
+    data: hosts::RetiredData,
+    plan: &hosts::plan::Retirement,
+) -> Result<()> {
+    if plan.stop_containers && plan.files.iter().any(|f| f == hosts::COMPOSE_FILE) {
+        compose(host, o, &["down", "--remove-orphans"]).await?;
+    }
+    // The drift key's command lives in the deploy directory: revoked first, so that the
+    // directory can go with the rest.
+    if plan.revoke_drift_key {
+        set_drift_access(host, o, &env.name, None, None).await?;
+    }
+    let data = match data {
+        hosts::RetiredData::Keep => "keep",
+        hosts::RetiredData::Wipe => "wipe",
+    };
+    host.run_ok(
+        "removing the retired observer's files",
+        Script::Retire,
+        &[&o.deploy_dir.0, PROJECT, data],
+        None,
+    )
+    .await?;
+    Ok(())
 }
 
 /// After a first deployment was undone: removes the directories it created, as far as empty.
@@ -535,6 +596,13 @@ pub fn parse_inspect(out: &[u8]) -> Result<Observed> {
         symlinks,
         stray: f.text("stray").lines().map(str::to_string).collect(),
         forced_command: invoked != INVOKED_AS,
+        data_dirs: f.text("data").lines().map(str::to_string).collect(),
+        containers: f
+            .text("containers")
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(o, d)| (o.to_string(), d.to_string()))
+            .collect(),
     })
 }
 
@@ -881,6 +949,69 @@ mod tests {
         assert!(!d.join("docker-compose.yaml").exists());
     }
 
+    /// retire.sh: the tool's files go, the data as told (never through a symbolic link), the
+    /// directory only when nothing else is in it; a second run finds nothing to do.
+    #[test]
+    fn retire_removes_the_tools_files_and_the_data_as_told_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("deploy");
+        assert_eq!(write(&d, "zoo.cfg", "one\n", None).0, 0);
+        assert_eq!(write(&d, "zoo.cfg", "two\n", None).0, 0);
+        assert_eq!(
+            write(&d, "docker-compose.yaml", "services: {}\n", None).0,
+            0
+        );
+        std::fs::write(d.join("data/myid"), "4\n").unwrap();
+        std::fs::write(d.join("notes.txt"), "the operator's own\n").unwrap();
+        assert_eq!(inspect_here(None, &d, None).data_dirs, ["data", "datalog"]);
+        let ds = d.display().to_string();
+        let retire = |data: &str| run(Script::Retire, &[&ds, PROJECT, data], None);
+        assert_eq!(retire("keep"), (0, "retired\n".into(), String::new()));
+        let mut left: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["data", "datalog", "notes.txt"],
+            "only the tool's files went"
+        );
+        assert_eq!(std::fs::read_to_string(d.join("data/myid")).unwrap(), "4\n");
+
+        // Wiped: the data goes; a symbolic link in its place goes, never what it points to.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("precious"), "x").unwrap();
+        std::fs::remove_dir_all(d.join("datalog")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, d.join("datalog")).unwrap();
+        assert_eq!(retire("wipe").0, 0);
+        assert!(!d.join("data").exists() && !d.join("datalog").exists());
+        assert!(inspect_here(None, &d, None).data_dirs.is_empty());
+        assert!(
+            elsewhere.join("precious").exists(),
+            "followed a symbolic link"
+        );
+        assert!(
+            d.join("notes.txt").exists(),
+            "the directory stays while not empty"
+        );
+        std::fs::remove_file(d.join("notes.txt")).unwrap();
+        assert_eq!(retire("wipe").0, 0);
+        assert!(!d.exists(), "the empty directory goes");
+        assert_eq!(
+            retire("wipe"),
+            (0, "retired\n".into(), String::new()),
+            "idempotent"
+        );
+
+        // A deploy directory that is a symbolic link is left alone.
+        std::os::unix::fs::symlink(&elsewhere, &d).unwrap();
+        assert_eq!(retire("wipe").0, 0);
+        assert!(elsewhere.join("precious").exists());
+    }
+
     /// The inspect script run here on `d` (ports that nothing answers on), as `home`'s user.
     fn inspect_here(home: Option<&Path>, d: &Path, key: Option<&PublicKey>) -> Observed {
         let o = Observer {
@@ -896,6 +1027,7 @@ mod tests {
             },
             "sandbox",
             key,
+            ReadMode::Full,
         );
         let (code, out, err) = run_with(home, Script::Inspect, &strs(&args), None);
         assert_eq!(code, 0, "{err}");
@@ -1165,7 +1297,7 @@ mod tests {
             client: port,
             metrics: port,
         };
-        let args = inspect_args(&o, ports, "sandbox", None);
+        let args = inspect_args(&o, ports, "sandbox", None, ReadMode::Quick);
         let (code, out, err) = run(Script::Inspect, &strs(&args), None);
         assert_eq!(code, 0, "{err}");
         let observed = parse_inspect(out.as_bytes()).unwrap();

@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::cli::SshArgs;
 use crate::cluster::{Applied, Cluster, Conflict, Kind, ObjectRef};
 use crate::fleet::Fleet;
+use crate::hostops::ReadMode;
 use crate::yamldiff::{normalize, to_yaml, unified};
 use crate::{fields, lb, output};
 
@@ -389,6 +390,15 @@ pub struct Reads<'e> {
     pub plan: Plan,
     pub live: Result<BTreeMap<u32, ServerAddress>>,
     pub fleet: Fleet<'e>,
+    /// The retired observers' hosts (`fleet.retired`), read the same way.
+    pub retired: Fleet<'e>,
+}
+
+impl Reads<'_> {
+    pub async fn close(self) {
+        self.fleet.close().await;
+        self.retired.close().await;
+    }
 }
 
 pub async fn read_cluster_and_hosts<'e>(
@@ -396,9 +406,11 @@ pub async fn read_cluster_and_hosts<'e>(
     env: &'e Environment,
     ssh: &SshArgs,
     planner: Planner,
+    mode: ReadMode,
 ) -> Result<Reads<'e>> {
     let objects = manifests::desired_objects(env);
     let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
+    let retired: Vec<&Observer> = env.fleet.retired.iter().map(|r| &r.observer).collect();
     let cluster_reads = async {
         let plan = plan(cluster, env, &objects, planner).await?;
         tracing::info!("cluster planned");
@@ -406,11 +418,23 @@ pub async fn read_cluster_and_hosts<'e>(
         let live = lb::addresses_from(env, |r| plan.live(r).cloned());
         anyhow::Ok((plan, live))
     };
-    let (cluster_reads, fleet) = tokio::join!(cluster_reads, Fleet::read(env, &observers, ssh));
+    let hosts = async {
+        tokio::join!(
+            Fleet::read(env, &observers, ssh, mode),
+            Fleet::read(env, &retired, ssh, mode)
+        )
+    };
+    let (cluster_reads, (fleet, retired)) = tokio::join!(cluster_reads, hosts);
     match cluster_reads {
-        Ok((plan, live)) => Ok(Reads { plan, live, fleet }),
+        Ok((plan, live)) => Ok(Reads {
+            plan,
+            live,
+            fleet,
+            retired,
+        }),
         Err(e) => {
             fleet.close().await;
+            retired.close().await;
             Err(e)
         }
     }

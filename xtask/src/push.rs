@@ -107,7 +107,7 @@ pub async fn push(
     format: OutputFormat,
     guard: Guard<'_>,
 ) -> Result<PushReport> {
-    let fleet = Fleet::read(env, wanted, &args.ssh).await;
+    let fleet = Fleet::read(env, wanted, &args.ssh, crate::hostops::ReadMode::Quick).await;
     let planned = fleet.plan(env, files);
     let mut hosts = fleet.plan_reports(&planned);
     if format == OutputFormat::Text {

@@ -123,6 +123,11 @@ pub enum HostResult {
     /// Nothing written: a check before writing failed (a load balancer's DNS name that does not
     /// resolve on the host). The rollout stops here.
     Refused,
+    /// A retired observer: its containers stopped, the tool's files removed, the drift key
+    /// revoked (or all that was found done already).
+    Retired,
+    /// Dry run: this retired observer would be retired.
+    WouldRetire,
 }
 
 impl Outcome for HostResult {
@@ -136,14 +141,18 @@ impl Outcome for HostResult {
             HostResult::Failed => "failed",
             HostResult::NotTouched => "not-touched",
             HostResult::Refused => "refused",
+            HostResult::Retired => "retired",
+            HostResult::WouldRetire => "would-retire",
         }
     }
 
     fn tone(&self) -> Tone {
         match self {
             HostResult::Unchanged => Tone::Quiet,
-            HostResult::Updated => Tone::Good,
-            HostResult::WouldChange | HostResult::NotTouched => Tone::Warn,
+            HostResult::Updated | HostResult::Retired => Tone::Good,
+            HostResult::WouldChange | HostResult::WouldRetire | HostResult::NotTouched => {
+                Tone::Warn
+            }
             HostResult::Unreachable
             | HostResult::RolledBack
             | HostResult::Failed
@@ -157,7 +166,11 @@ impl HostResult {
     pub fn ok(self) -> bool {
         matches!(
             self,
-            HostResult::Unchanged | HostResult::Updated | HostResult::WouldChange
+            HostResult::Unchanged
+                | HostResult::Updated
+                | HostResult::WouldChange
+                | HostResult::Retired
+                | HostResult::WouldRetire
         )
     }
 }
@@ -211,6 +224,20 @@ impl HostReport {
         HostReport::new(o, HostResult::Unreachable, why.to_string())
     }
 
+    /// A retired observer as planned: retired already, or (until it is) would be, with its steps.
+    pub fn retirement(o: &Observer, plan: &hosts::plan::Retirement) -> HostReport {
+        if plan.needed() {
+            HostReport::new(o, HostResult::WouldRetire, plan.steps().join("; "))
+        } else {
+            HostReport::new(o, HostResult::Unchanged, "retired".to_string())
+        }
+    }
+
+    /// What happened to a retired observer.
+    pub fn retired(o: &Observer, result: HostResult, detail: String) -> HostReport {
+        HostReport::new(o, result, detail)
+    }
+
     /// A host as planned: unchanged, or (until the update runs) would change, with its diff.
     pub fn planned(o: &Observer, plan: &HostPlan) -> HostReport {
         match plan {
@@ -256,6 +283,11 @@ impl HostReport {
                 "unreachable",
                 &format!("host {}: {}", self.host, self.detail),
             ),
+            HostResult::WouldRetire => output::change(
+                '-',
+                "retire",
+                &format!("host {} ({}): {}", self.host, self.address, self.detail),
+            ),
             _ => {}
         }
     }
@@ -289,6 +321,8 @@ pub fn host_counts(reports: &[HostReport]) -> BTreeMap<String, usize> {
         HostResult::Failed,
         HostResult::NotTouched,
         HostResult::Refused,
+        HostResult::Retired,
+        HostResult::WouldRetire,
     ] {
         counts.insert(
             r.word().replace('-', "_"),

@@ -62,8 +62,8 @@ impl Interrupt {
         })
     }
 
-    /// An interrupt no signal reaches, raised with [`Interrupt::raise`] (tests). Needs a runtime.
-    #[cfg(test)]
+    /// An interrupt no signal reaches, raised through [`Interrupt::raiser`]: for driving a command
+    /// in-process (the tests and benchmarks). Needs a runtime.
     pub fn detached() -> Interrupt {
         Interrupt {
             received: Arc::new(Mutex::new(None)),
@@ -72,10 +72,17 @@ impl Interrupt {
         }
     }
 
-    /// Notes `signal` as if it had been received (tests).
-    #[cfg(test)]
+    /// Notes `signal` as if it had been received.
     pub fn raise(&self, signal: &'static str) {
         note(&self.received, &self.notify, signal);
+    }
+
+    /// A handle that raises this interrupt from anywhere (another thread).
+    pub fn raiser(&self) -> Raiser {
+        Raiser {
+            received: self.received.clone(),
+            notify: self.notify.clone(),
+        }
     }
 
     /// The signal received, if one was.
@@ -92,6 +99,19 @@ impl Interrupt {
             }
             notified.await;
         }
+    }
+}
+
+/// Raises an [`Interrupt`] as a signal would.
+#[derive(Clone)]
+pub struct Raiser {
+    received: Arc<Mutex<Option<&'static str>>>,
+    notify: Arc<Notify>,
+}
+
+impl Raiser {
+    pub fn raise(&self, signal: &'static str) {
+        note(&self.received, &self.notify, signal);
     }
 }
 

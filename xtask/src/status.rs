@@ -96,7 +96,7 @@ pub fn run(args: &StatusArgs) -> Result<StatusReport> {
     let wanted = environments::targets(&env, &args.targets.hosts)?;
     block_on(async {
         let files = lb::host_files(&env, args.targets.addresses, &args.cluster).await?;
-        let fleet = Fleet::read(&env, &wanted, &args.ssh).await;
+        let fleet = Fleet::read(&env, &wanted, &args.ssh, crate::hostops::ReadMode::Quick).await;
         let hosts = wanted
             .iter()
             .map(|o| {

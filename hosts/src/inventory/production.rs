@@ -1,7 +1,7 @@
 //! Production observers: the two hosts in the classic network from the runbook.
 
 use crate::net::v4;
-use crate::observer::{Observer, RemoteDir};
+use crate::observer::{Observer, RemoteDir, Retired};
 use crate::port;
 use crate::ssh::{HostKey, JumpHost, SshLogin};
 use crate::ServerId;
@@ -51,4 +51,10 @@ pub fn jump_hosts() -> Vec<JumpHost> {
 /// deploy restricts it to the read-only command on every observer.
 pub fn drift_key() -> Option<String> {
     None
+}
+
+/// Observers taken out of service, still reachable so that deploy retires them: move an observer
+/// here (with `data: RetiredData::Keep` or `Wipe`) instead of deleting it.
+pub fn retired() -> Vec<Retired> {
+    vec![]
 }

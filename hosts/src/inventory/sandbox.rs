@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use crate::net::v4;
-use crate::observer::{Observer, RemoteDir};
+use crate::observer::{Observer, RemoteDir, Retired};
 use crate::port;
 use crate::ssh::{HostKey, JumpHost, SshLogin};
 use crate::ServerId;
@@ -74,4 +74,10 @@ pub fn jump_hosts() -> Vec<JumpHost> {
 /// it run the read-only command only.
 pub fn drift_key() -> Option<String> {
     Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIXFyEYnFS/80FUJzIJMVwlxj+HSkAyijfYJxka2D7Ay".into())
+}
+
+/// Observers taken out of service, still reachable so that deploy retires them: move an observer
+/// here (with `data: RetiredData::Keep` or `Wipe`) instead of deleting it.
+pub fn retired() -> Vec<Retired> {
+    vec![]
 }

@@ -41,6 +41,7 @@ pub fn environment() -> Environment {
         extra_source_ranges: vec![],
         fleet: ObserverFleet {
             observers: hosts::inventory::production::observers(),
+            retired: hosts::inventory::production::retired(),
             jump: hosts::inventory::production::jump_hosts(),
             drift_key: hosts::inventory::production::drift_key(),
             zookeeper: ZooSettings::runbook(),

@@ -35,6 +35,7 @@ pub fn environment() -> Environment {
         extra_source_ranges: vec![],
         fleet: ObserverFleet {
             observers: hosts::inventory::sandbox::observers(),
+            retired: hosts::inventory::sandbox::retired(),
             jump: hosts::inventory::sandbox::jump_hosts(),
             drift_key: hosts::inventory::sandbox::drift_key(),
             zookeeper: ZooSettings::runbook(),

@@ -1,5 +1,5 @@
 # inspect.sh DIR PROJECT ADDR CLIENT_PORT METRICS_PORT ANSWER_TIMEOUT ZOOKEEPER_SERVICE
-#            EXPORTER_SERVICE DRIFT_KEY MARKER FILE...
+#            EXPORTER_SERVICE DRIFT_KEY MARKER MODE FILE...
 # Reads a host in one command (after lib.sh), every part a length-framed section: how it was
 # invoked (the drift key's forced command runs it under its own path), each managed file (base64;
 # or that a directory or a symbolic link stands in its place: a link is never followed), compose or
@@ -7,13 +7,14 @@
 # command's digest computed here, owner and mode of it and of every directory above it, and every
 # authorized_keys line for DRIFT_KEY (`type base64`, or `-`) or carrying MARKER), what the DNS
 # names of the deployed zoo.cfg (the first FILE) resolve to, the health probe without a scrape,
-# whether the load balancers can be reached when it does not observe, and the running compose
-# services. When ZooKeeper observes and the exporter answers on the host's own published ports,
-# both containers evidently run and the docker CLI (the costly part when many runs read a host)
-# is not asked.
+# whether the load balancers can be reached when it does not observe, which data directories
+# exist, and the running compose services. When ZooKeeper observes and the exporter answers on the
+# host's own published ports, both containers evidently run and the docker CLI (the costly part
+# when many runs read a host) is not asked. With MODE `full` (drift), every running container this
+# tool made on the host is listed too, whatever its directory (an observer the inventory lost).
 d=$1 project=$2 addr=$3 client_port=$4 metrics_port=$5 answer_timeout=$6
-zookeeper_service=$7 exporter_service=$8 drift_key=$9 marker=${10}
-shift 10
+zookeeper_service=$7 exporter_service=$8 drift_key=$9 marker=${10} mode=${11}
+shift 11
 files=("$@")
 frame invoked "$0"
 for f in "${files[@]}"; do
@@ -71,3 +72,12 @@ else
     --format '{{.Label "com.docker.compose.service"}}' 2>&1 || true)
 fi
 frame running "$running"
+data=
+for f in data datalog; do
+  if [ -d "$d/$f" ] && [ ! -L "$d/$f" ]; then data+="$f"$'\n'; fi
+done
+frame data "$data"
+if [ "$mode" = full ]; then
+  frame containers "$(docker ps --filter label=zk-observers.dev/managed-by=zk-observers-xtask \
+    --format '{{.Label "zk-observers.dev/observer"}}	{{.Label "com.docker.compose.project.working_dir"}}' 2>&1 || true)"
+fi
