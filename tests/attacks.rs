@@ -329,8 +329,10 @@ fn a_hand_placed_compose_override_is_not_applied_and_is_reported() {
         "COMPOSE_FILE=docker-compose.override.yaml\n",
     )
     .unwrap();
-    // A change that recreates ZooKeeper, so that compose reads its files.
-    w.edit(OBS1, "zoo.cfg", "syncLimit=10", "syncLimit=3");
+    // ZooKeeper's container gone, so that deploy runs compose to create it (a new zoo.cfg alone
+    // no longer runs compose at all), and compose would read whatever files it finds.
+    let zk = w.sb().host(OBS1).container_id("zookeeper").unwrap();
+    w.sb().host(OBS1).docker(&["rm", "-f", &zk]).unwrap();
     let (code, report) = w.drift();
     assert_eq!(code, 2);
     assert!(
@@ -342,7 +344,9 @@ fn a_hand_placed_compose_override_is_not_applied_and_is_reported() {
         "{report}"
     );
     w.deploy();
-    let zk = w.sb().host(OBS1).container_id("zookeeper").unwrap();
+    let created = w.sb().host(OBS1).container_id("zookeeper").unwrap();
+    assert_ne!(created, zk, "compose created ZooKeeper's container anew");
+    let zk = created;
     let inspect = w
         .sb()
         .host(OBS1)
@@ -489,7 +493,7 @@ fn a_second_signal_restores_the_host_first_and_a_third_exits_leaving_no_ssh_mast
     block(true);
     let ended = when_stderr_says(
         w.sandbox_cmd(&["push", "--host", OBS1, "--health-timeout", "8s"]),
-        "zk-observer-1: docker compose up -d",
+        "zk-observer-1: docker restart zookeeper",
         |pid| {
             signal(pid, "INT");
             std::thread::sleep(Duration::from_millis(300));
@@ -512,7 +516,7 @@ fn a_second_signal_restores_the_host_first_and_a_third_exits_leaving_no_ssh_mast
     // Three signals: out at once, the masters ended on the way.
     let ended = when_stderr_says(
         w.sandbox_cmd(&["push", "--host", OBS1, "--health-timeout", "60s"]),
-        "zk-observer-1: docker compose up -d",
+        "zk-observer-1: docker restart zookeeper",
         |pid| {
             for s in ["INT", "TERM", "INT"] {
                 signal(pid, s);

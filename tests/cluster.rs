@@ -316,6 +316,14 @@ fn observers_whose_addresses_sort_differently_as_strings_stay_in_sync() {
             .map(|a| a["ip"].as_str().unwrap())
             .collect();
         assert_eq!(ips, ["198.18.1.9", "198.18.1.10"], "stored as written");
+        // The cloud's controller adds its finalizer to each load-balancer Service on its own
+        // time, as on a real cluster: plan once it has (a plan made meanwhile shows that write).
+        for name in ["zk0", "zk1", "zk2"] {
+            wait_for(&format!("the cloud's finalizer on {name}"), || {
+                h.service(name)
+                    .is_some_and(|s| s["metadata"]["finalizers"].is_array())
+            });
+        }
         for planner in [Planner::Read, Planner::DryRun] {
             let p = plan::plan(&cluster, &env, &objects, planner).await?;
             assert!(

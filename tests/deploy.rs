@@ -1063,3 +1063,116 @@ fn an_unreachable_or_interrupted_retirement_is_finished_by_the_next_deploy() {
     assert_eq!(monitored(&w), ["198.18.1.4"]);
     assert_eq!(drift_env(&w, &env), Vec::<String>::new());
 }
+
+// --- paying only for what changed ------------------------------------------------------------
+
+/// A service's container on a host: its id and when it was started.
+fn container(w: &World, host: &str, service: &str) -> (String, String) {
+    let h = w.sb().host(host);
+    let id = h.container_id(service).unwrap();
+    let started = h
+        .docker(&["inspect", "-f", "{{.State.StartedAt}}", &id])
+        .unwrap()
+        .trim()
+        .to_string();
+    (id, started)
+}
+
+/// What `conf` says of one key on a host's running ZooKeeper.
+fn running_value(w: &World, host: &str, key: &str) -> String {
+    let address = w.sb().host(host).address.to_string();
+    let conf = four_letter_word(&address, 2181, "conf").unwrap();
+    conf.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
+        .unwrap_or_else(|| panic!("no {key} in conf: {conf}"))
+}
+
+/// A new zoo.cfg alone is loaded by restarting ZooKeeper's container: the same container (not
+/// re-created), the compose file untouched, the exporter left running, the running server on the
+/// new value. A zoo.cfg that is as the code says but not loaded (edited, restarted, edited back)
+/// is drift (`config-not-loaded`) and the next deploy restarts ZooKeeper for it.
+#[test]
+fn a_zoo_cfg_change_restarts_zookeeper_in_place_and_a_file_not_loaded_is_drift() {
+    let w = World::sandbox();
+    w.deploy();
+    let hosts = ["zk-observer-1", "zk-observer-2"];
+    let before: Vec<_> = hosts
+        .iter()
+        .map(|h| {
+            (
+                container(&w, h, "zookeeper"),
+                container(&w, h, "exporter"),
+                w.deployed(h, "docker-compose.yaml"),
+            )
+        })
+        .collect();
+    let mut env = w.sb().env.clone();
+    env.fleet.zookeeper.sync_limit += 1;
+    let want = env.fleet.zookeeper.sync_limit.to_string();
+    let (code, report) = deploy_env(&w, &env, false, None);
+    assert_eq!(code, 0, "{report}");
+    for (h, (zk, exporter, compose)) in hosts.iter().zip(&before) {
+        let r = common::host(&report, h);
+        assert_eq!(r["result"], "updated", "{r}");
+        assert_eq!(r["changed_files"], json!(["zoo.cfg"]), "{r}");
+        let now = container(&w, h, "zookeeper");
+        assert_eq!(now.0, zk.0, "{h}: ZooKeeper's container was re-created");
+        assert_ne!(now.1, zk.1, "{h}: ZooKeeper was not restarted");
+        assert_eq!(
+            &container(&w, h, "exporter"),
+            exporter,
+            "{h}: exporter touched"
+        );
+        assert_eq!(&w.deployed(h, "docker-compose.yaml"), compose);
+        assert_eq!(
+            running_value(&w, h, "syncLimit"),
+            want,
+            "{h} runs the new zoo.cfg"
+        );
+    }
+    assert_eq!(drift_env(&w, &env), Vec::<String>::new());
+
+    // Edited by hand and loaded, then the file put back as the code says, not loaded.
+    let h = "zk-observer-1";
+    w.edit(h, "zoo.cfg", &format!("syncLimit={want}"), "syncLimit=3");
+    let (id, _) = container(&w, h, "zookeeper");
+    w.sb().host(h).docker(&["restart", &id]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while common::mode(w.sb(), h) != "observer" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{h} does not observe again"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(running_value(&w, h, "syncLimit"), "3");
+    w.edit(h, "zoo.cfg", "syncLimit=3", &format!("syncLimit={want}"));
+    let found = drift_env(&w, &env);
+    assert_eq!(found, ["config-not-loaded host/zk-observer-1"], "{found:?}");
+    let (code, plan) = deploy_env(&w, &env, true, None);
+    assert_eq!(code, 2, "{plan}");
+    let detail = common::host(&plan, h)["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.contains(&format!(
+            "zoo.cfg not loaded (syncLimit: running 3, zoo.cfg {want})"
+        )),
+        "{detail}"
+    );
+    let written = std::fs::metadata(w.sb().host(h).deploy_dir.join("zoo.cfg"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let (code, report) = deploy_env(&w, &env, false, None);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(common::host(&report, h)["restarted"], true, "{report}");
+    assert_eq!(running_value(&w, h, "syncLimit"), want);
+    let after = std::fs::metadata(w.sb().host(h).deploy_dir.join("zoo.cfg"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(after, written, "nothing needed writing");
+    assert_eq!(drift_env(&w, &env), Vec::<String>::new());
+}

@@ -170,7 +170,7 @@ fn sigterm_and_ctrl_c_finish_the_host_in_flight_release_the_lock_and_exit_130() 
     // released and the deploy exits 130.
     let ended = when_stderr_says(
         w.sandbox_cmd(&["deploy", "--yes"]),
-        &format!("{OBS1}: docker compose up -d"),
+        &format!("{OBS1}: docker restart zookeeper"),
         |pid| signal(pid, "INT"),
     );
     assert_eq!(ended.code, Some(130), "{}", ended.stderr);
@@ -399,7 +399,7 @@ fn a_stolen_lease_stops_the_deploy_before_its_next_write() {
     // While zk-observer-1 restarts, an operator breaks the lock (`--break-lock` elsewhere).
     let ended = when_stderr_says(
         w.sandbox_cmd(&["deploy", "--yes"]),
-        &format!("{OBS1}: docker compose up -d"),
+        &format!("{OBS1}: docker restart zookeeper"),
         |_| {
             w.client(async |c| {
                 let leases: kube::Api<Lease> = kube::Api::namespaced(c, NS);

@@ -106,7 +106,7 @@ fn production_zoo_cfg_points_at_the_recorded_load_balancers() {
         assert!(lines.contains(&"autopurge.purgeInterval=24"));
         assert!(!cfg.contains("purgeInteval"), "the runbook's misspelt key");
         assert!(
-            lines.contains(&"4lw.commands.whitelist=mntr,srst,srvr"),
+            lines.contains(&"4lw.commands.whitelist=conf,mntr,srst,srvr"),
             "minimal whitelist: {cfg}"
         );
         assert!(lines.contains(&"admin.enableServer=false"));

@@ -496,7 +496,7 @@ fn whitelist_holds_what_the_exporter_needs_and_refuses_expensive_commands() {
     assert!(files[0]
         .1
         .zoo_cfg
-        .contains("\n4lw.commands.whitelist=mntr,srst,srvr\n"));
+        .contains("\n4lw.commands.whitelist=conf,mntr,srst,srvr\n"));
     let mut env = sandbox();
     env.fleet.metrics = Metrics::Exporter {
         image: ImageRef::new("zk-observers/zookeeper-exporter:1.0.0-standin"),
@@ -508,7 +508,7 @@ fn whitelist_holds_what_the_exporter_needs_and_refuses_expensive_commands() {
         files[0]
             .1
             .zoo_cfg
-            .contains("\n4lw.commands.whitelist=mntr,srvr\n"),
+            .contains("\n4lw.commands.whitelist=conf,mntr,srvr\n"),
         "no srst without reset-on-scrape"
     );
     // CPU-heavy commands are refused, other extras are warned about.

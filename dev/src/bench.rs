@@ -4,6 +4,7 @@
 //! playbook, and the API cost of a drift check with 5,000 foreign Services.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -541,6 +542,9 @@ fn deploy_in_child(
     Ok((results, line["vm_hwm_kib"].as_u64().unwrap_or_default()))
 }
 
+/// Rollouts of a config change (and restart floors) per budget; the median is reported.
+const ROLLOUT_RUNS: usize = 3;
+
 /// Measured no-op deploys (and floors) per fan-out size; the median is reported.
 const NOOP_RUNS: usize = 5;
 /// Unmeasured runs of each before: in production the observers' JVMs are warm (Prometheus asks
@@ -636,6 +640,57 @@ fn ssh_floor(sb: &Sandbox) -> Result<Duration> {
         }
     }
     Ok(t.elapsed())
+}
+
+/// The restart floor of a config change: only what cannot be skipped, over plain `ssh`, the hosts
+/// of a batch at once and the batches one after another: replace zoo.cfg (a temporary file
+/// renamed), `docker restart` ZooKeeper's container, poll `mntr` every 0.1 s until it says
+/// `observing - broadcast`. No plan, no checksum, no gate on the exporter, no rollback.
+fn restart_floor(sb: &Sandbox, files: &[(&Observer, HostFiles)], batch: usize) -> Result<Duration> {
+    let t = Instant::now();
+    for chunk in files.chunks(batch.max(1)) {
+        let children: Vec<_> = chunk
+            .iter()
+            .map(|(o, f)| {
+                let d = &o.deploy_dir.0;
+                let script = format!(
+                    "set -e; cat > {d}/.zoo.cfg.floor && mv -f {d}/.zoo.cfg.floor {d}/zoo.cfg; \
+                     docker restart $(docker ps -q --filter label=com.docker.compose.project={project} \
+                     --filter label=com.docker.compose.service=zookeeper \
+                     --filter label=com.docker.compose.project.working_dir={d}) >/dev/null; \
+                     for i in $(seq 1200); do \
+                       a=$(bash -c 'exec 3<>/dev/tcp/{addr}/2181; printf mntr >&3; cat <&3' 2>/dev/null || true); \
+                       case \"$a\" in *'observing - broadcast'*) exit 0;; esac; sleep 0.1; \
+                     done; exit 1",
+                    project = xtask::hostops::PROJECT,
+                    addr = o.address,
+                );
+                let mut child = sb
+                    .ssh(o.address)
+                    .arg(format!("bash -c {}", shell_quote(&script)))
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .spawn()?;
+                child
+                    .stdin
+                    .take()
+                    .context("stdin")?
+                    .write_all(f.zoo_cfg.as_bytes())?;
+                Ok(child)
+            })
+            .collect::<Result<_>>()?;
+        for mut c in children {
+            if !c.wait()?.success() {
+                bail!("restart floor: a host did not observe again within 2 minutes");
+            }
+        }
+    }
+    Ok(t.elapsed())
+}
+
+/// `s` as one single-quoted shell word.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 const PLAYBOOK: &str = r#"# The per-host work of `cargo xtask push`, as Ansible does it: the same two files, the data
@@ -870,22 +925,49 @@ fn ansible(
     };
     write_inventory(&changed(1)?)?;
     let ansible_change = playbook()?;
-    for (i, budget) in [
+    // Each budget: ours and the restart floor (same batch size) alternately, ROLLOUT_RUNS of each,
+    // every run a change of its own; medians.
+    let mut change = 1;
+    for budget in [
         MaxUnavailable::Count(1),
         MaxUnavailable::Count(5.min(u32::from(n))),
         MaxUnavailable::Percent(25),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let (took, reports) = push_with(&changed(2 + i as u32)?, budget)?;
-        anyhow::ensure!(
-            reports
-                .iter()
-                .all(|h| h.result == HostResult::Updated && h.restarted),
-            "the rollout with --max-unavailable {budget} did not update every host: {:?}",
-            reports.iter().map(|h| &h.detail).collect::<Vec<_>>()
-        );
+    ] {
+        let (mut ours, mut floors, mut spent) = (Vec::new(), Vec::new(), [0u128; 3]);
+        for _ in 0..ROLLOUT_RUNS {
+            change += 1;
+            let (took, reports) = push_with(&changed(change)?, budget)?;
+            anyhow::ensure!(
+                reports
+                    .iter()
+                    .all(|h| h.result == HostResult::Updated && h.restarted),
+                "the rollout with --max-unavailable {budget} did not update every host: {:?}",
+                reports.iter().map(|h| &h.detail).collect::<Vec<_>>()
+            );
+            ours.push(took);
+            spent = reports.iter().filter_map(|h| h.spent).fold(spent, |a, s| {
+                [a[0] + s.zookeeper_ms, a[1] + s.docker_ms, a[2] + s.ssh_ms]
+            });
+            change += 1;
+            floors.push(restart_floor(
+                sb,
+                &changed(change)?,
+                budget.batch(usize::from(n)),
+            )?);
+        }
+        // The hosts hold the floor's last zoo.cfg: the next run of ours is a change again.
+        let (took, floor) = (median(ours), median(floors));
+        rows.push(Row {
+            section: "rollout",
+            measure: format!(
+                "config change over N = {n}, health-gated, --max-unavailable {budget} (vs the restart floor: batches of {}, zoo.cfg + docker restart + poll)",
+                budget.batch(usize::from(n))
+            ),
+            ours: secs(took),
+            reference: secs(floor),
+            ratio: format!("{:.2} x floor", took.as_secs_f64() / floor.as_secs_f64()),
+            target: "<= 1.2 x floor".into(),
+        });
         rows.push(Row {
             section: "rollout",
             measure: format!(
@@ -900,12 +982,6 @@ fn ansible(
                 "-".into()
             },
         });
-        let spent = reports
-            .iter()
-            .filter_map(|h| h.spent)
-            .fold([0u128; 3], |a, s| {
-                [a[0] + s.zookeeper_ms, a[1] + s.docker_ms, a[2] + s.ssh_ms]
-            });
         let total = spent.iter().sum::<u128>().max(1) as f64;
         let share = |ms: u128| format!("{:.0}%", ms as f64 * 100.0 / total);
         rows.push(Row {

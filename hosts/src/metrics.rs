@@ -55,8 +55,14 @@ impl Metrics {
     }
 }
 
-/// The four-letter words the health gate and drift check send: `srvr` for `Mode: observer` and
-/// `mntr` for `zk_peer_state`.
+/// The four-letter words the health gate and the host read send: `srvr` for `Mode: observer`,
+/// `mntr` for `zk_peer_state`, and `conf` for the configuration ZooKeeper loaded (a zoo.cfg
+/// written but not loaded, a stale server id). `conf` tells a client what zoo.cfg's server lines
+/// already say to anyone who can read them; it costs a string dump, no walk of the data tree.
 pub fn health_words() -> FourLetterWords {
-    FourLetterWords::of([FourLetterWord::Srvr, FourLetterWord::Mntr])
+    FourLetterWords::of([
+        FourLetterWord::Srvr,
+        FourLetterWord::Mntr,
+        FourLetterWord::Conf,
+    ])
 }

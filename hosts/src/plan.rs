@@ -65,6 +65,10 @@ pub struct Observed {
     /// The host ran the drift key's forced read-only command instead of the script asked for:
     /// this connection authenticated with the drift key, which can change nothing.
     pub forced_command: bool,
+    /// What the running ZooKeeper says of its configuration (the `conf` four-letter word), read
+    /// while it observes; `None` otherwise (or when it refused the word). Compared with the
+    /// deployed zoo.cfg: a file written but not loaded.
+    pub conf: Option<String>,
     /// Which of the deploy directory's data directories (`data`, `datalog`) exist.
     pub data_dirs: Vec<String>,
     /// Every running container this tool made on the host, whatever its deploy directory:
@@ -329,6 +333,30 @@ pub struct Update {
     /// Files in whose place a symbolic link stands (name, target): nothing is written through
     /// one; the host is refused until someone moves it away.
     pub symlinks: Vec<(&'static str, String)>,
+    /// The containers the host needs were not all running.
+    pub containers_down: bool,
+    /// ZooKeeper's container was running (a new zoo.cfg then needs it restarted; one compose
+    /// starts reads the new file anyway).
+    pub zookeeper_running: bool,
+    /// Where the running ZooKeeper's configuration differs from the deployed zoo.cfg, which is
+    /// as desired (`syncLimit: running 5, zoo.cfg 10`): written, but not loaded. Empty when a
+    /// file is to be written (its restart loads it) or nothing could be compared.
+    pub not_loaded: Vec<String>,
+}
+
+/// How the containers take an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    /// Only zoo.cfg is new (or not loaded): `docker restart` of ZooKeeper's container. Compose is
+    /// not run and no container is recreated; the restarted container mounts the new file.
+    ZooKeeper,
+    /// The compose file is new, or containers are down: `compose up -d`, which recreates what
+    /// changed and starts what is down.
+    Compose,
+    /// Both: `compose up -d`, then ZooKeeper restarted if compose kept its running container
+    /// (its service unchanged, its zoo.cfg new).
+    ComposeThenZooKeeper,
 }
 
 impl Update {
@@ -336,14 +364,23 @@ impl Update {
         self.files.iter().map(|f| f.name).collect()
     }
 
-    /// `zoo.cfg, docker-compose.yaml changed`, or `containers not running`, and which files a
-    /// directory stands in place of.
+    /// `zoo.cfg, docker-compose.yaml changed`, or else `containers not running` and/or `zoo.cfg
+    /// not loaded (...)`, and which files a directory stands in place of.
     pub fn reason(&self) -> String {
-        let mut reason = if self.files.is_empty() {
-            "containers not running".to_string()
-        } else {
-            format!("{} changed", self.changed().join(", "))
-        };
+        let mut reasons = Vec::new();
+        if !self.files.is_empty() {
+            reasons.push(format!("{} changed", self.changed().join(", ")));
+        }
+        if self.files.is_empty() && self.containers_down {
+            reasons.push("containers not running".to_string());
+        }
+        if !self.not_loaded.is_empty() {
+            reasons.push(format!(
+                "{ZOO_CFG_FILE} not loaded ({})",
+                self.not_loaded.join(", ")
+            ));
+        }
+        let mut reason = reasons.join("; ");
         if !self.directories.is_empty() {
             reason.push_str(&format!(
                 "; a directory stands where {} belongs",
@@ -374,17 +411,103 @@ impl Update {
         ))
     }
 
-    /// A new zoo.cfg alone: `compose up` does not recreate ZooKeeper for it (the compose file is
-    /// unchanged, and the container still has the replaced file's old inode mounted).
-    pub fn zoo_cfg_only(&self) -> bool {
+    /// How the containers take this update.
+    pub fn restart(&self) -> Restart {
         let changed = self.changed();
-        changed.contains(&ZOO_CFG_FILE) && !changed.contains(&COMPOSE_FILE)
+        restart_for(
+            (changed.contains(&ZOO_CFG_FILE) || !self.not_loaded.is_empty())
+                && self.zookeeper_running,
+            changed.contains(&COMPOSE_FILE) || self.containers_down,
+        )
     }
 
     /// Whether this is the host's first deployment (it had none of the files).
     pub fn first_deployment(&self) -> bool {
         self.deployed_before.values().all(Option::is_none)
     }
+}
+
+/// How the containers take a new zoo.cfg (`zoo_cfg`) and a new compose file or stopped
+/// containers (`compose`); a rollback asks the same for the files it put back.
+pub fn restart_for(zoo_cfg: bool, compose: bool) -> Restart {
+    match (zoo_cfg, compose) {
+        (true, true) => Restart::ComposeThenZooKeeper,
+        (true, false) => Restart::ZooKeeper,
+        (false, _) => Restart::Compose,
+    }
+}
+
+/// Where the configuration a running ZooKeeper reports (`conf`) differs from `zoo_cfg`, for every
+/// key `conf` shows that the file sets: the timing limits, the client port and connection limits,
+/// the server id (the file's own `:observer` line), the peer type and every `server.N` line.
+/// zoo.cfg keys `conf` does not report (the whitelist, autopurge, keepalive, ...) cannot be
+/// compared. Empty when `conf` is not a configuration (ZooKeeper not serving, or the word not
+/// whitelisted).
+pub fn not_loaded(zoo_cfg: &str, conf: &str) -> Vec<String> {
+    let pairs = |text: &str| -> BTreeMap<String, String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    };
+    let (file, running) = (pairs(zoo_cfg), pairs(conf));
+    if !running.contains_key("serverId") {
+        return vec![];
+    }
+    let mut out = Vec::new();
+    let mut differs = |key: &str, file: Option<String>, running: Option<String>| {
+        if file != running {
+            out.push(format!(
+                "{key}: running {}, {ZOO_CFG_FILE} {}",
+                running.as_deref().unwrap_or("none"),
+                file.as_deref().unwrap_or("none")
+            ));
+        }
+    };
+    for key in [
+        "tickTime",
+        "initLimit",
+        "syncLimit",
+        "clientPort",
+        "maxClientCnxns",
+        "minSessionTimeout",
+        "maxSessionTimeout",
+    ] {
+        if let Some(want) = file.get(key) {
+            differs(key, Some(want.clone()), running.get(key).cloned());
+        }
+    }
+    // `conf` prints the peer type as its ordinal (0 participant, 1 observer).
+    if let Some(want) = file.get("peerType") {
+        let running = running.get("peerType").map(|t| match t.as_str() {
+            "0" => "participant".to_string(),
+            "1" => "observer".to_string(),
+            other => other.to_string(),
+        });
+        differs("peerType", Some(want.clone()), running);
+    }
+    // Server lines: `conf` prints hosts without IPv6 brackets.
+    let servers = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+        m.iter()
+            .filter(|(k, _)| k.starts_with("server."))
+            .map(|(k, v)| (k.clone(), v.replace(['[', ']'], "")))
+            .collect()
+    };
+    let (want, have) = (servers(&file), servers(&running));
+    if !want.is_empty() {
+        let own = want
+            .iter()
+            .find(|(_, v)| v.ends_with(":observer"))
+            .map(|(k, _)| k.trim_start_matches("server.").to_string());
+        if let Some(id) = own {
+            differs("serverId", Some(id), running.get("serverId").cloned());
+        }
+        for key in want.keys().chain(have.keys()).collect::<BTreeSet<_>>() {
+            differs(key, want.get(key).cloned(), have.get(key).cloned());
+        }
+    }
+    out
 }
 
 /// What a host needs.
@@ -407,7 +530,13 @@ pub fn plan(desired: &HostFiles, observed: &Observed, metrics: &Metrics) -> Host
             deployed: observed.file(name).map(str::to_string),
         })
         .collect();
-    if files.is_empty() && observed.containers_running(metrics) {
+    let containers_down = !observed.containers_running(metrics);
+    // The files are as desired: did the running ZooKeeper load them?
+    let not_loaded = match (files.is_empty(), &observed.conf) {
+        (true, Some(conf)) => not_loaded(&desired.zoo_cfg, conf),
+        _ => vec![],
+    };
+    if files.is_empty() && !containers_down && not_loaded.is_empty() {
         return HostPlan::InSync;
     }
     HostPlan::Update(Update {
@@ -424,6 +553,9 @@ pub fn plan(desired: &HostFiles, observed: &Observed, metrics: &Metrics) -> Host
             .into_iter()
             .filter_map(|n| Some((n, observed.symlinks.get(n)?.clone())))
             .collect(),
+        containers_down,
+        zookeeper_running: observed.running.contains(ZOOKEEPER_SERVICE),
+        not_loaded,
     })
 }
 
@@ -578,12 +710,12 @@ mod tests {
         };
         assert_eq!(u.changed(), [ZOO_CFG_FILE, COMPOSE_FILE]);
         assert!(u.first_deployment());
-        assert!(!u.zoo_cfg_only());
+        assert_eq!(u.restart(), Restart::Compose, "nothing running to restart");
         assert_eq!(u.reason(), "zoo.cfg, docker-compose.yaml changed");
     }
 
     #[test]
-    fn a_new_zoo_cfg_alone_forces_the_recreate() {
+    fn a_new_zoo_cfg_alone_restarts_zookeeper_without_compose() {
         let o = observed(
             Some("tickTime=3000\n"),
             Some("services: {}\n"),
@@ -592,8 +724,101 @@ mod tests {
         let HostPlan::Update(u) = plan(&desired(), &o, &exporter()) else {
             panic!()
         };
-        assert!(u.zoo_cfg_only() && !u.first_deployment());
+        assert_eq!(u.restart(), Restart::ZooKeeper);
+        assert!(!u.first_deployment());
         assert_eq!(u.files[0].deployed.as_deref(), Some("tickTime=3000\n"));
+        // A new compose file alone goes through compose; both, compose then ZooKeeper.
+        let o = observed(
+            Some("tickTime=2000\n"),
+            Some("services: {old: {}}\n"),
+            &["zookeeper", "exporter"],
+        );
+        let HostPlan::Update(u) = plan(&desired(), &o, &exporter()) else {
+            panic!()
+        };
+        assert_eq!(u.restart(), Restart::Compose);
+        // Both files new on a running host: compose, then ZooKeeper if compose kept it.
+        let o = observed(
+            Some("tickTime=3000\n"),
+            Some("services: {old: {}}\n"),
+            &["zookeeper", "exporter"],
+        );
+        let HostPlan::Update(u) = plan(&desired(), &o, &exporter()) else {
+            panic!()
+        };
+        assert_eq!(u.restart(), Restart::ComposeThenZooKeeper);
+        assert_eq!(restart_for(true, true), Restart::ComposeThenZooKeeper);
+        assert_eq!(restart_for(false, false), Restart::Compose);
+    }
+
+    /// `conf` as ZooKeeper 3.8 prints it (`ZooKeeperServer.dumpConf` and
+    /// `QuorumZooKeeperServer.dumpConf`, apache/zookeeper release-3.8.6): the membership block
+    /// ends without a newline.
+    const CONF: &str = "clientPort=2181\nsecureClientPort=-1\ndataDir=/data/version-2\ndataDirSize=1\n\
+        dataLogDir=/datalog/version-2\ndataLogSize=1\ntickTime=2000\nmaxClientCnxns=60\n\
+        minSessionTimeout=4000\nmaxSessionTimeout=40000\nclientPortListenBacklog=-1\nserverId=4\n\
+        initLimit=5\nsyncLimit=10\nelectionAlg=3\nelectionPort=3888\nquorumPort=2888\npeerType=1\n\
+        membership: \nserver.1=198.18.0.11:2888:3888:participant\nserver.4=0.0.0.0:2888:3888:observer\nversion=0";
+
+    const ZOO_CFG: &str =
+        "# Rendered by zk-observers-xtask\ntickTime=2000\ninitLimit=5\nsyncLimit=10\n\
+        clientPort=2181\ndataDir=/data\nmaxClientCnxns=60\nminSessionTimeout=4000\n\
+        maxSessionTimeout=40000\npeerType=observer\n4lw.commands.whitelist=conf,mntr,srst,srvr\n\
+        server.1=198.18.0.11:2888:3888:participant\nserver.4=0.0.0.0:2888:3888:observer\n";
+
+    #[test]
+    fn a_zoo_cfg_written_but_not_loaded_is_found_by_what_zookeeper_reports() {
+        assert_eq!(not_loaded(ZOO_CFG, CONF), Vec::<String>::new());
+        let edited = ZOO_CFG
+            .replace("syncLimit=10", "syncLimit=5")
+            .replace("198.18.0.11", "198.18.0.21");
+        assert_eq!(
+            not_loaded(&edited, CONF),
+            [
+                "syncLimit: running 10, zoo.cfg 5",
+                "server.1: running 198.18.0.11:2888:3888:participant, zoo.cfg 198.18.0.21:2888:3888:participant"
+            ]
+        );
+        let renumbered = ZOO_CFG.replace("server.4=", "server.104=");
+        let found = not_loaded(&renumbered, CONF);
+        assert!(
+            found.contains(&"serverId: running 4, zoo.cfg 104".to_string()),
+            "{found:?}"
+        );
+        // Not serving, or `conf` not whitelisted: nothing to compare, nothing claimed.
+        for answer in [
+            "This ZooKeeper instance is not currently serving requests\n",
+            "conf is not executed because it is not in the whitelist.\n",
+        ] {
+            assert!(not_loaded(&edited, answer).is_empty());
+        }
+        // In the plan: files as desired, containers running, the config not loaded.
+        let desired = HostFiles {
+            zoo_cfg: edited.clone(),
+            compose: "services: {}\n".into(),
+        };
+        let mut o = observed(
+            Some(&edited),
+            Some("services: {}\n"),
+            &["zookeeper", "exporter"],
+        );
+        o.conf = Some(CONF.to_string());
+        let HostPlan::Update(u) = plan(&desired, &o, &exporter()) else {
+            panic!("not loaded")
+        };
+        assert!(u.files.is_empty());
+        assert_eq!(u.restart(), Restart::ZooKeeper);
+        assert!(
+            u.reason()
+                .starts_with("zoo.cfg not loaded (syncLimit: running 10, zoo.cfg 5"),
+            "{}",
+            u.reason()
+        );
+        o.conf = Some(
+            CONF.replace("syncLimit=10", "syncLimit=5")
+                .replace("198.18.0.11", "198.18.0.21"),
+        );
+        assert_eq!(plan(&desired, &o, &exporter()), HostPlan::InSync);
     }
 
     #[test]

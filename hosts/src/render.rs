@@ -2,8 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
-
 use crate::compose::{BindMount, ComposeFile, PortMapping, Restart, Service};
 use crate::ids::ServerId;
 use crate::metrics::{health_words, Metrics};
@@ -21,13 +19,6 @@ pub const DATA_LOG_DIR: &str = "datalog";
 /// The compose service names.
 pub const ZOOKEEPER_SERVICE: &str = "zookeeper";
 pub const EXPORTER_SERVICE: &str = "exporter";
-
-/// Compose label carrying the SHA-256 of zoo.cfg. compose does not recreate a container when only a
-/// bind-mounted file changed (and an atomically replaced file is a new inode the running container
-/// never sees); a label that changes with the file makes `docker compose up -d` recreate it.
-pub fn config_hash_label() -> String {
-    format!("{LABEL_DOMAIN}/zoo-cfg-sha256")
-}
 
 /// A participant as an observer's zoo.cfg sees it: its id and the load balancer in front of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +68,7 @@ pub fn render_host(
     ports: EnsemblePorts,
 ) -> HostFiles {
     let zoo_cfg = render_zoo_cfg(environment, fleet, observer, participants, ports).to_text();
-    let compose = render_compose(environment, fleet, observer, &zoo_cfg);
+    let compose = render_compose(environment, fleet, observer);
     HostFiles { zoo_cfg, compose }
 }
 
@@ -158,14 +149,9 @@ fn render_zoo_cfg(
     cfg
 }
 
-fn render_compose(
-    environment: &str,
-    fleet: &ObserverFleet,
-    observer: &Observer,
-    zoo_cfg: &str,
-) -> String {
+fn render_compose(environment: &str, fleet: &ObserverFleet, observer: &Observer) -> String {
     let layout = &fleet.layout;
-    let mut labels = BTreeMap::from([
+    let labels = BTreeMap::from([
         (format!("{LABEL_DOMAIN}/managed-by"), MANAGED_BY.to_string()),
         (
             format!("{LABEL_DOMAIN}/environment"),
@@ -173,11 +159,10 @@ fn render_compose(
         ),
         (format!("{LABEL_DOMAIN}/observer"), observer.name.clone()),
     ]);
+    // No label carries zoo.cfg's digest: a new zoo.cfg alone restarts ZooKeeper's container (the
+    // rollout's `docker restart`), it does not change this file, so compose never recreates a
+    // container for it.
     let exporter_labels = labels.clone();
-    labels.insert(
-        config_hash_label(),
-        hex(&Sha256::digest(zoo_cfg.as_bytes())),
-    );
 
     let client_port = fleet.zookeeper.client_port;
     let mut zk_ports = vec![PortMapping::on(observer.address, client_port, client_port)];
@@ -242,8 +227,4 @@ fn render_compose(
         observer.name
     );
     header + &serde_yaml::to_string(&file).expect("compose model serializes")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -20,8 +20,9 @@ use crate::{environments, exit, hostops, lock, output};
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     /// cluster-missing, cluster-deleting, cluster-changed, cluster-extra, cluster-conflict,
-    /// load-balancer-pending, address-mismatch, host-unreachable, host-files, host-containers,
-    /// host-dns, load-balancer-unreachable, observer-not-observing, exporter-down.
+    /// load-balancer-pending, address-mismatch, host-unreachable, host-files, host-extra-files,
+    /// host-containers, config-not-loaded, host-dns, drift-access, retired-running,
+    /// unlisted-observer, load-balancer-unreachable, observer-not-observing, exporter-down.
     pub kind: &'static str,
     pub object: String,
     pub detail: String,
@@ -151,11 +152,25 @@ pub async fn drift(
                 f.diff = update_diff(o, u);
                 findings.push(f);
             }
-            HostPlan::Update(_) => findings.push(finding(
-                "host-containers",
-                &object,
-                "containers not running",
-            )),
+            HostPlan::Update(u) => {
+                if u.containers_down {
+                    findings.push(finding(
+                        "host-containers",
+                        &object,
+                        "containers not running",
+                    ));
+                }
+                if !u.not_loaded.is_empty() {
+                    findings.push(finding(
+                        "config-not-loaded",
+                        &object,
+                        format!(
+                            "{ZOO_CFG_FILE} is as the code says, but the running ZooKeeper has not loaded it                              ({}): deploy restarts it",
+                            u.not_loaded.join(", ")
+                        ),
+                    ));
+                }
+            }
             HostPlan::InSync => {}
         }
         if !observed.stray.is_empty() {

@@ -4,6 +4,7 @@
 //! file and service names reach them as arguments.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use base64::Engine as _;
@@ -303,7 +304,20 @@ pub async fn probe(
     ports: Ports,
     check: ExporterCheck,
 ) -> Result<Health> {
-    let args = probe_args(&o.address.to_string(), ports, check);
+    probe_waiting(host, o, ports, check, Duration::ZERO).await
+}
+
+/// [`probe`], after waiting on the host (polling ZooKeeper every 0.1 s there) for up to `wait`
+/// (whole seconds) until it observes: what the health gate asks, one SSH command per wait.
+pub async fn probe_waiting(
+    host: &Host,
+    o: &Observer,
+    ports: Ports,
+    check: ExporterCheck,
+    wait: Duration,
+) -> Result<Health> {
+    let mut args = probe_args(&o.address.to_string(), ports, check);
+    args.push(wait.as_secs().to_string());
     let out = host
         .run_ok("probing ZooKeeper", Script::Probe, &strs(&args), None)
         .await?;
@@ -419,6 +433,35 @@ pub async fn remove_empty_deployment(host: &Host, o: &Observer) -> Result<()> {
     )
     .await
     .map(drop)
+}
+
+/// Brings the containers to the files on the host as `how` says: ZooKeeper's container restarted
+/// by the docker CLI (a new zoo.cfg alone), `compose up -d` (a new compose file, containers down),
+/// or both (ZooKeeper restarted only if compose kept its running container).
+pub async fn restart(host: &Host, o: &Observer, how: hosts::plan::Restart) -> Result<()> {
+    use hosts::plan::Restart;
+    let up = ["up", "-d", "--remove-orphans"];
+    let args: Vec<&str> = match how {
+        Restart::ZooKeeper => vec!["--restart-kept", ZOOKEEPER_SERVICE],
+        Restart::Compose => up.to_vec(),
+        Restart::ComposeThenZooKeeper => ["--restart-kept", ZOOKEEPER_SERVICE]
+            .into_iter()
+            .chain(up)
+            .collect(),
+    };
+    compose(host, o, &args).await.map(drop)
+}
+
+/// What [`restart`] does, in words, for progress lines.
+pub fn restart_words(how: hosts::plan::Restart) -> &'static str {
+    use hosts::plan::Restart;
+    match how {
+        Restart::ZooKeeper => "docker restart zookeeper",
+        Restart::Compose => "docker compose up -d",
+        Restart::ComposeThenZooKeeper => {
+            "docker compose up -d, then docker restart zookeeper if compose kept it"
+        }
+    }
 }
 
 pub async fn compose(host: &Host, o: &Observer, args: &[&str]) -> Result<String> {
@@ -596,6 +639,9 @@ pub fn parse_inspect(out: &[u8]) -> Result<Observed> {
         symlinks,
         stray: f.text("stray").lines().map(str::to_string).collect(),
         forced_command: invoked != INVOKED_AS,
+        conf: f
+            .get("conf")
+            .map(|c| String::from_utf8_lossy(c).into_owned()),
         data_dirs: f.text("data").lines().map(str::to_string).collect(),
         containers: f
             .text("containers")
@@ -1271,6 +1317,78 @@ mod tests {
         answers.join().unwrap();
         let h = parse_probe(&Frames::parse(out.as_bytes()).unwrap());
         assert!(h.healthy(), "{h:?}");
+    }
+
+    /// With a wait, the probe polls ZooKeeper on the host until it observes, and only then asks
+    /// the exporter (once); without one it reports what it sees at once.
+    #[test]
+    fn the_waiting_probe_returns_once_zookeeper_observes_and_only_then_asks_the_exporter() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let log = asked.clone();
+        std::thread::spawn(move || {
+            let mut srvr_seen = 0;
+            for stream in server.incoming() {
+                let mut s = stream.unwrap();
+                let mut buf = [0u8; 256];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let a = String::from_utf8_lossy(&buf[..n]).into_owned();
+                log.lock()
+                    .unwrap()
+                    .push(a.lines().next().unwrap_or("").to_string());
+                let reply = match a.as_str() {
+                    // Starting for the first five asks, then observing.
+                    "srvr" => {
+                        srvr_seen += 1;
+                        if srvr_seen <= 5 {
+                            "This ZooKeeper instance is not currently serving requests\n"
+                        } else {
+                            "Mode: observer\n"
+                        }
+                    }
+                    "mntr" if srvr_seen <= 5 => "",
+                    "mntr" => "zk_peer_state\tobserving - broadcast\n",
+                    _ => "HTTP/1.0 200 OK\r\n\r\nzk_up 1\nzk_znode_count 5\n",
+                };
+                let _ = s.write_all(reply.as_bytes());
+            }
+        });
+        let p = port.to_string();
+        let (_, out, _) = run(
+            Script::Probe,
+            &["127.0.0.1", &p, &p, "4", "answers", "0"],
+            None,
+        );
+        let h = parse_probe(&Frames::parse(out.as_bytes()).unwrap());
+        assert!(!h.observing(), "no wait: as it is now");
+        let started = Instant::now();
+        let (_, out, _) = run(
+            Script::Probe,
+            &["127.0.0.1", &p, &p, "4", "scrape", "10"],
+            None,
+        );
+        let h = parse_probe(&Frames::parse(out.as_bytes()).unwrap());
+        assert!(h.healthy(), "{h:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "returned once observing"
+        );
+        let asked = asked.lock().unwrap().clone();
+        let scrapes: Vec<usize> = asked
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.starts_with("GET /metrics"))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(scrapes.len(), 1, "one scrape: {asked:?}");
+        let observed_at = asked.iter().filter(|a| *a == "srvr").count();
+        assert!(observed_at >= 6, "{asked:?}");
+        assert_eq!(
+            scrapes[0],
+            asked.len() - 1,
+            "the scrape came last: {asked:?}"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use hosts::plan::{self as host_plan, Health, HostPlan, Update};
-use hosts::render::{COMPOSE_FILE, ZOOKEEPER_SERVICE, ZOO_CFG_FILE};
+use hosts::render::{COMPOSE_FILE, ZOO_CFG_FILE};
 use hosts::Observer;
 use manifests::Environment;
 
@@ -282,11 +282,12 @@ async fn update_over(
         report.restart_started_ms = Some(started.elapsed().as_millis());
         report.restarted = true;
         restarted = true;
+        let how = update.restart();
         if !opts.quiet {
-            output::progress(&format!("{}: docker compose up -d", o.name));
+            output::progress(&format!("{}: {}", o.name, hostops::restart_words(how)));
         }
         let clock = Instant::now();
-        if let Err(e) = recreate(conn.host(), o, update.zoo_cfg_only()).await {
+        if let Err(e) = hostops::restart(conn.host(), o, how).await {
             failure = Some(format!("{e:#}"));
         }
         spent.docker_ms = clock.elapsed().as_millis();
@@ -432,29 +433,11 @@ async fn undo(
     if created {
         hostops::remove_empty_deployment(host, o).await?;
     } else if restarted {
-        let zoo_cfg_only = written.contains(&ZOO_CFG_FILE) && !written.contains(&COMPOSE_FILE);
-        recreate(host, o, zoo_cfg_only).await?;
-    }
-    Ok(())
-}
-
-/// `docker compose up -d`, which recreates a container whose service definition changed; with
-/// `force_zookeeper` (a new zoo.cfg the compose file does not show) ZooKeeper is recreated too.
-async fn recreate(host: &Host, o: &Observer, force_zookeeper: bool) -> Result<()> {
-    hostops::compose(host, o, &["up", "-d", "--remove-orphans"]).await?;
-    if force_zookeeper {
-        hostops::compose(
-            host,
-            o,
-            &[
-                "up",
-                "-d",
-                "--force-recreate",
-                "--no-deps",
-                ZOOKEEPER_SERVICE,
-            ],
-        )
-        .await?;
+        let how = hosts::plan::restart_for(
+            written.contains(&ZOO_CFG_FILE),
+            written.contains(&COMPOSE_FILE),
+        );
+        hostops::restart(host, o, how).await?;
     }
     Ok(())
 }
@@ -481,13 +464,18 @@ async fn gate_with(
     let ports = Ports::of(env);
     let o = conn.observer;
     loop {
-        let h = match hostops::probe(conn.host(), o, ports, check).await {
+        // The host waits for ZooKeeper itself (polling it every 0.1 s), up to GATE_WAIT or what
+        // is left of the timeout, so that the gate sees it observe within a tenth of a second
+        // at the cost of one SSH command per wait.
+        let left = opts.health_timeout.saturating_sub(started.elapsed());
+        let wait = GATE_WAIT.min(left).max(Duration::from_secs(1));
+        let h = match hostops::probe_waiting(conn.host(), o, ports, check, wait).await {
             Ok(h) => h,
             Err(e) => {
                 if !conn.reconnect(env, opts).await {
                     return Err(format!("{e:#}"));
                 }
-                hostops::probe(conn.host(), o, ports, check)
+                hostops::probe_waiting(conn.host(), o, ports, check, wait)
                     .await
                     .map_err(|e| format!("{e:#}"))?
             }
@@ -519,6 +507,12 @@ async fn gate_with(
             ));
             last_report = Instant::now();
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Observing, but the exporter not serving yet (the host returned early): ask again soon.
+        if h.observing() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
+
+/// How long one probe of the health gate waits on the host for ZooKeeper to observe.
+const GATE_WAIT: Duration = Duration::from_secs(5);

@@ -7,7 +7,8 @@
 # command's digest computed here, owner and mode of it and of every directory above it, and every
 # authorized_keys line for DRIFT_KEY (`type base64`, or `-`) or carrying MARKER), what the DNS
 # names of the deployed zoo.cfg (the first FILE) resolve to, the health probe without a scrape,
-# whether the load balancers can be reached when it does not observe, which data directories
+# the configuration ZooKeeper loaded (`conf`) when it observes, whether the load balancers can be
+# reached when it does not observe, which data directories
 # exist, and the running compose services. When ZooKeeper observes and the exporter answers on the
 # host's own published ports, both containers evidently run and the docker CLI (the costly part
 # when many runs read a host) is not asked. With MODE `full` (drift), every running container this
@@ -59,6 +60,11 @@ frame drift-key-lines "$lines"
 zoo_cfg_names "$d/${files[0]}"
 resolve "${names[@]}"
 probe "$addr" "$client_port" "$metrics_port" "$answer_timeout" answers
+# Observing: the configuration it loaded (compared with the file: written but not loaded?).
+if observing; then
+  ask "$addr" "$client_port" "$answer_timeout" conf
+  frame conf "$r"
+fi
 # Not observing: can this host reach the load balancers at all? (Only then: each connection is
 # one the participants log as a failed election handshake.)
 if ! observing; then

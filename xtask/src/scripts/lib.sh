@@ -107,10 +107,10 @@ reach() {
       (
         h=${t%:*}; p=${t##*:}; h=${h#[}; h=${h%]}
         # shellcheck disable=SC2016 # $0 and $1 are the inner bash's arguments
-        if timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$h" "$p" 2>/dev/null; then r=ok
-        elif [ $? -eq 124 ]; then r=timeout
-        else r=refused; fi
-        printf '%s %s\n' "$t" "$r"
+        if timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$h" "$p" 2>/dev/null; then how=ok
+        elif [ $? -eq 124 ]; then how=timeout
+        else how=refused; fi
+        printf '%s %s\n' "$t" "$how"
       ) &
     done
     wait
