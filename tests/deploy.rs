@@ -734,8 +734,17 @@ fn source_ranges(w: &World) -> Value {
 
 /// `drift` of `env`, in this process: its findings as `kind object` lines.
 fn drift_env(w: &World, env: &manifests::Environment) -> Vec<String> {
+    drift_env_as(w, env, w.sb().ssh_identity())
+}
+
+/// [`drift_env`], logging in to the hosts with `identity` (the drift job's key, say).
+fn drift_env_as(
+    w: &World,
+    env: &manifests::Environment,
+    identity: &std::path::Path,
+) -> Vec<String> {
     let ssh = xtask::cli::SshArgs {
-        identity: Some(w.sb().ssh_identity().to_path_buf()),
+        identity: Some(identity.to_path_buf()),
         connect_timeout: Duration::from_secs(10),
         parallel: 4,
     };
@@ -981,9 +990,27 @@ fn retiring_an_observer_stops_it_and_drops_it_from_monitoring_while_the_other_se
         std::thread::sleep(Duration::from_millis(250));
     }
     assert_eq!(drift_env(&w, &env), Vec::<String>::new(), "drift is clean");
+    // Also for the scheduled drift job, whose key the retirement revoked on that host.
+    let key = drift_key(w.dir());
+    assert_eq!(
+        drift_env_as(&w, &env, &key),
+        Vec::<String>::new(),
+        "drift with the drift key is clean"
+    );
     // And nothing to do the next time.
     let (code, report) = deploy_env(&w, &env, true, None);
     assert_eq!(code, 0, "{report}");
+    // The retired host switched off: it is not let back into monitoring or the source ranges.
+    w.sb().host("zk-observer-2").set_link(false).unwrap();
+    let (code, report) = deploy_env(&w, &env, false, None);
+    w.sb().host("zk-observer-2").set_link(true).unwrap();
+    assert_eq!(code, 1, "unreachable: {report}");
+    assert_eq!(monitored(&w), ["198.18.1.4"], "not monitored again");
+    assert_eq!(
+        source_ranges(&w),
+        json!(["198.18.1.4/32"]),
+        "not admitted again"
+    );
 
     // An observer the inventory no longer lists on a host it manages (here: zk-observer-1's
     // deploy directory moved in the code, its old deployment still running) is reported.

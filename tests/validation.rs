@@ -1128,4 +1128,22 @@ fn retired_observers_are_checked() {
         data: hosts::RetiredData::Keep,
     });
     warned(&last, "fleet.observers", "every observer is retired");
+    // ... but not with nothing in the source ranges: an empty loadBalancerSourceRanges admits
+    // every source.
+    rejected(&last, "fleet.observers", "admits every source");
+    last.extra_source_ranges = vec!["198.18.3.0/24".parse().unwrap()];
+    assert!(
+        problems(&last, Severity::Error).is_empty(),
+        "{:#?}",
+        problems(&last, Severity::Error)
+    );
+    // A retired entry for the machine an observer in service runs on (the same host key) would
+    // stop that observer.
+    let mut moved = env.clone();
+    moved.fleet.retired[0].observer.host_key = moved.fleet.observers[0].host_key.clone();
+    rejected(
+        &moved,
+        "fleet.retired[0].observer.host_key",
+        "the same host key as observer zk-observer-1",
+    );
 }

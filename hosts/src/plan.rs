@@ -24,6 +24,11 @@ pub struct Health {
     pub exporter: bool,
     /// Why the probe did not pass, or what it saw, for reports.
     pub detail: String,
+    /// What the running ZooKeeper says of its configuration (the `conf` four-letter word), asked
+    /// only while it observes; `None` otherwise. Compared with zoo.cfg ([`not_loaded`]): a file
+    /// written but not loaded.
+    #[serde(skip)]
+    pub conf: Option<String>,
 }
 
 impl Health {
@@ -65,10 +70,9 @@ pub struct Observed {
     /// The host ran the drift key's forced read-only command instead of the script asked for:
     /// this connection authenticated with the drift key, which can change nothing.
     pub forced_command: bool,
-    /// What the running ZooKeeper says of its configuration (the `conf` four-letter word), read
-    /// while it observes; `None` otherwise (or when it refused the word). Compared with the
-    /// deployed zoo.cfg: a file written but not loaded.
-    pub conf: Option<String>,
+    /// The deploy directory with its symbolic links resolved (what compose v2 records as a
+    /// project's working directory); `None` when it does not exist.
+    pub deploy_dir_resolved: Option<String>,
     /// Which of the deploy directory's data directories (`data`, `datalog`) exist.
     pub data_dirs: Vec<String>,
     /// Every running container this tool made on the host, whatever its deploy directory:
@@ -82,6 +86,9 @@ pub struct Observed {
 pub struct Retirement {
     /// Its containers run: stop and remove them (`compose down`).
     pub stop_containers: bool,
+    /// Its compose file is there as a regular file (`compose down` can read it; otherwise the
+    /// containers are removed by their labels alone).
+    pub compose_file: bool,
     /// The tool's files still there.
     pub files: Vec<String>,
     /// Its data directories, to wipe (`RetiredData::Wipe`); empty when kept or gone.
@@ -140,6 +147,7 @@ pub fn retirement(observed: &Observed, data: crate::observer::RetiredData) -> Re
     };
     Retirement {
         stop_containers: !observed.running.is_empty(),
+        compose_file: observed.file(COMPOSE_FILE).is_some(),
         files,
         wipe,
         keep,
@@ -487,15 +495,20 @@ pub fn not_loaded(zoo_cfg: &str, conf: &str) -> Vec<String> {
         });
         differs("peerType", Some(want.clone()), running);
     }
-    // Server lines: `conf` prints hosts without IPv6 brackets.
+    // Server lines, each as `host:quorum:election:role` with an address in one spelling (`conf`
+    // prints Java's long IPv6 form, zoo.cfg Rust's short one, with brackets) and without a
+    // `;client` part. When the ensemble's configuration version is not 0 (dynamic
+    // reconfiguration, which validation refuses) the observer runs the leader's membership, not
+    // its file's: the lines are not compared.
     let servers = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
         m.iter()
             .filter(|(k, _)| k.starts_with("server."))
-            .map(|(k, v)| (k.clone(), v.replace(['[', ']'], "")))
+            .map(|(k, v)| (k.clone(), normal_server(v)))
             .collect()
     };
     let (want, have) = (servers(&file), servers(&running));
-    if !want.is_empty() {
+    let static_membership = running.get("version").is_none_or(|v| v.trim() == "0");
+    if !want.is_empty() && static_membership {
         let own = want
             .iter()
             .find(|(_, v)| v.ends_with(":observer"))
@@ -508,6 +521,28 @@ pub fn not_loaded(zoo_cfg: &str, conf: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// A `server.N` value (`host:quorum:election[:role][;client]`) in one spelling: the client part
+/// dropped, brackets dropped, an address written as Rust writes it.
+fn normal_server(value: &str) -> String {
+    let value = value.split(';').next().unwrap_or(value).trim();
+    let mut parts: Vec<&str> = value.rsplitn(4, ':').collect();
+    parts.reverse();
+    // [host, quorum, election, role] when a role is given, else the host keeps one colon too many
+    // only for IPv6, which is always bracketed in zoo.cfg and never in `conf`'s role-less form.
+    let (host, rest) = match parts.as_slice() {
+        [host, q, e, role] if matches!(*role, "participant" | "observer") => {
+            (*host, format!("{q}:{e}:{role}"))
+        }
+        _ => return value.replace(['[', ']'], ""),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = host
+        .parse::<std::net::IpAddr>()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| host.to_string());
+    format!("{host}:{rest}")
 }
 
 /// What a host needs.
@@ -531,9 +566,10 @@ pub fn plan(desired: &HostFiles, observed: &Observed, metrics: &Metrics) -> Host
         })
         .collect();
     let containers_down = !observed.containers_running(metrics);
-    // The files are as desired: did the running ZooKeeper load them?
-    let not_loaded = match (files.is_empty(), &observed.conf) {
-        (true, Some(conf)) => not_loaded(&desired.zoo_cfg, conf),
+    // zoo.cfg is as desired: did the running ZooKeeper load it?
+    let zoo_cfg_changed = files.iter().any(|f| f.name == ZOO_CFG_FILE);
+    let not_loaded = match (zoo_cfg_changed, &observed.health.conf) {
+        (false, Some(conf)) => not_loaded(&desired.zoo_cfg, conf),
         _ => vec![],
     };
     if files.is_empty() && !containers_down && not_loaded.is_empty() {
@@ -785,6 +821,18 @@ mod tests {
             found.contains(&"serverId: running 4, zoo.cfg 104".to_string()),
             "{found:?}"
         );
+        // One address, two spellings: Java's long IPv6 form in `conf`, Rust's short one (in
+        // brackets) in zoo.cfg; a `;client` part is not the server's address.
+        let v6_file = ZOO_CFG.replace("198.18.0.11", "[fd00::11]");
+        let v6_conf = CONF
+            .replace("198.18.0.11", "fd00:0:0:0:0:0:0:11")
+            .replace(":observer\nversion", ":observer;0.0.0.0:2181\nversion");
+        assert_eq!(not_loaded(&v6_file, &v6_conf), Vec::<String>::new());
+        // Membership from the leader (configuration version above 0): lines not compared.
+        let reconfigured = CONF.replace("version=0", "version=100000000");
+        assert!(not_loaded(&edited, &reconfigured)
+            .iter()
+            .all(|d| !d.starts_with("server.")));
         // Not serving, or `conf` not whitelisted: nothing to compare, nothing claimed.
         for answer in [
             "This ZooKeeper instance is not currently serving requests\n",
@@ -802,7 +850,7 @@ mod tests {
             Some("services: {}\n"),
             &["zookeeper", "exporter"],
         );
-        o.conf = Some(CONF.to_string());
+        o.health.conf = Some(CONF.to_string());
         let HostPlan::Update(u) = plan(&desired, &o, &exporter()) else {
             panic!("not loaded")
         };
@@ -814,7 +862,7 @@ mod tests {
             "{}",
             u.reason()
         );
-        o.conf = Some(
+        o.health.conf = Some(
             CONF.replace("syncLimit=10", "syncLimit=5")
                 .replace("198.18.0.11", "198.18.0.21"),
         );

@@ -224,6 +224,26 @@ fn retired(fleet: &ObserverFleet, p: &mut Problems) {
                 "list each retired observer once",
             );
         }
+        // The same machine under another address: retiring it would stop the observer that
+        // moved there (one compose project per host) and could wipe its data.
+        if let HostKey::Pinned(key) = &o.host_key {
+            if let Some(a) = fleet
+                .observers
+                .iter()
+                .find(|a| matches!(&a.host_key, HostKey::Pinned(k) if k.trim() == key.trim()))
+            {
+                p.error(
+                    f("host_key"),
+                    format!(
+                        "the same host key as observer {} in service: the same machine, which \
+                         retiring would stop",
+                        a.name
+                    ),
+                    "an observer that moved to another address on its machine is not retired: change \
+                     its address in `observers` and remove the retired entry",
+                );
+            }
+        }
         if !is_dns1123_label(&o.name) {
             p.error(
                 f("name"),

@@ -361,6 +361,18 @@ fn addresses(env: &Environment, p: &mut Problems) {
             );
         }
     }
+    // No observer in service and no extra range: the Services' loadBalancerSourceRanges would be
+    // empty, which a cloud reads as "any source" (`GetLoadBalancerSourceRanges`).
+    if env.fleet.observers.is_empty() && env.extra_source_ranges.is_empty() {
+        p.error(
+            "fleet.observers",
+            "no observer is in service and extra_source_ranges is empty: the load balancers' \
+             loadBalancerSourceRanges would be empty, which admits every source to the quorum and \
+             election ports",
+            "keep at least one observer in `observers`; if the observers are gone for good, prune the \
+             load-balancer Services instead (`apply --prune` with them removed from the environment)",
+        );
+    }
     for (i, range) in env.extra_source_ranges.iter().enumerate() {
         let field = format!("extra_source_ranges[{i}]");
         if range.prefix_len() == 0 {

@@ -331,16 +331,72 @@ fn refuse_retiring_the_last(
     Ok(())
 }
 
-/// The retired observers that may still run (their containers seen running, or their host not
-/// read): their traffic stays allowed, and they stay monitored, until they are retired.
-fn still_running<'e>(env: &'e Environment, retired: &Fleet<'_>) -> Vec<&'e Observer> {
+/// What the live cluster admits and monitors, as the plan read it: every
+/// `loadBalancerSourceRanges` entry of the per-pod Services, every address the monitoring
+/// Endpoints list.
+struct Admitted {
+    ranges: BTreeSet<String>,
+    monitored: BTreeSet<String>,
+}
+
+impl Admitted {
+    fn of(env: &Environment, plan: &Plan) -> Admitted {
+        let strings = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        };
+        let mut ranges = BTreeSet::new();
+        for o in manifests::objects::load_balancer_services(env) {
+            if let Some(live) = plan.live(&ObjectRef::of(&o)) {
+                ranges.extend(strings(&live["spec"]["loadBalancerSourceRanges"]));
+            }
+        }
+        let endpoints = ObjectRef {
+            kind: crate::cluster::Kind::Endpoints,
+            namespace: env.monitoring.namespace.clone(),
+            name: env.monitoring.service_name.clone(),
+        };
+        let monitored = plan
+            .live(&endpoints)
+            .and_then(|e| e["subsets"].as_array())
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["addresses"].as_array().into_iter().flatten())
+            .filter_map(|a| a["ip"].as_str().map(str::to_string))
+            .collect();
+        Admitted { ranges, monitored }
+    }
+
+    /// Whether every egress address of `o` is admitted now.
+    fn admits(&self, o: &Observer) -> bool {
+        o.egress_addresses().into_iter().all(|a| {
+            let bits = if a.is_ipv4() { 32 } else { 128 };
+            self.ranges.contains(&format!("{a}/{bits}"))
+        })
+    }
+
+    fn monitors(&self, o: &Observer) -> bool {
+        self.monitored.contains(&o.scrape_address().to_string())
+    }
+}
+
+/// The retired observers that may still run: their containers seen running, or their host not
+/// read while the load balancers still admit it (a host not read that they no longer admit was
+/// retired before: it is not let back in). Their traffic stays allowed until they are retired.
+fn still_running<'e>(
+    env: &'e Environment,
+    retired: &Fleet<'_>,
+    admitted: &Admitted,
+) -> Vec<&'e Observer> {
     env.fleet
         .retired
         .iter()
-        .filter(|r| {
-            retired
-                .get(&r.observer.name)
-                .is_none_or(|reached| !reached.observed.running.is_empty())
+        .filter(|r| match retired.get(&r.observer.name) {
+            Some(reached) => !reached.observed.running.is_empty(),
+            None => admitted.admits(&r.observer),
         })
         .map(|r| &r.observer)
         .collect()
@@ -396,7 +452,8 @@ async fn carry_out(
     };
     // 1. The per-pod load-balancer Services. Retired observers that still run keep their way in
     // until they are retired (3c): their egress leaves the source ranges in 4.
-    let retiring = still_running(env, retired);
+    let admitted = Admitted::of(env, cluster_plan);
+    let retiring = still_running(env, retired, &admitted);
     let transitional = if retiring.is_empty() {
         None
     } else {
@@ -501,7 +558,10 @@ async fn carry_out(
         .map(|o| o.name.clone())
         .collect();
     let unhealthy = report.unhealthy.clone();
-    let still_serving = retire_all(env, args, retired, &unhealthy, text, guard, report).await;
+    let still_serving = retire_all(
+        env, args, retired, &admitted, &unhealthy, text, guard, report,
+    )
+    .await;
     if report.stopped.is_some() {
         return Ok(());
     }
@@ -540,13 +600,19 @@ async fn carry_out(
         return Ok(());
     }
     tracing::info!("monitoring applied");
-    // 5. Prune what is no longer desired.
+    // 5. Prune what is no longer desired (not what step 4 keeps for a retired observer that
+    // still serves).
+    let kept: BTreeSet<&ObjectRef> = monitoring_plan
+        .changes
+        .iter()
+        .map(|c| &c.reference)
+        .collect();
     let done = execute::execute_all(
         cluster,
         cluster_plan
             .changes
             .iter()
-            .filter(|c| c.action == Action::Prune),
+            .filter(|c| c.action == Action::Prune && !kept.contains(&c.reference)),
         &how,
     )
     .await?;
@@ -559,10 +625,12 @@ async fn carry_out(
 /// unless an observer in service is not healthy or none is left in service (then refused, unless
 /// `--force-retire`). Returns the retired observers that may still be serving (not retired: to
 /// keep in monitoring).
+#[allow(clippy::too_many_arguments)]
 async fn retire_all<'e>(
     env: &'e Environment,
     args: &DeployArgs,
     retired: &Fleet<'_>,
+    admitted: &Admitted,
     unhealthy: &[String],
     progress: bool,
     guard: Guard<'_>,
@@ -590,8 +658,12 @@ async fn retire_all<'e>(
     for r in &env.fleet.retired {
         let o = &r.observer;
         let Some(reached) = retired.get(&o.name) else {
-            // Unreachable: not known to be stopped; retried by the next deploy.
-            serving.push(o);
+            // Not read: not known to be stopped; kept in monitoring while it is listed there
+            // (a host retired before and since switched off is not added back). Retried by the
+            // next deploy.
+            if admitted.monitors(o) {
+                serving.push(o);
+            }
             continue;
         };
         let plan = hosts::plan::retirement(&reached.observed, r.data);

@@ -308,7 +308,7 @@ pub async fn probe(
 }
 
 /// [`probe`], after waiting on the host (polling ZooKeeper every 0.1 s there) for up to `wait`
-/// (whole seconds) until it observes: what the health gate asks, one SSH command per wait.
+/// until it observes: what the health gate asks, one SSH command per wait.
 pub async fn probe_waiting(
     host: &Host,
     o: &Observer,
@@ -317,7 +317,7 @@ pub async fn probe_waiting(
     wait: Duration,
 ) -> Result<Health> {
     let mut args = probe_args(&o.address.to_string(), ports, check);
-    args.push(wait.as_secs().to_string());
+    args.push(wait.as_millis().to_string());
     let out = host
         .run_ok("probing ZooKeeper", Script::Probe, &strs(&args), None)
         .await?;
@@ -401,13 +401,15 @@ pub async fn retire(
     data: hosts::RetiredData,
     plan: &hosts::plan::Retirement,
 ) -> Result<()> {
-    if plan.stop_containers && plan.files.iter().any(|f| f == hosts::COMPOSE_FILE) {
+    // Through compose while its file is there (a regular file: never read through a link);
+    // retire.sh then removes whatever of the observer's containers is left, by their labels.
+    if plan.stop_containers && plan.compose_file {
         compose(host, o, &["down", "--remove-orphans"]).await?;
     }
     // The drift key's command lives in the deploy directory: revoked first, so that the
-    // directory can go with the rest.
+    // directory can go with the rest. Every line for the key or its marker goes.
     if plan.revoke_drift_key {
-        set_drift_access(host, o, &env.name, None, None).await?;
+        set_drift_access(host, o, &env.name, drift_key(env).as_ref(), None).await?;
     }
     let data = match data {
         hosts::RetiredData::Keep => "keep",
@@ -416,7 +418,7 @@ pub async fn retire(
     host.run_ok(
         "removing the retired observer's files",
         Script::Retire,
-        &[&o.deploy_dir.0, PROJECT, data],
+        &[&o.deploy_dir.0, PROJECT, &o.name, data],
         None,
     )
     .await?;
@@ -441,13 +443,11 @@ pub async fn remove_empty_deployment(host: &Host, o: &Observer) -> Result<()> {
 pub async fn restart(host: &Host, o: &Observer, how: hosts::plan::Restart) -> Result<()> {
     use hosts::plan::Restart;
     let up = ["up", "-d", "--remove-orphans"];
+    let kept = ["--restart-kept", ZOOKEEPER_SERVICE, o.name.as_str()];
     let args: Vec<&str> = match how {
-        Restart::ZooKeeper => vec!["--restart-kept", ZOOKEEPER_SERVICE],
+        Restart::ZooKeeper => kept.to_vec(),
         Restart::Compose => up.to_vec(),
-        Restart::ComposeThenZooKeeper => ["--restart-kept", ZOOKEEPER_SERVICE]
-            .into_iter()
-            .chain(up)
-            .collect(),
+        Restart::ComposeThenZooKeeper => kept.into_iter().chain(up).collect(),
     };
     compose(host, o, &args).await.map(drop)
 }
@@ -639,9 +639,9 @@ pub fn parse_inspect(out: &[u8]) -> Result<Observed> {
         symlinks,
         stray: f.text("stray").lines().map(str::to_string).collect(),
         forced_command: invoked != INVOKED_AS,
-        conf: f
-            .get("conf")
-            .map(|c| String::from_utf8_lossy(c).into_owned()),
+        deploy_dir_resolved: Some(f.text("deploy-dir-resolved"))
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| d.trim().to_string()),
         data_dirs: f.text("data").lines().map(str::to_string).collect(),
         containers: f
             .text("containers")
@@ -710,6 +710,9 @@ pub fn parse_probe(f: &Frames) -> Health {
         peer_state,
         exporter,
         detail,
+        conf: f
+            .get("conf")
+            .map(|c| String::from_utf8_lossy(c).into_owned()),
     }
 }
 
@@ -866,6 +869,18 @@ mod tests {
         args: &[&str],
         stdin: Option<&[u8]>,
     ) -> (i32, String, String) {
+        let home = home.map(|h| h.display().to_string());
+        let envs: Vec<(&str, &str)> = home.iter().map(|h| ("HOME", h.as_str())).collect();
+        run_env(&envs, script, args, stdin)
+    }
+
+    /// [`run`], with `envs` set.
+    fn run_env(
+        envs: &[(&str, &str)],
+        script: Script,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> (i32, String, String) {
         let mut cmd = Command::new(script.shell());
         cmd.arg("-c")
             .arg(script.text())
@@ -878,9 +893,7 @@ mod tests {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let Some(home) = home {
-            cmd.env("HOME", home);
-        }
+        cmd.envs(envs.iter().copied());
         let mut child = cmd.spawn().unwrap();
         if let Some(bytes) = stdin {
             // A script may refuse before it reads its input (and the pipe is then closed).
@@ -995,11 +1008,80 @@ mod tests {
         assert!(!d.join("docker-compose.yaml").exists());
     }
 
+    /// A stand-in for the docker CLI in `dir/bin`, for the file logic of retire.sh (the
+    /// retirement tests in tests/deploy.rs run it against each sandbox host's real dockerd):
+    /// `ps` prints the ids in `dir/containers`, `rm` empties it unless `dir/stuck` exists; every
+    /// call is logged to `dir/calls`. Returns the environment to run the script with.
+    fn docker_stand_in(dir: &Path) -> Vec<(String, String)> {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let d = dir.display();
+        let script = format!(
+            "#!/bin/sh\necho \"$*\" >> {d}/calls\ncase \"$1\" in\n  ps) cat {d}/containers 2>/dev/null || true ;;\n  \
+             rm) [ -e {d}/stuck ] || : > {d}/containers ;;\nesac\n"
+        );
+        std::fs::write(bin.join("docker"), script).unwrap();
+        std::fs::set_permissions(bin.join("docker"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        vec![("PATH".to_string(), path)]
+    }
+
+    /// retire.sh removes the observer's containers (found by the project and the tool's observer
+    /// label) and checks that they are gone before it touches a file; a container that survives
+    /// `docker rm -f` stops it, files untouched.
+    #[test]
+    fn retire_removes_the_containers_first_and_stops_if_one_survives() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = docker_stand_in(dir.path());
+        let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let d = dir.path().join("deploy");
+        assert_eq!(write(&d, "zoo.cfg", "one\n", None).0, 0);
+        let ds = d.display().to_string();
+        std::fs::write(dir.path().join("containers"), "c0ffee\n").unwrap();
+        std::fs::write(dir.path().join("stuck"), "").unwrap();
+        let (code, _, err) = run_env(
+            &envs,
+            Script::Retire,
+            &[&ds, PROJECT, "zk-observer-9", "wipe"],
+            None,
+        );
+        assert_eq!(code, 4, "{err}");
+        assert!(err.contains("still there"), "{err}");
+        assert!(
+            d.join("zoo.cfg").exists() && d.join("data").exists(),
+            "nothing removed"
+        );
+        std::fs::remove_file(dir.path().join("stuck")).unwrap();
+        let (code, out, err) = run_env(
+            &envs,
+            Script::Retire,
+            &[&ds, PROJECT, "zk-observer-9", "wipe"],
+            None,
+        );
+        assert_eq!((code, out.as_str()), (0, "retired\n"), "{err}");
+        assert!(!d.exists());
+        let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
+        assert!(
+            calls.contains(&format!("label=com.docker.compose.project={PROJECT}"))
+                && calls.contains("label=zk-observers.dev/observer=zk-observer-9")
+                && calls.contains("rm -f c0ffee"),
+            "{calls}"
+        );
+    }
+
     /// retire.sh: the tool's files go, the data as told (never through a symbolic link), the
     /// directory only when nothing else is in it; a second run finds nothing to do.
     #[test]
     fn retire_removes_the_tools_files_and_the_data_as_told_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
+        let env = docker_stand_in(dir.path());
+        let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let d = dir.path().join("deploy");
         assert_eq!(write(&d, "zoo.cfg", "one\n", None).0, 0);
         assert_eq!(write(&d, "zoo.cfg", "two\n", None).0, 0);
@@ -1011,7 +1093,14 @@ mod tests {
         std::fs::write(d.join("notes.txt"), "the operator's own\n").unwrap();
         assert_eq!(inspect_here(None, &d, None).data_dirs, ["data", "datalog"]);
         let ds = d.display().to_string();
-        let retire = |data: &str| run(Script::Retire, &[&ds, PROJECT, data], None);
+        let retire = |data: &str| {
+            run_env(
+                &envs,
+                Script::Retire,
+                &[&ds, PROJECT, "zk-observer-9", data],
+                None,
+            )
+        };
         assert_eq!(retire("keep"), (0, "retired\n".into(), String::new()));
         let mut left: Vec<_> = std::fs::read_dir(&d)
             .unwrap()
@@ -1052,9 +1141,25 @@ mod tests {
             "idempotent"
         );
 
-        // A deploy directory that is a symbolic link is left alone.
+        // A directory where a file belongs: removed when empty, refused when not.
+        std::fs::create_dir_all(d.join("zoo.cfg")).unwrap();
+        assert_eq!(retire("keep").0, 0);
+        assert!(
+            !d.exists(),
+            "the empty directory in zoo.cfg's place went, then the deploy dir"
+        );
+        std::fs::create_dir_all(d.join("docker-compose.yaml/keep")).unwrap();
+        let (code, _, err) = retire("keep");
+        assert_eq!(code, 4, "{err}");
+        assert!(err.contains("not empty"), "{err}");
+        assert!(d.join("docker-compose.yaml/keep").exists());
+        std::fs::remove_dir_all(&d).unwrap();
+
+        // A deploy directory that is a symbolic link is refused, and left alone.
         std::os::unix::fs::symlink(&elsewhere, &d).unwrap();
-        assert_eq!(retire("wipe").0, 0);
+        let (code, _, err) = retire("wipe");
+        assert_eq!(code, 4, "{err}");
+        assert!(err.contains("symbolic link"), "{err}");
         assert!(elsewhere.join("precious").exists());
     }
 
@@ -1296,7 +1401,7 @@ mod tests {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = server.local_addr().unwrap().port();
         let answers = std::thread::spawn(move || {
-            for stream in server.incoming().take(3) {
+            for stream in server.incoming().take(4) {
                 let mut s = stream.unwrap();
                 let mut buf = [0u8; 256];
                 let n = s.read(&mut buf).unwrap();
@@ -1307,6 +1412,7 @@ mod tests {
                         "zk_peer_state\tobserving - broadcast\n{}",
                         "zk_x\t1\n".repeat(4000)
                     ),
+                    "conf" => "clientPort=2181\nserverId=4\n".to_string(),
                     _ => "HTTP/1.0 404 Not Found\r\n\r\n".to_string(),
                 };
                 let _ = s.write_all(reply.as_bytes());
@@ -1317,6 +1423,7 @@ mod tests {
         answers.join().unwrap();
         let h = parse_probe(&Frames::parse(out.as_bytes()).unwrap());
         assert!(h.healthy(), "{h:?}");
+        assert_eq!(h.conf.as_deref(), Some("clientPort=2181\nserverId=4\n"));
     }
 
     /// With a wait, the probe polls ZooKeeper on the host until it observes, and only then asks
@@ -1349,6 +1456,7 @@ mod tests {
                     }
                     "mntr" if srvr_seen <= 5 => "",
                     "mntr" => "zk_peer_state\tobserving - broadcast\n",
+                    "conf" => "serverId=4\n",
                     _ => "HTTP/1.0 200 OK\r\n\r\nzk_up 1\nzk_znode_count 5\n",
                 };
                 let _ = s.write_all(reply.as_bytes());
@@ -1365,7 +1473,7 @@ mod tests {
         let started = Instant::now();
         let (_, out, _) = run(
             Script::Probe,
-            &["127.0.0.1", &p, &p, "4", "scrape", "10"],
+            &["127.0.0.1", &p, &p, "4", "scrape", "10000"],
             None,
         );
         let h = parse_probe(&Frames::parse(out.as_bytes()).unwrap());

@@ -294,15 +294,23 @@ async fn update_over(
     }
     if failure.is_none() {
         let clock = Instant::now();
+        // The gate also proves the restart loaded the zoo.cfg that is there now.
+        let zoo_cfg = update
+            .files
+            .iter()
+            .find(|f| f.name == ZOO_CFG_FILE)
+            .map(|f| f.desired.clone())
+            .or_else(|| update.deployed_before.get(ZOO_CFG_FILE).cloned().flatten());
+        let gate = gate(env, conn, opts, zoo_cfg.as_deref());
         let gated = match opts.guard.interrupt {
             Some(interrupt) => tokio::select! {
-                g = gate(env, conn, opts) => g,
+                g = gate => g,
                 _ = interrupt.wait() => Err(format!(
                     "{} during the health gate",
                     opts.guard.interrupted().err().map(|s| s.to_string()).unwrap_or_default()
                 )),
             },
-            None => gate(env, conn, opts).await,
+            None => gate.await,
         };
         spent.zookeeper_ms = clock.elapsed().as_millis();
         match gated {
@@ -397,7 +405,7 @@ async fn roll_back(
         ..*opts
     };
     let clock = Instant::now();
-    let gated = gate_with(env, conn, &again, ExporterCheck::Answers).await;
+    let gated = gate_with(env, conn, &again, ExporterCheck::Answers, None).await;
     spent.zookeeper_ms += clock.elapsed().as_millis();
     match gated {
         Ok(h) => (
@@ -447,8 +455,9 @@ async fn gate(
     env: &Environment,
     conn: &mut Conn<'_>,
     opts: &Options<'_>,
+    zoo_cfg: Option<&str>,
 ) -> Result<Health, String> {
-    gate_with(env, conn, opts, ExporterCheck::Scrape).await
+    gate_with(env, conn, opts, ExporterCheck::Scrape, zoo_cfg).await
 }
 
 /// [`gate`], asking the exporter as `check` says. A probe that fails (the connection broke) is
@@ -458,6 +467,7 @@ async fn gate_with(
     conn: &mut Conn<'_>,
     opts: &Options<'_>,
     check: ExporterCheck,
+    zoo_cfg: Option<&str>,
 ) -> Result<Health, String> {
     let started = Instant::now();
     let mut last_report = Instant::now();
@@ -468,7 +478,7 @@ async fn gate_with(
         // is left of the timeout, so that the gate sees it observe within a tenth of a second
         // at the cost of one SSH command per wait.
         let left = opts.health_timeout.saturating_sub(started.elapsed());
-        let wait = GATE_WAIT.min(left).max(Duration::from_secs(1));
+        let wait = GATE_WAIT.min(left).max(Duration::from_millis(200));
         let h = match hostops::probe_waiting(conn.host(), o, ports, check, wait).await {
             Ok(h) => h,
             Err(e) => {
@@ -480,7 +490,17 @@ async fn gate_with(
                     .map_err(|e| format!("{e:#}"))?
             }
         };
-        if h.healthy() {
+        // Observing on a configuration other than the file's: the restart did not load it.
+        let not_loaded = match (zoo_cfg, h.conf.as_deref()) {
+            (Some(cfg), Some(conf)) => hosts::plan::not_loaded(cfg, conf),
+            _ => vec![],
+        };
+        let detail = if h.healthy() && !not_loaded.is_empty() {
+            format!("zoo.cfg not loaded ({})", not_loaded.join(", "))
+        } else {
+            h.detail.clone()
+        };
+        if h.healthy() && not_loaded.is_empty() {
             if !opts.quiet {
                 output::progress(&format!(
                     "{}: healthy after {:.1}s ({})",
@@ -493,22 +513,22 @@ async fn gate_with(
         }
         if started.elapsed() >= opts.health_timeout {
             return Err(format!(
-                "health gate failed after {}: {} (it must report Mode: observer, zk_peer_state observing - broadcast, and serve metrics)",
+                "health gate failed after {}: {} (it must report Mode: observer, zk_peer_state observing - broadcast, run the zoo.cfg on disk, and serve metrics)",
                 output::duration(opts.health_timeout),
-                h.detail
+                detail
             ));
         }
         if !opts.quiet && last_report.elapsed() >= Duration::from_secs(5) {
             output::progress(&format!(
                 "{}: waiting to observe ({}, {:.0}s)",
                 o.name,
-                h.detail,
+                detail,
                 started.elapsed().as_secs_f64()
             ));
             last_report = Instant::now();
         }
-        // Observing, but the exporter not serving yet (the host returned early): ask again soon.
-        if h.observing() {
+        // Observing, but not yet healthy (the host returned early): ask again soon.
+        if h.observing() || wait < Duration::from_secs(1) {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

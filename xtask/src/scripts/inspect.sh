@@ -60,11 +60,6 @@ frame drift-key-lines "$lines"
 zoo_cfg_names "$d/${files[0]}"
 resolve "${names[@]}"
 probe "$addr" "$client_port" "$metrics_port" "$answer_timeout" answers
-# Observing: the configuration it loaded (compared with the file: written but not loaded?).
-if observing; then
-  ask "$addr" "$client_port" "$answer_timeout" conf
-  frame conf "$r"
-fi
 # Not observing: can this host reach the load balancers at all? (Only then: each connection is
 # one the participants log as a failed election handshake.)
 if ! observing; then
@@ -84,6 +79,7 @@ for f in data datalog; do
 done
 frame data "$data"
 if [ "$mode" = full ]; then
+  frame deploy-dir-resolved "$(cd "$d" 2>/dev/null && pwd -P)"
   frame containers "$(docker ps --filter label=zk-observers.dev/managed-by=zk-observers-xtask \
     --format '{{.Label "zk-observers.dev/observer"}}	{{.Label "com.docker.compose.project.working_dir"}}' 2>&1 || true)"
 fi

@@ -30,8 +30,8 @@ ask() {
   exec 3<&-
 }
 
-# probe ADDR CLIENT_PORT METRICS_PORT TIMEOUT scrape|answers: srvr and mntr from ZooKeeper, and
-# the exporter: scraped (GET /metrics) with `scrape`, else only asked for any answer (GET /),
+# probe ADDR CLIENT_PORT METRICS_PORT TIMEOUT scrape|answers: srvr and mntr from ZooKeeper (and
+# `conf` when it observes), and the exporter: scraped (GET /metrics) with `scrape`, else only asked for any answer (GET /),
 # which leaves ZooKeeper's statistics alone (the exporter may reset them on every scrape). Sets
 # `srvr`, `mntr` and `exporter` and prints them as sections (`exporter` or `metrics`). SIGPIPE is
 # ignored: a port that accepts and closes at once (docker's proxy while a container starts) must
@@ -42,6 +42,11 @@ probe() {
   ask "$1" "$2" "$4" mntr; mntr=$r
   frame srvr "$srvr"
   frame mntr "$mntr"
+  # Observing: the configuration it loaded (`conf`), compared with its zoo.cfg by the caller.
+  if observing; then
+    ask "$1" "$2" "$4" conf
+    frame conf "$r"
+  fi
   if [ "$5" = scrape ]; then
     ask "$1" "$3" "$4" $'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n'; exporter=$r
     frame metrics "$exporter"

@@ -6,9 +6,9 @@
 # change it or a directory above it), and makes LINE (`restrict,command="..." KEY MARKER`: no
 # forwarding, no pty, no agent; whatever the client asks, the command runs) the only line of
 # ~/.ssh/authorized_keys for that key: every other line carrying KEY or MARKER goes (sshd uses the
-# first line that matches a key). With KEY `-` (no drift key configured): revokes, removing every
-# line carrying MARKER and the command. Prints `removed LINE` for each other line it removed,
-# then `installed`, `revoked` or `unchanged`.
+# first line that matches a key). With LINE `-`: revokes, removing the command and every line
+# carrying KEY (unless `-`: no drift key configured) or MARKER. Prints `removed LINE` for each
+# other line it removed, then `installed`, `revoked` or `unchanged`.
 set -eu
 d=$1; line=$2; marker=$3; key=$4
 dir="$d/.zk-observers"
@@ -32,7 +32,7 @@ for_drift_key() {
   return 1
 }
 
-if [ "$key" != - ]; then
+if [ "$line" != - ]; then
   mkdir -p "$dir"
   if [ -L "$dir" ] || [ -L "$cmd" ]; then
     echo "$dir or $cmd is a symbolic link; refusing to write through it" >&2
@@ -77,7 +77,7 @@ touch "$ak"
 ak_tmp=$(mktemp "$HOME/.ssh/.authorized_keys.XXXXXX")
 kept=no
 while IFS= read -r l || [ -n "$l" ]; do
-  if [ "$key" != - ] && [ "$l" = "$line" ] && [ "$kept" = no ]; then
+  if [ "$line" != - ] && [ "$l" = "$line" ] && [ "$kept" = no ]; then
     kept=yes
     printf '%s\n' "$l" >> "$ak_tmp"
   elif for_drift_key "$l"; then
@@ -87,7 +87,7 @@ while IFS= read -r l || [ -n "$l" ]; do
     printf '%s\n' "$l" >> "$ak_tmp"
   fi
 done < "$ak"
-if [ "$key" != - ] && [ "$kept" = no ]; then
+if [ "$line" != - ] && [ "$kept" = no ]; then
   printf '%s\n' "$line" >> "$ak_tmp"
   changed=yes
 fi
@@ -96,5 +96,5 @@ if [ "$changed" = yes ]; then
   mv -f "$ak_tmp" "$ak"
 fi
 if [ "$changed" = no ]; then echo unchanged
-elif [ "$key" = - ]; then echo revoked
+elif [ "$line" = - ]; then echo revoked
 else echo installed; fi
