@@ -32,6 +32,7 @@ fn services(client: kube::Client) -> kube::Api<k8s_openapi::api::core::v1::Servi
 #[test]
 fn diff_on_an_empty_namespace_lists_every_create_and_exits_2() {
     let h = World::cluster(sandbox_config());
+    let ensemble_objects = h.api.object_count();
     let out = h.run(&["diff", "--env", "sandbox"]);
     assert_eq!(out.status.code(), Some(2));
     let text = stdout(&out);
@@ -60,7 +61,11 @@ fn diff_on_an_empty_namespace_lists_every_create_and_exits_2() {
         "{text}"
     );
     assert_eq!(h.api.stats().writes, 0, "diff writes nothing");
-    assert_eq!(h.api.object_count(), 0);
+    assert_eq!(
+        h.api.object_count(),
+        ensemble_objects,
+        "nothing but the ensemble's own objects (StatefulSet, pods)"
+    );
 }
 
 #[test]
@@ -604,10 +609,50 @@ fn transient_errors_are_retried_and_permanent_ones_reported() {
     );
 }
 
+/// A drift check that fails still writes its report: the scheduled job keeps a document naming
+/// the error (docs/drift-report.md), exit 1. Here the namespace is gone (a 404 from a real API
+/// server's reads), and then the environment is unknown.
 #[test]
-fn a_missing_namespace_or_crd_is_reported_with_the_fix() {
+fn drift_writes_its_report_on_an_error_too() {
     let h = World::cluster(Config {
         namespaces: vec!["default".into()],
+        seed: vec![],
+        ..sandbox_config()
+    });
+    let out = h.run(&["drift", "--env", "sandbox", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).expect("a JSON report on stdout");
+    assert_eq!(report["format_version"], 1);
+    assert_eq!(report["environment"], "sandbox");
+    assert_eq!(report["status"], "error");
+    assert_eq!(report["clean"], Value::Null);
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("namespaces \"zookeeper\" not found"),
+        "{report}"
+    );
+    let out = h.run(&["drift", "--env", "nowhere", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["status"], "error");
+    assert!(
+        report["error"].as_str().unwrap().contains("nowhere"),
+        "{report}"
+    );
+    // In text the error goes to stderr, as every command's.
+    let out = h.run(&["drift", "--env", "sandbox"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("error: "), "{}", stderr(&out));
+}
+
+#[test]
+fn a_missing_namespace_or_crd_is_reported_with_the_fix() {
+    // A cluster without the namespace has nothing in it: no ensemble either.
+    let h = World::cluster(Config {
+        namespaces: vec!["default".into()],
+        seed: vec![],
         ..sandbox_config()
     });
     let out = h.run(&["diff", "--env", "sandbox"]);
@@ -765,6 +810,65 @@ fn the_controllers_objects_are_never_taken_for_ours() {
         .map(|o| o["metadata"]["uid"].clone())
         .collect();
     assert_eq!(after, uids, "none deleted (and re-created)");
+}
+
+/// A participant whose pod is not ready (a server in an election, or restarting) stays behind
+/// its load balancer: the per-pod Services set `publishNotReadyAddresses`, so the Endpoints
+/// controller lists it as an address and the EndpointSlice controller marks it ready but not
+/// serving (upstream: endpoints_controller.go `addEndpointSubset(..., tolerateUnreadyEndpoints =
+/// spec.publishNotReadyAddresses)`; kubernetes/endpointslice utils.go `podToEndpoint`: ready =
+/// publishNotReadyAddresses || (serving && !terminating)). The same pod behind a Service without
+/// the field is a notReadyAddress, not ready, not serving.
+#[test]
+fn a_participant_whose_pod_is_not_ready_stays_behind_its_load_balancer() {
+    let h = World::cluster(sandbox_config());
+    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let svc = h.service("zk0").unwrap();
+    assert_eq!(svc["spec"]["publishNotReadyAddresses"], true);
+    // The same selection without the field, for contrast.
+    let mut plain = common::cluster_ip_service("zk0-plain");
+    plain["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("publishNotReadyAddresses");
+    common::apply_as_the_tool(&h, &plain);
+    h.api.set_pod_ready(NS, "sandbox-zookeeper-0", false);
+    wait_for("the controllers to see the pod not ready", || {
+        h.api
+            .get("v1", "endpoints", NS, "zk0-plain")
+            .is_some_and(|e| e["subsets"][0]["notReadyAddresses"].is_array())
+            && slices_of(&h, "zk0")
+                .first()
+                .is_some_and(|s| s["endpoints"][0]["conditions"]["serving"] == false)
+    });
+    let ep = h.api.get("v1", "endpoints", NS, "zk0").unwrap();
+    assert_eq!(
+        ep["subsets"][0]["addresses"][0]["ip"], "198.18.0.11",
+        "{ep}"
+    );
+    assert!(ep["subsets"][0].get("notReadyAddresses").is_none(), "{ep}");
+    let conditions = &slices_of(&h, "zk0")[0]["endpoints"][0]["conditions"];
+    assert_eq!(conditions["ready"], true, "{conditions}");
+    assert_eq!(conditions["serving"], false, "{conditions}");
+    let plain_ep = h.api.get("v1", "endpoints", NS, "zk0-plain").unwrap();
+    assert_eq!(
+        plain_ep["subsets"][0]["notReadyAddresses"][0]["ip"], "198.18.0.11",
+        "{plain_ep}"
+    );
+    assert!(
+        plain_ep["subsets"][0].get("addresses").is_none(),
+        "{plain_ep}"
+    );
+    let conditions = &slices_of(&h, "zk0-plain")[0]["endpoints"][0]["conditions"];
+    assert_eq!(conditions["ready"], false, "{conditions}");
+    // Ready again: an address everywhere.
+    h.api.set_pod_ready(NS, "sandbox-zookeeper-0", true);
+    wait_for("the pod ready again", || {
+        h.api
+            .get("v1", "endpoints", NS, "zk0-plain")
+            .is_some_and(|e| e["subsets"][0]["addresses"].is_array())
+    });
 }
 
 #[test]

@@ -282,10 +282,32 @@ fn the_deploy_lock_keeps_deploys_apart_and_drift_waits() {
     );
     assert_eq!(w.managed_writes(), 0, "nothing was changed");
 
-    let out = w.on_sandbox(&["drift"]);
-    assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout)
-        .contains("skipped: a deploy by alice@laptop pid 42 holds the lock"));
+    // drift waits for the lock (polling), and still held after --lock-wait it is skipped: exit 1
+    // (a check that did not run is no clean bill), and the JSON report says why.
+    let out = w.on_sandbox(&["drift", "--lock-wait", "2s"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a deploy by alice@laptop pid 42 holds the lock: waiting for it"),
+        "{err}"
+    );
+    assert!(
+        err.contains("skipped: a deploy by alice@laptop pid 42 holds the lock"),
+        "{err}"
+    );
+    let out = w.on_sandbox(&["drift", "--lock-wait", "1s", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["format_version"], 1);
+    assert_eq!(report["status"], "skipped");
+    assert_eq!(report["clean"], Value::Null);
+    assert!(
+        report["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("alice@laptop pid 42"),
+        "{report}"
+    );
 
     // A lock whose holder died long ago is taken over once this deploy has watched it unchanged
     // for its duration (3 s here): its old renewTime alone is not trusted (clocks differ).
@@ -682,8 +704,19 @@ fn deploy_env(
     dry_run: bool,
     raise: Option<std::sync::mpsc::Sender<xtask::signals::Raiser>>,
 ) -> (u8, serde_json::Value) {
+    deploy_env_with(w, env, raise, |a| a.dry_run = dry_run)
+}
+
+/// [`deploy_env`], its arguments changed by `edit` first.
+fn deploy_env_with(
+    w: &World,
+    env: &manifests::Environment,
+    raise: Option<std::sync::mpsc::Sender<xtask::signals::Raiser>>,
+    edit: impl FnOnce(&mut xtask::cli::DeployArgs),
+) -> (u8, serde_json::Value) {
     use xtask::report::Report as _;
-    let args = xtask::cli::DeployArgs {
+    let dry_run = false;
+    let mut args = xtask::cli::DeployArgs {
         selection: xtask::cli::ClusterSelection {
             env: Some(env.name.clone()),
         },
@@ -692,6 +725,7 @@ fn deploy_env(
         force_conflicts: false,
         prune: false,
         force_retire: false,
+        reset_data: vec![],
         timeout: Duration::from_secs(30),
         rollout: xtask::cli::RolloutArgs {
             health_timeout: Duration::from_secs(60),
@@ -708,6 +742,7 @@ fn deploy_env(
             ..Default::default()
         },
     };
+    edit(&mut args);
     let report = xtask::cluster::block_on(async {
         let cluster = xtask::cluster::Cluster::connect(env, &args.cluster, args.timeout).await?;
         let interrupt = xtask::signals::Interrupt::detached();
@@ -876,23 +911,7 @@ fn retiring_an_observer_stops_it_and_drops_it_from_monitoring_while_the_other_se
 
     // While zk-observer-1 does not observe (the load balancers drop its traffic), retiring
     // zk-observer-2 is refused: it would leave no observer serving.
-    let block = |add: bool| {
-        sandbox::harness::net::in_ns(
-            sandbox::harness::net::CLUSTER_NS,
-            "iptables",
-            &[
-                "-w",
-                if add { "-I" } else { "-D" },
-                "INPUT",
-                "-s",
-                "198.18.1.4",
-                "-j",
-                "DROP",
-            ],
-        )
-        .unwrap()
-    };
-    block(true);
+    drop_traffic_from("198.18.1.4", true);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while common::mode(w.sb(), "zk-observer-1") == "observer" {
         assert!(
@@ -902,7 +921,7 @@ fn retiring_an_observer_stops_it_and_drops_it_from_monitoring_while_the_other_se
         std::thread::sleep(Duration::from_millis(250));
     }
     let (code, report) = deploy_env(&w, &env, false, None);
-    block(false);
+    drop_traffic_from("198.18.1.4", false);
     assert_eq!(code, 1, "{report}");
     let refused = common::host(&report, "zk-observer-2");
     assert_eq!(refused["result"], "refused", "{report}");
@@ -1201,5 +1220,334 @@ fn a_zoo_cfg_change_restarts_zookeeper_in_place_and_a_file_not_loaded_is_drift()
         .modified()
         .unwrap();
     assert_eq!(after, written, "nothing needed writing");
+    assert_eq!(drift_env(&w, &env), Vec::<String>::new());
+
+    // The ensemble changed under the code (someone scaled the StatefulSet, or moved its image):
+    // drift names the field to update, deploy refuses before changing anything; put back, clean.
+    let patch = |body: Value| {
+        w.client(async |c| {
+            let api: kube::Api<k8s_openapi::api::apps::v1::StatefulSet> =
+                kube::Api::namespaced(c, NS);
+            api.patch(
+                "sandbox-zookeeper",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&body),
+            )
+            .await
+            .unwrap();
+        })
+    };
+    let ensemble = format!("ensemble-changed StatefulSet/{NS}/sandbox-zookeeper");
+    for (changed, back) in [
+        (
+            json!({"spec": {"replicas": 5}}),
+            json!({"spec": {"replicas": 3}}),
+        ),
+        (
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "zookeeper", "image": "zookeeper:3.9.3"}]}}}}),
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "zookeeper", "image": sandbox::harness::ENSEMBLE_IMAGE}]}}}}),
+        ),
+    ] {
+        patch(changed.clone());
+        let found = drift_env(&w, &env);
+        assert_eq!(found, std::slice::from_ref(&ensemble), "{changed}");
+        let writes = w.managed_writes();
+        let (code, report) = deploy_env(&w, &env, false, None);
+        assert_eq!(code, 1, "{report}");
+        let err = report["error"].as_str().unwrap_or_default();
+        assert!(
+            err.contains("differs from environment") && err.contains("set ensemble."),
+            "{err}"
+        );
+        assert_eq!(w.managed_writes(), writes, "nothing changed");
+        patch(back);
+        assert_eq!(
+            drift_env(&w, &env),
+            Vec::<String>::new(),
+            "{changed} put back"
+        );
+    }
+}
+
+// --- the ensemble as it really behaves -----------------------------------------------------------
+
+/// What `conf` says of the observer's id.
+/// Makes the cluster's network drop (or, `add` false, again accept) what `address` sends: the
+/// load balancers stop answering that observer host.
+fn drop_traffic_from(address: &str, add: bool) {
+    sandbox::harness::net::in_ns(
+        sandbox::harness::net::CLUSTER_NS,
+        "iptables",
+        &[
+            "-w",
+            if add { "-I" } else { "-D" },
+            "INPUT",
+            "-s",
+            address,
+            "-j",
+            "DROP",
+        ],
+    )
+    .unwrap()
+}
+
+fn running_id(w: &World, host: &str) -> String {
+    running_value(w, host, "serverId")
+}
+
+/// Polls until every observer observes (or panics after `within`); how long it took.
+fn until_every_observer_observes(w: &World, within: Duration) -> Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let modes: Vec<String> = ["zk-observer-1", "zk-observer-2"]
+            .iter()
+            .map(|h| common::mode(w.sb(), h))
+            .collect();
+        if modes.iter().all(|m| m == "observer") {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "the observers do not observe within {within:?}: {modes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Renumbering an observer in the inventory: its data/myid still names the old id, which
+/// ZooKeeper would take and stop on ("My id N not in the peer list"). drift says so, the plan
+/// sets the data aside (exit 2), deploy does it behind the gate, and the observer serves under
+/// its new id. When the host fails the gate, its data is put back with its files and it serves
+/// under the old id again.
+#[test]
+fn renumbering_an_observer_resets_its_data_behind_the_gate_and_a_failure_puts_it_back() {
+    let w = World::sandbox();
+    w.deploy();
+    let h = "zk-observer-1";
+    assert_eq!(running_id(&w, h), "104");
+    let mut env = w.sb().env.clone();
+    env.fleet.observers[0].myid = hosts::ServerId(106);
+    let found = drift_env(&w, &env);
+    assert!(found.contains(&format!("stale-myid host/{h}")), "{found:?}");
+    let (code, plan) = deploy_env(&w, &env, true, None);
+    assert_eq!(code, 2, "{plan}");
+    let detail = common::host(&plan, h)["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.contains("data reset: data/myid says 104, the inventory 106"),
+        "{detail}"
+    );
+
+    // The load balancers drop its traffic while the new zoo.cfg is on the host: the gate fails,
+    // and everything is put back (the old zoo.cfg back on disk lifts the fault, so the rollback's
+    // own gate can pass).
+    let dir = w.sb().host(h).deploy_dir.clone();
+    let cfg = dir.join("zoo.cfg");
+    let fault = std::thread::spawn(move || {
+        let says = |id: &str| {
+            std::fs::read_to_string(&cfg).is_ok_and(|t| t.contains(&format!("(myid {id})")))
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let mut blocked = false;
+        while std::time::Instant::now() < deadline {
+            if !blocked && says("106") {
+                drop_traffic_from("198.18.1.4", true);
+                blocked = true;
+            } else if blocked && says("104") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if blocked {
+            drop_traffic_from("198.18.1.4", false);
+        }
+        blocked
+    });
+    let (code, report) = deploy_env_with(&w, &env, None, |a| {
+        a.rollout.health_timeout = Duration::from_secs(20)
+    });
+    assert!(fault.join().unwrap(), "the fault was applied");
+    assert_eq!(code, 1, "{report}");
+    let r = common::host(&report, h);
+    assert_eq!(r["result"], "rolled-back", "{r}");
+    assert!(
+        r["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ZooKeeper's log ends with"),
+        "the report says what ZooKeeper said: {r}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("data/myid"))
+            .unwrap()
+            .trim(),
+        "104",
+        "its data is back"
+    );
+    assert!(!dir.join(".data.reset").exists());
+    until_every_observer_observes(&w, Duration::from_secs(60));
+    assert_eq!(running_id(&w, h), "104", "serving under its old id again");
+
+    // Reachable: renumbered, data reset, observing under the new id, nothing set aside left.
+    let (code, report) = deploy_env(&w, &env, false, None);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(running_id(&w, h), "106");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("data/myid"))
+            .unwrap()
+            .trim(),
+        "106"
+    );
+    assert!(!dir.join(".data.reset").exists() && !dir.join(".datalog.reset").exists());
+    assert_eq!(drift_env(&w, &env), Vec::<String>::new());
+}
+
+/// The leader goes away while the observers serve: each finds the new leader through that
+/// server's load balancer, within a bound this test prints, and drift stays clean. Then the
+/// ensemble is rebuilt from scratch while they cannot reach it (its epoch starts over below what
+/// they accepted):
+/// they cannot observe again by themselves, drift says `epoch-behind` and names the repair, and
+/// `deploy --reset-data` brings both back.
+#[test]
+fn observers_follow_a_new_leader_and_a_rebuilt_ensemble_is_repaired_with_reset_data() {
+    let w = World::sandbox();
+    w.deploy();
+    let env = w.sb().env.clone();
+    let ensemble = w.sb().ensemble.as_ref().unwrap();
+    // Two leader changes (the second also moves the epoch past what a rebuilt ensemble starts
+    // at), each measured.
+    for round in 1..=2 {
+        let leader = ensemble.leader().expect("a leader");
+        let old = leader.id;
+        leader.stop();
+        let took = until_every_observer_observes(&w, Duration::from_secs(90));
+        let new = ensemble.leader().expect("a new leader");
+        assert_ne!(new.id, old);
+        eprintln!(
+            "leader change {round}: server {old} stopped, server {} leads; both observers observed again after {:.1} s",
+            new.id,
+            took.as_secs_f64()
+        );
+        ensemble
+            .servers
+            .iter()
+            .find(|s| s.id == old)
+            .unwrap()
+            .start()
+            .unwrap();
+        ensemble.wait_for_quorum(Duration::from_secs(60)).unwrap();
+        until_every_observer_observes(&w, Duration::from_secs(60));
+        assert_eq!(
+            drift_env(&w, &env),
+            Vec::<String>::new(),
+            "drift clean after round {round}"
+        );
+    }
+
+    // The ensemble is rebuilt while the observers cannot reach it: the new ensemble settles its
+    // epoch without them (an observer that connects while a new leader still gathers epochs
+    // raises the leader's to its own, and then it just syncs: seen when they stay connected).
+    for address in ["198.18.1.4", "198.18.1.5"] {
+        drop_traffic_from(address, true);
+    }
+    let rebuilt = ensemble.rebuild(Duration::from_secs(60));
+    for address in ["198.18.1.4", "198.18.1.5"] {
+        drop_traffic_from(address, false);
+    }
+    rebuilt.unwrap();
+    // They reach the new leader, are refused for its lower epoch, and say so in their logs.
+    let wanted = [
+        "epoch-behind host/zk-observer-1",
+        "epoch-behind host/zk-observer-2",
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let found = drift_env(&w, &env);
+        if wanted.iter().all(|k| found.contains(&k.to_string())) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{found:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        ["zk-observer-1", "zk-observer-2"]
+            .iter()
+            .all(|h| common::mode(w.sb(), h) != "observer"),
+        "they cannot observe by themselves"
+    );
+    let (code, report) = deploy_env_with(&w, &env, None, |a| {
+        a.reset_data = vec!["zk-observer-1".into(), "zk-observer-2".into()]
+    });
+    assert_eq!(code, 0, "{report}");
+    until_every_observer_observes(&w, Duration::from_secs(60));
+    assert_eq!(drift_env(&w, &env), Vec::<String>::new());
+}
+
+// --- ZooKeeper's own metrics provider -----------------------------------------------------------
+
+/// `GET /metrics` on `address:port`, from this machine (the observer hosts' published ports).
+fn scrape(address: &str, port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect((address, port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Switching the sandbox from the exporter sidecar to ZooKeeper's own Prometheus provider
+/// (`Metrics::Builtin`, served in the sandbox image by the stand-in of `sandbox/java`): the deploy
+/// passes the gate on the provider's own names, the exporter container goes, each observer serves
+/// `znode_count` (bare, no `zk_`) on port 7000, monitoring points at that port, and drift is clean.
+#[test]
+fn the_builtin_metrics_provider_deploys_end_to_end_and_passes_the_gate() {
+    let w = World::sandbox();
+    w.deploy();
+    let mut env = w.sb().env.clone();
+    env.fleet.metrics = hosts::Metrics::Builtin {
+        port: hosts::port!(7000),
+    };
+    assert!(!manifests::validate(&env).has_errors());
+    let (code, report) = deploy_env(&w, &env, false, None);
+    assert_eq!(code, 0, "{report:#}");
+    let text = report.to_string();
+    assert!(
+        text.contains("observing - broadcast, metrics provider serving"),
+        "the gate read the provider: {report:#}"
+    );
+    for o in &env.fleet.observers {
+        let address = o.address.to_string();
+        let body = scrape(&address, 7000);
+        assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+        let znodes = body
+            .lines()
+            .find_map(|l| l.strip_prefix("znode_count "))
+            .unwrap_or_else(|| panic!("no znode_count on {address}:\n{body}"));
+        assert!(znodes.trim().parse::<f64>().unwrap() >= 1.0, "{znodes}");
+        assert!(
+            !body.lines().any(|l| l.starts_with("zk_")),
+            "bare names:\n{body}"
+        );
+        let h = w.sb().host(&o.name);
+        assert!(
+            h.container_id("exporter").is_err(),
+            "the exporter sidecar was removed on {}",
+            o.name
+        );
+        assert!(
+            std::net::TcpStream::connect((address.as_str(), 9141)).is_err(),
+            "nothing serves the exporter's port on {address}"
+        );
+    }
+    let e = w
+        .api
+        .get("v1", "endpoints", NS, "sandbox-zookeeper-external")
+        .unwrap();
+    assert_eq!(e["subsets"][0]["ports"][0]["port"], 7000, "{e:#}");
+    assert_eq!(monitored(&w).len(), 2, "{e:#}");
     assert_eq!(drift_env(&w, &env), Vec::<String>::new());
 }

@@ -96,3 +96,79 @@ fn reports_down_when_zookeeper_does_not_answer() {
     let body = scrape(port);
     assert!(body.contains("\nzk_up 0\n"), "{body}");
 }
+
+/// The stand-in for ZooKeeper's own Prometheus provider (sandbox image, `Metrics::Builtin`) serves
+/// the lines upstream's own test expects (apache/zookeeper
+/// `zookeeper-metrics-providers/zookeeper-prometheus-metrics/src/test/java/org/apache/zookeeper/metrics/prometheus/PrometheusMetricsProviderTest.java`:
+/// `testCounters` "# TYPE cc counter" / "cc 10.0", a negative increment ignored; `testGauge`
+/// "gg 78.0"; `testBasicSummary` "cc_count 2.0", "cc_sum 20.0", `cc{quantile="0.5",} 10.0`, here
+/// under the name `ss` because one registry cannot hold a counter and a summary both named `cc`;
+/// `testAdvancedSummary` adds the 0.9 and 0.99 quantiles), over HTTP at `/metrics` only, with
+/// simpleclient 0.9.0's content type (`TextFormat.CONTENT_TYPE_004`).
+#[test]
+fn the_provider_standin_serves_what_upstreams_tests_expect() {
+    let classes = std::env::temp_dir().join(format!("provider-standin-{}", std::process::id()));
+    sandbox::harness::image::compile_provider(
+        std::path::Path::new("/usr/share/java/zookeeper.jar"),
+        &classes,
+    )
+    .unwrap();
+    let mut child = Command::new("java")
+        .arg("-cp")
+        .arg(format!(
+            "{}:/usr/share/java/zookeeper.jar",
+            classes.display()
+        ))
+        .arg("org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    {
+        use std::io::BufRead;
+        let stdout = child.stdout.take().unwrap();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut port)
+            .unwrap();
+    }
+    let _child = Killed(child);
+    let port: u16 = port.trim().parse().expect("the stand-in prints its port");
+    let ask = |request: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let got = ask("GET /metrics HTTP/1.0\r\n\r\n");
+    let (head, body) = got.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    for line in [
+        "# TYPE cc counter",
+        "cc 10.0",
+        "# TYPE gg gauge",
+        "gg 78.0",
+        "# TYPE ss summary",
+        "ss_count 2.0",
+        "ss_sum 20.0",
+        "ss{quantile=\"0.5\",} 10.0",
+        "aa{quantile=\"0.9\",} 10.0",
+        "aa{quantile=\"0.99\",} 10.0",
+        "cset{key=\"x\",} 3.0",
+    ] {
+        assert!(body.lines().any(|l| l == line), "{line:?} missing:\n{body}");
+    }
+    assert!(
+        !body.contains("zk_"),
+        "the provider's names are bare:\n{body}"
+    );
+    assert!(ask("GET / HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 404"));
+    assert!(ask("TRACE /metrics HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 405"));
+    let _ = std::fs::remove_dir_all(&classes);
+}

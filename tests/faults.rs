@@ -658,6 +658,7 @@ fn an_observer_behind_nat_is_refused_until_its_egress_is_declared() {
         force_conflicts: false,
         prune: false,
         force_retire: false,
+        reset_data: vec![],
         timeout: Duration::from_secs(30),
         rollout: xtask::cli::RolloutArgs {
             health_timeout: Duration::from_secs(60),

@@ -49,7 +49,7 @@ fn first_push_makes_real_observers_and_a_second_push_changes_nothing() {
         Some(2),
         "a dry run on empty hosts shows changes"
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("+server.4=0.0.0.0:2888:3888:observer"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("+server.104=0.0.0.0:2888:3888:observer"));
     assert!(
         !sb.host(OBS1).deploy_dir.join("zoo.cfg").exists(),
         "a dry run writes nothing"
@@ -60,7 +60,7 @@ fn first_push_makes_real_observers_and_a_second_push_changes_nothing() {
     assert_eq!(mode(sb, OBS2), "observer");
     // myid comes from the image's entrypoint; data and log directories need no manual chown.
     let myid = std::fs::read_to_string(sb.host(OBS1).deploy_dir.join("data/myid")).unwrap();
-    assert_eq!(myid.trim(), "4");
+    assert_eq!(myid.trim(), "104");
 
     // A value written on the leader is served by each observer.
     let ens = sb.ensemble.as_ref().unwrap();

@@ -79,7 +79,7 @@ fn production_zoo_cfg_points_at_the_recorded_load_balancers() {
         .args(["render", "--env", "production", "--out"])
         .arg(dir.path()));
     assert!(out.status.success());
-    for (observer, myid) in [("zk-observer-1", 4), ("zk-observer-2", 5)] {
+    for (observer, myid) in [("zk-observer-1", 104), ("zk-observer-2", 105)] {
         let cfg = fs::read_to_string(
             dir.path()
                 .join("production/hosts")

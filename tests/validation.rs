@@ -89,7 +89,8 @@ fn observer_id_must_not_be_a_participant_id() {
 #[test]
 fn observer_id_must_exceed_every_participant_id() {
     let mut env = sandbox();
-    env.ensemble.replicas = 5; // participants 1..=5 now include the observers' 4 and 5
+    env.ensemble.replicas = 5; // participants 1..=5 now include the observer's 4
+    env.fleet.observers[0].myid = ServerId(4);
     let p = rejected(
         &env,
         "fleet.observers[0].myid",
@@ -101,6 +102,33 @@ fn observer_id_must_exceed_every_participant_id() {
         p.message
     );
     assert!(p.fix.contains("above 5"));
+}
+
+/// The runbook's ids 4 and 5 exceed its three participants' today, and are the ids the
+/// StatefulSet gives its next participants when scaled out (the chart numbers pods ordinal + 1):
+/// observers keep 100 and up.
+#[test]
+fn observer_ids_leave_room_for_the_statefulset_to_grow() {
+    let mut env = sandbox();
+    env.fleet.observers[0].myid = ServerId(4);
+    let p = rejected(
+        &env,
+        "fleet.observers[0].myid",
+        "the id the StatefulSet gives its participant 4 when it is scaled out",
+    );
+    assert!(p.fix.contains("from 100 to 255"), "{}", p.fix);
+    env.fleet.observers[0].myid = ServerId(100);
+    assert!(problems(&env, Severity::Error).is_empty());
+}
+
+/// The seed's chart ships ZooKeeper 3.5.5, whose observers never report zk_peer_state: refused
+/// with the reason, not left to a health gate that can never pass.
+#[test]
+fn an_ensemble_older_than_3_6_is_refused() {
+    let mut env = sandbox();
+    env.ensemble.version = hosts::ZkVersion::minor(3, 5);
+    let p = rejected(&env, "ensemble.version", "reports no zk_peer_state");
+    assert!(p.message.contains("3.5.5"), "{}", p.message);
 }
 
 #[test]
@@ -587,7 +615,11 @@ fn image_must_be_of_the_ensembles_minor_version() {
 fn ensemble_with_dynamic_reconfig_is_refused() {
     let mut env = sandbox();
     env.ensemble.reconfig_enabled = true;
-    rejected(&env, "ensemble.reconfig_enabled", "non-voting follower");
+    rejected(
+        &env,
+        "ensemble.reconfig_enabled",
+        "restarts leader election on every message",
+    );
 }
 
 // --- cluster side -----------------------------------------------------------------------------
@@ -767,9 +799,11 @@ fn production_is_what_the_runbook_deployed() {
         .iter()
         .map(|o| (o.address, o.myid.get()))
         .collect();
+    // The runbook's hosts, renumbered: its ids 4 and 5 are the ones the StatefulSet gives its
+    // 4th and 5th participants when scaled out, so the observers moved to 104 and 105.
     assert_eq!(
         observers,
-        [(v4(10, 104, 170, 174), 4), (v4(10, 104, 42, 205), 5)]
+        [(v4(10, 104, 170, 174), 104), (v4(10, 104, 42, 205), 105)]
     );
     let lbs: Vec<String> = env
         .ensemble

@@ -312,7 +312,7 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
         reference: secs(floor),
         ratio: format!("{:.2} x floor", noop.as_secs_f64() / floor.as_secs_f64()),
         target: if n >= 20 {
-            "<= 1.3 x floor".into()
+            "<= 1.2 x floor".into()
         } else {
             "-".into()
         },
@@ -380,7 +380,7 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
         reference: format!("{} / {}", mib(noop_kib), mib(rollout_kib)),
         ratio: "-".into(),
         target: if n >= 20 {
-            "<= 64 MiB".into()
+            "<= 32 MiB".into()
         } else {
             "-".into()
         },
@@ -436,6 +436,7 @@ fn deploy_args(
         force_conflicts: false,
         prune: false,
         force_retire: false,
+        reset_data: vec![],
         timeout: Duration::from_secs(60),
         rollout: RolloutArgs {
             health_timeout: Duration::from_secs(180),

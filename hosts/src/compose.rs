@@ -30,6 +30,45 @@ pub struct Service {
     pub volumes: Vec<BindMount>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Kernel parameters of the container's own network namespace (`net.*`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    pub logging: Logging,
+}
+
+/// How docker keeps a container's output: the json-file driver, rotated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Logging {
+    driver: LogDriver,
+    pub options: LogOptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum LogDriver {
+    JsonFile,
+}
+
+/// The json-file driver's rotation: at most `max-file` files of `max-size` each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogOptions {
+    #[serde(rename = "max-size")]
+    pub max_size: String,
+    #[serde(rename = "max-file")]
+    pub max_file: String,
+}
+
+impl Logging {
+    /// json-file, rotated at `max_size_mib` MiB, `max_files` files kept.
+    pub fn rotated(max_size_mib: u32, max_files: u32) -> Logging {
+        Logging {
+            driver: LogDriver::JsonFile,
+            options: LogOptions {
+                max_size: format!("{max_size_mib}m"),
+                max_file: max_files.to_string(),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

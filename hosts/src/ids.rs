@@ -16,6 +16,11 @@ pub struct ServerId(pub u32);
 impl ServerId {
     pub const MIN: u32 = 1;
     pub const MAX: u32 = 255;
+    /// The lowest id an observer may take. The chart numbers participants `ordinal + 1`, so a
+    /// StatefulSet scaled to N replicas takes ids 1..=N; ZooKeeper keeps one election connection
+    /// per id, and two servers with one id knock each other's off. Ids 1..=99 stay the
+    /// participants' (no ensemble has close to 99 voters), 100..=255 the observers'.
+    pub const OBSERVER_MIN: u32 = 100;
 
     pub fn get(self) -> u32 {
         self.0

@@ -20,7 +20,7 @@ pub mod zoocfg;
 
 pub use ids::ServerId;
 pub use image::{ImageRef, ZkVersion};
-pub use metrics::Metrics;
+pub use metrics::{Metrics, MetricsKind};
 pub use net::{Port, ServerAddress};
 pub use observer::{Observer, ObserverFleet, RemoteDir, Retired, RetiredData};
 pub use problem::{Problem, Problems, Severity};

@@ -208,4 +208,51 @@ pub struct ObserverFleet {
     pub image: ImageRef,
     pub layout: ImageLayout,
     pub metrics: Metrics,
+    /// The ZooKeeper container's heap, TCP keepalive and log rotation.
+    pub runtime: Runtime,
+}
+
+/// What the ZooKeeper container runs with, besides its zoo.cfg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Runtime {
+    /// The JVM's heap (`-Xmx`, via the official image's `ZK_SERVER_HEAP`). An observer holds the
+    /// ensemble's whole data tree: give it what the participants have (the runbook's chart gives
+    /// them 2 GiB; ZooKeeper's own default is 1000 MiB).
+    pub heap_mib: u32,
+    pub keepalive: Keepalive,
+    /// Docker's json-file logs of both containers, rotated (unrotated, they grow without bound).
+    pub log_max_size_mib: u32,
+    pub log_max_files: u32,
+}
+
+/// The TCP keepalive timers of the container's network namespace (`net.ipv4.tcp_keepalive_*`).
+/// With `tcpKeepAlive=true` ZooKeeper turns keepalive on for its election connections, which sit
+/// idle between elections; the kernel's default first probe after 7200 s comes long after a load
+/// balancer or NAT gateway has forgotten the connection (AWS NLB 350 s, Azure 4 min, GCP
+/// connection tracking 10 min). `idle_secs` must be below the provider's idle timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Keepalive {
+    /// Seconds of silence before the first probe (`tcp_keepalive_time`).
+    pub idle_secs: u32,
+    /// Seconds between probes (`tcp_keepalive_intvl`).
+    pub interval_secs: u32,
+    /// Unanswered probes before the connection is dropped (`tcp_keepalive_probes`).
+    pub probes: u32,
+}
+
+impl Runtime {
+    /// What production observers run with unless the environment says otherwise: ZooKeeper's
+    /// default heap, a first keepalive probe after two minutes, 5 x 10 MiB of logs.
+    pub const fn recommended() -> Runtime {
+        Runtime {
+            heap_mib: 1000,
+            keepalive: Keepalive {
+                idle_secs: 120,
+                interval_secs: 30,
+                probes: 4,
+            },
+            log_max_size_mib: 10,
+            log_max_files: 5,
+        }
+    }
 }

@@ -73,6 +73,13 @@ pub struct Observed {
     /// The deploy directory with its symbolic links resolved (what compose v2 records as a
     /// project's working directory); `None` when it does not exist.
     pub deploy_dir_resolved: Option<String>,
+    /// What `data/myid` says (the official image writes it from `ZOO_MY_ID` only when it is
+    /// missing); `None` when there is none.
+    pub myid: Option<String>,
+    /// Lines of ZooKeeper's log that name a state it cannot leave by itself ("My id N not in the
+    /// peer list", "Leaders epoch, X is less than accepted epoch, Y"), read only when it does not
+    /// observe.
+    pub log_signs: Vec<String>,
     /// Which of the deploy directory's data directories (`data`, `datalog`) exist.
     pub data_dirs: Vec<String>,
     /// Every running container this tool made on the host, whatever its deploy directory:
@@ -350,6 +357,10 @@ pub struct Update {
     /// as desired (`syncLimit: running 5, zoo.cfg 10`): written, but not loaded. Empty when a
     /// file is to be written (its restart loads it) or nothing could be compared.
     pub not_loaded: Vec<String>,
+    /// Why the observer's data directories are set aside for empty ones (it resyncs the whole
+    /// tree from the leader; an observer holds nothing of its own): its `data/myid` names another
+    /// id than the inventory's, or `deploy --reset-data` asked. Put back if the host fails.
+    pub reset_data: Option<String>,
 }
 
 /// How the containers take an update.
@@ -388,6 +399,9 @@ impl Update {
                 self.not_loaded.join(", ")
             ));
         }
+        if let Some(why) = &self.reset_data {
+            reasons.push(format!("data reset: {why}"));
+        }
         let mut reason = reasons.join("; ");
         if !self.directories.is_empty() {
             reason.push_str(&format!(
@@ -422,9 +436,11 @@ impl Update {
     /// How the containers take this update.
     pub fn restart(&self) -> Restart {
         let changed = self.changed();
+        let zookeeper = changed.contains(&ZOO_CFG_FILE)
+            || !self.not_loaded.is_empty()
+            || self.reset_data.is_some();
         restart_for(
-            (changed.contains(&ZOO_CFG_FILE) || !self.not_loaded.is_empty())
-                && self.zookeeper_running,
+            zookeeper && self.zookeeper_running,
             changed.contains(&COMPOSE_FILE) || self.containers_down,
         )
     }
@@ -553,6 +569,60 @@ pub enum HostPlan {
     Update(Update),
 }
 
+/// The id of a zoo.cfg's own observer line (`server.N=...:observer`): the observer's myid.
+pub fn own_id(zoo_cfg: &str) -> Option<String> {
+    zoo_cfg.lines().find_map(|l| {
+        let (key, value) = l.split_once('=')?;
+        let id = key.strip_prefix("server.")?;
+        value
+            .split(';')
+            .next()?
+            .trim()
+            .ends_with(":observer")
+            .then(|| id.trim().to_string())
+    })
+}
+
+/// Why a host's data must be set aside: its `data/myid` names another id than `zoo_cfg`'s own
+/// line (ZooKeeper takes the file's id and stops: "My id N not in the peer list").
+pub fn stale_myid(zoo_cfg: &str, observed: &Observed) -> Option<String> {
+    let on_disk = observed.myid.as_deref()?.trim();
+    let wanted = own_id(zoo_cfg)?;
+    (on_disk != wanted).then(|| {
+        format!(
+            "data/myid says {on_disk}, the inventory {wanted} (ZooKeeper would take {on_disk} and stop: \
+             \"My id {on_disk} not in the peer list\")"
+        )
+    })
+}
+
+/// The plan of a host whose desired files are `desired` and whose state is `observed`; with
+/// `reset_asked` (`deploy --reset-data`), its data is reset whatever else it needs.
+pub fn plan_with(
+    desired: &HostFiles,
+    observed: &Observed,
+    metrics: &Metrics,
+    reset_asked: bool,
+) -> HostPlan {
+    let reset = stale_myid(&desired.zoo_cfg, observed).or_else(|| {
+        reset_asked
+            .then(|| "asked (--reset-data): it resyncs the whole tree from the leader".into())
+    });
+    match plan(desired, observed, metrics) {
+        HostPlan::Update(mut u) => {
+            u.reset_data = reset;
+            HostPlan::Update(u)
+        }
+        HostPlan::InSync => match reset {
+            None => HostPlan::InSync,
+            Some(why) => HostPlan::Update(Update {
+                reset_data: Some(why),
+                ..update(vec![], desired, observed, metrics)
+            }),
+        },
+    }
+}
+
 /// The plan of a host whose desired files are `desired` and whose state is `observed`.
 pub fn plan(desired: &HostFiles, observed: &Observed, metrics: &Metrics) -> HostPlan {
     let files: Vec<FileChange> = desired
@@ -575,7 +645,23 @@ pub fn plan(desired: &HostFiles, observed: &Observed, metrics: &Metrics) -> Host
     if files.is_empty() && !containers_down && not_loaded.is_empty() {
         return HostPlan::InSync;
     }
-    HostPlan::Update(Update {
+    HostPlan::Update(update(files, desired, observed, metrics))
+}
+
+/// The update writing `files` on the host read as `observed`.
+fn update(
+    files: Vec<FileChange>,
+    desired: &HostFiles,
+    observed: &Observed,
+    metrics: &Metrics,
+) -> Update {
+    let containers_down = !observed.containers_running(metrics);
+    let zoo_cfg_changed = files.iter().any(|f| f.name == ZOO_CFG_FILE);
+    let not_loaded = match (zoo_cfg_changed, &observed.health.conf) {
+        (false, Some(conf)) => not_loaded(&desired.zoo_cfg, conf),
+        _ => vec![],
+    };
+    Update {
         files,
         deployed_before: FILES
             .iter()
@@ -592,7 +678,8 @@ pub fn plan(desired: &HostFiles, observed: &Observed, metrics: &Metrics) -> Host
         containers_down,
         zookeeper_running: observed.running.contains(ZOOKEEPER_SERVICE),
         not_loaded,
-    })
+        reset_data: None,
+    }
 }
 
 /// A host's state as `status` shows it.

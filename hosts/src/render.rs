@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::compose::{BindMount, ComposeFile, PortMapping, Restart, Service};
+use crate::compose::{BindMount, ComposeFile, Logging, PortMapping, Restart, Service};
 use crate::ids::ServerId;
 use crate::metrics::{health_words, Metrics};
 use crate::net::{Port, ServerAddress};
@@ -164,6 +164,7 @@ fn render_compose(environment: &str, fleet: &ObserverFleet, observer: &Observer)
     // container for it.
     let exporter_labels = labels.clone();
 
+    let logging = Logging::rotated(fleet.runtime.log_max_size_mib, fleet.runtime.log_max_files);
     let client_port = fleet.zookeeper.client_port;
     let mut zk_ports = vec![PortMapping::on(observer.address, client_port, client_port)];
     if let Metrics::Builtin { port } = fleet.metrics {
@@ -178,6 +179,10 @@ fn render_compose(environment: &str, fleet: &ObserverFleet, observer: &Observer)
             depends_on: vec![],
             command: vec![],
             environment: BTreeMap::from([
+                (
+                    "ZK_SERVER_HEAP".to_string(),
+                    fleet.runtime.heap_mib.to_string(),
+                ),
                 ("ZOO_MY_ID".to_string(), observer.myid.to_string()),
                 ("ZOO_DATA_DIR".to_string(), layout.data_dir.to_string()),
                 (
@@ -192,6 +197,8 @@ fn render_compose(environment: &str, fleet: &ObserverFleet, observer: &Observer)
                 BindMount::read_write(format!("./{DATA_LOG_DIR}"), layout.data_log_dir),
             ],
             labels,
+            sysctls: keepalive_sysctls(&fleet.runtime.keepalive),
+            logging: logging.clone(),
         },
     );
     if let Metrics::Exporter {
@@ -217,6 +224,8 @@ fn render_compose(environment: &str, fleet: &ObserverFleet, observer: &Observer)
                 ports: vec![PortMapping::on(observer.address, *port, *port)],
                 volumes: vec![],
                 labels: exporter_labels,
+                sysctls: BTreeMap::new(),
+                logging,
             },
         );
     }
@@ -227,4 +236,22 @@ fn render_compose(environment: &str, fleet: &ObserverFleet, observer: &Observer)
         observer.name
     );
     header + &serde_yaml::to_string(&file).expect("compose model serializes")
+}
+
+/// The keepalive timers as the container's `sysctls`.
+fn keepalive_sysctls(k: &crate::observer::Keepalive) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "net.ipv4.tcp_keepalive_time".to_string(),
+            k.idle_secs.to_string(),
+        ),
+        (
+            "net.ipv4.tcp_keepalive_intvl".to_string(),
+            k.interval_secs.to_string(),
+        ),
+        (
+            "net.ipv4.tcp_keepalive_probes".to_string(),
+            k.probes.to_string(),
+        ),
+    ])
 }

@@ -49,7 +49,43 @@ pub fn validate_fleet(fleet: &ObserverFleet, ensemble_version: ZkVersion) -> Pro
     layout(fleet, &mut p);
     zookeeper(fleet, &mut p);
     images(fleet, ensemble_version, &mut p);
+    runtime(fleet, &mut p);
     p
+}
+
+/// The container's heap, keepalive timers and log rotation.
+fn runtime(fleet: &ObserverFleet, p: &mut Problems) {
+    let r = &fleet.runtime;
+    if r.heap_mib < 128 {
+        p.error(
+            "runtime.heap_mib",
+            format!("{} MiB cannot hold ZooKeeper with a data tree", r.heap_mib),
+            "give the observer what the participants have (ZooKeeper's default is 1000)",
+        );
+    }
+    let k = r.keepalive;
+    // Linux accepts tcp_keepalive_time and _intvl up to 32767 s (MAX_TCP_KEEPIDLE,
+    // MAX_TCP_KEEPINTVL) and at most 127 probes (MAX_TCP_KEEPCNT).
+    for (field, value, max) in [
+        ("runtime.keepalive.idle_secs", k.idle_secs, 32767),
+        ("runtime.keepalive.interval_secs", k.interval_secs, 32767),
+        ("runtime.keepalive.probes", k.probes, 127),
+    ] {
+        if value == 0 || value > max {
+            p.error(
+                field,
+                format!("{value} is outside the kernel's range 1..={max}"),
+                "the recommended timers are a first probe after 120 s, then every 30 s, 4 probes",
+            );
+        }
+    }
+    if r.log_max_size_mib == 0 || r.log_max_files == 0 {
+        p.error(
+            "runtime.log_max_size_mib",
+            "docker's logs would not be kept (or not rotated)",
+            "keep a few files of a few MiB each, e.g. 5 x 10 MiB",
+        );
+    }
 }
 
 fn observers(fleet: &ObserverFleet, p: &mut Problems) {

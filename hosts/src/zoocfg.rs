@@ -157,7 +157,10 @@ pub struct ZooSettings {
     /// added. Each extra command is a warning.
     pub four_letter_words: FourLetterWords,
     pub admin_server: AdminServer,
-    /// Keeps idle election connections alive through NAT and load-balancer idle timeouts.
+    /// Turns TCP keepalive on for the election connections (QuorumCnxManager.java; nothing
+    /// else). The probes come on the kernel's timers, 7200 s by default, far beyond a load
+    /// balancer's or NAT gateway's idle timeout: the container's keepalive `sysctls`
+    /// ([`crate::observer::Keepalive`]) make them come in time.
     pub tcp_keep_alive: bool,
 }
 

@@ -158,6 +158,10 @@ pub fn load_balancer_services_with(env: &Environment, retiring: &[&Observer]) ->
                         tcp_port("tcp-election", e.election_port.get()),
                     ]),
                     load_balancer_source_ranges: Some(ranges.clone()),
+                    // A participant stays behind its load balancer while its pod is not ready
+                    // (during an election, exactly when observers need to reach it): the
+                    // Endpoints controller then lists it as an address, not a notReadyAddress.
+                    publish_not_ready_addresses: Some(true),
                     ..ServiceSpec::default()
                 }),
                 status: None,

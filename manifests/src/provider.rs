@@ -48,6 +48,30 @@ pub enum AwsController {
 pub const SANDBOX_ANNOTATION: &str = "zk-observers.dev/sandbox-load-balancer";
 
 impl LoadBalancerProvider {
+    /// How long the load balancer keeps an idle TCP connection by default, and where that is
+    /// documented; `None` when it is not published (TKE's CLB) or there is none (the sandbox).
+    pub fn idle_timeout_secs(&self) -> Option<(u32, &'static str)> {
+        match self {
+            LoadBalancerProvider::Aws { .. } => Some((
+                350,
+                "AWS NLB: \"The default idle timeout value for TCP flows is 350 seconds\" \
+                 (docs.aws.amazon.com/elasticloadbalancing/latest/network/update-idle-timeout.html)",
+            )),
+            LoadBalancerProvider::Gke { .. } => Some((
+                600,
+                "GCP internal passthrough load balancer: connection tracking's idleTimeoutSec, \
+                 \"The minimum (default) is 10 minutes\" (Compute API, \
+                 BackendServiceConnectionTrackingPolicy)",
+            )),
+            LoadBalancerProvider::Aks { .. } => Some((
+                240,
+                "Azure Load Balancer: \"The default setting is 4 minutes\" \
+                 (learn.microsoft.com/azure/load-balancer/load-balancer-tcp-idle-timeout)",
+            )),
+            LoadBalancerProvider::Tke { .. } | LoadBalancerProvider::Sandbox => None,
+        }
+    }
+
     pub fn annotations(&self) -> BTreeMap<String, String> {
         let pairs: Vec<(&str, String)> = match self {
             LoadBalancerProvider::Tke {

@@ -13,6 +13,8 @@
 //! - the deploy lock: `create` a Lease, and `get`, `update`, `delete` only the one named
 //!   `zk-observers-deploy-<env>`.
 //!
+//! Both read the ensemble as it runs: `get` its StatefulSet (by name) and `list` pods.
+//!
 //! `drift` gets `get` and `list`, and `get` of the lock: it cannot change anything.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -102,6 +104,15 @@ pub fn rules(env: &Environment, access: Access, namespace: &str) -> Vec<PolicyRu
         out.push(rule(group, resource, &verbs, &[]));
     }
     if namespace == env.ensemble.namespace {
+        // The ensemble as it runs, read only: its StatefulSet by name, its pods by its selector
+        // (a list cannot be limited to names).
+        out.push(rule(
+            "apps",
+            "statefulsets",
+            &["get"],
+            std::slice::from_ref(&env.ensemble.statefulset),
+        ));
+        out.push(rule("", "pods", &["list"], &[]));
         let lease = [lease_name(env)];
         match access {
             Access::Deploy => {

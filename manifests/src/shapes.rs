@@ -174,6 +174,11 @@ fn service() -> Schema {
             rule("spec", Shape::Struct, SERVICE_SPEC),
             rule("spec.type", Shape::Scalar, SERVICE_SPEC),
             rule(
+                "spec.publishNotReadyAddresses",
+                Shape::Scalar,
+                "kubernetes/api core/v1/types.go, ServiceSpec.PublishNotReadyAddresses: a bool",
+            ),
+            rule(
                 "spec.selector",
                 Shape::AtomicMap,
                 "kubernetes/api core/v1/types.go, ServiceSpec.Selector: +mapType=atomic",

@@ -20,6 +20,7 @@ pub fn validate(env: &Environment) -> Problems {
     ensemble(env, &mut p);
     ids(env, &mut p);
     provider(env, &mut p);
+    keepalive(env, &mut p);
     addresses(env, &mut p);
     monitoring(env, &mut p);
     p.extend(hosts::validate::validate_fleet(&env.fleet, env.ensemble.version).prefixed("fleet"));
@@ -76,8 +77,24 @@ fn ensemble(env: &Environment, p: &mut Problems) {
     if e.reconfig_enabled {
         p.error(
             "ensemble.reconfig_enabled",
-            "the ensemble runs with reconfigEnabled=true: it would treat an observer missing from its dynamic config as a non-voting follower until `reconfig -add` is run",
+            "the ensemble runs with reconfigEnabled=true: its configuration version is then above 0, and an \
+             observer with a static zoo.cfg restarts leader election on every message it gets \
+             (FastLeaderElection.java): it never joins",
             "disable dynamic reconfiguration on the ensemble (reconfigEnabled=false), then set this to false",
+        );
+    }
+    // `zk_peer_state`, which the health gate reads, exists from 3.6.0
+    // (QuorumZooKeeperServer.java); a 3.5 ensemble's observers never print it.
+    if (e.version.major, e.version.minor) < (3, 6) {
+        p.error(
+            "ensemble.version",
+            format!(
+                "ZooKeeper {} reports no zk_peer_state (it exists from 3.6.0), so no observer would ever \
+                 pass the health gate; the runbook's chart (incubator/zookeeper 2.x) ships 3.5.5",
+                e.version
+            ),
+            "upgrade the ensemble to 3.6 or later (the observers' image must then be of the same minor \
+             version), and set the version it runs",
         );
     }
     let longest = format!("{}{}", e.service_name_prefix, e.replicas.saturating_sub(1));
@@ -180,6 +197,23 @@ fn ids(env: &Environment, p: &mut Problems) {
         taken
             .entry(o.myid)
             .or_insert_with(|| format!("observer {}", o.name));
+        if o.myid.get() < ServerId::OBSERVER_MIN && o.myid > max_participant {
+            p.error(
+                &field,
+                format!(
+                    "myid {0} is the id the StatefulSet gives its participant {0} when it is scaled out to {0} \
+                     replicas (the chart numbers pods ordinal + 1): two servers with one id knock each \
+                     other's election connections off",
+                    o.myid
+                ),
+                format!(
+                    "use an id from {} to {} (observers keep 100 and up; renumbering resets the observer's \
+                     data, which deploy does)",
+                    ServerId::OBSERVER_MIN,
+                    ServerId::MAX
+                ),
+            );
+        }
         if o.myid <= max_participant {
             p.error(
                 &field,
@@ -190,6 +224,24 @@ fn ids(env: &Environment, p: &mut Problems) {
                     o.myid
                 ),
                 format!("use an id above {max_participant}, leaving room for the StatefulSet to grow"),
+            );
+        }
+    }
+}
+
+/// The keepalive's first probe must come before the load balancer forgets an idle connection.
+fn keepalive(env: &Environment, p: &mut Problems) {
+    let k = env.fleet.runtime.keepalive;
+    if let Some((timeout, source)) = env.load_balancer.idle_timeout_secs() {
+        if k.idle_secs >= timeout {
+            p.error(
+                "fleet.runtime.keepalive.idle_secs",
+                format!(
+                    "the first keepalive probe after {} s comes after the load balancer has dropped the \
+                     idle connection ({timeout} s: {source})",
+                    k.idle_secs
+                ),
+                format!("use fewer seconds than {timeout}, e.g. 120"),
             );
         }
     }

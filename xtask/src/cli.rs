@@ -87,14 +87,16 @@ pub enum Command {
     /// host. A Lease in the ensemble's namespace keeps two deploys from running at once. Exit 0
     /// success, 1 failure; --dry-run: 0 in sync, 2 changes.
     Deploy(DeployArgs),
-    /// Compare the live cluster and hosts with the code, read-only. Exit 0 clean, 2 drift, 1 error.
+    /// Compare the live cluster and hosts with the code, read-only. Exit 0 clean, 2 drift, 1 error
+    /// or skipped.
     ///
     /// Needs only get and list rights (the zk-observers-drift Role of rbac.yaml). Finds this
     /// tool's objects changed, missing, being deleted or extra; load-balancer addresses that
     /// differ from those the observers use, and names they cannot resolve; host files that
     /// differ; containers not running; observers not observing or not synced; exporters down.
-    /// While a deploy holds the lock it reports that and exits 0 instead of reading a
-    /// half-finished deploy as drift.
+    /// While a deploy holds the lock it waits for it (--lock-wait) instead of reading a
+    /// half-finished deploy as drift; still held, it is skipped: exit 1. With --output json the
+    /// report (docs/drift-report.md) is written in every case, an error included.
     Drift(DriftArgs),
     /// Run the whole tool on this machine: sandbox up, deploy, status, drift made and caught, down.
     ///
@@ -361,6 +363,12 @@ pub struct DeployArgs {
     /// healthy, or none is left in service.
     #[arg(long)]
     pub force_retire: bool,
+    /// Set the data of this observer aside for an empty directory (repeatable): it resyncs the
+    /// whole tree from the leader. The repair for an observer whose ensemble was rebuilt (drift's
+    /// `epoch-behind`); gated, and put back if the host fails. A stale data/myid is reset without
+    /// asking.
+    #[arg(long = "reset-data", value_name = "OBSERVER")]
+    pub reset_data: Vec<String>,
     /// How long to wait for the load balancers' addresses, and for a pruned object to go.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
     pub timeout: Duration,
@@ -378,6 +386,10 @@ pub struct DeployArgs {
 pub struct DriftArgs {
     #[command(flatten)]
     pub selection: ClusterSelection,
+    /// While a deploy holds the lock, wait up to this long for it before checking (a deploy in
+    /// progress would look like drift); still held after it, the check is skipped with exit 1.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    pub lock_wait: Duration,
     #[command(flatten)]
     pub ssh: SshArgs,
     #[command(flatten)]

@@ -158,6 +158,8 @@ impl Report for DeployReport {
 
 pub fn run(args: &DeployArgs, format: OutputFormat) -> Result<DeployReport> {
     let env = environments::cluster_env(&args.selection, &args.cluster)?;
+    // --reset-data names observers of the inventory (checked before anything is read).
+    environments::targets(&env, &args.reset_data).context("--reset-data")?;
     if !args.dry_run {
         crate::ssh::refuse_the_drift_key_as_identity(&env, &args.ssh)?;
     }
@@ -202,6 +204,17 @@ pub async fn deploy(
     let reads =
         plan::read_cluster_and_hosts(cluster, env, &args.ssh, Planner::DryRun, ReadMode::Quick)
             .await?;
+    // Observers configured for an ensemble the code does not describe would list the wrong
+    // participants: refused before anything is changed.
+    let differs = crate::ensemble::differences(env, reads.ensemble.as_ref());
+    if !differs.is_empty() {
+        reads.close().await;
+        bail!(
+            "the ensemble in the cluster differs from environment {}; nothing was changed:\n  - {}",
+            env.name,
+            differs.join("\n  - ")
+        );
+    }
     let (source, note) = match lb::source(Addresses::LiveOrRecorded, &reads.live) {
         Ok(s) => s,
         Err(e) => {
@@ -217,7 +230,7 @@ pub async fn deploy(
         }
     };
     let (fleet, retired, cluster_plan) = (reads.fleet, reads.retired, reads.plan);
-    let mut hosts = fleet.plan_reports(&fleet.plan(env, &files));
+    let mut hosts = fleet.plan_reports(&fleet.plan_resetting(env, &files, &args.reset_data));
     hosts.extend(retirement_reports(env, &retired));
     tracing::info!("hosts read and planned");
     if text {
@@ -492,7 +505,7 @@ async fn carry_out(
     }
     // 3. The observers, rendered from the live addresses, one at a time behind the health gate.
     let files = manifests::render_host_files(env, &AddressSource::Live(live))?;
-    let planned = fleet.plan(env, &files);
+    let planned = fleet.plan_resetting(env, &files, &args.reset_data);
     let targets = rollout::targets(&planned);
     let opts = Options::new(env, &args.rollout, &args.ssh, !text, guard);
     let rolled = rollout::update(env, &targets, &opts).await;

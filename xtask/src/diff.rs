@@ -19,6 +19,8 @@ pub struct DiffReport {
     server: String,
     plan: Plan,
     hosts: Option<Vec<HostReport>>,
+    /// Where the ensemble in the cluster differs from the environment (the code must change).
+    ensemble: Vec<String>,
 }
 
 impl DiffReport {
@@ -35,7 +37,8 @@ impl Report for DiffReport {
         json!({
             "environment": self.environment,
             "context": self.context,
-            "in_sync": self.plan.in_sync() && self.hosts_in_sync(),
+            "in_sync": self.plan.in_sync() && self.hosts_in_sync() && self.ensemble.is_empty(),
+            "ensemble_changed": self.ensemble,
             "objects": self.plan.changes,
             "summary": self.plan.summary,
             "hosts": self.hosts,
@@ -43,6 +46,9 @@ impl Report for DiffReport {
     }
 
     fn print(&self) {
+        for d in &self.ensemble {
+            output::warning(&format!("ensemble-changed: {d}"));
+        }
         self.plan.print(&format!(
             "cluster diff for {} (context {}, {})",
             self.environment, self.context, self.server
@@ -65,7 +71,7 @@ impl Report for DiffReport {
             .any(|h| h.result == HostResult::Unreachable)
         {
             exit::ERROR
-        } else if self.plan.in_sync() && self.hosts_in_sync() {
+        } else if self.plan.in_sync() && self.hosts_in_sync() && self.ensemble.is_empty() {
             exit::OK
         } else {
             exit::CHANGES
@@ -84,6 +90,8 @@ pub fn run(args: &DiffArgs) -> Result<DiffReport> {
     block_on(async {
         let cluster = Cluster::connect(&env, &args.cluster, API_BUDGET).await?;
         let plan = plan::plan(&cluster, &env, &objects, planner).await?;
+        let live_ensemble = crate::ensemble::read(&cluster, &env).await?;
+        let ensemble = crate::ensemble::differences(&env, live_ensemble.as_ref());
         let hosts = if args.hosts {
             // The per-pod Services were read by the plan: their addresses need no request.
             let live = lb::addresses_from(&env, |r| plan.live(r).cloned());
@@ -104,6 +112,7 @@ pub fn run(args: &DiffArgs) -> Result<DiffReport> {
             server: cluster.server.clone(),
             plan,
             hosts,
+            ensemble,
         })
     })
 }

@@ -8,7 +8,7 @@ use hosts::plan::{zoo_cfg_servers, HostPlan};
 use hosts::render::ZOO_CFG_FILE;
 use hosts::ServerAddress;
 use serde::Serialize;
-use serde_json::json;
+use std::time::{Duration, Instant};
 
 use crate::cli::DriftArgs;
 use crate::cluster::{block_on, Cluster, API_BUDGET};
@@ -17,20 +17,103 @@ use crate::plan::{self, Action, Planner};
 use crate::report::{update_diff, Report};
 use crate::{environments, exit, hostops, lock, output};
 
+/// The version of the JSON report's shape (`docs/drift-report.md`). Raised when a field is removed
+/// or changes meaning; adding a field or a finding kind does not raise it.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Every kind of finding drift reports: the report's contract, each documented in
+/// `docs/drift-report.md` (a test holds the two together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    EnsembleChanged,
+    ClusterMissing,
+    ClusterDeleting,
+    ClusterChanged,
+    ClusterExtra,
+    ClusterConflict,
+    LoadBalancerPending,
+    AddressMismatch,
+    HostUnreachable,
+    HostFiles,
+    HostExtraFiles,
+    HostContainers,
+    ConfigNotLoaded,
+    StaleMyid,
+    EpochBehind,
+    HostDns,
+    DriftAccess,
+    RetiredRunning,
+    UnlistedObserver,
+    LoadBalancerUnreachable,
+    ObserverNotObserving,
+    ExporterDown,
+}
+
+impl FindingKind {
+    pub const ALL: [FindingKind; 22] = [
+        FindingKind::EnsembleChanged,
+        FindingKind::ClusterMissing,
+        FindingKind::ClusterDeleting,
+        FindingKind::ClusterChanged,
+        FindingKind::ClusterExtra,
+        FindingKind::ClusterConflict,
+        FindingKind::LoadBalancerPending,
+        FindingKind::AddressMismatch,
+        FindingKind::HostUnreachable,
+        FindingKind::HostFiles,
+        FindingKind::HostExtraFiles,
+        FindingKind::HostContainers,
+        FindingKind::ConfigNotLoaded,
+        FindingKind::StaleMyid,
+        FindingKind::EpochBehind,
+        FindingKind::HostDns,
+        FindingKind::DriftAccess,
+        FindingKind::RetiredRunning,
+        FindingKind::UnlistedObserver,
+        FindingKind::LoadBalancerUnreachable,
+        FindingKind::ObserverNotObserving,
+        FindingKind::ExporterDown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::EnsembleChanged => "ensemble-changed",
+            FindingKind::ClusterMissing => "cluster-missing",
+            FindingKind::ClusterDeleting => "cluster-deleting",
+            FindingKind::ClusterChanged => "cluster-changed",
+            FindingKind::ClusterExtra => "cluster-extra",
+            FindingKind::ClusterConflict => "cluster-conflict",
+            FindingKind::LoadBalancerPending => "load-balancer-pending",
+            FindingKind::AddressMismatch => "address-mismatch",
+            FindingKind::HostUnreachable => "host-unreachable",
+            FindingKind::HostFiles => "host-files",
+            FindingKind::HostExtraFiles => "host-extra-files",
+            FindingKind::HostContainers => "host-containers",
+            FindingKind::ConfigNotLoaded => "config-not-loaded",
+            FindingKind::StaleMyid => "stale-myid",
+            FindingKind::EpochBehind => "epoch-behind",
+            FindingKind::HostDns => "host-dns",
+            FindingKind::DriftAccess => "drift-access",
+            FindingKind::RetiredRunning => "retired-running",
+            FindingKind::UnlistedObserver => "unlisted-observer",
+            FindingKind::LoadBalancerUnreachable => "load-balancer-unreachable",
+            FindingKind::ObserverNotObserving => "observer-not-observing",
+            FindingKind::ExporterDown => "exporter-down",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
-    /// cluster-missing, cluster-deleting, cluster-changed, cluster-extra, cluster-conflict,
-    /// load-balancer-pending, address-mismatch, host-unreachable, host-files, host-extra-files,
-    /// host-containers, config-not-loaded, host-dns, drift-access, retired-running,
-    /// unlisted-observer, load-balancer-unreachable, observer-not-observing, exporter-down.
-    pub kind: &'static str,
+    pub kind: FindingKind,
     pub object: String,
     pub detail: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub diff: String,
 }
 
-fn finding(kind: &'static str, object: impl Into<String>, detail: impl Into<String>) -> Finding {
+fn finding(kind: FindingKind, object: impl Into<String>, detail: impl Into<String>) -> Finding {
     Finding {
         kind,
         object: object.into(),
@@ -39,32 +122,91 @@ fn finding(kind: &'static str, object: impl Into<String>, detail: impl Into<Stri
     }
 }
 
+/// How the check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftStatus {
+    /// Everything as the code says (exit 0).
+    Clean,
+    /// At least one finding (exit 2).
+    Drift,
+    /// Not checked: a deploy held the lock for the whole wait (exit 1).
+    Skipped,
+    /// Not checked, or not wholly: an error (exit 1), in `error`.
+    Error,
+}
+
+/// The drift report: the same document on stdout with `--output json` whatever the outcome, an
+/// error included.
+#[derive(Debug, Clone, Serialize)]
 pub struct DriftReport {
-    environment: String,
-    /// Why the check did not run (a deploy holds the lock).
-    skipped: Option<String>,
-    findings: Vec<Finding>,
+    pub format_version: u32,
+    pub environment: String,
+    pub status: DriftStatus,
+    /// `true` or `false` once checked; `null` when skipped or failed.
+    pub clean: Option<bool>,
+    /// Why the check did not run (a deploy held the lock).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// What failed, with its causes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub findings: Vec<Finding>,
+}
+
+impl DriftReport {
+    fn checked(environment: &str, findings: Vec<Finding>) -> DriftReport {
+        DriftReport {
+            format_version: FORMAT_VERSION,
+            environment: environment.to_string(),
+            status: if findings.is_empty() {
+                DriftStatus::Clean
+            } else {
+                DriftStatus::Drift
+            },
+            clean: Some(findings.is_empty()),
+            skipped: None,
+            error: None,
+            findings,
+        }
+    }
+
+    fn skipped(environment: &str, why: String) -> DriftReport {
+        DriftReport {
+            status: DriftStatus::Skipped,
+            clean: None,
+            skipped: Some(why),
+            ..DriftReport::checked(environment, vec![])
+        }
+    }
+
+    /// The report of a check that failed: `environment` as selected (empty when none could be).
+    pub fn failed(environment: &str, e: &anyhow::Error) -> DriftReport {
+        DriftReport {
+            status: DriftStatus::Error,
+            clean: None,
+            error: Some(format!("{e:#}")),
+            ..DriftReport::checked(environment, vec![])
+        }
+    }
 }
 
 impl Report for DriftReport {
     fn json(&self) -> serde_json::Value {
-        match &self.skipped {
-            Some(msg) => {
-                json!({"environment": self.environment, "skipped": msg, "clean": null, "findings": []})
-            }
-            None => {
-                json!({"environment": self.environment, "clean": self.findings.is_empty(), "findings": self.findings})
-            }
-        }
+        serde_json::to_value(self).expect("a drift report serializes")
     }
 
     fn print(&self) {
+        if let Some(msg) = &self.error {
+            output::error_message(msg);
+            return;
+        }
         if let Some(msg) = &self.skipped {
-            output::line(&format!("skipped: {msg}"));
+            output::warning(&format!("skipped: {msg}"));
             return;
         }
         for f in &self.findings {
-            output::change('!', f.kind, &format!("{}: {}", f.object, f.detail));
+            output::change('!', f.kind.as_str(), &format!("{}: {}", f.object, f.detail));
             output::diff(&f.diff);
         }
         output::line(&if self.findings.is_empty() {
@@ -79,48 +221,98 @@ impl Report for DriftReport {
     }
 
     fn exit_code(&self) -> u8 {
-        if self.skipped.is_some() || self.findings.is_empty() {
-            exit::OK
-        } else {
-            exit::CHANGES
+        match self.status {
+            DriftStatus::Clean => exit::OK,
+            DriftStatus::Drift => exit::CHANGES,
+            DriftStatus::Skipped | DriftStatus::Error => exit::ERROR,
         }
     }
 }
 
-pub fn run(args: &DriftArgs) -> Result<DriftReport> {
-    let env = environments::cluster_env(&args.selection, &args.cluster)?;
-    block_on(async {
+/// `cargo xtask drift`: always a report, an error included (exit 1), so that a scheduled job
+/// has a document to keep whatever happened.
+pub fn run(args: &DriftArgs) -> DriftReport {
+    let env = match environments::cluster_env(&args.selection, &args.cluster) {
+        Ok(env) => env,
+        Err(e) => {
+            let name = args.selection.env.clone().unwrap_or_default();
+            return DriftReport::failed(&name, &e);
+        }
+    };
+    let checked = block_on(async {
         let cluster = Cluster::connect(&env, &args.cluster, API_BUDGET).await?;
-        drift(&cluster, &env, &args.ssh).await
-    })
+        drift_waiting(&cluster, &env, &args.ssh, args.lock_wait).await
+    });
+    checked.unwrap_or_else(|e| DriftReport::failed(&env.name, &e))
 }
 
-/// The drift check of `env` (the tests drive it in-process): skipped while a deploy holds the
-/// lock.
+/// The drift check of `env` (the tests drive it in-process), without waiting for a deploy's lock.
 pub async fn drift(
     cluster: &Cluster,
     env: &manifests::Environment,
     ssh: &crate::cli::SshArgs,
 ) -> Result<DriftReport> {
-    if let Some(h) = lock::current(cluster, env).await? {
-        return Ok(DriftReport {
-            environment: env.name.clone(),
-            skipped: Some(format!(
-                "a deploy by {} holds the lock (since {}, expires {}): not checking for drift now",
-                h.holder, h.acquired, h.expires
-            )),
-            findings: vec![],
-        });
+    drift_waiting(cluster, env, ssh, Duration::ZERO).await
+}
+
+/// The drift check of `env`. While a deploy holds the lock, a half-finished deploy would be
+/// reported as drift: the check waits for the lock (polling every few seconds, up to
+/// `lock_wait`), then checks; still held, it is skipped, exit 1.
+pub async fn drift_waiting(
+    cluster: &Cluster,
+    env: &manifests::Environment,
+    ssh: &crate::cli::SshArgs,
+    lock_wait: Duration,
+) -> Result<DriftReport> {
+    let started = Instant::now();
+    loop {
+        let Some(h) = lock::current(cluster, env).await? else {
+            break;
+        };
+        let waited = started.elapsed();
+        if waited >= lock_wait {
+            return Ok(DriftReport::skipped(
+                &env.name,
+                format!(
+                    "a deploy by {} holds the lock (since {}, expires {}){}: not checking for drift;                      a deploy in progress would look like drift. Run the check again once it is done                      (--lock-wait sets how long to wait)",
+                    h.holder,
+                    h.acquired,
+                    h.expires,
+                    if lock_wait.is_zero() {
+                        String::new()
+                    } else {
+                        format!(", for all of the {:.0} s this check waited", waited.as_secs_f64())
+                    }
+                ),
+            ));
+        }
+        output::progress(&format!(
+            "a deploy by {} holds the lock: waiting for it ({:.0} s of at most {:.0} s)",
+            h.holder,
+            waited.as_secs_f64(),
+            lock_wait.as_secs_f64()
+        ));
+        tokio::time::sleep(LOCK_POLL.min(lock_wait - waited)).await;
     }
     let reads =
         plan::read_cluster_and_hosts(cluster, env, ssh, Planner::Read, hostops::ReadMode::Full)
             .await?;
     let mut findings = cluster_findings(&reads.plan);
+    for d in crate::ensemble::differences(env, reads.ensemble.as_ref()) {
+        findings.push(finding(
+            FindingKind::EnsembleChanged,
+            format!(
+                "StatefulSet/{}/{}",
+                env.ensemble.namespace, env.ensemble.statefulset
+            ),
+            d,
+        ));
+    }
 
     // The load balancers' addresses, and the hosts rendered from them.
     if let Err(e) = &reads.live {
         findings.push(finding(
-            "load-balancer-pending",
+            FindingKind::LoadBalancerPending,
             format!("Service/{}", env.ensemble.namespace),
             format!("{e:#}"),
         ));
@@ -129,7 +321,11 @@ pub async fn drift(
     let files = manifests::render_host_files(env, &source)?;
     let fleet = &reads.fleet;
     for (o, why) in &fleet.unreachable {
-        findings.push(finding("host-unreachable", format!("host/{}", o.name), why));
+        findings.push(finding(
+            FindingKind::HostUnreachable,
+            format!("host/{}", o.name),
+            why,
+        ));
     }
     for p in fleet.plan(env, &files) {
         let (o, observed) = (p.reached.observer, &p.reached.observed);
@@ -148,21 +344,21 @@ pub async fn drift(
                             "; {name} is a symbolic link to {target} (never followed; move it away and deploy)"
                         ));
                 }
-                let mut f = finding("host-files", &object, detail);
+                let mut f = finding(FindingKind::HostFiles, &object, detail);
                 f.diff = update_diff(o, u);
                 findings.push(f);
             }
             HostPlan::Update(u) => {
                 if u.containers_down {
                     findings.push(finding(
-                        "host-containers",
+                        FindingKind::HostContainers,
                         &object,
                         "containers not running",
                     ));
                 }
                 if !u.not_loaded.is_empty() {
                     findings.push(finding(
-                        "config-not-loaded",
+                        FindingKind::ConfigNotLoaded,
                         &object,
                         format!(
                             "{ZOO_CFG_FILE} is as the code says, but the running ZooKeeper has not loaded it ({}): deploy restarts it",
@@ -173,9 +369,45 @@ pub async fn drift(
             }
             HostPlan::InSync => {}
         }
+        // States ZooKeeper cannot leave by itself: a data/myid naming another id, an ensemble
+        // rebuilt under it (its accepted epoch ahead of the new leader's).
+        let desired_cfg = files
+            .iter()
+            .find(|(f, _)| f.name == o.name)
+            .map(|(_, f)| f.zoo_cfg.as_str())
+            .unwrap_or_default();
+        let stale = hosts::plan::stale_myid(desired_cfg, observed);
+        let said_stale = observed
+            .log_signs
+            .iter()
+            .find(|l| l.contains("not in the peer list"));
+        if stale.is_some() || said_stale.is_some() {
+            let mut detail = stale.unwrap_or_else(|| "its data names another id".to_string());
+            if let Some(line) = said_stale {
+                detail.push_str(&format!("; its log: {line}"));
+            }
+            detail.push_str("; deploy sets its data aside so that it takes its id and resyncs");
+            findings.push(finding(FindingKind::StaleMyid, &object, detail));
+        }
+        if let Some(line) = observed
+            .log_signs
+            .iter()
+            .find(|l| l.contains("is less than accepted epoch"))
+        {
+            findings.push(finding(
+                FindingKind::EpochBehind,
+                &object,
+                format!(
+                    "it has data from an earlier ensemble (its log: {line}); it will not observe again by \
+                     itself: `cargo xtask deploy --env {} --reset-data {}` sets its data aside so that it \
+                     resyncs",
+                    env.name, o.name
+                ),
+            ));
+        }
         if !observed.stray.is_empty() {
             findings.push(finding(
-                    "host-extra-files",
+                    FindingKind::HostExtraFiles,
                     &object,
                     format!(
                         "{} in {}: compose files or an .env this tool did not write (it runs compose on its \
@@ -204,7 +436,7 @@ pub async fn drift(
         };
         for problem in access {
             findings.push(finding(
-                "drift-access",
+                FindingKind::DriftAccess,
                 &object,
                 format!("the drift key: {problem}"),
             ));
@@ -214,7 +446,7 @@ pub async fn drift(
         }
         for name in observed.unresolved() {
             findings.push(finding(
-                    "host-dns",
+                    FindingKind::HostDns,
                     &object,
                     format!(
                         "its zoo.cfg names the load balancer {name}, which does not resolve on this host: \
@@ -226,27 +458,30 @@ pub async fn drift(
         let blocked = observed.unreachable_load_balancers();
         if !blocked.is_empty() {
             findings.push(finding(
-                "load-balancer-unreachable",
+                FindingKind::LoadBalancerUnreachable,
                 &object,
                 unreachable_load_balancers(env, o, &blocked),
             ));
         }
         let h = &observed.health;
         if !h.observing() {
-            findings.push(finding("observer-not-observing", &object, &h.detail));
+            findings.push(finding(
+                FindingKind::ObserverNotObserving,
+                &object,
+                &h.detail,
+            ));
         } else if !h.exporter {
-            findings.push(finding("exporter-down", &object, &h.detail));
+            findings.push(finding(FindingKind::ExporterDown, &object, &h.detail));
         }
     }
     findings.extend(retired_findings(env, &reads.retired));
     findings.extend(unlisted_observers(env, &reads));
     reads.close().await;
-    Ok(DriftReport {
-        environment: env.name.clone(),
-        skipped: None,
-        findings,
-    })
+    Ok(DriftReport::checked(&env.name, findings))
 }
+
+/// How often a waiting drift check asks whether the deploy lock is free.
+const LOCK_POLL: Duration = Duration::from_secs(5);
 
 /// A retired observer still running (or with anything of the tool's left: files, the drift key),
 /// and a retired host that could not be read.
@@ -262,7 +497,7 @@ fn retired_findings(
             continue;
         }
         out.push(finding(
-            "host-unreachable",
+            FindingKind::HostUnreachable,
             format!("host/{}", o.name),
             format!("retired, but not read: {why}"),
         ));
@@ -274,7 +509,7 @@ fn retired_findings(
         let plan = hosts::plan::retirement(&reached.observed, r.data);
         if plan.needed() {
             out.push(finding(
-                "retired-running",
+                FindingKind::RetiredRunning,
                 format!("host/{}", r.observer.name),
                 format!(
                     "retired in the inventory, but {}: deploy retires it ({})",
@@ -310,7 +545,7 @@ fn unlisted_observers(env: &manifests::Environment, reads: &plan::Reads<'_>) -> 
                 continue;
             }
             out.push(finding(
-                "unlisted-observer",
+                FindingKind::UnlistedObserver,
                 format!("host/{}", o.name),
                 format!(
                     "an observer {name} runs here from {dir}, which the inventory of {} does not list on this \
@@ -361,19 +596,19 @@ fn cluster_findings(plan: &plan::Plan) -> Vec<Finding> {
         let (kind, detail) = match (c.action, &c.deleting) {
             (Action::Unchanged, _) => continue,
             (Action::Create, Some(why)) => (
-                "cluster-deleting",
+                FindingKind::ClusterDeleting,
                 format!("{why}; the next deploy creates it again once it is gone"),
             ),
             (Action::Create, None) => (
-                "cluster-missing",
+                FindingKind::ClusterMissing,
                 "desired but absent from the cluster".to_string(),
             ),
             (Action::Update, _) => (
-                "cluster-changed",
+                FindingKind::ClusterChanged,
                 "live object differs from the code".to_string(),
             ),
             (Action::Prune, why) => (
-                "cluster-extra",
+                FindingKind::ClusterExtra,
                 format!(
                     "written by this tool but no longer desired{}",
                     why.as_ref().map(|w| format!(" ({w})")).unwrap_or_default()
@@ -385,7 +620,7 @@ fn cluster_findings(plan: &plan::Plan) -> Vec<Finding> {
         findings.push(f);
         for k in &c.conflicts {
             findings.push(finding(
-                "cluster-conflict",
+                FindingKind::ClusterConflict,
                 &c.object,
                 format!("{} is owned by \"{}\"", k.field, k.manager),
             ));
@@ -410,7 +645,7 @@ fn address_mismatches(
             let want = live.get(&p.ordinal).map(ServerAddress::to_string);
             (Some(&used) != want.as_ref()).then(|| {
                 finding(
-                    "address-mismatch",
+                    FindingKind::AddressMismatch,
                     object,
                     format!(
                         "its zoo.cfg points server.{} at {used}, but Service {} has {}",
@@ -422,4 +657,60 @@ fn address_mismatches(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The report's contract: each kind's JSON name is the one printed and the one documented
+    /// (a row of the kinds table in docs/drift-report.md), and the page lists no kind the code
+    /// does not have.
+    #[test]
+    fn every_finding_kind_is_documented() {
+        let doc = include_str!("../../docs/drift-report.md");
+        let table = &doc[doc.find("## Finding kinds").unwrap()..];
+        let documented: Vec<&str> = table
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        let names: Vec<&str> = FindingKind::ALL.iter().map(|k| k.as_str()).collect();
+        for k in FindingKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len(), "kinds are distinct");
+        assert_eq!(
+            documented, names,
+            "docs/drift-report.md lists every kind, in order"
+        );
+    }
+
+    #[test]
+    fn statuses_map_to_exit_codes_and_an_error_still_is_a_report() {
+        let clean = DriftReport::checked("production", vec![]);
+        assert_eq!((clean.status, clean.exit_code()), (DriftStatus::Clean, 0));
+        let drift = DriftReport::checked(
+            "production",
+            vec![finding(FindingKind::HostFiles, "host/a", "zoo.cfg differ")],
+        );
+        assert_eq!((drift.status, drift.exit_code()), (DriftStatus::Drift, 2));
+        let skipped = DriftReport::skipped("production", "held".into());
+        assert_eq!(skipped.exit_code(), 1);
+        let failed = DriftReport::failed(
+            "production",
+            &anyhow::anyhow!("403").context("reading Services"),
+        );
+        assert_eq!(failed.exit_code(), 1);
+        let json = failed.json();
+        assert_eq!(json["format_version"], FORMAT_VERSION);
+        assert_eq!(json["status"], "error");
+        assert_eq!(json["clean"], serde_json::Value::Null);
+        assert_eq!(json["error"], "reading Services: 403");
+        assert_eq!(json["findings"], serde_json::json!([]));
+        assert_eq!(drift.json()["findings"][0]["kind"], "host-files");
+    }
 }

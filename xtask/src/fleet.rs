@@ -85,13 +85,25 @@ impl<'e> Fleet<'e> {
         env: &Environment,
         files: &[(&Observer, HostFiles)],
     ) -> Vec<Planned<'f, 'e>> {
+        self.plan_resetting(env, files, &[])
+    }
+
+    /// [`Fleet::plan`], with the data of the observers named in `reset` set aside too
+    /// (`deploy --reset-data`).
+    pub fn plan_resetting<'f>(
+        &'f self,
+        env: &Environment,
+        files: &[(&Observer, HostFiles)],
+        reset: &[String],
+    ) -> Vec<Planned<'f, 'e>> {
         self.reached
             .iter()
             .filter_map(|r| {
                 let (_, f) = files.iter().find(|(o, _)| o.name == r.observer.name)?;
+                let asked = reset.contains(&r.observer.name);
                 Some(Planned {
                     reached: r,
-                    plan: plan::plan(f, &r.observed, &env.fleet.metrics),
+                    plan: plan::plan_with(f, &r.observed, &env.fleet.metrics, asked),
                 })
             })
             .collect()

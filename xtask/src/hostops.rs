@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use base64::Engine as _;
 use hosts::plan::{Health, Observed, FILES};
 use hosts::render::{EXPORTER_SERVICE, ZOOKEEPER_SERVICE};
-use hosts::{Observer, PublicKey};
+use hosts::{MetricsKind, Observer, PublicKey};
 use sha2::{Digest, Sha256};
 
 use crate::ssh::Host;
@@ -43,10 +43,14 @@ pub enum Script {
     ReadOnlyAccess,
     /// Removes what is left of a retired observer's deployment.
     Retire,
+    /// Sets an observer's data aside for empty directories, and commits or undoes that.
+    ResetData,
+    /// The last lines of ZooKeeper's log.
+    Logs,
 }
 
 impl Script {
-    pub const ALL: [Script; 8] = [
+    pub const ALL: [Script; 10] = [
         Script::Inspect,
         Script::Probe,
         Script::Resolve,
@@ -55,6 +59,8 @@ impl Script {
         Script::Compose,
         Script::ReadOnlyAccess,
         Script::Retire,
+        Script::ResetData,
+        Script::Logs,
     ];
 
     pub fn shell(self) -> &'static str {
@@ -64,7 +70,9 @@ impl Script {
             | Script::Restore
             | Script::Compose
             | Script::ReadOnlyAccess
-            | Script::Retire => "sh",
+            | Script::Retire
+            | Script::ResetData
+            | Script::Logs => "sh",
         }
     }
 
@@ -78,6 +86,8 @@ impl Script {
             Script::Compose => include_str!("scripts/compose.sh"),
             Script::ReadOnlyAccess => include_str!("scripts/read-only-access.sh"),
             Script::Retire => include_str!("scripts/retire.sh"),
+            Script::ResetData => include_str!("scripts/reset-data.sh"),
+            Script::Logs => include_str!("scripts/logs.sh"),
         }
     }
 
@@ -117,6 +127,8 @@ impl ExporterCheck {
 pub struct Ports {
     pub client: u16,
     pub metrics: u16,
+    /// Who serves the metrics: what a scrape must show, and whether an exporter container runs.
+    pub kind: MetricsKind,
 }
 
 impl Ports {
@@ -124,6 +136,7 @@ impl Ports {
         Ports {
             client: env.fleet.zookeeper.client_port.get(),
             metrics: env.fleet.metrics.port().get(),
+            kind: env.fleet.metrics.kind(),
         }
     }
 }
@@ -154,7 +167,11 @@ pub fn inspect_args(
         ports.metrics.to_string(),
         ANSWER_TIMEOUT_SECS.to_string(),
         ZOOKEEPER_SERVICE.to_string(),
-        EXPORTER_SERVICE.to_string(),
+        match ports.kind {
+            MetricsKind::Exporter => EXPORTER_SERVICE,
+            MetricsKind::Builtin => "-",
+        }
+        .to_string(),
         drift_key.map_or_else(|| "-".to_string(), PublicKey::openssh),
         drift_key_marker(env),
         match mode {
@@ -162,6 +179,7 @@ pub fn inspect_args(
             ReadMode::Full => "full",
         }
         .to_string(),
+        o.name.clone(),
     ];
     args.extend(FILES.iter().map(|f| f.to_string()));
     args
@@ -295,7 +313,8 @@ pub async fn inspect(
     let out = host
         .run_ok("reading the host", Script::Inspect, &strs(&args), None)
         .await?;
-    parse_inspect(&out).map_err(|e| anyhow::anyhow!("{}: reading the host: {e:#}", o.name))
+    parse_inspect(&out, Ports::of(env).kind)
+        .map_err(|e| anyhow::anyhow!("{}: reading the host: {e:#}", o.name))
 }
 
 pub async fn probe(
@@ -321,7 +340,7 @@ pub async fn probe_waiting(
     let out = host
         .run_ok("probing ZooKeeper", Script::Probe, &strs(&args), None)
         .await?;
-    Ok(parse_probe(&Frames::parse(&out)?))
+    Ok(parse_probe(&Frames::parse(&out)?, ports.kind))
 }
 
 /// Resolves `names` on the host, as ZooKeeper there will.
@@ -423,6 +442,56 @@ pub async fn retire(
     )
     .await?;
     Ok(())
+}
+
+/// A step of setting an observer's data aside (`reset-data.sh`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetStep {
+    /// Data and log directories renamed aside, empty ones made.
+    Set,
+    /// What was set aside removed (the host passed the gate).
+    Commit,
+    /// What was set aside put back (the host failed).
+    Undo,
+}
+
+pub async fn reset_data(
+    host: &Host,
+    o: &Observer,
+    layout: &hosts::observer::ImageLayout,
+    step: ResetStep,
+) -> Result<()> {
+    let (what, arg) = match step {
+        ResetStep::Set => ("setting the observer's data aside", "set"),
+        ResetStep::Commit => ("removing the observer's data set aside", "commit"),
+        ResetStep::Undo => ("putting the observer's data back", "undo"),
+    };
+    host.run_ok(
+        what,
+        Script::ResetData,
+        &[
+            &o.deploy_dir.0,
+            &layout.uid.to_string(),
+            &layout.gid.to_string(),
+            arg,
+        ],
+        None,
+    )
+    .await
+    .map(drop)
+}
+
+/// The last `lines` lines of ZooKeeper's log on the host (its container's), for a failure report.
+pub async fn zookeeper_log(host: &Host, o: &Observer, lines: u32) -> Result<String> {
+    let out = host
+        .run_ok(
+            "reading ZooKeeper's log",
+            Script::Logs,
+            &[PROJECT, ZOOKEEPER_SERVICE, &o.name, &lines.to_string()],
+            None,
+        )
+        .await?;
+    Ok(String::from_utf8_lossy(&out).trim().to_string())
 }
 
 /// After a first deployment was undone: removes the directories it created, as far as empty.
@@ -591,7 +660,7 @@ fn parse_resolved(f: &Frames) -> BTreeMap<String, Option<String>> {
 /// How our own scripts are invoked (`bash -c TEXT zk-observers ARGS`): `$0`.
 const INVOKED_AS: &str = "zk-observers";
 
-pub fn parse_inspect(out: &[u8]) -> Result<Observed> {
+pub fn parse_inspect(out: &[u8], kind: MetricsKind) -> Result<Observed> {
     let f = Frames::parse(out)?;
     let mut files = BTreeMap::new();
     let mut directories = std::collections::BTreeSet::new();
@@ -632,13 +701,23 @@ pub fn parse_inspect(out: &[u8]) -> Result<Observed> {
             .map(str::to_string)
             .collect(),
         resolved: parse_resolved(&f),
-        health: parse_probe(&f),
+        health: parse_probe(&f, kind),
         directories,
         reach: parse_reach(&f),
         drift_access: parse_drift_access(&f),
         symlinks,
         stray: f.text("stray").lines().map(str::to_string).collect(),
         forced_command: invoked != INVOKED_AS,
+        myid: Some(f.text("myid"))
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty()),
+        log_signs: f
+            .text("log-signs")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect(),
         deploy_dir_resolved: Some(f.text("deploy-dir-resolved"))
             .filter(|d| !d.trim().is_empty())
             .map(|d| d.trim().to_string()),
@@ -652,7 +731,7 @@ pub fn parse_inspect(out: &[u8]) -> Result<Observed> {
     })
 }
 
-pub fn parse_probe(f: &Frames) -> Health {
+pub fn parse_probe(f: &Frames, kind: MetricsKind) -> Health {
     let (srvr, mntr) = (f.text("srvr"), f.text("mntr"));
     let (metrics, answer) = (f.text("metrics"), f.text("exporter"));
     let (srvr, mntr, metrics, answer) = (
@@ -670,10 +749,7 @@ pub fn parse_probe(f: &Frames) -> Health {
     });
     let scraped = f.has("metrics");
     let exporter = if scraped {
-        metrics.starts_with("HTTP/1.")
-            && metrics
-                .lines()
-                .any(|l| l.starts_with("zk_") && !l.starts_with("zk_up 0"))
+        metrics.starts_with("HTTP/1.") && kind.serves_zookeeper(metrics)
     } else {
         answer.starts_with("HTTP/1.")
     };
@@ -697,13 +773,14 @@ pub fn parse_probe(f: &Frames) -> Health {
         }
     } else if !exporter {
         format!(
-            "exporter: {}",
+            "{}: {}",
+            kind.noun(),
             first_line(if scraped { metrics } else { answer })
         )
     } else if scraped {
-        "observing - broadcast, exporter serving".into()
+        format!("observing - broadcast, {} serving", kind.noun())
     } else {
-        "observing - broadcast, exporter answering".into()
+        format!("observing - broadcast, {} answering", kind.noun())
     };
     Health {
         mode,
@@ -735,7 +812,10 @@ mod tests {
     }
 
     fn probe_of(sections: &[(&str, &str)]) -> Health {
-        parse_probe(&Frames::parse(&framed(sections)).unwrap())
+        parse_probe(
+            &Frames::parse(&framed(sections)).unwrap(),
+            MetricsKind::Exporter,
+        )
     }
 
     #[test]
@@ -787,6 +867,33 @@ mod tests {
         assert!(h.observing() && !h.healthy());
     }
 
+    /// With ZooKeeper's own provider the gate reads the provider's names (`znode_count`, bare),
+    /// and an exporter's `zk_` answer on that port does not pass, nor does the other way round.
+    #[test]
+    fn the_gate_reads_the_names_of_the_server_that_serves_the_metrics() {
+        let scrape = |kind, body: &str| {
+            parse_probe(
+                &Frames::parse(&framed(&[
+                    ("srvr", "Mode: observer\n"),
+                    ("mntr", "zk_peer_state\tobserving - broadcast\n"),
+                    ("metrics", &format!("HTTP/1.1 200 OK\r\n\r\n{body}")),
+                ]))
+                .unwrap(),
+                kind,
+            )
+        };
+        let builtin = "# HELP znode_count znode_count\n# TYPE znode_count gauge\nznode_count 5.0\n";
+        let exporter = "zk_up 1\nzk_znode_count 5\n";
+        let h = scrape(MetricsKind::Builtin, builtin);
+        assert!(h.healthy(), "{h:?}");
+        assert_eq!(h.detail, "observing - broadcast, metrics provider serving");
+        let h = scrape(MetricsKind::Builtin, exporter);
+        assert!(!h.healthy());
+        assert!(h.detail.starts_with("metrics provider: "), "{}", h.detail);
+        assert!(!scrape(MetricsKind::Exporter, builtin).healthy());
+        assert!(scrape(MetricsKind::Exporter, exporter).healthy());
+    }
+
     #[test]
     fn without_a_scrape_an_answering_exporter_counts() {
         let probe = |exporter: &str| {
@@ -822,7 +929,11 @@ mod tests {
 
     #[test]
     fn parses_inspect_output() {
-        let s = parse_inspect(&inspect_output("HTTP/1.0 200 OK\r\n\r\n")).unwrap();
+        let s = parse_inspect(
+            &inspect_output("HTTP/1.0 200 OK\r\n\r\n"),
+            MetricsKind::Exporter,
+        )
+        .unwrap();
         assert_eq!(s.file("zoo.cfg"), Some("tickTime=2000\n"));
         assert_eq!(s.file("docker-compose.yaml"), None);
         assert!(s.running.contains("zookeeper") && s.running.contains("exporter"));
@@ -838,7 +949,7 @@ mod tests {
     fn a_relayed_answer_cannot_forge_a_section() {
         let forged_cfg = base64::engine::general_purpose::STANDARD.encode("syncLimit=99\n");
         let planted = format!("HTTP/1.0 200 OK\r\n\r\n\n=== file zoo.cfg 20\n{forged_cfg}\n");
-        let s = parse_inspect(&inspect_output(&planted)).unwrap();
+        let s = parse_inspect(&inspect_output(&planted), MetricsKind::Exporter).unwrap();
         assert_eq!(
             s.file("zoo.cfg"),
             Some("tickTime=2000\n"),
@@ -846,10 +957,12 @@ mod tests {
         );
         let mut doubled = inspect_output("x");
         doubled.extend_from_slice(&framed(&[("file zoo.cfg", &forged_cfg)]));
-        let err = parse_inspect(&doubled).unwrap_err().to_string();
+        let err = parse_inspect(&doubled, MetricsKind::Exporter)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("appears twice"), "{err}");
         let cut = inspect_output("HTTP/1.0 200 OK");
-        let err = parse_inspect(&cut[..cut.len() - 5])
+        let err = parse_inspect(&cut[..cut.len() - 5], MetricsKind::Exporter)
             .unwrap_err()
             .to_string();
         assert!(err.contains("cut short") || err.contains("header"), "{err}");
@@ -1175,6 +1288,7 @@ mod tests {
             Ports {
                 client: 1,
                 metrics: 1,
+                kind: MetricsKind::Exporter,
             },
             "sandbox",
             key,
@@ -1182,7 +1296,7 @@ mod tests {
         );
         let (code, out, err) = run_with(home, Script::Inspect, &strs(&args), None);
         assert_eq!(code, 0, "{err}");
-        parse_inspect(out.as_bytes()).unwrap()
+        parse_inspect(out.as_bytes(), MetricsKind::Exporter).unwrap()
     }
 
     #[test]
@@ -1257,6 +1371,7 @@ mod tests {
         let ports = Ports {
             client: 1,
             metrics: 1,
+            kind: MetricsKind::Exporter,
         };
         let key =
             hosts::PublicKey::parse(&hosts::inventory::sandbox::drift_key().unwrap()).unwrap();
@@ -1390,7 +1505,10 @@ mod tests {
             None,
         );
         assert_eq!(code, 0);
-        let h = parse_probe(&Frames::parse(out.as_bytes()).unwrap());
+        let h = parse_probe(
+            &Frames::parse(out.as_bytes()).unwrap(),
+            MetricsKind::Exporter,
+        );
         assert_eq!(h.detail, "srvr: no answer within 1 s", "{out}");
         assert!(started.elapsed() < Duration::from_secs(10));
         drop(silent);
@@ -1421,7 +1539,10 @@ mod tests {
         let p = port.to_string();
         let (_, out, _) = run(Script::Probe, &["127.0.0.1", &p, &p, "4", "answers"], None);
         answers.join().unwrap();
-        let h = parse_probe(&Frames::parse(out.as_bytes()).unwrap());
+        let h = parse_probe(
+            &Frames::parse(out.as_bytes()).unwrap(),
+            MetricsKind::Exporter,
+        );
         assert!(h.healthy(), "{h:?}");
         assert_eq!(h.conf.as_deref(), Some("clientPort=2181\nserverId=4\n"));
     }
@@ -1468,7 +1589,10 @@ mod tests {
             &["127.0.0.1", &p, &p, "4", "answers", "0"],
             None,
         );
-        let h = parse_probe(&Frames::parse(out.as_bytes()).unwrap());
+        let h = parse_probe(
+            &Frames::parse(out.as_bytes()).unwrap(),
+            MetricsKind::Exporter,
+        );
         assert!(!h.observing(), "no wait: as it is now");
         let started = Instant::now();
         let (_, out, _) = run(
@@ -1476,7 +1600,10 @@ mod tests {
             &["127.0.0.1", &p, &p, "4", "scrape", "10000"],
             None,
         );
-        let h = parse_probe(&Frames::parse(out.as_bytes()).unwrap());
+        let h = parse_probe(
+            &Frames::parse(out.as_bytes()).unwrap(),
+            MetricsKind::Exporter,
+        );
         assert!(h.healthy(), "{h:?}");
         assert!(
             started.elapsed() < Duration::from_secs(5),
@@ -1522,11 +1649,12 @@ mod tests {
         let ports = Ports {
             client: port,
             metrics: port,
+            kind: MetricsKind::Exporter,
         };
         let args = inspect_args(&o, ports, "sandbox", None, ReadMode::Quick);
         let (code, out, err) = run(Script::Inspect, &strs(&args), None);
         assert_eq!(code, 0, "{err}");
-        let observed = parse_inspect(out.as_bytes()).unwrap();
+        let observed = parse_inspect(out.as_bytes(), MetricsKind::Exporter).unwrap();
         assert!(observed
             .file("zoo.cfg")
             .unwrap()

@@ -17,6 +17,7 @@ pub mod status;
 // What the subcommands share.
 pub mod cli;
 pub mod cluster;
+pub mod ensemble;
 pub mod environments;
 pub mod execute;
 pub mod exit;
@@ -97,7 +98,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Done> {
         Command::Push(args) => boxed(push::run(args, format)?),
         Command::Status(args) => boxed(status::run(args)?),
         Command::Deploy(args) => boxed(deploy::run(args, format)?),
-        Command::Drift(args) => boxed(drift::run(args)?),
+        Command::Drift(args) => boxed(drift::run(args)),
         Command::Demo(args) => Done::Code(dev::forward("demo", args)?),
         Command::Bench(args) => Done::Code(dev::forward("bench", args)?),
     })

@@ -19,6 +19,11 @@ pub fn error(e: &anyhow::Error) {
     }
 }
 
+/// An error already formatted with its causes (`{e:#}`), as a report carries it.
+pub fn error_message(msg: &str) {
+    eprintln!("{RED}error{RED:#}: {msg}");
+}
+
 pub fn problem(env: &str, p: &Problem) {
     let (style, word) = match p.severity {
         Severity::Error => (RED, "error"),

@@ -389,6 +389,8 @@ pub async fn owned(cluster: &Cluster, env: &Environment) -> Result<Vec<(ObjectRe
 pub struct Reads<'e> {
     pub plan: Plan,
     pub live: Result<BTreeMap<u32, ServerAddress>>,
+    /// The ensemble as it runs (its StatefulSet and pods).
+    pub ensemble: Option<crate::ensemble::LiveEnsemble>,
     pub fleet: Fleet<'e>,
     /// The retired observers' hosts (`fleet.retired`), read the same way.
     pub retired: Fleet<'e>,
@@ -416,7 +418,8 @@ pub async fn read_cluster_and_hosts<'e>(
         tracing::info!("cluster planned");
         // The per-pod Services were just read: their addresses need no other request.
         let live = lb::addresses_from(env, |r| plan.live(r).cloned());
-        anyhow::Ok((plan, live))
+        let ensemble = crate::ensemble::read(cluster, env).await?;
+        anyhow::Ok((plan, live, ensemble))
     };
     let hosts = async {
         tokio::join!(
@@ -426,9 +429,10 @@ pub async fn read_cluster_and_hosts<'e>(
     };
     let (cluster_reads, (fleet, retired)) = tokio::join!(cluster_reads, hosts);
     match cluster_reads {
-        Ok((plan, live)) => Ok(Reads {
+        Ok((plan, live, ensemble)) => Ok(Reads {
             plan,
             live,
+            ensemble,
             fleet,
             retired,
         }),

@@ -16,7 +16,7 @@ use hosts::Observer;
 use manifests::Environment;
 
 use crate::fleet::{Planned, Reached};
-use crate::hostops::{self, ExporterCheck, Ports};
+use crate::hostops::{self, ExporterCheck, Ports, ResetStep};
 use crate::lock::{Guard, Stop};
 use crate::output;
 use crate::report::{HostReport, HostResult, Spent};
@@ -274,6 +274,17 @@ async fn update_over(
             }
         }
     }
+    // The data set aside (a stale myid, or --reset-data): put back if the host fails.
+    let mut reset = false;
+    if failure.is_none() && update.reset_data.is_some() {
+        if !opts.quiet {
+            output::progress(&format!("{}: setting its data aside", o.name));
+        }
+        match hostops::reset_data(conn.host(), o, &env.fleet.layout, ResetStep::Set).await {
+            Ok(()) => reset = true,
+            Err(e) => failure = Some(format!("{e:#}")),
+        }
+    }
     spent.ssh_ms = clock.elapsed().as_millis();
     // Whether this run asked for the containers to be (re)started: only then does a rollback
     // restart them, or stop them on a first deployment.
@@ -318,15 +329,43 @@ async fn update_over(
                 report.healthy_ms = Some(started.elapsed().as_millis());
                 report.result = HostResult::Updated;
                 report.detail = format!("{}; {}", report.detail, h.detail);
+                if reset {
+                    // Serving on the new data: what was set aside goes.
+                    if let Err(e) =
+                        hostops::reset_data(conn.host(), o, &env.fleet.layout, ResetStep::Commit)
+                            .await
+                    {
+                        report.detail.push_str(&format!(
+                            "; its old data is still set aside as .data.reset and .datalog.reset ({e:#})"
+                        ));
+                    }
+                }
                 report.spent = Some(spent);
                 return;
             }
-            Err(detail) => failure = Some(detail),
+            Err(detail) => {
+                // What ZooKeeper said, for the report: the operator should not need a shell.
+                let log = hostops::zookeeper_log(conn.host(), o, 8)
+                    .await
+                    .unwrap_or_default();
+                failure = Some(if log.is_empty() {
+                    detail
+                } else {
+                    format!(
+                        "{detail}; ZooKeeper's log ends with: {}",
+                        log.lines().collect::<Vec<_>>().join(" | ")
+                    )
+                });
+            }
         }
     }
     let reason = failure.unwrap_or_default();
-    let (result, detail) =
-        roll_back(env, conn, update, &written, restarted, opts, &mut spent).await;
+    let done = Done {
+        written: &written,
+        reset,
+        restarted,
+    };
+    let (result, detail) = roll_back(env, conn, update, done, opts, &mut spent).await;
     report.result = result;
     report.detail = format!("{reason}; {detail}");
     report.spent = Some(spent);
@@ -340,13 +379,17 @@ async fn roll_back(
     env: &Environment,
     conn: &mut Conn<'_>,
     update: &Update,
-    written: &[&'static str],
-    restarted: bool,
+    done: Done<'_>,
     opts: &Options<'_>,
     spent: &mut Spent,
 ) -> (HostResult, String) {
     let o = conn.observer;
-    if written.is_empty() {
+    let Done {
+        written,
+        reset,
+        restarted,
+    } = done;
+    if written.is_empty() && !reset {
         // Nothing was written (the first write failed, or only the containers were down): the
         // host's files are as they were, and whatever ran keeps running. Said as probed now.
         let undone = "nothing was written, so nothing was undone";
@@ -373,9 +416,10 @@ async fn roll_back(
     // This run created the deployment (none of its files existed): undo it whole.
     let created = update.first_deployment();
     let clock = Instant::now();
-    let mut undone = undo(conn.host(), o, written, created, restarted).await;
+    let layout = &env.fleet.layout;
+    let mut undone = undo(conn.host(), o, layout, done, created).await;
     if undone.is_err() && conn.reconnect(env, opts).await {
-        undone = undo(conn.host(), o, written, created, restarted).await;
+        undone = undo(conn.host(), o, layout, done, created).await;
     }
     spent.docker_ms += clock.elapsed().as_millis();
     if let Err(e) = undone {
@@ -428,26 +472,45 @@ async fn roll_back(
 async fn undo(
     host: &Host,
     o: &Observer,
-    written: &[&'static str],
+    layout: &hosts::observer::ImageLayout,
+    done: Done<'_>,
     created: bool,
-    restarted: bool,
 ) -> Result<()> {
+    let Done {
+        written,
+        reset,
+        restarted,
+    } = done;
     if created && restarted {
         hostops::compose(host, o, &["down"]).await.map(drop)?;
     }
     for name in written.iter().rev() {
         hostops::restore_file(host, o, name).await?;
     }
+    if reset {
+        hostops::reset_data(host, o, layout, ResetStep::Undo).await?;
+    }
     if created {
         hostops::remove_empty_deployment(host, o).await?;
     } else if restarted {
         let how = hosts::plan::restart_for(
-            written.contains(&ZOO_CFG_FILE),
+            written.contains(&ZOO_CFG_FILE) || reset,
             written.contains(&COMPOSE_FILE),
         );
         hostops::restart(host, o, how).await?;
     }
     Ok(())
+}
+
+/// What this run did on a host, which a rollback undoes and only that.
+#[derive(Clone, Copy)]
+struct Done<'a> {
+    /// The files it wrote, in order.
+    written: &'a [&'static str],
+    /// It set the observer's data aside.
+    reset: bool,
+    /// It asked for the containers to be (re)started.
+    restarted: bool,
 }
 
 /// Polls the host until it observes and its exporter serves metrics, or the timeout passes.

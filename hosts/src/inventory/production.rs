@@ -18,7 +18,7 @@ pub fn observers() -> Vec<Observer> {
             // Record the host's /etc/ssh/ssh_host_ed25519_key.pub, checked on its console, before
             // the first push.
             host_key: HostKey::NotPinned,
-            myid: ServerId(4),
+            myid: ServerId(104),
             egress: vec![],
             scrape: None,
             jump: None,
@@ -32,7 +32,7 @@ pub fn observers() -> Vec<Observer> {
                 port: port!(22),
             },
             host_key: HostKey::NotPinned,
-            myid: ServerId(5),
+            myid: ServerId(105),
             egress: vec![],
             scrape: None,
             jump: None,

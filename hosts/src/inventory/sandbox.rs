@@ -27,7 +27,7 @@ pub fn observers() -> Vec<Observer> {
                 "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAfeUsaRXuaYLi95xJr4calJHll1HJWkzapSGXLCyGh5"
                     .into(),
             ),
-            myid: ServerId(4),
+            myid: ServerId(104),
             egress: vec![],
             scrape: None,
             jump: None,
@@ -44,7 +44,7 @@ pub fn observers() -> Vec<Observer> {
                 "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIISaJC8sEv0D8RtH4gtHDaTL7mkvPC7ciMRg1MUHZSi8"
                     .into(),
             ),
-            myid: ServerId(5),
+            myid: ServerId(105),
             egress: vec![],
             scrape: None,
             jump: None,

@@ -48,6 +48,7 @@ pub fn environment() -> Environment {
             image: ImageRef::new("zookeeper:3.8.6"),
             layout: hosts::observer::ImageLayout::OFFICIAL,
             metrics: Metrics::runbook_exporter(),
+            runtime: hosts::observer::Runtime::recommended(),
         },
         monitoring: Monitoring {
             namespace: "kube-public".into(),

@@ -47,6 +47,11 @@ pub fn environment() -> Environment {
                 port: port!(9141),
                 reset_on_scrape: true,
             },
+            // Small JVMs: up to twenty observers share this machine's two cores in the bench.
+            runtime: hosts::observer::Runtime {
+                heap_mib: 160,
+                ..hosts::observer::Runtime::recommended()
+            },
         },
         monitoring: Monitoring {
             namespace: "zookeeper".into(),

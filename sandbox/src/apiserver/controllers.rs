@@ -110,9 +110,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         // (5,000 unchanged foreign Services) costs a tick nothing.
         let rules = {
             let mut st = shared.state();
-            if seen == Some(st.resource_version()) && !st.timers_pending {
+            if seen == Some(st.resource_version()) && !st.timers_pending && !st.pods_changed {
                 continue;
             }
+            st.pods_changed = false;
             st.controllers_tick(&shared.setup);
             seen = Some(st.resource_version());
             shared.setup.firewall.as_ref().map(|_| st.firewall_rules())
@@ -166,6 +167,11 @@ fn owner_ref(api_version: &str, kind: &str, obj: &Value) -> Value {
         "controller": true,
         "blockOwnerDeletion": true,
     })
+}
+
+/// `spec.publishNotReadyAddresses` of a Service.
+fn publishes_not_ready(svc: &Value) -> bool {
+    svc["spec"]["publishNotReadyAddresses"] == Value::Bool(true)
 }
 
 fn family(ip: &IpAddr) -> &'static str {
@@ -360,6 +366,13 @@ impl State {
     }
 
     /// The pods a Service with `selector` selects in `ns`, sorted by address.
+    /// Whether `p`'s Ready condition is true now.
+    fn pod_ready(&self, p: &Pod) -> bool {
+        !self
+            .not_ready
+            .contains(&(p.namespace.clone(), p.name.clone()))
+    }
+
     fn selected<'p>(
         setup: &'p Setup,
         ns: &str,
@@ -398,17 +411,31 @@ impl State {
                 .into_iter()
                 .map(|(n, p, proto)| json!({"name": n, "port": p, "protocol": proto}))
                 .collect();
+            // endpoints_controller.go, addEndpointSubset(..., tolerateUnreadyEndpoints =
+            // spec.publishNotReadyAddresses): a ready pod, or any pod when the Service publishes
+            // not-ready addresses, is an address; any other a notReadyAddress.
+            let tolerate = publishes_not_ready(&s.object);
             let subsets = if pods.is_empty() || ports.is_empty() {
                 json!([])
             } else {
-                let addresses: Vec<Value> = pods
-                    .iter()
-                    .map(|(p, uid)| {
-                        json!({"ip": p.ip.to_string(), "nodeName": p.node,
-                               "targetRef": {"kind": "Pod", "namespace": p.namespace, "name": p.name, "uid": uid}})
-                    })
-                    .collect();
-                json!([{"addresses": addresses, "ports": ports}])
+                let (mut ready, mut not_ready) = (Vec::new(), Vec::new());
+                for (p, uid) in &pods {
+                    let address = json!({"ip": p.ip.to_string(), "nodeName": p.node,
+                           "targetRef": {"kind": "Pod", "namespace": p.namespace, "name": p.name, "uid": uid}});
+                    if tolerate || self.pod_ready(p) {
+                        ready.push(address);
+                    } else {
+                        not_ready.push(address);
+                    }
+                }
+                let mut subset = json!({"ports": ports});
+                if !ready.is_empty() {
+                    subset["addresses"] = json!(ready);
+                }
+                if !not_ready.is_empty() {
+                    subset["notReadyAddresses"] = json!(not_ready);
+                }
+                json!([subset])
             };
             let mut want = json!({"apiVersion": "v1", "kind": "Endpoints",
                 "metadata": {"name": name, "namespace": ns, "labels": l}, "subsets": subsets});
@@ -482,8 +509,12 @@ impl State {
                     .iter()
                     .filter(|(p, _)| family(&p.ip) == fam)
                     .map(|(p, uid)| {
+                        // kubernetes/endpointslice utils.go, podToEndpoint: serving is the pod's
+                        // readiness, ready is publishNotReadyAddresses || (serving && !terminating).
+                        let serving = self.pod_ready(p);
+                        let ready = publishes_not_ready(&s.object) || serving;
                         json!({"addresses": [p.ip.to_string()],
-                               "conditions": {"ready": true, "serving": true, "terminating": false},
+                               "conditions": {"ready": ready, "serving": serving, "terminating": false},
                                "nodeName": p.node,
                                "targetRef": {"kind": "Pod", "namespace": p.namespace, "name": p.name, "uid": uid}})
                     })

@@ -856,7 +856,7 @@ mod tests {
             Route::NotFound
         ));
         assert!(matches!(
-            route("/api/v1/namespaces/ns/pods", true),
+            route("/api/v1/namespaces/ns/configmaps", true),
             Route::NotFound
         ));
         assert!(matches!(

@@ -67,6 +67,9 @@ pub struct Config {
     /// sources may reach each load balancer (from `spec.loadBalancerSourceRanges`, as the cloud
     /// controllers turn the field into security-group or firewall rules). `None`: no firewall.
     pub firewall: Option<Firewall>,
+    /// Objects stored at start (as if created by their `metadata.managedFields`-less Update of
+    /// manager `helm`): what existed before the tool, such as the ensemble's StatefulSet and pods.
+    pub seed: Vec<serde_json::Value>,
 }
 
 /// What may reach one load balancer: its address, its ports, and the source ranges (empty: any
@@ -105,6 +108,7 @@ impl Default for Config {
             pods: vec![],
             identities: vec![],
             firewall: None,
+            seed: vec![],
         }
     }
 }
@@ -341,6 +345,7 @@ impl ApiServer {
     /// Binds 127.0.0.1:0 and serves on a dedicated std::thread with its own tokio runtime, so it
     /// works from sync tests and from async code alike. Returns once it is listening.
     pub fn start(config: Config) -> anyhow::Result<ApiServer> {
+        let seed = config.seed.clone();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -420,11 +425,15 @@ impl ApiServer {
             Err(_) => anyhow::bail!("sandbox API server thread exited during startup"),
         }
         tracing::debug!("sandbox API server listening on {addr}");
-        Ok(ApiServer {
+        let server = ApiServer {
             shared,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
-        })
+        };
+        for object in &seed {
+            server.insert(object.clone(), "helm")?;
+        }
+        Ok(server)
     }
 
     /// "http://127.0.0.1:PORT".
@@ -489,6 +498,19 @@ impl ApiServer {
             .state()
             .seed(&object, manager)
             .map_err(|e| anyhow::anyhow!("inserting {}: {}", object_label(&object), e.message))
+    }
+
+    /// Sets the Ready condition of a configured pod (as its kubelet would when its readiness
+    /// probe fails or passes); the Endpoints and EndpointSlice controllers follow.
+    pub fn set_pod_ready(&self, namespace: &str, name: &str, ready: bool) {
+        let mut st = self.shared.state();
+        let key = (namespace.to_string(), name.to_string());
+        let changed = if ready {
+            st.not_ready.remove(&key)
+        } else {
+            st.not_ready.insert(key)
+        };
+        st.pods_changed |= changed;
     }
 
     /// Direct read of stored state for assertions, e.g. get("v1", "services", "ns", "zk0").

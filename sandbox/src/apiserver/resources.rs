@@ -143,12 +143,44 @@ pub(crate) static LEASES: Resource = Resource {
     zero: r#"{"metadata":{},"spec":{}}"#,
 };
 
-pub(crate) static ALL: [&Resource; 5] = [
+/// StatefulSets: what the ensemble's chart deployed, read by the tool (never written).
+pub(crate) static STATEFUL_SETS: Resource = Resource {
+    group: "apps",
+    version: "v1",
+    plural: "statefulsets",
+    singular: "statefulset",
+    kind: "StatefulSet",
+    short_names: &["sts"],
+    status_subresource: true,
+    name_rule: NameRule::Dns1123Subdomain,
+    generation: GenerationScope::Spec,
+    crd: false,
+    zero: r#"{"metadata":{},"spec":{"template":{"metadata":{},"spec":{"containers":null}},"updateStrategy":{}},"status":{"replicas":0}}"#,
+};
+
+/// Pods: the ensemble's, read by the tool (never written).
+pub(crate) static PODS: Resource = Resource {
+    group: "",
+    version: "v1",
+    plural: "pods",
+    singular: "pod",
+    kind: "Pod",
+    short_names: &["po"],
+    status_subresource: true,
+    name_rule: NameRule::Dns1123Subdomain,
+    generation: GenerationScope::Spec,
+    crd: false,
+    zero: r#"{"metadata":{},"spec":{"containers":null},"status":{}}"#,
+};
+
+pub(crate) static ALL: [&Resource; 7] = [
     &SERVICES,
     &ENDPOINTS,
     &ENDPOINT_SLICES,
     &SERVICE_MONITORS,
     &LEASES,
+    &STATEFUL_SETS,
+    &PODS,
 ];
 
 /// The served resource at `group`/`version`/`plural` (`group` empty for core).

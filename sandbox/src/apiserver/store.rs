@@ -118,6 +118,11 @@ pub(crate) struct State {
     /// Whether a controller waits for time to pass (a load balancer being provisioned or
     /// released): then the controllers run although nothing was written.
     pub(crate) timers_pending: bool,
+    /// Pods (namespace, name) whose Ready condition is false (a server that is down, a pod
+    /// being started); every other configured pod is ready.
+    pub(crate) not_ready: std::collections::BTreeSet<(String, String)>,
+    /// A pod's readiness changed since the controllers last ran.
+    pub(crate) pods_changed: bool,
 }
 
 pub(super) fn key(res: &Resource, ns: &str, name: &str) -> (String, String, String) {
@@ -312,6 +317,8 @@ impl State {
             stats: Stats::default(),
             crds,
             timers_pending: false,
+            not_ready: Default::default(),
+            pods_changed: false,
         }
     }
 

@@ -637,8 +637,8 @@ fn status_subresource_and_discovery() {
     let groups = c.get("/apis").json();
     assert_eq!(
         groups["groups"].as_array().unwrap().len(),
-        3,
-        "discovery.k8s.io, monitoring.coreos.com, coordination.k8s.io"
+        4,
+        "apps, discovery.k8s.io, monitoring.coreos.com, coordination.k8s.io"
     );
     let core = c.get("/api/v1").json();
     assert!(core["resources"]
@@ -675,7 +675,8 @@ fn status_subresource_and_discovery() {
         [
             "discovery.k8s.io",
             "monitoring.coreos.com",
-            "coordination.k8s.io"
+            "coordination.k8s.io",
+            "apps"
         ]
     );
     let r = raw_with(

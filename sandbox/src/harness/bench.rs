@@ -23,7 +23,7 @@ pub fn environment(n: u8, host_key: &str) -> Environment {
                 port: port!(22),
             },
             host_key: HostKey::Pinned(host_key.to_string()),
-            myid: ServerId(3 + u32::from(i)),
+            myid: ServerId(100 + u32::from(i)),
             egress: vec![],
             scrape: None,
             jump: None,

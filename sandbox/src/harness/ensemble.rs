@@ -21,7 +21,58 @@ pub struct Server {
     pub id: u32,
     pub address: String,
     pub dir: PathBuf,
-    child: Option<Child>,
+    /// The running server's process (none while it is stopped); tests stop and start servers of
+    /// a shared sandbox, hence the lock.
+    child: std::sync::Mutex<Option<Child>>,
+}
+
+impl Server {
+    /// Starts this server's ZooKeeper (its zoo.cfg and data as they are in its directory).
+    fn spawn(dir: &Path) -> Result<Child> {
+        let classpath = format!("{}:/usr/share/java/zookeeper.jar", dir.display());
+        let cfg_path = dir.join("zoo.cfg").display().to_string();
+        process::spawn_in(
+            CLUSTER_NS,
+            "java",
+            &[
+                "-Xmx160m",
+                "-XX:+UseSerialGC",
+                "-Dzookeeper.log.dir=/tmp",
+                "-cp",
+                &classpath,
+                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                &cfg_path,
+            ],
+            &dir.join("server.log"),
+        )
+    }
+
+    /// Stops the server (a leader that goes away, as when its pod is deleted).
+    pub fn stop(&self) {
+        if let Some(mut c) = self.child.lock().unwrap().take() {
+            process::stop(&mut c);
+        }
+    }
+
+    /// Starts it again, on its data as it is.
+    pub fn start(&self) -> Result<()> {
+        let mut child = self.child.lock().unwrap();
+        if child.is_none() {
+            *child = Some(Server::spawn(&self.dir)?);
+        }
+        Ok(())
+    }
+
+    /// Its `Mode:` (`leader`, `follower`), or `down`.
+    pub fn mode(&self) -> String {
+        four_letter_word(&self.address, 2181, "srvr")
+            .ok()
+            .and_then(|a| {
+                a.lines()
+                    .find_map(|l| l.strip_prefix("Mode: ").map(String::from))
+            })
+            .unwrap_or_else(|| "down".into())
+    }
 }
 
 /// Sends a four-letter word and returns the answer.
@@ -65,27 +116,12 @@ impl Ensemble {
                 lines.join("\n")
             );
             std::fs::write(dir.join("zoo.cfg"), cfg)?;
-            let classpath = format!("{}:/usr/share/java/zookeeper.jar", dir.display());
-            let cfg_path = dir.join("zoo.cfg").display().to_string();
-            let child = process::spawn_in(
-                CLUSTER_NS,
-                "java",
-                &[
-                    "-Xmx160m",
-                    "-XX:+UseSerialGC",
-                    "-Dzookeeper.log.dir=/tmp",
-                    "-cp",
-                    &classpath,
-                    "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-                    &cfg_path,
-                ],
-                &dir.join("server.log"),
-            )?;
+            let child = Server::spawn(&dir)?;
             servers.push(Server {
                 id: p.id.get(),
                 address,
                 dir,
-                child: Some(child),
+                child: std::sync::Mutex::new(Some(child)),
             });
         }
         Ok(Ensemble { servers })
@@ -95,19 +131,7 @@ impl Ensemble {
     pub fn wait_for_quorum(&self, timeout: Duration) -> Result<()> {
         let started = Instant::now();
         loop {
-            let modes: Vec<String> = self
-                .servers
-                .iter()
-                .map(|s| {
-                    four_letter_word(&s.address, 2181, "srvr")
-                        .ok()
-                        .and_then(|a| {
-                            a.lines()
-                                .find_map(|l| l.strip_prefix("Mode: ").map(String::from))
-                        })
-                        .unwrap_or_else(|| "down".into())
-                })
-                .collect();
+            let modes: Vec<String> = self.servers.iter().map(Server::mode).collect();
             let leaders = modes.iter().filter(|m| *m == "leader").count();
             let followers = modes.iter().filter(|m| *m == "follower").count();
             if leaders == 1 && leaders + followers == self.servers.len() {
@@ -157,10 +181,36 @@ impl Ensemble {
     }
 
     pub fn stop(&mut self) {
-        for s in &mut self.servers {
-            if let Some(mut c) = s.child.take() {
-                process::stop(&mut c);
+        for s in &self.servers {
+            s.stop();
+        }
+    }
+
+    /// The ensemble rebuilt from scratch under its observers, as when a cluster's volumes are
+    /// lost and the chart installs it again: every server stopped, its data but `myid` removed,
+    /// every server started, a quorum formed again. Its epoch starts over, below what the
+    /// observers accepted from the old one.
+    pub fn rebuild(&self, timeout: Duration) -> Result<()> {
+        for s in &self.servers {
+            s.stop();
+        }
+        for s in &self.servers {
+            let data = s.dir.join("data");
+            for entry in std::fs::read_dir(&data)? {
+                let entry = entry?;
+                if entry.file_name() != "myid" {
+                    let path = entry.path();
+                    if path.is_dir() {
+                        std::fs::remove_dir_all(&path)?;
+                    } else {
+                        std::fs::remove_file(&path)?;
+                    }
+                }
             }
         }
+        for s in &self.servers {
+            s.start()?;
+        }
+        self.wait_for_quorum(timeout)
     }
 }

@@ -32,11 +32,53 @@ fi
 exec "$@"
 "#;
 
-/// `zkServer.sh start-foreground`, as the official image runs it.
+/// `zkServer.sh start-foreground`, as the official image runs it: the heap from `ZK_SERVER_HEAP`
+/// (MiB, 1000 when unset), as ZooKeeper's `zkEnv.sh` sets it, then `JVMFLAGS`.
+/// The class path also holds the stand-in for ZooKeeper's Prometheus provider
+/// ([`PROVIDER_SOURCE`]), which the official image ships and Debian does not, and an SLF4J
+/// binding that logs to the console at INFO, as the official image's logback configuration does
+/// (without one SLF4J falls back to its no-operation logger and `docker logs` shows nothing of
+/// ZooKeeper's: no "is less than accepted epoch", no "not in the peer list").
 const ZKSERVER: &str = r#"#!/bin/sh
-exec java $JVMFLAGS -Dzookeeper.log.dir="$ZOO_LOG_DIR" -cp "$ZOO_CONF_DIR:/usr/share/java/zookeeper.jar" \
+exec java -Xmx"${ZK_SERVER_HEAP:-1000}"m $JVMFLAGS -Dzookeeper.log.dir="$ZOO_LOG_DIR" \
+    -Dorg.slf4j.simpleLogger.defaultLogLevel=info -Dorg.slf4j.simpleLogger.showDateTime=true \
+    -Dorg.slf4j.simpleLogger.dateTimeFormat="yyyy-MM-dd HH:mm:ss,SSS" \
+    -cp "$ZOO_CONF_DIR:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:/usr/local/lib/zk-prometheus-provider" \
     org.apache.zookeeper.server.quorum.QuorumPeerMain "$ZOO_CONF_DIR/zoo.cfg"
 "#;
+
+/// A stand-in for ZooKeeper's `PrometheusMetricsProvider` (what it reproduces and its sources are
+/// at the top of the file), compiled against the image's own `zookeeper.jar` when the image is
+/// built, so `Metrics::Builtin` runs end to end in the sandbox.
+pub const PROVIDER_SOURCE: &str = include_str!("../../java/PrometheusMetricsProvider.java");
+
+/// Compiles [`PROVIDER_SOURCE`] against `zookeeper_jar` into the class directory `out`
+/// (javac from the JDK, `openjdk-17-jdk-headless`).
+pub fn compile_provider(zookeeper_jar: &Path, out: &Path) -> Result<()> {
+    let src = std::env::temp_dir().join(format!("zk-observers-provider-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&src);
+    std::fs::create_dir_all(&src)?;
+    let file = src.join("PrometheusMetricsProvider.java");
+    std::fs::write(&file, PROVIDER_SOURCE)?;
+    std::fs::create_dir_all(out)?;
+    let result = Command::new("javac")
+        .args(["--release", "17", "-nowarn", "-cp"])
+        .arg(zookeeper_jar)
+        .arg("-d")
+        .arg(out)
+        .arg(&file)
+        .output()
+        .context("running javac (install openjdk-17-jdk-headless)");
+    let _ = std::fs::remove_dir_all(&src);
+    let result = result?;
+    if !result.status.success() {
+        bail!(
+            "javac failed on the provider stand-in: {}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
+    Ok(())
+}
 
 fn sh(cmd: &str) -> Result<()> {
     let out = Command::new("sh")
@@ -98,6 +140,7 @@ pub fn ensure(hosts: &[ObserverHost]) -> Result<()> {
         RECIPE.as_bytes(),
         ENTRYPOINT.as_bytes(),
         ZKSERVER.as_bytes(),
+        PROVIDER_SOURCE.as_bytes(),
     ]);
     // The cached archive holds the images under their names: a renamed image is a new archive.
     let exporter_key = key(&[
@@ -174,10 +217,15 @@ fn build_zookeeper(builder: &ObserverHost, image: &str, zk_key: &str) -> Result<
         ))?;
         std::fs::write(rootfs.join("docker-entrypoint.sh"), ENTRYPOINT)?;
         std::fs::write(rootfs.join("usr/local/bin/zkServer.sh"), ZKSERVER)?;
+        compile_provider(
+            &rootfs.join("usr/share/java/zookeeper.jar"),
+            &rootfs.join("usr/local/lib/zk-prometheus-provider"),
+        )?;
         sh(&format!("chmod 0755 {r}/docker-entrypoint.sh {r}/usr/local/bin/zkServer.sh && touch {r}/.complete"))?;
     }
     let changes = [
-        "ENV ZOO_CONF_DIR=/conf ZOO_DATA_DIR=/data ZOO_DATA_LOG_DIR=/datalog ZOO_LOG_DIR=/logs JVMFLAGS=-Xmx160m".to_string(),
+        "ENV ZOO_CONF_DIR=/conf ZOO_DATA_DIR=/data ZOO_DATA_LOG_DIR=/datalog ZOO_LOG_DIR=/logs"
+            .to_string(),
         "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
         "ENTRYPOINT [\"/docker-entrypoint.sh\"]".to_string(),
         "CMD [\"zkServer.sh\", \"start-foreground\"]".to_string(),

@@ -29,7 +29,7 @@ pub mod bench;
 pub mod dns;
 mod ensemble;
 mod hosts;
-mod image;
+pub mod image;
 pub mod net;
 mod process;
 
@@ -254,8 +254,52 @@ pub fn api_config(env: &Environment, delay: Duration) -> crate::Config {
             })
             .collect(),
         firewall: Some(net::cloud_firewall()),
+        seed: ensemble_objects(env),
         ..crate::Config::default()
     }
+}
+
+/// The image the sandbox's ensemble runs (Debian's zookeeper package, 3.8.0), as the chart's
+/// StatefulSet would name it.
+pub const ENSEMBLE_IMAGE: &str = "zookeeper:3.8.0";
+
+/// The ensemble's StatefulSet and pods as the chart made them, for the API test server: the
+/// sandbox's real ZooKeeper servers, described as a cluster would describe them.
+pub fn ensemble_objects(env: &Environment) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let e = &env.ensemble;
+    let selector = json!({
+        "app.kubernetes.io/instance": e.helm_release,
+        "app.kubernetes.io/name": "zookeeper",
+    });
+    let container = json!([{"name": "zookeeper", "image": ENSEMBLE_IMAGE}]);
+    let mut out = vec![json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": e.statefulset, "namespace": e.namespace, "labels": selector},
+        "spec": {
+            "replicas": e.replicas,
+            "serviceName": format!("{}-headless", e.statefulset),
+            "selector": {"matchLabels": selector},
+            "template": {"metadata": {"labels": selector}, "spec": {"containers": container}},
+        },
+    })];
+    for p in e.participants() {
+        let mut labels = selector.clone();
+        labels[manifests::objects::POD_NAME_LABEL] = json!(p.pod_name);
+        let ip = e
+            .recorded_addresses
+            .get(&p.ordinal)
+            .and_then(|a| a.ip())
+            .map(|ip| ip.to_string());
+        out.push(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": p.pod_name, "namespace": e.namespace, "labels": labels},
+            "spec": {"containers": container, "nodeName": format!("sandbox-node-{}", p.ordinal)},
+            "status": {"phase": "Running", "podIP": ip,
+                       "conditions": [{"type": "Ready", "status": "True"}]},
+        }));
+    }
+    out
 }
 
 /// Like [`api_config`], with a cloud that gives load balancers DNS names only (as AWS does): each
@@ -351,6 +395,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("/usr/sbin/sshd", "openssh-server"),
     ("ssh", "openssh-client"),
     ("java", "openjdk-17-jre-headless"),
+    ("javac", "openjdk-17-jdk-headless"),
     ("/usr/share/java/zookeeper.jar", "zookeeper"),
     ("debootstrap", "debootstrap"),
     ("/usr/sbin/dnsmasq", "dnsmasq-base"),

@@ -1,5 +1,6 @@
 # inspect.sh DIR PROJECT ADDR CLIENT_PORT METRICS_PORT ANSWER_TIMEOUT ZOOKEEPER_SERVICE
-#            EXPORTER_SERVICE DRIFT_KEY MARKER MODE FILE...
+#            EXPORTER_SERVICE DRIFT_KEY MARKER MODE OBSERVER FILE...
+# (EXPORTER_SERVICE is `-` when ZooKeeper serves its metrics itself: `Metrics::Builtin`.)
 # Reads a host in one command (after lib.sh), every part a length-framed section: how it was
 # invoked (the drift key's forced command runs it under its own path), each managed file (base64;
 # or that a directory or a symbolic link stands in its place: a link is never followed), compose or
@@ -14,8 +15,8 @@
 # when many runs read a host) is not asked. With MODE `full` (drift), every running container this
 # tool made on the host is listed too, whatever its directory (an observer the inventory lost).
 d=$1 project=$2 addr=$3 client_port=$4 metrics_port=$5 answer_timeout=$6
-zookeeper_service=$7 exporter_service=$8 drift_key=$9 marker=${10} mode=${11}
-shift 11
+zookeeper_service=$7 exporter_service=$8 drift_key=$9 marker=${10} mode=${11} observer=${12}
+shift 12
 files=("$@")
 frame invoked "$0"
 for f in "${files[@]}"; do
@@ -67,12 +68,30 @@ if ! observing; then
   reach "${election[@]}"
 fi
 if observing && [[ $exporter == HTTP/1.* ]]; then
-  running="$zookeeper_service"$'\n'"$exporter_service"
+  # The exporter service is `-` when ZooKeeper serves its metrics itself.
+  running="$zookeeper_service"
+  [ "$exporter_service" = - ] || running+=$'\n'"$exporter_service"
 else
   running=$(docker ps --filter "label=com.docker.compose.project=$project" --filter status=running \
     --format '{{.Label "com.docker.compose.service"}}' 2>&1 || true)
 fi
 frame running "$running"
+# Not observing: does ZooKeeper's log name a state it cannot leave by itself?
+if ! observing; then
+  zk=$(docker ps -aq --filter "label=com.docker.compose.project=$project" \
+    --filter "label=com.docker.compose.service=$zookeeper_service" \
+    --filter "label=zk-observers.dev/observer=$observer" 2>/dev/null | head -n 1 || true)
+  if [ -n "$zk" ]; then
+    frame log-signs "$(docker logs --tail 300 "$zk" 2>&1 \
+      | grep -E 'not in the peer list|is less than accepted epoch' | tail -n 3 || true)"
+  fi
+fi
+# What data/myid says (never through a link).
+myid=
+if [ -f "$d/data/myid" ] && [ ! -L "$d/data" ] && [ ! -L "$d/data/myid" ]; then
+  myid=$(<"$d/data/myid")
+fi
+frame myid "$myid"
 data=
 for f in data datalog; do
   if [ -d "$d/$f" ] && [ ! -L "$d/$f" ]; then data+="$f"$'\n'; fi

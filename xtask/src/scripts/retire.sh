@@ -38,7 +38,7 @@ if [ -d "$d" ]; then
       "$d/.$f.restore.tmp"
   done
   if [ "$data" = wipe ]; then
-    for sub in data datalog; do
+    for sub in data datalog .data.reset .datalog.reset; do
       if [ -L "$d/$sub" ]; then rm -f "$d/$sub"; else rm -rf "${d:?}/$sub"; fi
     done
   fi
