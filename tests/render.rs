@@ -238,3 +238,70 @@ fn help_documents_every_subcommand() {
     }
     assert!(help.contains("Exit codes"));
 }
+
+/// The README quotes `cargo xtask check` as it prints (stderr and stdout in the order a terminal
+/// shows them), so the quoted output cannot drift from the tool again.
+#[test]
+fn the_readme_quotes_check_as_it_prints() {
+    let exe = env!("CARGO_BIN_EXE_xtask");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{exe}' check 2>&1"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme
+        .find("$ cargo xtask check\n")
+        .expect("README quotes check")
+        + "$ cargo xtask check\n".len();
+    let quoted = &readme[start..start + readme[start..].find("```").unwrap()];
+    assert_eq!(quoted, printed, "README.md's `cargo xtask check` block");
+}
+
+/// `check --strict` fails on warnings (production as committed has three) and passes without.
+#[test]
+fn check_strict_fails_on_warnings_and_names_what_can_run() {
+    let out = run(xtask().args(["check", "--strict", "--env", "production"]));
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("not ok (--strict: warnings count) production"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("can run: render, check, diff, apply; not push, status, drift, deploy (host keys not pinned: fleet.observers[0].host_key, fleet.observers[1].host_key)"),
+        "{stdout}"
+    );
+    let out = run(xtask().args(["check", "--strict", "--env", "sandbox"]));
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(xtask().args(["check", "--env", "sandbox", "--output", "json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let commands = v[0]["commands"].as_array().unwrap();
+    assert_eq!(commands.len(), 8);
+    assert!(commands.iter().all(|c| c["ready"] == true), "{v}");
+}
+
+/// `--help` groups options under headings and offers the environments' names.
+#[test]
+fn help_groups_options_and_lists_environments() {
+    let out = run(xtask().args(["deploy", "--help"]));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for heading in [
+        "Cluster:",
+        "Hosts:",
+        "Hosts (SSH):",
+        "Rollout:",
+        "Lock:",
+        "Output:",
+    ] {
+        assert!(help.contains(heading), "{heading} missing:\n{help}");
+    }
+    assert!(
+        help.contains("[possible values: production, sandbox]"),
+        "{help}"
+    );
+}

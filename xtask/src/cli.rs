@@ -22,7 +22,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Output format of the result on stdout.
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text, help_heading = "Output")]
     pub output: OutputFormat,
 
     #[command(subcommand)]
@@ -98,6 +98,16 @@ pub enum Command {
     /// half-finished deploy as drift; still held, it is skipped: exit 1. With --output json the
     /// report (docs/drift-report.md) is written in every case, an error included.
     Drift(DriftArgs),
+    /// Print a shell completion script for SHELL on stdout.
+    ///
+    /// It completes `xtask` (the built binary, target/debug/xtask, or an alias:
+    /// `alias xtask='cargo xtask'`), its commands, flags and the environment names. For bash:
+    /// `cargo xtask completions bash > ~/.local/share/bash-completion/completions/xtask`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout: the tool's, or one command's.
+    ///
+    /// `cargo xtask man | man -l -`, or `cargo xtask man deploy | man -l -`.
+    Man(ManArgs),
     /// Run the whole tool on this machine: sandbox up, deploy, status, drift made and caught, down.
     ///
     /// Runs the sandbox tool (`xtask-dev`, built on first use; the binary that acts on real
@@ -113,6 +123,20 @@ pub enum Command {
     Bench(Forward),
 }
 
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A command (e.g. deploy); default: the whole tool.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
+}
+
 /// Arguments handed to the sandbox tool as they are.
 #[derive(Debug, Args)]
 pub struct Forward {
@@ -123,7 +147,7 @@ pub struct Forward {
 #[derive(Debug, Args)]
 pub struct EnvSelection {
     /// Environment name (see manifests/src/environments/). Default: every environment.
-    #[arg(long = "env", value_name = "ENV")]
+    #[arg(long = "env", value_name = "ENV", value_parser = EnvName)]
     pub env: Option<String>,
 }
 
@@ -140,17 +164,50 @@ pub struct RenderArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub selection: EnvSelection,
+    /// Treat warnings as errors: exit 1 when any environment has one.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// `--env`: any name is taken here (an unknown one is refused later with the list of known
+/// environments and where they are defined, and a drift report still gets written); the known
+/// names are offered in `--help` and to shell completion.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvName;
+
+impl clap::builder::TypedValueParser for EnvName {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::NonEmptyStringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            manifests::environments::names()
+                .into_iter()
+                .map(clap::builder::PossibleValue::new),
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ClusterSelection {
     /// Environment name. Default: the environment pinned to the kubeconfig's current context.
-    #[arg(long = "env", value_name = "ENV")]
+    #[arg(long = "env", value_name = "ENV", value_parser = EnvName)]
     pub env: Option<String>,
 }
 
 /// Flags shared by every command that talks to the cluster.
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Cluster")]
 pub struct ClusterArgs {
     /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
     #[arg(long, value_name = "FILE")]
@@ -165,6 +222,7 @@ pub struct ClusterArgs {
 
 /// Flags shared by every command that talks to observer hosts.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Hosts (SSH)")]
 pub struct SshArgs {
     /// Private key to log in with (default: ssh's own defaults and agent).
     #[arg(long, value_name = "FILE", env = "ZK_OBSERVERS_SSH_IDENTITY")]
@@ -233,6 +291,7 @@ pub enum AddressChoice {
 
 /// Which observers, and the load-balancer addresses their files are rendered from.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Hosts")]
 pub struct HostTargets {
     /// Only these observers (repeatable). Default: all.
     #[arg(long = "host", value_name = "NAME")]
@@ -263,6 +322,7 @@ pub struct PushArgs {
 
 /// The deploy lock, which `deploy`, `apply` and `push` take.
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Lock")]
 pub struct LockArgs {
     /// Take the deploy lock even though another holder has it (only when you know that holder is
     /// dead: its Lease would otherwise expire within a minute). The takeover names the holder.
@@ -272,6 +332,7 @@ pub struct LockArgs {
 
 /// How hosts are updated (push and deploy).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Rollout")]
 pub struct RolloutArgs {
     /// How long a host may take to observe after its containers were recreated.
     #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = duration)]
@@ -354,23 +415,23 @@ pub struct DeployArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Take ownership of fields another field manager owns.
-    #[arg(long)]
+    #[arg(long, help_heading = "Cluster")]
     pub force_conflicts: bool,
     /// Delete objects this tool wrote that are no longer desired.
-    #[arg(long)]
+    #[arg(long, help_heading = "Cluster")]
     pub prune: bool,
     /// Retire the observers listed in `fleet.retired` even when an observer in service is not
     /// healthy, or none is left in service.
-    #[arg(long)]
+    #[arg(long, help_heading = "Hosts")]
     pub force_retire: bool,
     /// Set the data of this observer aside for an empty directory (repeatable): it resyncs the
     /// whole tree from the leader. The repair for an observer whose ensemble was rebuilt (drift's
     /// `epoch-behind`); gated, and put back if the host fails. A stale data/myid is reset without
     /// asking.
-    #[arg(long = "reset-data", value_name = "OBSERVER")]
+    #[arg(long = "reset-data", value_name = "OBSERVER", help_heading = "Hosts")]
     pub reset_data: Vec<String>,
     /// How long to wait for the load balancers' addresses, and for a pruned object to go.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration, help_heading = "Cluster")]
     pub timeout: Duration,
     #[command(flatten)]
     pub rollout: RolloutArgs,
@@ -388,7 +449,7 @@ pub struct DriftArgs {
     pub selection: ClusterSelection,
     /// While a deploy holds the lock, wait up to this long for it before checking (a deploy in
     /// progress would look like drift); still held after it, the check is skipped with exit 1.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration, help_heading = "Lock")]
     pub lock_wait: Duration,
     #[command(flatten)]
     pub ssh: SshArgs,

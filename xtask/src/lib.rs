@@ -1,6 +1,7 @@
 //! The effect layer: command-line interface, file system, the kube client and SSH. The pure model
 //! lives in the `manifests` and `hosts` crates. One file per subcommand (`render`, `check`,
-//! `diff`, `apply`, `push`, `status`, `deploy`, `drift`, and `dev` for what the sandbox tool does);
+//! `diff`, `apply`, `push`, `status`, `deploy`, `drift`, `generate` for completions and the man
+//! page, and `dev` for what the sandbox tool does);
 //! no subcommand file uses another: what they share is in the modules below them.
 
 // Subcommands.
@@ -10,6 +11,7 @@ pub mod deploy;
 mod dev;
 pub mod diff;
 pub mod drift;
+pub mod generate;
 pub mod push;
 pub mod render;
 pub mod status;
@@ -99,6 +101,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<Done> {
         Command::Status(args) => boxed(status::run(args)?),
         Command::Deploy(args) => boxed(deploy::run(args, format)?),
         Command::Drift(args) => boxed(drift::run(args)),
+        Command::Completions(args) => boxed(generate::completions(args)?),
+        Command::Man(args) => boxed(generate::man(args)?),
         Command::Demo(args) => Done::Code(dev::forward("demo", args)?),
         Command::Bench(args) => Done::Code(dev::forward("bench", args)?),
     })
