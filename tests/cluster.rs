@@ -29,6 +29,60 @@ fn services(client: kube::Client) -> kube::Api<k8s_openapi::api::core::v1::Servi
     kube::Api::namespaced(client, NS)
 }
 
+/// `diff --summary-file` appends the plan as markdown (what a pull-request job writes to
+/// `$GITHUB_STEP_SUMMARY`): the counts, a row per object that would change, each diff folded
+/// under its name; and says plainly when merging would change nothing.
+#[test]
+fn diff_appends_its_plan_as_markdown_for_a_pull_request() {
+    let h = World::cluster(sandbox_config());
+    let summary = h.dir().join("summary.md");
+    std::fs::write(&summary, "earlier step\n").unwrap();
+    let out = h.run(&[
+        "diff",
+        "--env",
+        "sandbox",
+        "--summary-file",
+        summary.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.starts_with("earlier step\n### zk-observers: what merging would change in `sandbox`"),
+        "{md}"
+    );
+    assert!(
+        md.contains(&format!(
+            "**{DESIRED} to create, 0 to update, 0 unchanged, 0 to prune, 0 conflict(s)**"
+        )),
+        "{md}"
+    );
+    assert!(
+        md.contains("| `Service/zookeeper/zk0` | create | 0 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("<details><summary><code>Service/zookeeper/zk0</code></summary>"),
+        "{md}"
+    );
+    assert!(md.contains("```diff\n"), "{md}");
+    assert_eq!(h.api.stats().writes, 0, "diff writes nothing");
+
+    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::write(&summary, "").unwrap();
+    let out = h.run(&[
+        "diff",
+        "--env",
+        "sandbox",
+        "--summary-file",
+        summary.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("merging changes nothing"), "{md}");
+    assert!(!md.contains("| object |"), "{md}");
+}
+
 #[test]
 fn diff_on_an_empty_namespace_lists_every_create_and_exits_2() {
     let h = World::cluster(sandbox_config());

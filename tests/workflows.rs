@@ -73,3 +73,24 @@ fn the_drift_workflow_runs_on_a_schedule_keeps_the_report_and_fails_on_drift() {
         serde_yaml::from_str::<serde_yaml::Value>("[self-hosted]").unwrap()
     );
 }
+
+/// Pull requests see what merging would change live: a job runs the read-only diff against
+/// production with the drift identities and appends its plan to the run's job summary, failing
+/// only on an error (exit 1), not on changes (exit 2).
+#[test]
+fn the_pull_request_workflow_shows_the_live_diff_in_the_job_summary() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../.github/workflows/pull-request.yml"),
+    )
+    .unwrap();
+    let job = &text[text.find("  live-diff:").expect("a live-diff job")..];
+    for needed in [
+        "cargo xtask diff --env production --read-only --hosts --summary-file \"$GITHUB_STEP_SUMMARY\"",
+        "secrets.KUBECONFIG",
+        "secrets.DRIFT_SSH_KEY",
+        "if [ \"$code\" -eq 1 ]; then exit 1; fi",
+        "head.repo.full_name == github.repository",
+    ] {
+        assert!(job.contains(needed), "{needed} missing from the live-diff job");
+    }
+}

@@ -251,6 +251,10 @@ pub struct DiffArgs {
     /// objects.
     #[arg(long)]
     pub read_only: bool,
+    /// Also append the plan as markdown to FILE (in a pull-request job:
+    /// --summary-file "$GITHUB_STEP_SUMMARY", which GitHub shows on the run's page).
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub summary_file: Option<PathBuf>,
     #[command(flatten)]
     pub ssh: SshArgs,
 }

@@ -1,7 +1,7 @@
 //! `cargo xtask diff`: what `apply` would change in the live cluster, and with `--hosts` what
 //! `push` would change on each observer.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use hosts::Observer;
 use serde_json::json;
 
@@ -24,6 +24,75 @@ pub struct DiffReport {
 }
 
 impl DiffReport {
+    /// The plan as GitHub-flavoured markdown, for a pull request's job summary
+    /// (`--summary-file "$GITHUB_STEP_SUMMARY"`): the counts, one row per object and host that
+    /// would change, each diff folded under its name.
+    pub fn markdown(&self) -> String {
+        use crate::plan::Action;
+        use crate::report::Outcome as _;
+        let s = &self.plan.summary;
+        let in_sync = self.plan.in_sync() && self.hosts_in_sync() && self.ensemble.is_empty();
+        let mut md = format!(
+            "### zk-observers: what merging would change in `{}`\n\nContext `{}` ({}). {}\n\n\
+             **{} to create, {} to update, {} unchanged, {} to prune, {} conflict(s)**\n\n",
+            self.environment,
+            self.context,
+            self.server,
+            if in_sync {
+                "The live cluster and hosts are as this branch says: merging changes nothing."
+            } else {
+                "Deploying this branch would make the changes below."
+            },
+            s.create,
+            s.update,
+            s.unchanged,
+            s.prune,
+            s.conflicts
+        );
+        for d in &self.ensemble {
+            md.push_str(&format!("> **ensemble-changed**: {}\n\n", markdown_cell(d)));
+        }
+        let changed: Vec<_> = self
+            .plan
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::Unchanged)
+            .collect();
+        if !changed.is_empty() {
+            md.push_str("| object | action | conflicts |\n|---|---|---|\n");
+            for c in &changed {
+                let action = serde_json::to_value(c.action).expect("serializes");
+                md.push_str(&format!(
+                    "| `{}` | {} | {} |\n",
+                    c.object,
+                    action.as_str().unwrap_or_default(),
+                    c.conflicts.len()
+                ));
+            }
+            md.push('\n');
+            for c in changed.iter().filter(|c| !c.diff.is_empty()) {
+                md.push_str(&folded(&c.object, &c.diff));
+            }
+        }
+        if let Some(hosts) = &self.hosts {
+            md.push_str("| host | result | changed files | detail |\n|---|---|---|---|\n");
+            for h in hosts {
+                md.push_str(&format!(
+                    "| `{}` | {} | {} | {} |\n",
+                    h.host,
+                    h.result.word(),
+                    h.changed_files.join(", "),
+                    markdown_cell(&h.detail)
+                ));
+            }
+            md.push('\n');
+            for h in hosts.iter().filter(|h| !h.diff.is_empty()) {
+                md.push_str(&folded(&format!("host/{}", h.host), &h.diff));
+            }
+        }
+        md
+    }
+
     fn hosts_in_sync(&self) -> bool {
         self.hosts
             .iter()
@@ -77,6 +146,41 @@ impl Report for DiffReport {
             exit::CHANGES
         }
     }
+}
+
+/// Text safe inside a markdown table cell.
+fn markdown_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// A diff folded under its object's name. The fence is longer than any backtick run in the diff.
+fn folded(name: &str, diff: &str) -> String {
+    let longest = diff
+        .split(|c| c != '`')
+        .map(str::len)
+        .max()
+        .unwrap_or_default();
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!(
+        "<details><summary><code>{name}</code></summary>\n\n{fence}diff\n{diff}{}{fence}\n\n</details>\n\n",
+        if diff.ends_with('\n') { "" } else { "\n" }
+    )
+}
+
+/// `diff`, and with `--summary-file` its plan appended to that file as markdown.
+pub fn run_reporting(args: &DiffArgs) -> Result<DiffReport> {
+    let report = run(args)?;
+    if let Some(path) = &args.summary_file {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening the summary file {}", path.display()))?;
+        f.write_all(report.markdown().as_bytes())
+            .with_context(|| format!("writing the summary file {}", path.display()))?;
+    }
+    Ok(report)
 }
 
 pub fn run(args: &DiffArgs) -> Result<DiffReport> {

@@ -95,7 +95,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Done> {
     Ok(match &cli.command {
         Command::Render(args) => boxed(render::run(args)?),
         Command::Check(args) => boxed(check::run(args)?),
-        Command::Diff(args) => boxed(diff::run(args)?),
+        Command::Diff(args) => boxed(diff::run_reporting(args)?),
         Command::Apply(args) => boxed(apply::run(args)?),
         Command::Push(args) => boxed(push::run(args, format)?),
         Command::Status(args) => boxed(status::run(args)?),
