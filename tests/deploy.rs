@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{drift_key, ssh_as, wait_for, World, NS};
-use sandbox::harness::four_letter_word;
+use sandbox::harness::{ensemble_container, four_letter_word};
 use serde_json::{json, Value};
 
 /// The modification times of the managed files on every host.
@@ -1222,7 +1222,8 @@ fn a_zoo_cfg_change_restarts_zookeeper_in_place_and_a_file_not_loaded_is_drift()
     assert_eq!(after, written, "nothing needed writing");
     assert_eq!(drift_env(&w, &env), Vec::<String>::new());
 
-    // The ensemble changed under the code (someone scaled the StatefulSet, or moved its image):
+    // The ensemble changed under the code (someone scaled the StatefulSet, moved its image, or
+    // turned reconfigEnabled on in the chart's values):
     // drift names the field to update, deploy refuses before changing anything; put back, clean.
     let patch = |body: Value| {
         w.client(async |c| {
@@ -1244,8 +1245,13 @@ fn a_zoo_cfg_change_restarts_zookeeper_in_place_and_a_file_not_loaded_is_drift()
             json!({"spec": {"replicas": 3}}),
         ),
         (
-            json!({"spec": {"template": {"spec": {"containers": [{"name": "zookeeper", "image": "zookeeper:3.9.3"}]}}}}),
-            json!({"spec": {"template": {"spec": {"containers": [{"name": "zookeeper", "image": sandbox::harness::ENSEMBLE_IMAGE}]}}}}),
+            json!({"spec": {"template": {"spec": {"containers": [ensemble_container("zookeeper:3.9.3", &[])]}}}}),
+            json!({"spec": {"template": {"spec": {"containers": [ensemble_container(sandbox::harness::ENSEMBLE_IMAGE, &[])]}}}}),
+        ),
+        // The chart's values turn reconfigEnabled on (the official image's ZOO_CFG_EXTRA).
+        (
+            json!({"spec": {"template": {"spec": {"containers": [ensemble_container(sandbox::harness::ENSEMBLE_IMAGE, &[("ZOO_CFG_EXTRA", "reconfigEnabled=true")])]}}}}),
+            json!({"spec": {"template": {"spec": {"containers": [ensemble_container(sandbox::harness::ENSEMBLE_IMAGE, &[])]}}}}),
         ),
     ] {
         patch(changed.clone());

@@ -21,6 +21,9 @@ pub struct DiffReport {
     hosts: Option<Vec<HostReport>>,
     /// Where the ensemble in the cluster differs from the environment (the code must change).
     ensemble: Vec<String>,
+    /// The zoo.cfg settings the ensemble's StatefulSet gives its participants (the leader's
+    /// `initLimit` and `syncLimit` decide when an observer is dropped).
+    ensemble_settings: std::collections::BTreeMap<String, String>,
 }
 
 impl DiffReport {
@@ -108,6 +111,7 @@ impl Report for DiffReport {
             "context": self.context,
             "in_sync": self.plan.in_sync() && self.hosts_in_sync() && self.ensemble.is_empty(),
             "ensemble_changed": self.ensemble,
+            "ensemble_settings": self.ensemble_settings,
             "objects": self.plan.changes,
             "summary": self.plan.summary,
             "hosts": self.hosts,
@@ -217,6 +221,10 @@ pub fn run(args: &DiffArgs) -> Result<DiffReport> {
             plan,
             hosts,
             ensemble,
+            ensemble_settings: live_ensemble
+                .as_ref()
+                .map(crate::ensemble::LiveEnsemble::settings)
+                .unwrap_or_default(),
         })
     })
 }

@@ -265,6 +265,23 @@ pub const ENSEMBLE_IMAGE: &str = "zookeeper:3.8.0";
 
 /// The ensemble's StatefulSet and pods as the chart made them, for the API test server: the
 /// sandbox's real ZooKeeper servers, described as a cluster would describe them.
+/// The ensemble's ZooKeeper container as the chart would set it: `image`, and the official
+/// image's environment for the settings the sandbox ensemble really runs with (tickTime 2000,
+/// initLimit 10, syncLimit 5: `ensemble.rs`), plus `extra` entries.
+pub fn ensemble_container(image: &str, extra: &[(&str, &str)]) -> serde_json::Value {
+    let mut env = vec![
+        serde_json::json!({"name": "ZOO_TICK_TIME", "value": "2000"}),
+        serde_json::json!({"name": "ZOO_INIT_LIMIT", "value": "10"}),
+        serde_json::json!({"name": "ZOO_SYNC_LIMIT", "value": "5"}),
+    ];
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| serde_json::json!({"name": k, "value": v})),
+    );
+    serde_json::json!({"name": "zookeeper", "image": image, "env": env})
+}
+
 pub fn ensemble_objects(env: &Environment) -> Vec<serde_json::Value> {
     use serde_json::json;
     let e = &env.ensemble;
@@ -272,7 +289,7 @@ pub fn ensemble_objects(env: &Environment) -> Vec<serde_json::Value> {
         "app.kubernetes.io/instance": e.helm_release,
         "app.kubernetes.io/name": "zookeeper",
     });
-    let container = json!([{"name": "zookeeper", "image": ENSEMBLE_IMAGE}]);
+    let container = json!([ensemble_container(ENSEMBLE_IMAGE, &[])]);
     let mut out = vec![json!({
         "apiVersion": "apps/v1", "kind": "StatefulSet",
         "metadata": {"name": e.statefulset, "namespace": e.namespace, "labels": selector},
