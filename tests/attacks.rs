@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{drift_key, ssh_as, ssh_bastion_as, stderr, stdout, World};
+use common::{drift_key, drop_traffic_from, ssh_as, ssh_bastion_as, stderr, stdout, World};
 use serde_json::Value;
 
 const OBS1: &str = "zk-observer-1";
@@ -418,23 +418,7 @@ fn a_connection_broken_during_the_gate_is_made_again() {
     w.deploy();
     w.edit(OBS1, "zoo.cfg", "syncLimit=10", "syncLimit=3");
     // Keep zk-observer-1 from syncing for now: the load balancers drop its traffic.
-    let block = |add: bool| {
-        sandbox::harness::net::in_ns(
-            sandbox::harness::net::CLUSTER_NS,
-            "iptables",
-            &[
-                "-w",
-                if add { "-I" } else { "-D" },
-                "INPUT",
-                "-s",
-                "198.18.1.4",
-                "-j",
-                "DROP",
-            ],
-        )
-        .unwrap()
-    };
-    block(true);
+    drop_traffic_from("198.18.1.4", true);
     let sshd = w.sb().host(OBS1).sshd_pid().unwrap();
     let ended = when_stderr_says(
         w.sandbox_cmd(&["push", "--host", OBS1, "--health-timeout", "90s"]),
@@ -444,7 +428,7 @@ fn a_connection_broken_during_the_gate_is_made_again() {
             let _ = Command::new("pkill")
                 .args(["-P", &sshd.to_string()])
                 .status();
-            block(false);
+            drop_traffic_from("198.18.1.4", false);
         },
     );
     assert_eq!(ended.code, Some(0), "{}", ended.stderr);
@@ -474,23 +458,7 @@ fn a_second_signal_restores_the_host_first_and_a_third_exits_leaving_no_ssh_mast
     w.deploy();
     w.edit(OBS1, "zoo.cfg", "syncLimit=10", "syncLimit=3");
     let edited = w.deployed(OBS1, "zoo.cfg");
-    let block = |add: bool| {
-        sandbox::harness::net::in_ns(
-            sandbox::harness::net::CLUSTER_NS,
-            "iptables",
-            &[
-                "-w",
-                if add { "-I" } else { "-D" },
-                "INPUT",
-                "-s",
-                "198.18.1.4",
-                "-j",
-                "DROP",
-            ],
-        )
-        .unwrap()
-    };
-    block(true);
+    drop_traffic_from("198.18.1.4", true);
     let ended = when_stderr_says(
         w.sandbox_cmd(&["push", "--host", OBS1, "--health-timeout", "8s"]),
         "zk-observer-1: docker restart zookeeper",
@@ -524,7 +492,7 @@ fn a_second_signal_restores_the_host_first_and_a_third_exits_leaving_no_ssh_mast
             }
         },
     );
-    block(false);
+    drop_traffic_from("198.18.1.4", false);
     assert_eq!(ended.code, Some(130), "{}", ended.stderr);
     assert!(
         ended.stderr.contains("a third time: exiting at once"),

@@ -447,3 +447,22 @@ pub fn ssh_bastion_as(key: &Path, args: &[&str], command: Option<&str>) -> Outpu
     ssh.stdin(std::process::Stdio::null());
     ssh.output().unwrap()
 }
+
+/// Makes the cluster's network drop (or, `add` false, again accept) what `address` sends: the
+/// load balancers stop answering that observer host.
+pub fn drop_traffic_from(address: &str, add: bool) {
+    sandbox::harness::net::in_ns(
+        sandbox::harness::net::CLUSTER_NS,
+        "iptables",
+        &[
+            "-w",
+            if add { "-I" } else { "-D" },
+            "INPUT",
+            "-s",
+            address,
+            "-j",
+            "DROP",
+        ],
+    )
+    .unwrap()
+}

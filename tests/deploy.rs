@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{drift_key, ssh_as, wait_for, World, NS};
+use common::{drift_key, drop_traffic_from, ssh_as, wait_for, World, NS};
 use sandbox::harness::{ensemble_container, four_letter_word};
 use serde_json::{json, Value};
 
@@ -1278,25 +1278,6 @@ fn a_zoo_cfg_change_restarts_zookeeper_in_place_and_a_file_not_loaded_is_drift()
 // --- the ensemble as it really behaves -----------------------------------------------------------
 
 /// What `conf` says of the observer's id.
-/// Makes the cluster's network drop (or, `add` false, again accept) what `address` sends: the
-/// load balancers stop answering that observer host.
-fn drop_traffic_from(address: &str, add: bool) {
-    sandbox::harness::net::in_ns(
-        sandbox::harness::net::CLUSTER_NS,
-        "iptables",
-        &[
-            "-w",
-            if add { "-I" } else { "-D" },
-            "INPUT",
-            "-s",
-            address,
-            "-j",
-            "DROP",
-        ],
-    )
-    .unwrap()
-}
-
 fn running_id(w: &World, host: &str) -> String {
     running_value(w, host, "serverId")
 }
