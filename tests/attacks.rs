@@ -1,6 +1,6 @@
 //! Attacks, tried as an attacker would on the real peers (sshd, dockerd, ZooKeeper in network
 //! namespaces): holding the drift key, a file on an observer host, a port there, or the job's
-//! signals. Every one is refused or reported. Each test is a row of the README's drift-key section
+//! signals. Every one is refused or reported. Each test is a row of docs/faults.md and of the drift-key section of docs/networking.md
 //! and fault table. Needs root, as the sandbox does.
 
 mod common;
@@ -421,7 +421,7 @@ fn a_connection_broken_during_the_gate_is_made_again() {
     drop_traffic_from("198.18.1.4", true);
     let sshd = w.sb().host(OBS1).sshd_pid().unwrap();
     let ended = when_stderr_says(
-        w.sandbox_cmd(&["push", "--host", OBS1, "--health-timeout", "90s"]),
+        w.sandbox_cmd(&["push", "--yes", "--host", OBS1, "--health-timeout", "90s"]),
         "zk-observer-1: waiting to observe",
         |_| {
             // Every connection to the host's sshd drops, then the host can sync again.
@@ -460,7 +460,7 @@ fn a_second_signal_restores_the_host_first_and_a_third_exits_leaving_no_ssh_mast
     let edited = w.deployed(OBS1, "zoo.cfg");
     drop_traffic_from("198.18.1.4", true);
     let ended = when_stderr_says(
-        w.sandbox_cmd(&["push", "--host", OBS1, "--health-timeout", "8s"]),
+        w.sandbox_cmd(&["push", "--yes", "--host", OBS1, "--health-timeout", "8s"]),
         "zk-observer-1: docker restart zookeeper",
         |pid| {
             signal(pid, "INT");
@@ -483,7 +483,7 @@ fn a_second_signal_restores_the_host_first_and_a_third_exits_leaving_no_ssh_mast
 
     // Three signals: out at once, the masters ended on the way.
     let ended = when_stderr_says(
-        w.sandbox_cmd(&["push", "--host", OBS1, "--health-timeout", "60s"]),
+        w.sandbox_cmd(&["push", "--yes", "--host", OBS1, "--health-timeout", "60s"]),
         "zk-observer-1: docker restart zookeeper",
         |pid| {
             for s in ["INT", "TERM", "INT"] {
@@ -542,7 +542,7 @@ fn a_rollback_undoes_only_what_this_run_did() {
         );
     };
     mount(true);
-    let out = w.on_sandbox(&["push", "--host", OBS1, "--output", "json"]);
+    let out = w.on_sandbox(&["push", "--yes", "--host", OBS1, "--output", "json"]);
     mount(false);
     assert_eq!(out.status.code(), Some(1));
     let r = common::json(&out);
@@ -572,7 +572,7 @@ fn a_rollback_undoes_only_what_this_run_did() {
         .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::create_dir_all(dir.join("docker-compose.yaml/keep")).unwrap();
-    let out = w.on_sandbox(&["push", "--host", OBS2, "--output", "json"]);
+    let out = w.on_sandbox(&["push", "--yes", "--host", OBS2, "--output", "json"]);
     assert_eq!(out.status.code(), Some(1));
     let r = common::json(&out);
     let h = common::host(&r, OBS2);

@@ -67,7 +67,7 @@ fn diff_appends_its_plan_as_markdown_for_a_pull_request() {
     assert!(md.contains("```diff\n"), "{md}");
     assert_eq!(h.api.stats().writes, 0, "diff writes nothing");
 
-    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    let out = h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     std::fs::write(&summary, "").unwrap();
     let out = h.run(&[
@@ -125,7 +125,7 @@ fn diff_on_an_empty_namespace_lists_every_create_and_exits_2() {
 #[test]
 fn apply_then_diff_is_in_sync_and_a_second_apply_writes_nothing() {
     let h = World::cluster(sandbox_config());
-    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    let out = h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert_eq!(text.matches("  created ").count(), DESIRED, "{text}");
@@ -173,7 +173,7 @@ fn apply_then_diff_is_in_sync_and_a_second_apply_writes_nothing() {
     )));
     assert!(!stdout(&out).contains("@@"), "no diff is printed");
 
-    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    let out = h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(
         stdout(&out).contains(&format!("0 created, 0 configured, {DESIRED} unchanged")),
@@ -187,7 +187,7 @@ fn apply_then_diff_is_in_sync_and_a_second_apply_writes_nothing() {
 fn a_human_edit_of_a_managed_field_shows_in_diff_and_is_only_overwritten_with_force() {
     let h = World::cluster(sandbox_config());
     assert_eq!(
-        h.run(&["apply", "--env", "sandbox", "--timeout", "20s"])
+        h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "20s"])
             .status
             .code(),
         Some(0)
@@ -215,7 +215,7 @@ fn a_human_edit_of_a_managed_field_shows_in_diff_and_is_only_overwritten_with_fo
     assert!(text.contains("+  - 198.18.1.4/32\n"), "{text}");
     assert!(text.contains("! conflict Service/zookeeper/zk0: .spec.loadBalancerSourceRanges is owned by \"kubectl-edit\""), "{text}");
 
-    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    let out = h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("nothing was applied"), "{err}");
@@ -229,6 +229,7 @@ fn a_human_edit_of_a_managed_field_shows_in_diff_and_is_only_overwritten_with_fo
 
     let out = h.run(&[
         "apply",
+        "--yes",
         "--env",
         "sandbox",
         "--timeout",
@@ -256,7 +257,7 @@ fn a_human_edit_of_a_managed_field_shows_in_diff_and_is_only_overwritten_with_fo
 fn a_selector_key_added_by_hand_is_a_conflict_and_force_replaces_the_whole_selector() {
     let h = World::cluster(sandbox_config());
     assert_eq!(
-        h.run(&["apply", "--env", "sandbox", "--timeout", "20s"])
+        h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "20s"])
             .status
             .code(),
         Some(0)
@@ -299,7 +300,7 @@ fn a_selector_key_added_by_hand_is_a_conflict_and_force_replaces_the_whole_selec
             "the added key goes: {text}"
         );
     }
-    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    let out = h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains(
@@ -310,6 +311,7 @@ fn a_selector_key_added_by_hand_is_a_conflict_and_force_replaces_the_whole_selec
     );
     let out = h.run(&[
         "apply",
+        "--yes",
         "--env",
         "sandbox",
         "--timeout",
@@ -414,7 +416,7 @@ fn a_field_applied_by_another_manager_is_a_conflict_not_an_overwrite() {
     });
     let before = h.service("zk1").unwrap();
     let writes = h.managed_writes();
-    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    let out = h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -431,7 +433,7 @@ fn a_field_applied_by_another_manager_is_a_conflict_not_an_overwrite() {
 fn prune_deletes_only_objects_with_our_labels_for_this_environment() {
     let h = World::cluster(sandbox_config());
     assert_eq!(
-        h.run(&["apply", "--env", "sandbox", "--no-wait"])
+        h.run(&["apply", "--yes", "--env", "sandbox", "--no-wait"])
             .status
             .code(),
         Some(0)
@@ -461,7 +463,7 @@ fn prune_deletes_only_objects_with_our_labels_for_this_environment() {
     );
     assert!(stdout(&out).contains("1 to prune"));
 
-    let out = h.run(&["apply", "--env", "sandbox", "--no-wait"]);
+    let out = h.run(&["apply", "--yes", "--env", "sandbox", "--no-wait"]);
     assert!(
         stdout(&out).contains("kept       Service/zookeeper/zk9"),
         "{}",
@@ -470,7 +472,7 @@ fn prune_deletes_only_objects_with_our_labels_for_this_environment() {
     assert!(stderr(&out).contains("rerun with --prune"));
     assert!(h.service("zk9").is_some(), "not pruned without --prune");
 
-    let out = h.run(&["apply", "--env", "sandbox", "--no-wait", "--prune"]);
+    let out = h.run(&["apply", "--yes", "--env", "sandbox", "--no-wait", "--prune"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(
         stdout(&out).contains("pruned     Service/zookeeper/zk9"),
@@ -497,7 +499,7 @@ fn the_address_wait_times_out_with_a_clear_message() {
         load_balancer: LoadBalancerMode::Never,
         ..sandbox_config()
     });
-    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "2s"]);
+    let out = h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "2s"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -514,7 +516,7 @@ fn live_addresses_that_differ_from_the_recorded_ones_are_an_error_unless_accepte
         .lb_addresses
         .insert(format!("{NS}/zk1"), "198.18.0.99".into());
     let h = World::cluster(config);
-    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    let out = h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -531,6 +533,7 @@ fn live_addresses_that_differ_from_the_recorded_ones_are_an_error_unless_accepte
     );
     let out = h.run(&[
         "apply",
+        "--yes",
         "--env",
         "sandbox",
         "--timeout",
@@ -735,7 +738,7 @@ fn a_missing_namespace_or_crd_is_reported_with_the_fix() {
 fn diff_json_has_one_entry_per_object() {
     let h = World::cluster(sandbox_config());
     assert_eq!(
-        h.run(&["apply", "--env", "sandbox", "--no-wait"])
+        h.run(&["apply", "--yes", "--env", "sandbox", "--no-wait"])
             .status
             .code(),
         Some(0)
@@ -764,7 +767,7 @@ fn diff_sends_no_more_requests_with_5000_unrelated_services() {
     };
     let h = World::cluster(sandbox_config());
     assert_eq!(
-        h.run(&["apply", "--env", "sandbox", "--timeout", "20s"])
+        h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "20s"])
             .status
             .code(),
         Some(0)
@@ -813,7 +816,7 @@ fn slices_of(h: &World, svc: &str) -> Vec<Value> {
 #[test]
 fn the_controllers_objects_are_never_taken_for_ours() {
     let h = World::cluster(sandbox_config());
-    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    let out = h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     wait_for("the controllers' Endpoints and slices", || {
         controller_objects(&h).len() == 3
@@ -855,7 +858,15 @@ fn the_controllers_objects_are_never_taken_for_ours() {
         assert!(stdout(&out).contains("0 to prune"), "{}", stdout(&out));
     }
     let writes = h.managed_writes();
-    let out = h.run(&["apply", "--env", "sandbox", "--prune", "--timeout", "20s"]);
+    let out = h.run(&[
+        "apply",
+        "--yes",
+        "--env",
+        "sandbox",
+        "--prune",
+        "--timeout",
+        "20s",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("0 pruned"), "{}", stdout(&out));
     assert_eq!(h.managed_writes(), writes, "no write at all");
@@ -876,7 +887,7 @@ fn the_controllers_objects_are_never_taken_for_ours() {
 #[test]
 fn a_participant_whose_pod_is_not_ready_stays_behind_its_load_balancer() {
     let h = World::cluster(sandbox_config());
-    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    let out = h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let svc = h.service("zk0").unwrap();
     assert_eq!(svc["spec"]["publishNotReadyAddresses"], true);
@@ -952,7 +963,7 @@ fn taking_over_a_service_kubectl_created_meets_real_conflicts() {
         );
     }
     let writes = h.managed_writes();
-    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "20s"]);
+    let out = h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains(
@@ -966,6 +977,7 @@ fn taking_over_a_service_kubectl_created_meets_real_conflicts() {
 
     let out = h.run(&[
         "apply",
+        "--yes",
         "--env",
         "sandbox",
         "--force-conflicts",
@@ -979,7 +991,7 @@ fn taking_over_a_service_kubectl_created_meets_real_conflicts() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let writes = h.managed_writes();
     assert_eq!(
-        h.run(&["apply", "--env", "sandbox", "--timeout", "20s"])
+        h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "20s"])
             .status
             .code(),
         Some(0)
@@ -994,7 +1006,7 @@ fn with_a_load_balancer_no_longer_desired(lb_cleanup: Duration) -> World {
     config.lb_cleanup = lb_cleanup;
     let h = World::cluster(config);
     assert_eq!(
-        h.run(&["apply", "--env", "sandbox", "--timeout", "20s"])
+        h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "20s"])
             .status
             .code(),
         Some(0)
@@ -1012,7 +1024,15 @@ fn pruning_a_load_balancer_waits_until_the_cloud_releases_it() {
     let h = with_a_load_balancer_no_longer_desired(Duration::from_millis(1500));
 
     let started = std::time::Instant::now();
-    let out = h.run(&["apply", "--env", "sandbox", "--prune", "--timeout", "20s"]);
+    let out = h.run(&[
+        "apply",
+        "--yes",
+        "--env",
+        "sandbox",
+        "--prune",
+        "--timeout",
+        "20s",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         started.elapsed() >= Duration::from_millis(1500),
@@ -1036,7 +1056,15 @@ fn pruning_a_load_balancer_waits_until_the_cloud_releases_it() {
 #[test]
 fn a_prune_the_cloud_never_releases_times_out_clearly() {
     let h = with_a_load_balancer_no_longer_desired(Duration::from_secs(3600));
-    let out = h.run(&["apply", "--env", "sandbox", "--prune", "--timeout", "2s"]);
+    let out = h.run(&[
+        "apply",
+        "--yes",
+        "--env",
+        "sandbox",
+        "--prune",
+        "--timeout",
+        "2s",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("Service/zookeeper/zk9 is still being deleted since")
@@ -1079,7 +1107,7 @@ fn reads_alone_plan_what_the_server_plans() {
     };
     same("nothing applied yet");
     assert_eq!(
-        h.run(&["apply", "--env", "sandbox", "--timeout", "20s"])
+        h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "20s"])
             .status
             .code(),
         Some(0)
@@ -1183,13 +1211,21 @@ fn the_rendered_roles_are_enough_and_read_only_identities_cannot_write() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let out = h.run_as(
         "deployer",
-        &["apply", "--env", "sandbox", "--timeout", "20s"],
+        &["apply", "--yes", "--env", "sandbox", "--timeout", "20s"],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     apply_as_the_tool(&h, &per_pod_service("zk9"));
     let out = h.run_as(
         "deployer",
-        &["apply", "--env", "sandbox", "--prune", "--timeout", "20s"],
+        &[
+            "apply",
+            "--yes",
+            "--env",
+            "sandbox",
+            "--prune",
+            "--timeout",
+            "20s",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(h.service("zk9").is_none());
@@ -1207,7 +1243,10 @@ fn the_rendered_roles_are_enough_and_read_only_identities_cannot_write() {
             "{}",
             stderr(&out)
         );
-        let out = h.run_as(user, &["apply", "--env", "sandbox", "--timeout", "20s"]);
+        let out = h.run_as(
+            user,
+            &["apply", "--yes", "--env", "sandbox", "--timeout", "20s"],
+        );
         assert_eq!(out.status.code(), Some(1));
     }
     let stats = h.api.stats();
@@ -1264,7 +1303,7 @@ fn an_api_server_that_answers_503_for_ever_is_given_up_on_within_the_budget() {
         times: u32::MAX,
         commits: false,
     });
-    let out = h.run(&["apply", "--env", "sandbox", "--timeout", "5s"]);
+    let out = h.run(&["apply", "--yes", "--env", "sandbox", "--timeout", "5s"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     // One retry layer: a call is tried at most 8 times (kube-client's own retries are off, so

@@ -70,6 +70,31 @@ fn a_second_deploy_changes_nothing_counted() {
         2
     );
 
+    // Where it came from: the commit on every object written and in every host's marker file
+    // (not in zoo.cfg: its bytes do not change with the commit), and status reads both back.
+    let commit = xtask::provenance::commit();
+    let service = w.service("zk0").unwrap();
+    assert_eq!(
+        service["metadata"]["annotations"]["zk-observers.dev/deployed-commit"],
+        commit.as_str()
+    );
+    assert!(service["metadata"]["annotations"]["zk-observers.dev/deployed-at"].is_string());
+    let marker: Value =
+        serde_json::from_str(&w.deployed("zk-observer-1", ".zk-observers/deployed.json")).unwrap();
+    assert_eq!(marker["commit"], commit.as_str());
+    assert_eq!(marker["environment"], "sandbox");
+    assert!(!w.deployed("zk-observer-1", "zoo.cfg").contains(&commit));
+    let status = common::json(&w.on_sandbox(&["status", "--output", "json"]));
+    for h in status["hosts"].as_array().unwrap() {
+        assert_eq!(h["deployed"]["commit"], commit.as_str(), "{h}");
+    }
+    let objects = status["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 7, "{status}");
+    assert!(
+        objects.iter().all(|o| o["commit"] == commit.as_str()),
+        "{status}"
+    );
+
     let writes = w.managed_writes();
     let restarts = (w.started_at("zk-observer-1"), w.started_at("zk-observer-2"));
     let before = mtimes(&w);
@@ -94,6 +119,103 @@ fn a_second_deploy_changes_nothing_counted() {
             .is_none(),
         "the lock is released"
     );
+}
+
+/// `deploy --plan-out` saves what a deploy would do; `deploy --plan` carries out exactly that. A
+/// plan the live state moved away from (an object deleted by someone else, a host file edited by
+/// hand) is refused before anything is changed, naming what moved.
+#[test]
+fn a_saved_plan_is_carried_out_and_a_stale_one_is_refused() {
+    let w = World::sandbox();
+    let plan = w.dir().join("plan.json");
+    let plan_arg = plan.to_str().unwrap();
+    let out = w.on_sandbox(&["deploy", "--plan-out", plan_arg, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(2), "changes planned");
+    assert_eq!(common::json(&out)["plan_file"], plan_arg);
+    assert_eq!(w.managed_writes(), 0, "planning writes nothing");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    assert_eq!(saved["format_version"], 1);
+    assert_eq!(saved["commit"], xtask::provenance::commit().as_str());
+    assert_eq!(saved["objects"].as_array().unwrap().len(), 7);
+    assert!(saved["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["result"] == "would-change"));
+
+    // Carried out as saved: no prompt (stdin is not a terminal), no --yes needed.
+    let out = w.on_sandbox(&["deploy", "--plan", plan_arg, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let done = common::json(&out);
+    assert_eq!(done["totals"]["objects"]["created"], 7);
+    assert_eq!(done["totals"]["hosts"]["updated"], 2);
+
+    // A plan that repairs a hand edit on zk-observer-2 ...
+    w.edit(
+        "zk-observer-2",
+        "zoo.cfg",
+        "maxClientCnxns=60",
+        "maxClientCnxns=61",
+    );
+    let out = w.on_sandbox(&["deploy", "--plan-out", plan_arg]);
+    assert_eq!(out.status.code(), Some(2));
+    // ... then the live state moves before it is carried out.
+    w.client(async |c| {
+        let endpoints: kube::Api<k8s_openapi::api::core::v1::Endpoints> =
+            kube::Api::namespaced(c, NS);
+        endpoints
+            .delete("sandbox-zookeeper-external", &Default::default())
+            .await
+            .unwrap();
+    });
+    w.edit(
+        "zk-observer-1",
+        "zoo.cfg",
+        "maxClientCnxns=60",
+        "maxClientCnxns=62",
+    );
+    let writes = w.managed_writes();
+    let out = w.on_sandbox(&["deploy", "--plan", plan_arg]);
+    assert_eq!(out.status.code(), Some(1), "a stale plan is an error");
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("no longer matches the live state or the code; nothing was changed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Endpoints/zookeeper/sandbox-zookeeper-external: planned to unchanged, now it would create"),
+        "{err}"
+    );
+    assert!(
+        err.contains("host zk-observer-1: zoo.cfg on the host changed since the plan"),
+        "{err}"
+    );
+    assert_eq!(w.managed_writes(), writes, "nothing applied");
+    assert!(
+        w.deployed("zk-observer-2", "zoo.cfg")
+            .contains("maxClientCnxns=61"),
+        "nothing written"
+    );
+    assert!(
+        w.api
+            .get(
+                "coordination.k8s.io/v1",
+                "leases",
+                NS,
+                "zk-observers-deploy-sandbox"
+            )
+            .is_none(),
+        "the lock is released"
+    );
+
+    // Planned again, it goes through, and drift is clean.
+    let out = w.on_sandbox(&["deploy", "--plan-out", plan_arg]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = w.on_sandbox(&["deploy", "--plan", plan_arg, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert_eq!(common::json(&out)["totals"]["hosts"]["updated"], 2);
+    let (code, report) = w.drift();
+    assert_eq!(code, 0, "{report}");
 }
 
 #[test]
@@ -334,18 +456,27 @@ fn the_deploy_lock_keeps_deploys_apart_and_drift_waits() {
 }
 
 #[test]
-fn deploy_refuses_without_a_terminal_or_yes() {
+fn deploy_apply_and_push_refuse_without_a_terminal_or_yes() {
     let w = World::sandbox();
-    let out = w.on_sandbox(&["deploy"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("there is no terminal to ask on: pass --yes")
-    );
+    for command in ["deploy", "apply", "push"] {
+        let out = if command == "apply" {
+            w.run(&["apply", "--env", "sandbox"])
+        } else {
+            w.on_sandbox(&[command])
+        };
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let err = common::stderr(&out);
+        assert!(
+            err.contains("there is no terminal to ask on: pass --yes"),
+            "{command}: {err}"
+        );
+    }
     assert_eq!(
         w.api.stats().requests,
         0,
         "refused before contacting anything"
     );
+    assert_eq!(w.managed_writes(), 0);
 }
 
 #[test]
@@ -722,6 +853,8 @@ fn deploy_env_with(
         },
         yes: true,
         dry_run,
+        plan_out: None,
+        plan: None,
         force_conflicts: false,
         prune: false,
         force_retire: false,

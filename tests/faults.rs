@@ -1,6 +1,6 @@
 //! Faults during a deploy, on the real peers (sshd, dockerd, ZooKeeper in network namespaces) and
 //! the API test server: signals, a host whose write fails, a directory where zoo.cfg belongs,
-//! every host unreachable, a stolen lock. Each test is a row of the README's fault table. Needs
+//! every host unreachable, a stolen lock. Each test is a row of docs/faults.md. Needs
 //! root, as the sandbox does.
 
 mod common;
@@ -499,6 +499,7 @@ fn batches_never_take_more_observers_out_of_service_than_the_budget_and_a_failed
         selection: ClusterSelection {
             env: Some(env.name.clone()),
         },
+        yes: true,
         targets: HostTargets {
             hosts: vec![],
             addresses: AddressChoice::Recorded,
@@ -655,6 +656,8 @@ fn an_observer_behind_nat_is_refused_until_its_egress_is_declared() {
         },
         yes: true,
         dry_run: false,
+        plan_out: None,
+        plan: None,
         force_conflicts: false,
         prune: false,
         force_retire: false,
@@ -763,16 +766,17 @@ fn at_the_prompt(cmd: &Command, keys: &[u8], at_prompt: impl FnOnce()) -> Ended 
 }
 
 /// Ctrl-C at the confirmation prompt (typed on the terminal, where the line discipline turns it
-/// into SIGINT): nothing is changed, the deploy lock taken for the run is released, exit 130.
+/// into SIGINT): nothing is changed, exit 130. No lock is held while the prompt waits: it is
+/// taken after the answer (an operator idling at the prompt holds up neither another deploy nor
+/// drift). This test asserted the opposite until the lock moved behind the prompt (issue 21).
 #[test]
-fn ctrl_c_at_the_prompt_changes_nothing_releases_the_lock_and_exits_130() {
+fn ctrl_c_at_the_prompt_changes_nothing_takes_no_lock_and_exits_130() {
     let w = World::sandbox();
     let ended = at_the_prompt(&w.sandbox_cmd(&["deploy"]), b"\x03", || {
-        let l = lease(&w).expect("the deploy lock is held while the prompt waits");
-        assert!(l["spec"]["holderIdentity"]
-            .as_str()
-            .unwrap()
-            .contains(" pid "));
+        assert!(
+            lease(&w).is_none(),
+            "no lock is held while the prompt waits"
+        );
     });
     assert_eq!(ended.code, Some(130), "{}", ended.stdout);
     assert!(
@@ -782,12 +786,67 @@ fn ctrl_c_at_the_prompt_changes_nothing_releases_the_lock_and_exits_130() {
         "{}",
         ended.stdout
     );
-    assert!(lease(&w).is_none(), "the deploy lock is released");
+    assert!(lease(&w).is_none(), "no deploy lock was taken");
     assert_eq!(w.managed_writes(), 0, "nothing was changed");
     for h in [OBS1, OBS2] {
         assert!(
             !w.sb().host(h).deploy_dir.join("zoo.cfg").exists(),
             "{h}: nothing written"
         );
+    }
+}
+
+/// The interactive deploy shows the plan before it asks (with --output json on stderr, stdout
+/// keeping the report), holds no lock while the operator reads, and compares the plan that was
+/// confirmed with the one it takes the lock for: what moved meanwhile (a hand edit on a host) is
+/// refused, naming it; unmoved, the confirmed plan is carried out.
+#[test]
+fn the_prompt_holds_no_lock_and_a_plan_that_moved_while_read_is_refused() {
+    let w = World::sandbox();
+    w.deploy();
+    w.edit(OBS2, "zoo.cfg", "maxClientCnxns=60", "maxClientCnxns=61");
+    for moves in [true, false] {
+        let cmd = w.sandbox_cmd(&["deploy", "--output", "json"]);
+        let ended = at_the_prompt(&cmd, b"y\n", || {
+            assert!(
+                lease(&w).is_none(),
+                "no lock is held while the operator reads"
+            );
+            if moves {
+                w.edit(OBS1, "zoo.cfg", "maxClientCnxns=60", "maxClientCnxns=62");
+            }
+        });
+        let shown = &ended.stdout;
+        let plan = shown
+            .find("update host zk-observer-2")
+            .expect("the plan is shown");
+        assert!(
+            plan < shown.find("[y/N]").unwrap(),
+            "before the prompt: {shown}"
+        );
+        if moves {
+            assert_eq!(ended.code, Some(1), "{shown}");
+            assert!(
+                shown.contains("the plan you confirmed no longer matches the live state"),
+                "{shown}"
+            );
+            assert!(
+                shown.contains("host zk-observer-1: zoo.cfg on the host changed since the plan"),
+                "{shown}"
+            );
+            assert!(
+                w.deployed(OBS2, "zoo.cfg").contains("maxClientCnxns=61"),
+                "nothing written"
+            );
+        } else {
+            assert_eq!(ended.code, Some(0), "{shown}");
+            for h in [OBS1, OBS2] {
+                assert!(
+                    w.deployed(h, "zoo.cfg").contains("maxClientCnxns=60"),
+                    "{h}"
+                );
+            }
+        }
+        assert!(lease(&w).is_none(), "the lock is released");
     }
 }

@@ -32,7 +32,7 @@ fn mtime(sb: &Sandbox, name: &str, file: &str) -> std::time::SystemTime {
 }
 
 fn first_push(w: &World) {
-    let out = w.on_sandbox(&["push", "--output", "json"]);
+    let out = w.on_sandbox(&["push", "--yes", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "first push");
     let r = json(&out);
     assert_eq!(host(&r, OBS1)["result"], "updated");
@@ -43,7 +43,7 @@ fn first_push(w: &World) {
 fn first_push_makes_real_observers_and_a_second_push_changes_nothing() {
     let w = World::sandbox();
     let sb = w.sb();
-    let out = w.on_sandbox(&["push", "--dry-run"]);
+    let out = w.on_sandbox(&["push", "--yes", "--dry-run"]);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -87,7 +87,7 @@ fn first_push_makes_real_observers_and_a_second_push_changes_nothing() {
         mtime(sb, OBS1, "zoo.cfg"),
         mtime(sb, OBS2, "docker-compose.yaml"),
     );
-    let out = w.on_sandbox(&["push", "--output", "json"]);
+    let out = w.on_sandbox(&["push", "--yes", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0));
     let r = json(&out);
     for name in [OBS1, OBS2] {
@@ -131,7 +131,7 @@ fn a_config_change_restarts_hosts_one_at_a_time() {
         w.edit(name, "zoo.cfg", "syncLimit=10", "syncLimit=3");
     }
     let before = (started_at(sb, OBS1), started_at(sb, OBS2));
-    let out = w.on_sandbox(&["push", "--output", "json"]);
+    let out = w.on_sandbox(&["push", "--yes", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0));
     let r = json(&out);
     let (h1, h2) = (host(&r, OBS1), host(&r, OBS2));
@@ -183,6 +183,7 @@ fn a_config_that_cannot_sync_is_rolled_back_and_the_rest_is_left_alone() {
     });
     let apply = moved.run(&[
         "apply",
+        "--yes",
         "--env",
         "sandbox",
         "--timeout",
@@ -192,6 +193,7 @@ fn a_config_that_cannot_sync_is_rolled_back_and_the_rest_is_left_alone() {
     assert_eq!(apply.status.code(), Some(0));
     let mut push = moved.cmd(&[
         "push",
+        "--yes",
         "--env",
         "sandbox",
         "--addresses",
@@ -247,7 +249,14 @@ fn an_unreachable_host_is_reported_while_the_others_proceed() {
         w.edit(name, "zoo.cfg", "initLimit=5", "initLimit=6");
     }
     sb.host(OBS2).set_link(false).unwrap();
-    let out = w.on_sandbox(&["push", "--output", "json", "--connect-timeout", "3s"]);
+    let out = w.on_sandbox(&[
+        "push",
+        "--yes",
+        "--output",
+        "json",
+        "--connect-timeout",
+        "3s",
+    ]);
     sb.host(OBS2).set_link(true).unwrap();
     assert_eq!(out.status.code(), Some(1));
     let r = json(&out);
@@ -277,7 +286,7 @@ fn a_host_key_mismatch_is_refused_showing_both_fingerprints() {
         .start_sshd(&impostor)
         .unwrap();
 
-    let out = w.on_sandbox(&["push", "--host", OBS1]);
+    let out = w.on_sandbox(&["push", "--yes", "--host", OBS1]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -331,7 +340,7 @@ fn an_interrupted_upload_leaves_the_old_file_and_a_rerun_converges() {
         old.replace("syncLimit=10", "syncLimit=2"),
     )
     .unwrap();
-    let mut push = w.sandbox_cmd(&["push"]);
+    let mut push = w.sandbox_cmd(&["push", "--yes"]);
     push.env("RUST_LOG", "xtask=debug");
     push.stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null());
@@ -357,7 +366,7 @@ fn an_interrupted_upload_leaves_the_old_file_and_a_rerun_converges() {
     );
     // SIGKILL leaves no chance to release the deploy lock: the next push is refused, naming the
     // dead holder, until the Lease expires or an operator who knows it is dead breaks it.
-    let out = w.on_sandbox(&["push"]);
+    let out = w.on_sandbox(&["push", "--yes"]);
     assert_eq!(out.status.code(), Some(1));
     let err = common::stderr(&out);
     assert!(
@@ -366,7 +375,7 @@ fn an_interrupted_upload_leaves_the_old_file_and_a_rerun_converges() {
             && err.contains("--break-lock"),
         "{err}"
     );
-    let out = w.on_sandbox(&["push", "--break-lock"]);
+    let out = w.on_sandbox(&["push", "--yes", "--break-lock"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(
         common::stderr(&out).contains("--break-lock: taking the deploy lock from")

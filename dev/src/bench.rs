@@ -433,6 +433,8 @@ fn deploy_args(
         },
         yes: true,
         dry_run: false,
+        plan_out: None,
+        plan: None,
         force_conflicts: false,
         prune: false,
         force_retire: false,
@@ -830,6 +832,7 @@ fn ansible(
         selection: ClusterSelection {
             env: Some(env.name.clone()),
         },
+        yes: true,
         targets: HostTargets {
             hosts: vec![],
             addresses: AddressChoice::Recorded,

@@ -80,6 +80,9 @@ pub struct Observed {
     /// peer list", "Leaders epoch, X is less than accepted epoch, Y"), read only when it does not
     /// observe.
     pub log_signs: Vec<String>,
+    /// The deployment's marker file (where it came from: commit, time, operator), as read;
+    /// `None` when there is none.
+    pub deployed: Option<String>,
     /// Which of the deploy directory's data directories (`data`, `datalog`) exist.
     pub data_dirs: Vec<String>,
     /// Every running container this tool made on the host, whatever its deploy directory:

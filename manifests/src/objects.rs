@@ -48,6 +48,15 @@ impl Object {
         }
     }
 
+    pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Object::Service(o) => &mut o.metadata,
+            Object::Endpoints(o) => &mut o.metadata,
+            Object::EndpointSlice(o) => &mut o.metadata,
+            Object::ServiceMonitor(o) => &mut o.metadata,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Object::Service(_) => "Service",

@@ -191,7 +191,7 @@ pub struct Gap {
 }
 
 impl LoadBalancerProvider {
-    /// Who enforces the source restriction with these settings (sources in the README's
+    /// Who enforces the source restriction with these settings (sources in docs/networking.md's
     /// "Who enforces the source restriction" table).
     pub fn source_restriction(&self) -> SourceRestriction {
         match self {

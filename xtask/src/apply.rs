@@ -1,10 +1,12 @@
 //! `cargo xtask apply`: server-side apply of the desired objects, optional prune, and the wait for
 //! the load balancers' addresses.
 
-use anyhow::Result;
+use std::io::IsTerminal;
+
+use anyhow::{bail, Result};
 use serde_json::json;
 
-use crate::cli::ApplyArgs;
+use crate::cli::{ApplyArgs, OutputFormat};
 use crate::cluster::{block_on, Cluster};
 use crate::execute::{self, Execution};
 use crate::lb::{self, Address};
@@ -12,7 +14,7 @@ use crate::lock::{self, Guard, Stop};
 use crate::plan::{self, Planner};
 use crate::report::{ObjectResult, ObjectTotals, Report};
 use crate::signals::{self, Interrupt};
-use crate::{environments, exit, output};
+use crate::{environments, exit, output, planfile, prompt};
 
 pub struct ApplyReport {
     environment: String,
@@ -84,23 +86,85 @@ impl Report for ApplyReport {
     }
 }
 
-pub fn run(args: &ApplyArgs) -> Result<ApplyReport> {
+pub fn run(args: &ApplyArgs, format: OutputFormat) -> Result<ApplyReport> {
     let env = environments::cluster_env(&args.selection, &args.cluster)?;
+    if !args.yes && !std::io::stdin().is_terminal() {
+        bail!(
+            "apply changes environment {} and asks for confirmation, but there is no terminal to ask on: \
+             pass --yes (after reviewing `cargo xtask diff --env {}`), or run it interactively",
+            env.name,
+            env.name
+        );
+    }
     let objects = manifests::desired_objects(&env);
     block_on(async {
         let interrupt = Interrupt::install()?;
         let cluster = Cluster::connect(&env, &args.cluster, args.timeout).await?;
         let plan = plan::plan(&cluster, &env, &objects, Planner::DryRun).await?;
         plan.refuse_conflicts(&env.name, args.force_conflicts)?;
+        // Asked before the lock is taken; what moved while the operator read is refused below.
+        let confirmed = if args.yes || plan.in_sync() {
+            None
+        } else {
+            output::to_stderr(format == OutputFormat::Json);
+            plan.print(&format!(
+                "cluster diff for {} (context {}, {})",
+                env.name, cluster.context, cluster.server
+            ));
+            output::to_stderr(false);
+            let stdin = std::io::BufReader::new(std::io::stdin());
+            match prompt::confirm("Apply", &env, Some(&interrupt), stdin).await? {
+                prompt::Answer::Yes => Some(planfile::objects(&plan)),
+                prompt::Answer::No => bail!("not confirmed; nothing was changed"),
+                prompt::Answer::Interrupted(signal) => {
+                    return Ok(ApplyReport::new(
+                        &env,
+                        &cluster,
+                        Some(Stop::Interrupted(signal)),
+                    ))
+                }
+            }
+        };
         let lock = lock::acquire(&cluster, &env, args.lock.break_lock, Some(&interrupt)).await?;
         let guard = Guard {
             lock: Some(&lock),
             interrupt: Some(&interrupt),
         };
-        let result = apply(&cluster, &env, &plan, args, guard).await;
+        let result = async {
+            let plan = match &confirmed {
+                None => plan,
+                Some(was) => {
+                    let now = plan::plan(&cluster, &env, &objects, Planner::DryRun).await?;
+                    let moved = planfile::moved_objects(was, &planfile::objects(&now));
+                    if !moved.is_empty() {
+                        bail!(
+                            "the plan you confirmed no longer matches the live state; nothing was changed:\n  - {}\n\
+                             Run apply again and review the new plan",
+                            moved.join("\n  - ")
+                        );
+                    }
+                    now
+                }
+            };
+            apply(&cluster, &env, &plan, args, guard).await
+        }
+        .await;
         lock.release(&cluster).await;
         result
     })
+}
+
+impl ApplyReport {
+    fn new(env: &manifests::Environment, cluster: &Cluster, stopped: Option<Stop>) -> ApplyReport {
+        ApplyReport {
+            environment: env.name.clone(),
+            context: cluster.context.clone(),
+            objects: vec![],
+            addresses: vec![],
+            address_mismatch: None,
+            stopped,
+        }
+    }
 }
 
 async fn apply(
@@ -110,12 +174,14 @@ async fn apply(
     args: &ApplyArgs,
     guard: Guard<'_>,
 ) -> Result<ApplyReport> {
+    let deployed_at = crate::provenance::now();
     let how = Execution {
         force: args.force_conflicts,
         prune: args.prune,
         timeout: args.timeout,
         progress: false,
         guard,
+        deployed_at: &deployed_at,
     };
     let done = execute::execute_all(cluster, &plan.changes, &how).await?;
     let mut report = ApplyReport {

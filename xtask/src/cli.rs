@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    version,
+    version = crate::provenance::VERSION,
     propagate_version = true
 )]
 pub struct Cli {
@@ -62,12 +62,15 @@ pub enum Command {
     /// owns is reported (manager and field) and nothing is applied. --prune deletes objects this
     /// tool wrote for the environment that are no longer desired, nothing else, and waits until
     /// they are gone. The live addresses are compared with those recorded in the environment; a
-    /// difference is an error unless --accept-live-addresses.
+    /// difference is an error unless --accept-live-addresses. Asks for confirmation first
+    /// (--yes skips it), then takes the deploy lock and refuses a plan that moved meanwhile.
     Apply(ApplyArgs),
     /// Render each observer's zoo.cfg and docker-compose.yaml and roll them out over SSH.
     ///
     /// Reads the files on every host (one SSH connection per host, host keys pinned in the
-    /// inventory), shows a unified diff, then updates the hosts that need it one at a time: the
+    /// inventory), shows a unified diff, asks for confirmation (--yes skips it), takes the deploy
+    /// lock, reads again (refusing what moved meanwhile), then updates the hosts that need it one
+    /// at a time: the
     /// changed files are written atomically (temporary file, checksum, rename; the previous version
     /// kept), `docker compose up -d` recreates the containers, and the host must then report
     /// `Mode: observer`, `zk_peer_state observing - broadcast` and serve metrics. A host that fails
@@ -80,12 +83,14 @@ pub enum Command {
     Status(StatusArgs),
     /// Deploy everything, in order, under a deploy lock.
     ///
-    /// Check; show the whole plan (cluster diff and host diffs); confirm (skipped with --yes; without
-    /// a terminal and without --yes it refuses); apply the per-pod Services; wait for their
-    /// addresses; render the observers' files from the live addresses; rolling push with the health
-    /// gate; apply the monitoring Service, Endpoints and EndpointSlice; summary per object and
-    /// host. A Lease in the ensemble's namespace keeps two deploys from running at once. Exit 0
-    /// success, 1 failure; --dry-run: 0 in sync, 2 changes.
+    /// Check; show the whole plan (cluster diff and host diffs); confirm (skipped with --yes or
+    /// --plan; without a terminal it refuses); take the deploy lock (a Lease in the ensemble's
+    /// namespace: one deploy at a time) and plan again, refusing when anything moved since the
+    /// plan that was confirmed or saved; apply the per-pod Services; wait for their addresses;
+    /// render the observers' files from the live addresses; rolling push with the health gate;
+    /// apply the monitoring Service, Endpoints and EndpointSlice; summary per object and host.
+    /// Every object and host changed records the commit. Exit 0 success, 1 failure; --dry-run and
+    /// --plan-out: 0 in sync, 2 changes.
     Deploy(DeployArgs),
     /// Compare the live cluster and hosts with the code, read-only. Exit 0 clean, 2 drift, 1 error
     /// or skipped.
@@ -265,6 +270,9 @@ pub struct ApplyArgs {
     pub selection: ClusterSelection,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// Do not ask for confirmation (without a terminal, apply refuses unless given).
+    #[arg(long)]
+    pub yes: bool,
     /// Take ownership of fields another field manager owns (server-side apply force).
     #[arg(long)]
     pub force_conflicts: bool,
@@ -311,6 +319,9 @@ pub struct PushArgs {
     pub selection: ClusterSelection,
     #[command(flatten)]
     pub targets: HostTargets,
+    /// Do not ask for confirmation (without a terminal, push refuses unless given or --dry-run).
+    #[arg(long)]
+    pub yes: bool,
     /// Show what would change on each host; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -408,7 +419,7 @@ pub struct StatusArgs {
     pub cluster: ClusterArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct DeployArgs {
     #[command(flatten)]
     pub selection: ClusterSelection,
@@ -418,6 +429,22 @@ pub struct DeployArgs {
     /// Show the plan only.
     #[arg(long)]
     pub dry_run: bool,
+    /// Plan only (as --dry-run) and save the plan to FILE, for `--plan FILE` to carry out after
+    /// review. It holds the digest of each object's change and of each host file (deployed and
+    /// to write), the live load-balancer addresses and the commit it was made with; the diffs are
+    /// in it for reading (`review`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["yes", "plan"])]
+    pub plan_out: Option<std::path::PathBuf>,
+    /// Carry out the plan saved by --plan-out, exactly. Under the deploy lock it plans again and
+    /// refuses (exit 1, naming what moved, nothing changed) when the live state or the code no
+    /// longer match the file. The file is the approval: no prompt. Its options (--prune,
+    /// --force-conflicts, --force-retire, --reset-data) are the plan's, not given again.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["dry_run", "plan_out", "prune", "force_conflicts", "force_retire", "reset_data"]
+    )]
+    pub plan: Option<std::path::PathBuf>,
     /// Take ownership of fields another field manager owns.
     #[arg(long, help_heading = "Cluster")]
     pub force_conflicts: bool,

@@ -5,7 +5,7 @@
 //! noticed). SIGINT or SIGTERM, or a lost lock, stop it before its next write.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use anyhow::{bail, Context, Result};
 use hosts::Observer;
@@ -20,12 +20,13 @@ use crate::hostops::ReadMode;
 use crate::lb::{self, Addresses};
 use crate::lock::{Guard, Stop};
 use crate::plan::{self, Action, Plan, Planner};
+use crate::planfile::{self, SavedPlan};
 use crate::report::{
     host_counts, merge_hosts, HostReport, HostResult, ObjectResult, ObjectTotals, Report,
 };
 use crate::rollout::{self, Options};
 use crate::signals::{self, Interrupt};
-use crate::{environments, exit, lock, output};
+use crate::{environments, exit, lock, output, prompt};
 
 pub struct DeployReport {
     environment: String,
@@ -41,6 +42,24 @@ pub struct DeployReport {
     /// The drift key's read-only command per observer reached: `installed`, `unchanged` or
     /// `failed: ...` (empty without `fleet.drift_key`).
     read_only_access: BTreeMap<String, String>,
+    /// Where --plan-out saved the plan.
+    plan_file: Option<String>,
+}
+
+impl DeployReport {
+    fn new(env: &Environment, hosts: Vec<HostReport>) -> DeployReport {
+        DeployReport {
+            environment: env.name.clone(),
+            dry_run: None,
+            objects: vec![],
+            hosts,
+            monitored: vec![],
+            unhealthy: vec![],
+            stopped: None,
+            read_only_access: BTreeMap::new(),
+            plan_file: None,
+        }
+    }
 }
 
 impl Report for DeployReport {
@@ -51,6 +70,7 @@ impl Report for DeployReport {
                 "dry_run": true,
                 "cluster": plan,
                 "hosts": self.hosts,
+                "plan_file": self.plan_file,
             }),
             None => json!({
                 "environment": self.environment,
@@ -71,6 +91,12 @@ impl Report for DeployReport {
     fn print(&self) {
         if self.dry_run.is_some() {
             // The plan was shown before anything else.
+            if let Some(path) = &self.plan_file {
+                output::line(&format!(
+                    "plan saved to {path}; carry it out with `cargo xtask deploy --env {} --plan {path}`",
+                    self.environment
+                ));
+            }
             return;
         }
         output::line(&format!("deploy of {}:", self.environment));
@@ -158,15 +184,27 @@ impl Report for DeployReport {
 
 pub fn run(args: &DeployArgs, format: OutputFormat) -> Result<DeployReport> {
     let env = environments::cluster_env(&args.selection, &args.cluster)?;
+    // A saved plan is read first: its options are the deploy's.
+    let saved = match &args.plan {
+        Some(path) => Some(planfile::read(path, &env.name)?),
+        None => None,
+    };
+    let args = &match &saved {
+        Some(plan) => with_options(args, &plan.options),
+        None => args.clone(),
+    };
     // --reset-data names observers of the inventory (checked before anything is read).
     environments::targets(&env, &args.reset_data).context("--reset-data")?;
-    if !args.dry_run {
+    let planning = args.dry_run || args.plan_out.is_some();
+    if !planning {
         crate::ssh::refuse_the_drift_key_as_identity(&env, &args.ssh)?;
     }
-    if !args.yes && !args.dry_run && !std::io::stdin().is_terminal() {
+    let prompting = !args.yes && !planning && saved.is_none();
+    if prompting && !std::io::stdin().is_terminal() {
         bail!(
             "deploy changes environment {} and asks for confirmation, but there is no terminal to ask on: \
-             pass --yes (after reviewing `cargo xtask deploy --env {} --dry-run`), or run it interactively",
+             pass --yes (after reviewing `cargo xtask deploy --env {} --dry-run`), or save a plan with \
+             --plan-out FILE and carry it out with --plan FILE, or run it interactively",
             env.name,
             env.name
         );
@@ -174,32 +212,152 @@ pub fn run(args: &DeployArgs, format: OutputFormat) -> Result<DeployReport> {
     block_on(async {
         let interrupt = Interrupt::install()?;
         let cluster = Cluster::connect(&env, &args.cluster, args.timeout).await?;
-        let lock = if args.dry_run {
-            None
-        } else {
-            Some(lock::acquire(&cluster, &env, args.lock.break_lock, Some(&interrupt)).await?)
-        };
-        let guard = Guard {
-            lock: lock.as_ref(),
+        let unlocked = Guard {
+            lock: None,
             interrupt: Some(&interrupt),
         };
-        let result = deploy(&cluster, &env, args, format, guard).await;
-        if let Some(l) = lock {
-            l.release(&cluster).await;
+        if planning {
+            return deploy_expecting(&cluster, &env, args, format, unlocked, None).await;
         }
+        // What the locked run must find unchanged: the saved plan, or the plan the operator
+        // confirmed. The lock is taken after the prompt: an operator reading a plan holds no
+        // lock, and whatever moved meanwhile is caught by the comparison.
+        let expected = match (saved, &args.plan) {
+            (Some(plan), Some(path)) => Some(Expected {
+                plan,
+                what: format!("the plan {}", path.display()),
+            }),
+            _ if prompting => match review(&cluster, &env, args, format, &interrupt).await? {
+                Reviewed::Confirmed(plan) => Some(Expected {
+                    plan,
+                    what: "the plan you confirmed".into(),
+                }),
+                Reviewed::Stopped(report) => return Ok(report),
+            },
+            _ => None,
+        };
+        let lock = lock::acquire(&cluster, &env, args.lock.break_lock, Some(&interrupt)).await?;
+        let guard = Guard {
+            lock: Some(&lock),
+            interrupt: Some(&interrupt),
+        };
+        let result = deploy_expecting(&cluster, &env, args, format, guard, expected.as_ref()).await;
+        lock.release(&cluster).await;
         result
     })
 }
 
-/// The deploy itself (the caller holds the lock: `guard`); the benchmarks drive it in-process.
-pub async fn deploy(
+/// `args` with the options a saved plan fixes.
+fn with_options(args: &DeployArgs, o: &planfile::PlanOptions) -> DeployArgs {
+    DeployArgs {
+        prune: o.prune,
+        force_conflicts: o.force_conflicts,
+        force_retire: o.force_retire,
+        reset_data: o.reset_data.clone(),
+        yes: true,
+        ..args.clone()
+    }
+}
+
+/// A plan the locked run must find unchanged, and what to call it.
+pub struct Expected {
+    pub plan: SavedPlan,
+    pub what: String,
+}
+
+/// How the review before the lock ended.
+enum Reviewed {
+    Confirmed(SavedPlan),
+    /// Ctrl-C at the prompt: nothing was changed.
+    Stopped(DeployReport),
+}
+
+/// Plans without the lock, shows the plan (on stderr with --output json: stdout keeps the one
+/// report), refuses what would be refused anyway, and asks. The hosts' connections are closed
+/// while the operator reads.
+async fn review(
     cluster: &Cluster,
     env: &Environment,
     args: &DeployArgs,
     format: OutputFormat,
-    guard: Guard<'_>,
-) -> Result<DeployReport> {
-    let text = format == OutputFormat::Text;
+    interrupt: &Interrupt,
+) -> Result<Reviewed> {
+    let shown = if format == OutputFormat::Text {
+        Shown::Stdout
+    } else {
+        Shown::Stderr
+    };
+    let p = plan_deploy(cluster, env, args, shown).await?;
+    if let Err(e) = p.refusals(env, args) {
+        p.close().await;
+        return Err(e);
+    }
+    let nothing_to_do = p.nothing_to_do();
+    let (saved, hosts) = (p.saved.clone(), p.hosts.clone());
+    p.close().await;
+    if nothing_to_do {
+        return Ok(Reviewed::Confirmed(saved));
+    }
+    let stdin = std::io::BufReader::new(std::io::stdin());
+    match prompt::confirm("Deploy", env, Some(interrupt), stdin).await? {
+        prompt::Answer::Yes => Ok(Reviewed::Confirmed(saved)),
+        prompt::Answer::No => bail!("not confirmed; nothing was changed"),
+        prompt::Answer::Interrupted(signal) => Ok(Reviewed::Stopped(DeployReport {
+            stopped: Some(Stop::Interrupted(signal)),
+            ..DeployReport::new(env, hosts)
+        })),
+    }
+}
+
+/// Where the plan is shown for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Not,
+    Stdout,
+    Stderr,
+}
+
+/// What a deploy would do, with the connections it read it over.
+struct DeployPlan<'e> {
+    fleet: Fleet<'e>,
+    retired: Fleet<'e>,
+    cluster_plan: Plan,
+    hosts: Vec<HostReport>,
+    saved: SavedPlan,
+}
+
+impl DeployPlan<'_> {
+    async fn close(self) {
+        close(self.fleet, self.retired).await;
+    }
+
+    fn nothing_to_do(&self) -> bool {
+        self.cluster_plan.in_sync()
+            && self
+                .hosts
+                .iter()
+                .all(|h| h.result != HostResult::WouldChange && h.result != HostResult::WouldRetire)
+    }
+
+    /// What is refused before anything is changed: fields another manager owns, a host reached
+    /// with the drift key, retiring the last observer.
+    fn refusals(&self, env: &Environment, args: &DeployArgs) -> Result<()> {
+        self.cluster_plan
+            .refuse_conflicts(&env.name, args.force_conflicts)
+            .and_then(|()| self.fleet.refuse_the_drift_key())
+            .and_then(|()| self.retired.refuse_the_drift_key())
+            .and_then(|()| refuse_retiring_the_last(env, &self.hosts, args))
+    }
+}
+
+/// Reads the cluster and every host and plans the deploy: refused when the ensemble differs from
+/// the code. Shows the plan as `shown` says.
+async fn plan_deploy<'e>(
+    cluster: &Cluster,
+    env: &'e Environment,
+    args: &DeployArgs,
+    shown: Shown,
+) -> Result<DeployPlan<'e>> {
     // The plan: every desired object (monitoring listing every observer), and every host.
     let reads =
         plan::read_cluster_and_hosts(cluster, env, &args.ssh, Planner::DryRun, ReadMode::Quick)
@@ -230,10 +388,40 @@ pub async fn deploy(
         }
     };
     let (fleet, retired, cluster_plan) = (reads.fleet, reads.retired, reads.plan);
-    let mut hosts = fleet.plan_reports(&fleet.plan_resetting(env, &files, &args.reset_data));
+    let planned = fleet.plan_resetting(env, &files, &args.reset_data);
+    let mut hosts = fleet.plan_reports(&planned);
     hosts.extend(retirement_reports(env, &retired));
     tracing::info!("hosts read and planned");
-    if text {
+    let planned_hosts = planfile::hosts(&hosts, &planned, &files);
+    drop(planned);
+    let saved = SavedPlan {
+        format_version: planfile::FORMAT_VERSION,
+        environment: env.name.clone(),
+        context: cluster.context.clone(),
+        commit: crate::provenance::commit(),
+        planned_at: crate::provenance::now(),
+        planned_by: crate::provenance::operator(),
+        options: planfile::PlanOptions {
+            prune: args.prune,
+            force_conflicts: args.force_conflicts,
+            force_retire: args.force_retire,
+            reset_data: args.reset_data.clone(),
+        },
+        addresses: match &reads.live {
+            Ok(live) => live.iter().map(|(id, a)| (*id, a.to_string())).collect(),
+            Err(_) => BTreeMap::new(),
+        },
+        objects: planfile::objects(&cluster_plan),
+        hosts: planned_hosts,
+        review: json!({
+            "environment": env.name,
+            "dry_run": true,
+            "cluster": cluster_plan,
+            "hosts": hosts,
+        }),
+    };
+    if shown != Shown::Not {
+        output::to_stderr(shown == Shown::Stderr);
         cluster_plan.print(&format!(
             "cluster diff for {} (context {}, {})",
             env.name, cluster.context, cluster.server
@@ -254,68 +442,97 @@ pub async fn deploy(
                 String::new()
             }
         ));
+        output::to_stderr(false);
     }
-    let mut report = DeployReport {
-        environment: env.name.clone(),
-        dry_run: None,
-        objects: vec![],
+    Ok(DeployPlan {
+        fleet,
+        retired,
+        cluster_plan,
         hosts,
-        monitored: vec![],
-        unhealthy: vec![],
-        read_only_access: BTreeMap::new(),
-        stopped: None,
+        saved,
+    })
+}
+
+/// The deploy itself, with no prompt (the caller holds the lock: `guard`); the benchmarks and
+/// tests drive it in-process.
+pub async fn deploy(
+    cluster: &Cluster,
+    env: &Environment,
+    args: &DeployArgs,
+    format: OutputFormat,
+    guard: Guard<'_>,
+) -> Result<DeployReport> {
+    deploy_expecting(cluster, env, args, format, guard, None).await
+}
+
+/// The deploy: planned (and, with `--dry-run` or `--plan-out`, only that); with `expected`, refused
+/// unless the plan made now is that plan; then carried out.
+pub async fn deploy_expecting(
+    cluster: &Cluster,
+    env: &Environment,
+    args: &DeployArgs,
+    format: OutputFormat,
+    guard: Guard<'_>,
+    expected: Option<&Expected>,
+) -> Result<DeployReport> {
+    let text = format == OutputFormat::Text;
+    let planning = args.dry_run || args.plan_out.is_some();
+    // The confirmed plan was shown before the prompt; a saved one is shown as carried out.
+    let confirmed = expected.is_some() && args.plan.is_none();
+    let shown = if text && !confirmed {
+        Shown::Stdout
+    } else {
+        Shown::Not
     };
-    if args.dry_run {
+    let p = plan_deploy(cluster, env, args, shown).await?;
+    let mut report = DeployReport::new(env, p.hosts.clone());
+    if planning {
+        if let Some(path) = &args.plan_out {
+            if let Err(e) = planfile::write(path, &p.saved) {
+                p.close().await;
+                return Err(e);
+            }
+            report.plan_file = Some(path.display().to_string());
+        }
+        let DeployPlan {
+            fleet,
+            retired,
+            cluster_plan,
+            ..
+        } = p;
         close(fleet, retired).await;
         report.dry_run = Some(cluster_plan);
         return Ok(report);
     }
-    let refused = cluster_plan
-        .refuse_conflicts(&env.name, args.force_conflicts)
-        .and_then(|()| fleet.refuse_the_drift_key())
-        .and_then(|()| retired.refuse_the_drift_key());
-    let refused = refused.and_then(|()| refuse_retiring_the_last(env, &report.hosts, args));
-    if let Err(e) = refused {
-        close(fleet, retired).await;
-        return Err(e);
-    }
-    let nothing_to_do = cluster_plan.in_sync()
-        && report
-            .hosts
-            .iter()
-            .all(|h| h.result != HostResult::WouldChange && h.result != HostResult::WouldRetire);
-    if !nothing_to_do && !args.yes {
-        let stdin = std::io::BufReader::new(std::io::stdin());
-        let answer = confirm(env, guard.interrupt, stdin).await;
-        match answer {
-            Ok(Answer::Yes) => {}
-            Ok(Answer::No) => {
-                close(fleet, retired).await;
-                bail!("not confirmed; nothing was changed");
-            }
-            Ok(Answer::Interrupted(signal)) => {
-                close(fleet, retired).await;
-                report.stopped = Some(Stop::Interrupted(signal));
-                return Ok(report);
-            }
-            Err(e) => {
-                close(fleet, retired).await;
-                return Err(e);
-            }
+    if let Some(e) = expected {
+        let moved = planfile::moved(&e.plan, &p.saved);
+        if !moved.is_empty() {
+            p.close().await;
+            bail!(
+                "{} no longer matches the live state or the code; nothing was changed:\n  - {}\n\
+                 Plan again (`cargo xtask deploy --env {} --dry-run`, or --plan-out FILE) and review the new plan",
+                e.what,
+                moved.join("\n  - "),
+                env.name
+            );
         }
+    }
+    if let Err(e) = p.refusals(env, args) {
+        p.close().await;
+        return Err(e);
     }
     let result = carry_out(
         cluster,
         env,
         args,
         text,
-        &cluster_plan,
-        (&fleet, &retired),
+        &p.cluster_plan,
+        (&p.fleet, &p.retired),
         guard,
         &mut report,
     )
     .await;
-    close(fleet, retired).await;
+    p.close().await;
     result?;
     Ok(report)
 }
@@ -456,12 +673,14 @@ async fn carry_out(
     guard: Guard<'_>,
     report: &mut DeployReport,
 ) -> Result<()> {
+    let deployed_at = crate::provenance::now();
     let how = Execution {
         force: args.force_conflicts,
         prune: args.prune,
         timeout: args.timeout,
         progress: text,
         guard,
+        deployed_at: &deployed_at,
     };
     // 1. The per-pod load-balancer Services. Retired observers that still run keep their way in
     // until they are retired (3c): their egress leaves the source ranges in 4.
@@ -749,141 +968,4 @@ async fn healthy_observers<'e>(
             _ => now.get(&o.name).is_some_and(|h| h.healthy()),
         })
         .collect()
-}
-
-/// The operator's answer to the confirmation prompt.
-#[derive(Debug, PartialEq, Eq)]
-enum Answer {
-    Yes,
-    No,
-    /// A signal (Ctrl-C) came first: nothing was changed.
-    Interrupted(&'static str),
-}
-
-/// Asks for confirmation. The answer is read on a thread of its own, so that the deploy lock's
-/// renewals go on while the operator reads the plan (however long that takes), and a signal ends
-/// the wait.
-async fn confirm(
-    env: &Environment,
-    interrupt: Option<&Interrupt>,
-    mut input: impl BufRead + Send + 'static,
-) -> Result<Answer> {
-    eprint!(
-        "Deploy this plan to environment {} (context {})? [y/N] ",
-        env.name, env.kube_context
-    );
-    std::io::stderr().flush()?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("confirm".into())
-        .spawn(move || {
-            let mut answer = String::new();
-            let _ = tx.send(input.read_line(&mut answer).map(|_| answer));
-        })
-        .context("starting the prompt's reader")?;
-    let read = match interrupt {
-        Some(i) => tokio::select! {
-            read = rx => read,
-            _ = i.wait() => {
-                eprintln!();
-                return Ok(Answer::Interrupted(i.received().unwrap_or("SIGINT")));
-            }
-        },
-        None => rx.await,
-    };
-    let answer = read
-        .context("reading the answer")?
-        .context("reading the answer")?;
-    Ok(if matches!(answer.trim(), "y" | "Y" | "yes") {
-        Answer::Yes
-    } else {
-        Answer::No
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-    use crate::lock::{acquire_with, lease_name, Timing};
-
-    /// While the prompt waits for the operator, the deploy lock's renewals go on (its Lease
-    /// outlives twice its duration), and Ctrl-C at the prompt ends the wait: nothing is confirmed.
-    #[test]
-    fn renewals_go_on_while_the_prompt_waits_and_ctrl_c_ends_it() {
-        let env = manifests::environments::sandbox::environment();
-        let ns = env.ensemble.namespace.clone();
-        let api = sandbox::ApiServer::start(sandbox::Config {
-            namespaces: vec![ns.clone()],
-            ..sandbox::Config::default()
-        })
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, api.kubeconfig(&env.kube_context)).unwrap();
-        let args = crate::cli::ClusterArgs {
-            kubeconfig: Some(kubeconfig),
-            context: None,
-            allow_other_context: false,
-        };
-        let quick = Timing {
-            lease_seconds: 1,
-            renew_every: Duration::from_millis(100),
-        };
-        let renewed = || -> k8s_openapi::jiff::Timestamp {
-            api.get("coordination.k8s.io/v1", "leases", &ns, &lease_name(&env))
-                .unwrap()["spec"]["renewTime"]
-                .as_str()
-                .unwrap()
-                .parse()
-                .unwrap()
-        };
-        // The operator's terminal: nothing is typed.
-        let (input, _keyboard) = std::io::pipe().unwrap();
-        block_on(async {
-            let cluster = Cluster::connect(&env, &args, Duration::from_secs(5)).await?;
-            let interrupt = Interrupt::detached();
-            let lock = acquire_with(&cluster, &env, false, None, quick).await?;
-            let acquired = renewed();
-            let operator = async {
-                // Reads the plan for three times the Lease's duration, then presses Ctrl-C.
-                tokio::time::sleep(Duration::from_secs(3)).await;
-                interrupt.raise("SIGINT");
-            };
-            let (answer, ()) = tokio::join!(
-                confirm(&env, Some(&interrupt), std::io::BufReader::new(input)),
-                operator
-            );
-            assert_eq!(answer?, Answer::Interrupted("SIGINT"));
-            let during = renewed();
-            assert!(
-                during > acquired + k8s_openapi::jiff::SignedDuration::from_secs(2),
-                "renewed while the prompt waited: acquired {acquired}, last renewed {during}"
-            );
-            assert_eq!(lock.lost(), None);
-            lock.release(&cluster).await;
-            anyhow::Ok(())
-        })
-        .unwrap();
-    }
-
-    #[test]
-    fn the_prompt_takes_yes_and_anything_else_is_no() {
-        let env = manifests::environments::sandbox::environment();
-        for (typed, want) in [
-            ("y\n", Answer::Yes),
-            ("yes\n", Answer::Yes),
-            ("n\n", Answer::No),
-            ("\n", Answer::No),
-        ] {
-            let got = block_on(confirm(
-                &env,
-                None,
-                std::io::Cursor::new(typed.as_bytes().to_vec()),
-            ))
-            .unwrap();
-            assert_eq!(got, want, "{typed:?}");
-        }
-    }
 }

@@ -111,6 +111,10 @@ pub struct Finding {
     pub detail: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub diff: String,
+    /// The commit that last deployed the object or host (its annotation or marker file), when
+    /// one is recorded: where the live state came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployed_from: Option<String>,
 }
 
 fn finding(kind: FindingKind, object: impl Into<String>, detail: impl Into<String>) -> Finding {
@@ -119,6 +123,7 @@ fn finding(kind: FindingKind, object: impl Into<String>, detail: impl Into<Strin
         object: object.into(),
         detail: detail.into(),
         diff: String::new(),
+        deployed_from: None,
     }
 }
 
@@ -152,6 +157,8 @@ pub struct DriftReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub findings: Vec<Finding>,
+    /// Which commit deployed each object of this tool and each observer host read.
+    pub deployed: Vec<crate::provenance::Record>,
 }
 
 impl DriftReport {
@@ -168,6 +175,7 @@ impl DriftReport {
             skipped: None,
             error: None,
             findings,
+            deployed: vec![],
         }
     }
 
@@ -206,7 +214,18 @@ impl Report for DriftReport {
             return;
         }
         for f in &self.findings {
-            output::change('!', f.kind.as_str(), &format!("{}: {}", f.object, f.detail));
+            let from = match &f.deployed_from {
+                Some(c) => format!(
+                    " (last deployed from {})",
+                    crate::provenance::short(Some(c))
+                ),
+                None => String::new(),
+            };
+            output::change(
+                '!',
+                f.kind.as_str(),
+                &format!("{}: {}{from}", f.object, f.detail),
+            );
             output::diff(&f.diff);
         }
         output::line(&if self.findings.is_empty() {
@@ -476,8 +495,34 @@ pub async fn drift_waiting(
     }
     findings.extend(retired_findings(env, &reads.retired));
     findings.extend(unlisted_observers(env, &reads));
+    // Where the live state came from: the commit of each object and host, on each finding too.
+    let mut deployed: Vec<crate::provenance::Record> = reads
+        .plan
+        .changes
+        .iter()
+        .filter_map(|c| {
+            Some(crate::provenance::object_record(
+                &c.object,
+                c.live.as_ref()?,
+            ))
+        })
+        .collect();
+    deployed.extend(
+        reads.fleet.reached.iter().map(|r| {
+            crate::provenance::host_record(&r.observer.name, r.observed.deployed.as_deref())
+        }),
+    );
+    for f in &mut findings {
+        f.deployed_from = deployed
+            .iter()
+            .find(|d| d.object == f.object)
+            .and_then(|d| d.commit.clone());
+    }
     reads.close().await;
-    Ok(DriftReport::checked(&env.name, findings))
+    Ok(DriftReport {
+        deployed,
+        ..DriftReport::checked(&env.name, findings)
+    })
 }
 
 /// How often a waiting drift check asks whether the deploy lock is free.
@@ -687,6 +732,36 @@ mod tests {
             documented, names,
             "docs/drift-report.md lists every kind, in order"
         );
+    }
+
+    /// The example document of docs/drift-report.md has the shape a real report has: every
+    /// field it shows is one the report writes, finding and `deployed` entries included.
+    #[test]
+    fn the_documented_example_has_the_reports_shape() {
+        let doc = include_str!("../../docs/drift-report.md");
+        let start = doc.find("```json\n").unwrap() + "```json\n".len();
+        let example: serde_json::Value =
+            serde_json::from_str(&doc[start..start + doc[start..].find("```").unwrap()]).unwrap();
+        let mut f = finding(FindingKind::HostFiles, "host/a", "zoo.cfg differ");
+        f.diff = "--- a\n+++ b\n".into();
+        f.deployed_from = Some("abc".into());
+        let real = serde_json::to_value(DriftReport {
+            deployed: vec![crate::provenance::host_record(
+                "a",
+                Some(&crate::provenance::Deployed::now("production").to_file()),
+            )],
+            ..DriftReport::checked("production", vec![f])
+        })
+        .unwrap();
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&example), keys(&real));
+        assert_eq!(keys(&example["findings"][0]), keys(&real["findings"][0]));
+        assert_eq!(keys(&example["deployed"][0]), keys(&real["deployed"][0]));
+        assert_eq!(example["format_version"], FORMAT_VERSION);
     }
 
     #[test]

@@ -22,6 +22,24 @@ pub struct Execution<'a> {
     /// Print each outcome as it happens (text output).
     pub progress: bool,
     pub guard: Guard<'a>,
+    /// When this run began (RFC 3339): recorded with the commit on every object it writes.
+    pub deployed_at: &'a str,
+}
+
+/// `object` carrying where this write comes from: the commit and the time (the plan compares
+/// without them, so they change nothing by themselves).
+fn with_provenance(object: &manifests::Object, at: &str) -> manifests::Object {
+    let mut o = object.clone();
+    let ann = o.metadata_mut().annotations.get_or_insert_default();
+    ann.insert(
+        crate::provenance::COMMIT_ANNOTATION.to_string(),
+        crate::provenance::commit(),
+    );
+    ann.insert(
+        crate::provenance::DEPLOYED_AT_ANNOTATION.to_string(),
+        at.to_string(),
+    );
+    o
 }
 
 /// What was carried out, and why it stopped early if it did.
@@ -52,7 +70,10 @@ async fn execute(
                 // Applying now would change an object about to disappear: create it anew.
                 cluster.wait_gone(&change.reference, how.timeout).await?;
             }
-            match cluster.apply(object, false, how.force).await? {
+            match cluster
+                .apply(&with_provenance(object, how.deployed_at), false, how.force)
+                .await?
+            {
                 Applied::Ok(_) => {}
                 Applied::Conflicts(c) => bail!(
                     "{} changed while applying: {} is now owned by \"{}\"; run again (or pass --force-conflicts)",

@@ -47,10 +47,12 @@ pub enum Script {
     ResetData,
     /// The last lines of ZooKeeper's log.
     Logs,
+    /// Records where a host's deployment came from (the marker file).
+    Record,
 }
 
 impl Script {
-    pub const ALL: [Script; 10] = [
+    pub const ALL: [Script; 11] = [
         Script::Inspect,
         Script::Probe,
         Script::Resolve,
@@ -61,6 +63,7 @@ impl Script {
         Script::Retire,
         Script::ResetData,
         Script::Logs,
+        Script::Record,
     ];
 
     pub fn shell(self) -> &'static str {
@@ -72,7 +75,8 @@ impl Script {
             | Script::ReadOnlyAccess
             | Script::Retire
             | Script::ResetData
-            | Script::Logs => "sh",
+            | Script::Logs
+            | Script::Record => "sh",
         }
     }
 
@@ -88,6 +92,7 @@ impl Script {
             Script::Retire => include_str!("scripts/retire.sh"),
             Script::ResetData => include_str!("scripts/reset-data.sh"),
             Script::Logs => include_str!("scripts/logs.sh"),
+            Script::Record => include_str!("scripts/record.sh"),
         }
     }
 
@@ -392,6 +397,23 @@ pub async fn write_file(
         &format!("writing {name}"),
         Script::Write,
         &strs(&args),
+        Some(contents.as_bytes()),
+    )
+    .await
+    .map(drop)
+}
+
+/// Records in `o`'s deploy directory that this run deployed it ([`crate::provenance::MARKER_FILE`]).
+pub async fn record_deployed(
+    host: &Host,
+    o: &Observer,
+    deployed: &crate::provenance::Deployed,
+) -> Result<()> {
+    let contents = deployed.to_file();
+    host.run_ok(
+        "recording where the deployment came from",
+        Script::Record,
+        &[&o.deploy_dir.0, &sha256_hex(contents.as_bytes())],
         Some(contents.as_bytes()),
     )
     .await
@@ -722,6 +744,7 @@ pub fn parse_inspect(out: &[u8], kind: MetricsKind) -> Result<Observed> {
             .filter(|d| !d.trim().is_empty())
             .map(|d| d.trim().to_string()),
         data_dirs: f.text("data").lines().map(str::to_string).collect(),
+        deployed: Some(f.text("deployed")).filter(|d| !d.trim().is_empty()),
         containers: f
             .text("containers")
             .lines()

@@ -30,6 +30,9 @@ pub mod lb;
 pub mod lock;
 pub mod output;
 pub mod plan;
+pub mod planfile;
+pub mod prompt;
+pub mod provenance;
 pub mod report;
 mod retry;
 pub mod rollout;
@@ -96,7 +99,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Done> {
         Command::Render(args) => boxed(render::run(args)?),
         Command::Check(args) => boxed(check::run(args)?),
         Command::Diff(args) => boxed(diff::run_reporting(args)?),
-        Command::Apply(args) => boxed(apply::run(args)?),
+        Command::Apply(args) => boxed(apply::run(args, format)?),
         Command::Push(args) => boxed(push::run(args, format)?),
         Command::Status(args) => boxed(status::run(args)?),
         Command::Deploy(args) => boxed(deploy::run(args, format)?),

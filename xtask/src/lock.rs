@@ -124,12 +124,13 @@ struct Me {
 
 impl Me {
     fn new() -> Me {
-        let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "unknown".into());
         Me {
-            holder: format!("{user}@{host} pid {}", std::process::id()),
+            holder: format!(
+                "{} pid {} commit {}",
+                crate::provenance::operator(),
+                std::process::id(),
+                crate::provenance::commit()
+            ),
             token: random_token(),
         }
     }
@@ -705,6 +706,11 @@ mod tests {
             let err = format!("{:#}", second.err().expect("refused"));
             assert!(
                 err.contains("another deploy of sandbox is in progress"),
+                "{err}"
+            );
+            // The refusal names who holds it and from which commit.
+            assert!(
+                err.contains(&format!("commit {}", crate::provenance::commit())),
                 "{err}"
             );
             lock.release(&cluster).await;

@@ -1,4 +1,4 @@
-//! `cargo xtask`: see `cargo xtask --help`, README.md and ARCHITECTURE.md.
+//! `cargo xtask`: see `cargo xtask --help`, README.md, docs/ and ARCHITECTURE.md.
 
 fn main() -> std::process::ExitCode {
     xtask::main()

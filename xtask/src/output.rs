@@ -1,6 +1,8 @@
 //! Human-facing output: coloured when stderr/stdout is a terminal (and NO_COLOR is unset).
 
-use anstream::{eprintln, print, println};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anstream::{eprint, eprintln, print, println};
 use anstyle::{AnsiColor, Style};
 use hosts::{Problem, Severity};
 
@@ -33,12 +35,29 @@ pub fn problem(env: &str, p: &Problem) {
     eprintln!("  {DIM}fix:{DIM:#} {}", p.fix);
 }
 
+/// Whether the lines for people go to stderr: while `deploy --output json` shows the plan before
+/// its prompt, stdout keeps the one JSON document.
+static TO_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// Sends the lines for people to stderr (`true`) or back to stdout.
+pub fn to_stderr(on: bool) {
+    TO_STDERR.store(on, Ordering::Relaxed);
+}
+
+fn out(text: std::fmt::Arguments<'_>) {
+    if TO_STDERR.load(Ordering::Relaxed) {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
+}
+
 pub fn ok(line: &str) {
     println!("{GREEN}ok{GREEN:#} {line}");
 }
 
 pub fn line(line: &str) {
-    println!("{line}");
+    out(format_args!("{line}"));
 }
 
 /// A progress line on stderr (waits, retries).
@@ -57,19 +76,23 @@ pub fn change(sign: char, word: &str, what: &str) {
         '-' | '!' => RED,
         _ => YELLOW,
     };
-    println!("{style}{sign} {word}{style:#} {what}");
+    out(format_args!("{style}{sign} {word}{style:#} {what}"));
 }
 
 /// A unified diff, coloured when stdout is a terminal.
 pub fn diff(text: &str) {
-    print!("{}", crate::yamldiff::colorize(text));
+    if TO_STDERR.load(Ordering::Relaxed) {
+        eprint!("{}", crate::yamldiff::colorize(text));
+    } else {
+        print!("{}", crate::yamldiff::colorize(text));
+    }
 }
 
 /// The result of acting on one object or host, coloured by its tone.
 pub fn outcome(what: &str, result: &dyn Outcome) {
     let style = style(result.tone());
     let word = result.word();
-    println!("  {style}{word:<10}{style:#} {what}");
+    out(format_args!("  {style}{word:<10}{style:#} {what}"));
 }
 
 fn style(tone: Tone) -> Style {

@@ -1,6 +1,8 @@
 //! `cargo xtask push`: render each observer's files and roll them out over SSH.
 
-use anyhow::Result;
+use std::io::IsTerminal;
+
+use anyhow::{bail, Result};
 use hosts::{HostFiles, Observer};
 use manifests::Environment;
 use serde_json::json;
@@ -12,7 +14,7 @@ use crate::lock::{self, Guard, Stop};
 use crate::report::{host_counts, merge_hosts, HostReport, HostResult, Report};
 use crate::rollout::{self, Options};
 use crate::signals::{self, Interrupt};
-use crate::{environments, exit, lb, output};
+use crate::{environments, exit, lb, output, planfile, prompt};
 
 pub struct PushReport {
     environment: String,
@@ -78,21 +80,75 @@ pub fn run(args: &PushArgs, format: OutputFormat) -> Result<PushReport> {
     let wanted = environments::targets(&env, &args.targets.hosts)?;
     if !args.dry_run {
         crate::ssh::refuse_the_drift_key_as_identity(&env, &args.ssh)?;
+        if !args.yes && !std::io::stdin().is_terminal() {
+            bail!(
+                "push changes the observers of environment {} and asks for confirmation, but there is no \
+                 terminal to ask on: pass --yes (after reviewing `cargo xtask push --env {} --dry-run`), \
+                 or run it interactively",
+                env.name,
+                env.name
+            );
+        }
     }
     block_on(async {
         let files = lb::host_files(&env, args.targets.addresses, &args.cluster).await?;
         if args.dry_run {
             return push(&env, &wanted, &files, args, format, Guard::NONE).await;
         }
-        // A push changes the environment: it takes the deploy lock like deploy and apply.
         let interrupt = Interrupt::install()?;
+        // Asked before the lock is taken; what moved while the operator read is refused below.
+        let confirmed = if args.yes {
+            None
+        } else {
+            let fleet =
+                Fleet::read(&env, &wanted, &args.ssh, crate::hostops::ReadMode::Quick).await;
+            let planned = fleet.plan(&env, &files);
+            let hosts = fleet.plan_reports(&planned);
+            let fingerprint = planfile::hosts(&hosts, &planned, &files);
+            drop(planned);
+            let refused = fleet.refuse_the_drift_key();
+            fleet.close().await;
+            refused?;
+            output::to_stderr(format == OutputFormat::Json);
+            for h in &hosts {
+                h.print_plan();
+            }
+            output::to_stderr(false);
+            if hosts.iter().all(|h| h.result != HostResult::WouldChange) {
+                Some(fingerprint)
+            } else {
+                let stdin = std::io::BufReader::new(std::io::stdin());
+                match prompt::confirm("Push", &env, Some(&interrupt), stdin).await? {
+                    prompt::Answer::Yes => Some(fingerprint),
+                    prompt::Answer::No => bail!("not confirmed; nothing was changed"),
+                    prompt::Answer::Interrupted(signal) => {
+                        return Ok(PushReport {
+                            environment: env.name.clone(),
+                            dry_run: false,
+                            hosts,
+                            stopped: Some(Stop::Interrupted(signal)),
+                        })
+                    }
+                }
+            }
+        };
+        // A push changes the environment: it takes the deploy lock like deploy and apply.
         let cluster = Cluster::connect(&env, &args.cluster, API_BUDGET).await?;
         let lock = lock::acquire(&cluster, &env, args.lock.break_lock, Some(&interrupt)).await?;
         let guard = Guard {
             lock: Some(&lock),
             interrupt: Some(&interrupt),
         };
-        let result = push(&env, &wanted, &files, args, format, guard).await;
+        let result = push_expecting(
+            &env,
+            &wanted,
+            &files,
+            args,
+            format,
+            guard,
+            confirmed.as_deref(),
+        )
+        .await;
         lock.release(&cluster).await;
         result
     })
@@ -107,10 +163,35 @@ pub async fn push(
     format: OutputFormat,
     guard: Guard<'_>,
 ) -> Result<PushReport> {
+    push_expecting(env, wanted, files, args, format, guard, None).await
+}
+
+/// The push; with `expected` (the hosts as the operator confirmed them), refused unless the hosts
+/// read now are as they were then.
+async fn push_expecting(
+    env: &Environment,
+    wanted: &[&Observer],
+    files: &[(&Observer, HostFiles)],
+    args: &PushArgs,
+    format: OutputFormat,
+    guard: Guard<'_>,
+    expected: Option<&[planfile::PlannedHost]>,
+) -> Result<PushReport> {
     let fleet = Fleet::read(env, wanted, &args.ssh, crate::hostops::ReadMode::Quick).await;
     let planned = fleet.plan(env, files);
     let mut hosts = fleet.plan_reports(&planned);
-    if format == OutputFormat::Text {
+    if let Some(was) = expected {
+        let moved = planfile::moved_hosts(was, &planfile::hosts(&hosts, &planned, files));
+        if !moved.is_empty() {
+            drop(planned);
+            fleet.close().await;
+            bail!(
+                "the plan you confirmed no longer matches the hosts; nothing was changed:\n  - {}\n\
+                 Run push again and review the new plan",
+                moved.join("\n  - ")
+            );
+        }
+    } else if format == OutputFormat::Text {
         for h in &hosts {
             h.print_plan();
         }
@@ -118,6 +199,7 @@ pub async fn push(
     let mut stopped = None;
     if !args.dry_run {
         if let Err(e) = fleet.refuse_the_drift_key() {
+            drop(planned);
             fleet.close().await;
             return Err(e);
         }
@@ -133,6 +215,7 @@ pub async fn push(
         merge_hosts(&mut hosts, rolled.reports);
         stopped = rolled.stopped;
     }
+    drop(planned);
     fleet.close().await;
     Ok(PushReport {
         environment: env.name.clone(),

@@ -31,6 +31,8 @@ pub struct Options<'a> {
     /// No progress lines on stderr (JSON output, benchmarks).
     pub quiet: bool,
     pub guard: Guard<'a>,
+    /// What each host updated records in its marker file once it passed its gate.
+    pub deployed: crate::provenance::Deployed,
 }
 
 impl<'a> Options<'a> {
@@ -48,6 +50,7 @@ impl<'a> Options<'a> {
             batch: args.max_unavailable.batch(env.fleet.observers.len()),
             quiet,
             guard,
+            deployed: crate::provenance::Deployed::now(&env.name),
         }
     }
 }
@@ -329,6 +332,12 @@ async fn update_over(
                 report.healthy_ms = Some(started.elapsed().as_millis());
                 report.result = HostResult::Updated;
                 report.detail = format!("{}; {}", report.detail, h.detail);
+                // Where this deployment came from: a record, so its failure undoes nothing.
+                if let Err(e) = hostops::record_deployed(conn.host(), o, &opts.deployed).await {
+                    report
+                        .detail
+                        .push_str(&format!("; where it came from was not recorded ({e:#})"));
+                }
                 if reset {
                     // Serving on the new data: what was set aside goes.
                     if let Err(e) =
@@ -446,6 +455,7 @@ async fn roll_back(
     // The previous files are back: is the host serving again?
     let again = Options {
         quiet: true,
+        deployed: opts.deployed.clone(),
         ..*opts
     };
     let clock = Instant::now();

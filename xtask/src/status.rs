@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::StatusArgs;
-use crate::cluster::block_on;
+use crate::cluster::{block_on, Cluster, API_BUDGET};
 use crate::fleet::Fleet;
 use crate::report::Report;
 use crate::{environments, exit, lb, output};
@@ -25,6 +25,8 @@ pub struct HostStatus {
     pub synced: Option<bool>,
     pub exporter: Option<bool>,
     pub detail: String,
+    /// Which commit last deployed the host (its marker file), when recorded.
+    pub deployed: Option<crate::provenance::Record>,
 }
 
 impl HostStatus {
@@ -40,6 +42,8 @@ impl HostStatus {
 pub struct StatusReport {
     environment: String,
     hosts: Vec<HostStatus>,
+    /// Which commit last changed each object of this tool, or why the cluster could not be read.
+    objects: Result<Vec<crate::provenance::Record>, String>,
 }
 
 fn yes_no(v: Option<bool>) -> &'static str {
@@ -52,17 +56,34 @@ fn yes_no(v: Option<bool>) -> &'static str {
 
 impl Report for StatusReport {
     fn json(&self) -> serde_json::Value {
-        json!({"environment": self.environment, "hosts": self.hosts})
+        let (objects, error) = match &self.objects {
+            Ok(o) => (Some(o), None),
+            Err(e) => (None, Some(e)),
+        };
+        json!({
+            "environment": self.environment,
+            "hosts": self.hosts,
+            "objects": objects,
+            "objects_error": error,
+        })
     }
 
     fn print(&self) {
         output::line(&format!(
-            "{:<16} {:<15} {:<9} {:<8} {:<8} {:<9} {:<7} {:<8} detail",
-            "host", "address", "reachable", "in-sync", "running", "mode", "synced", "exporter"
+            "{:<16} {:<15} {:<9} {:<8} {:<8} {:<9} {:<7} {:<8} {:<12} detail",
+            "host",
+            "address",
+            "reachable",
+            "in-sync",
+            "running",
+            "mode",
+            "synced",
+            "exporter",
+            "commit"
         ));
         for s in &self.hosts {
             output::line(&format!(
-                "{:<16} {:<15} {:<9} {:<8} {:<8} {:<9} {:<7} {:<8} {}",
+                "{:<16} {:<15} {:<9} {:<8} {:<8} {:<9} {:<7} {:<8} {:<12} {}",
                 s.host,
                 s.address,
                 if s.reachable { "yes" } else { "NO" },
@@ -71,12 +92,32 @@ impl Report for StatusReport {
                 s.mode.as_deref().unwrap_or("-"),
                 yes_no(s.synced),
                 yes_no(s.exporter),
+                crate::provenance::short(s.deployed.as_ref().and_then(|d| d.commit.as_deref())),
                 if s.out_of_sync_files.is_empty() {
                     s.detail.clone()
                 } else {
                     format!("{} differ; {}", s.out_of_sync_files.join(", "), s.detail)
                 }
             ));
+        }
+        if let Err(e) = &self.objects {
+            output::warning(&format!("objects not read: {e}"));
+        }
+        if let Ok(objects) = &self.objects {
+            // One line per commit: which objects it last changed.
+            let mut by_commit: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+            for o in objects {
+                by_commit
+                    .entry(crate::provenance::short(o.commit.as_deref()))
+                    .or_default()
+                    .push(&o.object);
+            }
+            for (commit, objects) in by_commit {
+                output::line(&format!(
+                    "objects deployed from {commit}: {}",
+                    objects.join(", ")
+                ));
+            }
         }
     }
 
@@ -111,6 +152,7 @@ pub fn run(args: &StatusArgs) -> Result<StatusReport> {
                     synced: None,
                     exporter: None,
                     detail: String::new(),
+                    deployed: None,
                 };
                 if let Some((_, why)) = fleet.unreachable.iter().find(|(u, _)| u.name == o.name) {
                     s.detail = why.clone();
@@ -127,14 +169,33 @@ pub fn run(args: &StatusArgs) -> Result<StatusReport> {
                     s.synced = Some(st.synced);
                     s.exporter = Some(st.exporter);
                     s.detail = st.detail;
+                    s.deployed = Some(crate::provenance::host_record(
+                        &o.name,
+                        r.observed.deployed.as_deref(),
+                    ));
                 }
                 s
             })
             .collect();
         fleet.close().await;
+        // The objects' provenance: shown when the cluster can be read; status is about the
+        // hosts, so a cluster that cannot be read is said, not fatal.
+        let objects = async {
+            let cluster = Cluster::connect(&env, &args.cluster, API_BUDGET).await?;
+            let owned = crate::plan::owned(&cluster, &env).await?;
+            anyhow::Ok(
+                owned
+                    .iter()
+                    .map(|(r, live)| crate::provenance::object_record(&r.to_string(), live))
+                    .collect(),
+            )
+        }
+        .await
+        .map_err(|e| format!("{e:#}"));
         Ok(StatusReport {
             environment: env.name.clone(),
             hosts,
+            objects,
         })
     })
 }

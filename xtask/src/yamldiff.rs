@@ -25,6 +25,10 @@ pub fn normalize(object: &Value) -> Value {
             }
             if let Some(ann) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
                 ann.remove("kubectl.kubernetes.io/last-applied-configuration");
+                // Where a deploy came from is a record, not a change.
+                for k in crate::provenance::ANNOTATIONS {
+                    ann.remove(k);
+                }
                 if ann.is_empty() {
                     meta.remove("annotations");
                 }

@@ -26,7 +26,7 @@ impl Bastion {
     /// Forwarding to a destination is what it is for, nothing else: its sshd allows local
     /// forwarding only (no `-R` listeners, `AllowTcpForwarding local`); root logs in with the
     /// sandbox's deploy key, as on the observers, and the drift job's key may forward to the
-    /// observers' SSH only (no shell, no command: `command="/bin/false"`), as the README advises.
+    /// observers' SSH only (no shell, no command: `command="/bin/false"`), as docs/networking.md advises.
     pub fn start(j: &JumpHost, env: &Environment) -> Result<Bastion> {
         let address: IpAddr = j
             .address
@@ -65,7 +65,7 @@ impl Bastion {
     }
 }
 
-/// The drift job's key on the bastion, as the README advises: forwarding to the observers' SSH
+/// The drift job's key on the bastion, as docs/networking.md advises: forwarding to the observers' SSH
 /// and nothing else (a shell or command is /bin/false; with the bastion's
 /// `AllowTcpForwarding local`, no remote listener either).
 fn drift_job_line(env: &Environment) -> String {

@@ -97,6 +97,13 @@ for f in data datalog; do
   if [ -d "$d/$f" ] && [ ! -L "$d/$f" ]; then data+="$f"$'\n'; fi
 done
 frame data "$data"
+# Where the deployment came from (record.sh; never through a link).
+deployed=
+if [ -f "$d/.zk-observers/deployed.json" ] && [ ! -L "$d/.zk-observers" ] \
+   && [ ! -L "$d/.zk-observers/deployed.json" ]; then
+  deployed=$(head -c 4096 "$d/.zk-observers/deployed.json")
+fi
+frame deployed "$deployed"
 if [ "$mode" = full ]; then
   frame deploy-dir-resolved "$(cd "$d" 2>/dev/null && pwd -P)"
   frame containers "$(docker ps --filter label=zk-observers.dev/managed-by=zk-observers-xtask \

@@ -37,6 +37,11 @@ if [ -d "$d" ]; then
     rm -f "$d/$f" "$d/$f.previous" "$d/.$f.was-absent" "$d/.$f".tmp.* "$d/.$f.previous.tmp" \
       "$d/.$f.restore.tmp"
   done
+  # Where it came from goes with it (the drift key's command is revoked before).
+  if [ ! -L "$d/.zk-observers" ]; then
+    rm -f "$d/.zk-observers/deployed.json" "$d/.zk-observers"/.deployed.json.tmp.*
+    rmdir "$d/.zk-observers" 2>/dev/null || true
+  fi
   if [ "$data" = wipe ]; then
     for sub in data datalog .data.reset .datalog.reset; do
       if [ -L "$d/$sub" ]; then rm -f "$d/$sub"; else rm -rf "${d:?}/$sub"; fi
