@@ -658,3 +658,161 @@ fn ssh_masters() -> usize {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
+
+/// Whoever reaches the load balancers' quorum ports from an address they admit can join a
+/// plaintext quorum as an observer and copy the whole data tree: the leader accepts any learner
+/// that announces itself as an observer (apache/zookeeper `LearnerHandler.java` only logs an id
+/// outside its configuration) and ACLs guard client requests only. The source ranges are then the
+/// only guard: the same impostor from an address they do not admit (the bastion's) never joins.
+/// This is the exposure docs/networking.md names; quorum TLS (issue 20) is what refuses the first.
+#[test]
+fn an_impostor_observer_copies_a_plaintext_quorum_from_an_admitted_address_only() {
+    use sandbox::harness::{net, Ensemble, Impostor};
+    let w = World::sandbox();
+    w.deploy();
+    let sb = w.sb();
+    let leader = sb.ensemble.as_ref().unwrap().leader().expect("a leader");
+    let created = Ensemble::cli(
+        &format!("{}:2181", leader.address),
+        &["create", "/secret", "every-znode-of-the-ensemble"],
+    )
+    .unwrap();
+    assert!(created.contains("Created /secret"), "{created}");
+    // The participants' lines of a deployed zoo.cfg: all an impostor needs to know.
+    let servers: Vec<String> = w
+        .deployed(OBS1, "zoo.cfg")
+        .lines()
+        .filter(|l| l.starts_with("server.") && l.ends_with(":participant"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(servers.len(), 3);
+
+    // On an observer host (an address the load balancers admit), with no credential at all.
+    let host = sb.host(OBS1);
+    let inside = Impostor::start(&host.ns, 99, &servers, &host.address.to_string(), 2182).unwrap();
+    let took = joins_and_copies(&inside, Duration::from_secs(60)).unwrap_or_else(|| {
+        panic!(
+            "the impostor on {OBS1}'s address did not join:\n{}",
+            inside.log()
+        )
+    });
+    assert_eq!(inside.mode(), "observer");
+    eprintln!("an impostor on an admitted address joined and copied the tree in {took:.1?}");
+    drop(inside);
+
+    // From the bastion's address, which the source ranges do not admit: it never joins, within
+    // three times what the admitted one took (at least 15 s).
+    let bastion = &sb.bastions[0];
+    let outside = Impostor::start(
+        &net::jump_ns(&bastion.name),
+        98,
+        &servers,
+        &bastion.address.to_string(),
+        2182,
+    )
+    .unwrap();
+    let window = (took * 3).max(Duration::from_secs(15));
+    never_joins(&outside, window, "an impostor outside the source ranges");
+}
+
+/// Asserts that `impostor` does not join within `window`: never an observer, never serving
+/// `/secret`.
+fn never_joins(impostor: &sandbox::harness::Impostor, window: Duration, what: &str) {
+    assert_eq!(
+        joins_and_copies(impostor, window),
+        None,
+        "{what} joined:\n{}",
+        impostor.log()
+    );
+    assert_ne!(impostor.mode(), "observer", "{what}");
+}
+
+/// Polls `impostor` until it serves `/secret` (`Some(time taken)`) or `within` passes (`None`).
+fn joins_and_copies(impostor: &sandbox::harness::Impostor, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if impostor
+            .get("/secret")
+            .contains("every-znode-of-the-ensemble")
+        {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    None
+}
+
+/// A TLS-only quorum (the sandbox's participants holding certificates of a private CA, as issue 20
+/// will have the tool deploy them): an observer holding a certificate of that CA joins and copies
+/// the tree; the same server on the same admitted address without a certificate, or with one of
+/// another CA, never joins and never receives the znode written on the leader.
+#[test]
+fn a_tls_quorum_admits_only_an_observer_with_a_certificate_of_its_ca() {
+    use sandbox::harness::{net, tls, Ensemble, Impostor};
+    let sb = sandbox::Sandbox::start(sandbox::Options {
+        quorum_tls: true,
+        hosts: false,
+        ..Default::default()
+    })
+    .unwrap();
+    let ens = sb.ensemble.as_ref().unwrap();
+    let leader = ens.leader().expect("the TLS quorum elected a leader");
+    let created = Ensemble::cli(
+        &format!("{}:2181", leader.address),
+        &["create", "/secret", "every-znode-of-the-ensemble"],
+    )
+    .unwrap();
+    assert!(created.contains("Created /secret"), "{created}");
+    let e = &sb.env.ensemble;
+    let servers: Vec<String> = e
+        .participants()
+        .iter()
+        .map(|p| {
+            format!(
+                "server.{}={}:{}:{}:participant",
+                p.id, e.recorded_addresses[&p.ordinal], e.quorum_port, e.election_port
+            )
+        })
+        .collect();
+    let o = &sb.env.fleet.observers[0];
+    let (ns, address) = (net::observer_ns(&o.name), o.address.to_string());
+    let (ca, trust) = sb.tls.as_ref().unwrap();
+
+    // With a certificate of the quorum's CA: it joins (the control: TLS works here).
+    let key = ca.issue(&o.name, &address, None, 30).unwrap();
+    let member =
+        Impostor::start_with(&ns, 104, &servers, &address, 2182, Some((&key, trust))).unwrap();
+    let took = joins_and_copies(&member, Duration::from_secs(90)).unwrap_or_else(|| {
+        panic!(
+            "an observer with the CA's certificate did not join:\n{}",
+            member.log()
+        )
+    });
+    drop(member);
+    let window = (took * 3).max(Duration::from_secs(15));
+
+    // Without a certificate.
+    let plain = Impostor::start(&ns, 99, &servers, &address, 2182).unwrap();
+    never_joins(&plain, window, "a plaintext impostor");
+    drop(plain);
+
+    // With a certificate of another CA (trusting that one).
+    let dir = tempfile::tempdir().unwrap();
+    let other = tls::Ca::new(dir.path(), "another-ca").unwrap();
+    let other_trust = other.trust_store("truststore").unwrap();
+    let forged = other.issue(&o.name, &address, None, 30).unwrap();
+    let impostor = Impostor::start_with(
+        &ns,
+        98,
+        &servers,
+        &address,
+        2182,
+        Some((&forged, &other_trust)),
+    )
+    .unwrap();
+    never_joins(
+        &impostor,
+        window,
+        "an impostor with another CA's certificate",
+    );
+}

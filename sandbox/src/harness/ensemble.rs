@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use manifests::Environment;
 
 use super::net::CLUSTER_NS;
+use super::tls::{Ca, Store};
 use super::{process, RUN_DIR};
 
 pub struct Ensemble {
@@ -29,10 +30,20 @@ pub struct Server {
 impl Server {
     /// Starts this server's ZooKeeper (its zoo.cfg and data as they are in its directory).
     fn spawn(dir: &Path) -> Result<Child> {
-        let classpath = format!("{}:/usr/share/java/zookeeper.jar", dir.display());
+        Server::spawn_in(CLUSTER_NS, dir)
+    }
+
+    /// Starts the ZooKeeper of `dir` in network namespace `ns`.
+    fn spawn_in(ns: &str, dir: &Path) -> Result<Child> {
+        // Netty's codec on the class path: what quorum TLS needs (harmless without it).
+        let classpath = format!(
+            "{}:/usr/share/java/zookeeper.jar:{}",
+            dir.display(),
+            super::tls::TLS_CLASS_PATH
+        );
         let cfg_path = dir.join("zoo.cfg").display().to_string();
         process::spawn_in(
-            CLUSTER_NS,
+            ns,
             "java",
             &[
                 "-Xmx160m",
@@ -90,6 +101,12 @@ pub fn four_letter_word(address: &str, port: u16, word: &str) -> std::io::Result
 
 impl Ensemble {
     pub fn start(env: &Environment) -> Result<Ensemble> {
+        Ensemble::start_with(env, None)
+    }
+
+    /// The ensemble; with `tls` (the CA and its trust store), its quorum speaks TLS only, each
+    /// participant holding a key store the CA signed for its load-balancer address.
+    pub fn start_with(env: &Environment, tls: Option<(&Ca, &Store)>) -> Result<Ensemble> {
         let e = &env.ensemble;
         let lines: Vec<String> = e
             .participants()
@@ -108,10 +125,17 @@ impl Ensemble {
             std::fs::create_dir_all(dir.join("data"))
                 .with_context(|| format!("creating {}", dir.display()))?;
             std::fs::write(dir.join("data/myid"), format!("{}\n", p.id))?;
+            let tls_lines = match tls {
+                Some((ca, trust)) => {
+                    let key = ca.issue(&p.pod_name, &address, None, 30)?;
+                    super::tls::zoo_cfg_lines(&key, trust)
+                }
+                None => String::new(),
+            };
             // The participants list only each other: they never hear of the observers.
             let cfg = format!(
                 "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort=2181\nclientPortAddress={address}\n\
-                 4lw.commands.whitelist=srvr,mntr,stat,ruok\nadmin.enableServer=false\nstandaloneEnabled=false\n{}\n",
+                 4lw.commands.whitelist=srvr,mntr,stat,ruok\nadmin.enableServer=false\nstandaloneEnabled=false\n{tls_lines}{}\n",
                 dir.join("data").display(),
                 lines.join("\n")
             );
@@ -212,5 +236,92 @@ impl Ensemble {
             s.start()?;
         }
         self.wait_for_quorum(timeout)
+    }
+}
+
+/// An impostor: a plain ZooKeeper server, without any credential, that announces itself to the
+/// ensemble as observer `id`, as anyone can who reaches the load balancers' quorum ports. It runs
+/// in network namespace `ns` (so its connections come from that namespace's address), lists the
+/// participants as a deployed zoo.cfg does (`servers`: its `server.N=...:participant` lines), and
+/// serves clients on `client_address:client_port`. Stopped and removed when dropped.
+pub struct Impostor {
+    dir: PathBuf,
+    child: Option<Child>,
+    /// `address:port` of its client port.
+    pub client: String,
+}
+
+impl Impostor {
+    pub fn start(
+        ns: &str,
+        id: u32,
+        servers: &[String],
+        client_address: &str,
+        client_port: u16,
+    ) -> Result<Impostor> {
+        Impostor::start_with(ns, id, servers, client_address, client_port, None)
+    }
+
+    /// [`Impostor::start`], speaking quorum TLS with the key store and trust store `tls`.
+    pub fn start_with(
+        ns: &str,
+        id: u32,
+        servers: &[String],
+        client_address: &str,
+        client_port: u16,
+        tls: Option<(&Store, &Store)>,
+    ) -> Result<Impostor> {
+        let dir = Path::new(RUN_DIR).join(format!("impostor-{id}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(dir.join("data/myid"), format!("{id}\n"))?;
+        let cfg = format!(
+            "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client_port}\n\
+             clientPortAddress={client_address}\npeerType=observer\n4lw.commands.whitelist=srvr\n\
+             admin.enableServer=false\nstandaloneEnabled=false\n{}{}\nserver.{id}=0.0.0.0:2888:3888:observer\n",
+            dir.join("data").display(),
+            tls.map(|(key, trust)| super::tls::zoo_cfg_lines(key, trust))
+                .unwrap_or_default(),
+            servers.join("\n")
+        );
+        std::fs::write(dir.join("zoo.cfg"), cfg)?;
+        let child = Server::spawn_in(ns, &dir)?;
+        Ok(Impostor {
+            dir,
+            child: Some(child),
+            client: format!("{client_address}:{client_port}"),
+        })
+    }
+
+    /// What it serves at `path` (`get`), or why not.
+    pub fn get(&self, path: &str) -> String {
+        Ensemble::cli(&self.client, &["get", path]).unwrap_or_else(|e| format!("{e:#}"))
+    }
+
+    /// Its `Mode:` (`observer` once it joined), or `down`.
+    pub fn mode(&self) -> String {
+        let (address, port) = self.client.rsplit_once(':').unwrap();
+        four_letter_word(address, port.parse().unwrap(), "srvr")
+            .ok()
+            .and_then(|a| {
+                a.lines()
+                    .find_map(|l| l.strip_prefix("Mode: ").map(String::from))
+            })
+            .unwrap_or_else(|| "down".into())
+    }
+
+    /// The end of its log.
+    pub fn log(&self) -> String {
+        process::tail(&self.dir.join("server.log"), 20)
+    }
+}
+
+impl Drop for Impostor {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            process::stop(&mut c);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -32,6 +32,7 @@ mod hosts;
 pub mod image;
 pub mod net;
 mod process;
+pub mod tls;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -40,7 +41,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use manifests::Environment;
 
-pub use ensemble::{four_letter_word, Ensemble};
+pub use ensemble::{four_letter_word, Ensemble, Impostor};
 pub use hosts::ObserverHost;
 
 /// Where the sandbox keeps state that survives runs: each host's Docker data root (with its
@@ -55,6 +56,8 @@ pub const CACHE_DIR: &str = "/var/cache/zk-observers";
 pub struct Options {
     /// Start the three ZooKeeper participants.
     pub ensemble: bool,
+    /// Their quorum speaks TLS only (a CA made at start in `<run dir>/tls`, [`Sandbox::tls`]).
+    pub quorum_tls: bool,
     /// Start the observer hosts (sshd + dockerd, images loaded).
     pub hosts: bool,
 }
@@ -63,6 +66,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             ensemble: true,
+            quorum_tls: false,
             hosts: true,
         }
     }
@@ -79,6 +83,9 @@ pub struct Sandbox {
     pub bastions: Vec<bastion::Bastion>,
     /// The private key the hosts authorize, with the permissions ssh requires.
     pub identity: PathBuf,
+    /// With [`Options::quorum_tls`]: the CA the participants' certificates come from, and its
+    /// trust store.
+    pub tls: Option<(tls::Ca, tls::Store)>,
     _lock: File,
 }
 
@@ -123,6 +130,7 @@ impl Sandbox {
             hosts: vec![],
             bastions: vec![],
             identity,
+            tls: None,
             _lock: lock,
         };
         net::create(&sandbox.env)?;
@@ -132,7 +140,15 @@ impl Sandbox {
             sandbox.bastions.push(b);
         }
         if options.ensemble {
-            sandbox.ensemble = Some(Ensemble::start(&sandbox.env)?);
+            if options.quorum_tls {
+                let dir = Path::new(RUN_DIR).join("tls");
+                let _ = std::fs::remove_dir_all(&dir);
+                let ca = tls::Ca::new(&dir, "sandbox-quorum-ca")?;
+                let trust = ca.trust_store("truststore")?;
+                sandbox.tls = Some((ca, trust));
+            }
+            let tls = sandbox.tls.as_ref().map(|(ca, trust)| (ca, trust));
+            sandbox.ensemble = Some(Ensemble::start_with(&sandbox.env, tls)?);
         }
         if options.hosts {
             for observer in &sandbox.env.fleet.observers {

@@ -1,0 +1,272 @@
+//! Quorum TLS material for the sandbox, made at run time with the JDK's `keytool`, as measured on
+//! Debian's ZooKeeper 3.8.0 (`../shared/reference/zookeeper-observer-facts.md`, "Quorum TLS"): a
+//! private CA; per server a PKCS12 key store holding an EC P-256 key, its certificate signed by the
+//! CA with an IP subject alternative name, and the CA's certificate; one PKCS12 trust store holding
+//! the CA. Passwords sit in files next to the stores (ZooKeeper 3.8 reads
+//! `ssl.quorum.keyStore.passwordPath`). Nothing of it is checked in.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+/// keytool refuses store passwords shorter than 6 characters.
+const PASSWORD: &str = "sandbox-quorum-tls";
+
+fn keytool(args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut child = Command::new("keytool")
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running keytool (install openjdk-17-jdk-headless)")?;
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input)?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "keytool {} failed: {}",
+            args.first().copied().unwrap_or_default(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out.stdout)
+}
+
+/// Makes an EC P-256 key pair `alias` named `CN=name` in the PKCS12 store `store`, with `extra`
+/// keytool arguments (a CA's extension and validity).
+fn generate(alias: &str, name: &str, store: &str, extra: &[&str]) -> Result<()> {
+    let dname = format!("CN={name}");
+    let mut args = vec![
+        "-genkeypair",
+        "-alias",
+        alias,
+        "-keyalg",
+        "EC",
+        "-groupname",
+        "secp256r1",
+        "-dname",
+        &dname,
+        "-keystore",
+        store,
+        "-storetype",
+        "PKCS12",
+        "-storepass",
+        PASSWORD,
+    ];
+    args.extend(extra);
+    keytool(&args, None).map(drop)
+}
+
+/// Imports the certificate in `file` into the PKCS12 store `store` as `alias` (creating the store).
+fn import(alias: &str, file: &str, store: &str) -> Result<()> {
+    keytool(
+        &[
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            alias,
+            "-file",
+            file,
+            "-keystore",
+            store,
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            PASSWORD,
+        ],
+        None,
+    )
+    .map(drop)
+}
+
+/// A private certificate authority in `dir`.
+pub struct Ca {
+    dir: PathBuf,
+    name: String,
+}
+
+/// A PKCS12 store and the file holding its password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Store {
+    pub path: PathBuf,
+    pub password_file: PathBuf,
+}
+
+impl Ca {
+    /// A new CA named `name` in `dir` (created), its key store `<name>.p12` and certificate
+    /// `<name>.pem`.
+    pub fn new(dir: &Path, name: &str) -> Result<Ca> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let ca = Ca {
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+        };
+        let store = ca.file("p12");
+        let _ = std::fs::remove_file(&store);
+        generate("ca", name, &store, &["-ext", "bc:c", "-validity", "30"])?;
+        let pem = keytool(
+            &[
+                "-exportcert",
+                "-rfc",
+                "-alias",
+                "ca",
+                "-keystore",
+                &store,
+                "-storepass",
+                PASSWORD,
+            ],
+            None,
+        )?;
+        std::fs::write(ca.file("pem"), pem)?;
+        Ok(ca)
+    }
+
+    fn file(&self, ext: &str) -> String {
+        self.dir
+            .join(format!("{}.{ext}", self.name))
+            .display()
+            .to_string()
+    }
+
+    fn password_file(&self, name: &str) -> Result<PathBuf> {
+        let path = self.dir.join(format!("{name}.pass"));
+        std::fs::write(&path, PASSWORD)?;
+        Ok(path)
+    }
+
+    /// A trust store `<name>.p12` holding this CA's certificate.
+    pub fn trust_store(&self, name: &str) -> Result<Store> {
+        let path = self.dir.join(format!("{name}.p12"));
+        let _ = std::fs::remove_file(&path);
+        import("ca", &self.file("pem"), &path.display().to_string())?;
+        Ok(Store {
+            password_file: self.password_file(name)?,
+            path,
+        })
+    }
+
+    /// A key store `<name>.p12` for the server at `ip`: its key, its certificate signed by this
+    /// CA (subject alternative name `ip`), valid from `start` (keytool's `-startdate`, e.g. `-2d`)
+    /// for `days`, and the CA's certificate.
+    pub fn issue(&self, name: &str, ip: &str, start: Option<&str>, days: u32) -> Result<Store> {
+        let path = self.dir.join(format!("{name}.p12"));
+        let store = path.display().to_string();
+        let _ = std::fs::remove_file(&path);
+        generate("server", name, &store, &[])?;
+        let request = keytool(
+            &[
+                "-certreq",
+                "-alias",
+                "server",
+                "-keystore",
+                &store,
+                "-storepass",
+                PASSWORD,
+            ],
+            None,
+        )?;
+        let validity = days.to_string();
+        let ca_store = self.file("p12");
+        let mut gencert = vec![
+            "-gencert",
+            "-rfc",
+            "-alias",
+            "ca",
+            "-keystore",
+            &ca_store,
+            "-storepass",
+            PASSWORD,
+            "-validity",
+            &validity,
+        ];
+        let san = format!("SAN=ip:{ip}");
+        gencert.extend(["-ext", &san]);
+        if let Some(start) = start {
+            gencert.extend(["-startdate", start]);
+        }
+        let signed = keytool(&gencert, Some(&request))?;
+        let signed_file = self.dir.join(format!("{name}.pem"));
+        std::fs::write(&signed_file, &signed)?;
+        import("ca", &self.file("pem"), &store)?;
+        import("server", &signed_file.display().to_string(), &store)?;
+        Ok(Store {
+            password_file: self.password_file(name)?,
+            path,
+        })
+    }
+}
+
+/// The zoo.cfg lines of quorum TLS for a server holding `key` and trusting `trust` (hostname
+/// verification off: through load balancers a peer is a load-balancer address, so trust rests on
+/// the private CA).
+pub fn zoo_cfg_lines(key: &Store, trust: &Store) -> String {
+    format!(
+        "sslQuorum=true\n\
+         ssl.quorum.keyStore.location={}\n\
+         ssl.quorum.keyStore.passwordPath={}\n\
+         ssl.quorum.keyStore.type=PKCS12\n\
+         ssl.quorum.trustStore.location={}\n\
+         ssl.quorum.trustStore.passwordPath={}\n\
+         ssl.quorum.trustStore.type=PKCS12\n\
+         ssl.quorum.hostnameVerification=false\n",
+        key.path.display(),
+        key.password_file.display(),
+        trust.path.display(),
+        trust.password_file.display()
+    )
+}
+
+/// The class path a server needs for quorum TLS besides `zookeeper.jar`: the listener's TLS
+/// detection (`UnifiedServerSocket.detectMode`) needs netty's codec classes, which Debian's
+/// manifest class path leaves out (without them the election listener dies on its first
+/// connection, silently).
+pub const TLS_CLASS_PATH: &str =
+    "/usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stores keytool makes hold what ZooKeeper reads: the key store a key entry and the CA,
+    /// the trust store the CA only; the server's certificate carries its IP address.
+    #[test]
+    fn keytool_makes_a_ca_a_trust_store_and_signed_key_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new(dir.path(), "sandbox-ca").unwrap();
+        let trust = ca.trust_store("truststore").unwrap();
+        let key = ca.issue("zk-observer-1", "198.18.1.4", None, 30).unwrap();
+        let list = |s: &Store| {
+            String::from_utf8(
+                keytool(
+                    &[
+                        "-list",
+                        "-v",
+                        "-keystore",
+                        &s.path.display().to_string(),
+                        "-storepass",
+                        &std::fs::read_to_string(&s.password_file).unwrap(),
+                    ],
+                    None,
+                )
+                .unwrap(),
+            )
+            .unwrap()
+        };
+        let k = list(&key);
+        assert!(k.contains("Entry type: PrivateKeyEntry"), "{k}");
+        assert!(k.contains("IPAddress: 198.18.1.4"), "{k}");
+        assert!(k.contains("Issuer: CN=sandbox-ca"), "{k}");
+        let t = list(&trust);
+        assert!(t.contains("Entry type: trustedCertEntry"), "{t}");
+        assert!(!t.contains("PrivateKeyEntry"), "{t}");
+        assert!(zoo_cfg_lines(&key, &trust).contains("sslQuorum=true\n"));
+    }
+}
