@@ -88,3 +88,26 @@ fn a_bad_duration_is_a_clear_error_not_a_panic() {
     let out = run(xtask().arg("--help"));
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// `--version` names the commit the binary was built from: `git rev-parse HEAD` of this checkout
+/// when built inside one.
+#[test]
+fn the_version_names_the_commit() {
+    let out = run(xtask().arg("--version"));
+    assert_eq!(out.status.code(), Some(0));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    if head.status.success() {
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        assert!(
+            printed.contains(&format!("(commit {head}, dirty: ")),
+            "{printed} does not name {head}"
+        );
+    } else {
+        assert!(printed.contains("(commit unknown"), "{printed}");
+    }
+}

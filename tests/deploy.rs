@@ -218,6 +218,54 @@ fn a_saved_plan_is_carried_out_and_a_stale_one_is_refused() {
     assert_eq!(code, 0, "{report}");
 }
 
+/// A plan made before the load balancers had addresses renders the observers' files from the
+/// recorded ones. When the cloud then gives another address, `--plan` applies the Services as
+/// planned and touches no observer: their files would not be the ones that were reviewed.
+#[test]
+fn a_saved_plan_whose_load_balancer_gets_another_address_touches_no_observer() {
+    let w = World::sandbox_with(|env| {
+        let mut c = sandbox::harness::api_config(env, Duration::from_millis(300));
+        c.lb_addresses = [("zookeeper/zk0".to_string(), "198.18.0.97".to_string())].into();
+        c
+    });
+    let plan = w.dir().join("plan.json");
+    let plan_arg = plan.to_str().unwrap();
+    let out = w.on_sandbox(&["deploy", "--plan-out", plan_arg]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = w.on_sandbox(&["deploy", "--plan", plan_arg]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("the observers' files rendered from the load balancers' live addresses are not the ones the plan"),
+        "{err}"
+    );
+    assert!(
+        err.contains("host zk-observer-1: the zoo.cfg to write is not the one planned"),
+        "{err}"
+    );
+    assert!(
+        w.service("zk0").is_some(),
+        "the Services were applied as planned"
+    );
+    for h in ["zk-observer-1", "zk-observer-2"] {
+        assert!(
+            !w.sb().host(h).deploy_dir.join("zoo.cfg").exists(),
+            "{h}: no observer touched"
+        );
+    }
+    assert!(
+        w.api
+            .get(
+                "coordination.k8s.io/v1",
+                "leases",
+                NS,
+                "zk-observers-deploy-sandbox"
+            )
+            .is_none(),
+        "the lock is released"
+    );
+}
+
 #[test]
 fn drift_is_clean_after_a_deploy_and_finds_each_kind_of_drift() {
     let w = World::sandbox();

@@ -529,6 +529,7 @@ pub async fn deploy_expecting(
         &p.cluster_plan,
         (&p.fleet, &p.retired),
         guard,
+        expected,
         &mut report,
     )
     .await;
@@ -671,6 +672,7 @@ async fn carry_out(
     cluster_plan: &Plan,
     (fleet, retired): (&Fleet<'_>, &Fleet<'_>),
     guard: Guard<'_>,
+    expected: Option<&Expected>,
     report: &mut DeployReport,
 ) -> Result<()> {
     let deployed_at = crate::provenance::now();
@@ -725,6 +727,28 @@ async fn carry_out(
     // 3. The observers, rendered from the live addresses, one at a time behind the health gate.
     let files = manifests::render_host_files(env, &AddressSource::Live(live))?;
     let planned = fleet.plan_resetting(env, &files, &args.reset_data);
+    // A plan made while the load balancers had no address rendered the files from the recorded
+    // ones: the files rendered now must be the ones it showed, or no observer is touched.
+    if let Some(e) = expected {
+        let now = planfile::hosts(&fleet.plan_reports(&planned), &planned, &files);
+        let was: Vec<planfile::PlannedHost> = e
+            .plan
+            .hosts
+            .iter()
+            .filter(|h| now.iter().any(|n| n.host == h.host))
+            .cloned()
+            .collect();
+        let moved = planfile::moved_hosts(&was, &now);
+        if !moved.is_empty() {
+            bail!(
+                "the observers' files rendered from the load balancers' live addresses are not the ones {} \
+                 showed:\n  - {}\nThe load-balancer Services were applied as planned; no observer was touched. \
+                 Plan again now that the load balancers have their addresses",
+                e.what,
+                moved.join("\n  - ")
+            );
+        }
+    }
     let targets = rollout::targets(&planned);
     let opts = Options::new(env, &args.rollout, &args.ssh, !text, guard);
     let rolled = rollout::update(env, &targets, &opts).await;
