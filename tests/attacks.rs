@@ -659,33 +659,47 @@ fn ssh_masters() -> usize {
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
-/// Whoever reaches the load balancers' quorum ports from an address they admit can join a
-/// plaintext quorum as an observer and copy the whole data tree: the leader accepts any learner
-/// that announces itself as an observer (apache/zookeeper `LearnerHandler.java` only logs an id
-/// outside its configuration) and ACLs guard client requests only. The source ranges are then the
-/// only guard: the same impostor from an address they do not admit (the bastion's) never joins.
-/// This is the exposure docs/networking.md names; quorum TLS (issue 20) is what refuses the first.
-#[test]
-fn an_impostor_observer_copies_a_plaintext_quorum_from_an_admitted_address_only() {
-    use sandbox::harness::{net, Ensemble, Impostor};
-    let w = World::sandbox();
-    w.deploy();
-    let sb = w.sb();
+/// The participants' lines of an observer's zoo.cfg: all an impostor needs to know.
+fn participant_lines(env: &manifests::Environment) -> Vec<String> {
+    let e = &env.ensemble;
+    e.participants()
+        .iter()
+        .map(|p| {
+            format!(
+                "server.{}={}:{}:{}:participant",
+                p.id, e.recorded_addresses[&p.ordinal], e.quorum_port, e.election_port
+            )
+        })
+        .collect()
+}
+
+/// Writes a znode on the leader: what an impostor must never receive.
+fn write_secret_znode(sb: &sandbox::Sandbox) {
     let leader = sb.ensemble.as_ref().unwrap().leader().expect("a leader");
-    let created = Ensemble::cli(
+    let created = sandbox::harness::Ensemble::cli(
         &format!("{}:2181", leader.address),
         &["create", "/secret", "every-znode-of-the-ensemble"],
     )
     .unwrap();
     assert!(created.contains("Created /secret"), "{created}");
-    // The participants' lines of a deployed zoo.cfg: all an impostor needs to know.
-    let servers: Vec<String> = w
-        .deployed(OBS1, "zoo.cfg")
-        .lines()
-        .filter(|l| l.starts_with("server.") && l.ends_with(":participant"))
-        .map(str::to_string)
-        .collect();
-    assert_eq!(servers.len(), 3);
+}
+
+/// With a plaintext quorum (production's setting today: `check` warns on `fleet.quorum`),
+/// whoever reaches the load balancers' quorum ports from an address they admit joins as an
+/// observer and copies the whole data tree: the leader accepts any learner that announces itself
+/// as an observer (apache/zookeeper `LearnerHandler.java` only logs an id outside its
+/// configuration) and ACLs guard client requests only. The source ranges are then the only guard:
+/// the same impostor from an address they do not admit (the bastion's) never joins.
+#[test]
+fn an_impostor_observer_copies_a_plaintext_quorum_from_an_admitted_address_only() {
+    use sandbox::harness::{net, Impostor};
+    let w = World::plaintext_sandbox();
+    // The per-pod Services and their source ranges (the sandbox's cloud firewall enforces them).
+    let out = w.run(&["apply", "--env", "sandbox", "--yes", "--timeout", "30s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sb = w.sb();
+    write_secret_znode(sb);
+    let servers = participant_lines(&sb.env);
 
     // On an observer host (an address the load balancers admit), with no credential at all.
     let host = sb.host(OBS1);
@@ -742,68 +756,89 @@ fn joins_and_copies(impostor: &sandbox::harness::Impostor, within: Duration) -> 
     None
 }
 
-/// A TLS-only quorum (the sandbox's participants holding certificates of a private CA, as issue 20
-/// will have the tool deploy them): an observer holding a certificate of that CA joins and copies
-/// the tree; the same server on the same admitted address without a certificate, or with one of
-/// another CA, never joins and never receives the znode written on the leader.
+/// Quorum TLS end to end (the sandbox's default): deploy pushes each observer's key store and the
+/// quorum's trust store (mode 0600, owned by the image's user, shown in plans by digest only),
+/// and the observers pass the health gate over TLS. On an observer host's own address, which the
+/// load balancers admit, an impostor without a certificate, or with one of another CA, never
+/// joins and never receives a znode written on the leader. A rotated key store is rolled out
+/// behind the gate; one of another CA fails the gate and the previous store is put back.
 #[test]
-fn a_tls_quorum_admits_only_an_observer_with_a_certificate_of_its_ca() {
-    use sandbox::harness::{net, tls, Ensemble, Impostor};
-    let sb = sandbox::Sandbox::start(sandbox::Options {
-        quorum_tls: true,
-        hosts: false,
-        ..Default::default()
-    })
+fn quorum_tls_admits_the_deployed_observers_and_refuses_impostors() {
+    use sandbox::harness::{net, tls, Impostor};
+    use std::os::unix::fs::MetadataExt;
+    let w = World::sandbox();
+    let password = std::fs::read_to_string(format!(
+        "{}/zk-observer-1.pass",
+        hosts::inventory::sandbox::TLS_DIR
+    ))
     .unwrap();
-    let ens = sb.ensemble.as_ref().unwrap();
-    let leader = ens.leader().expect("the TLS quorum elected a leader");
-    let created = Ensemble::cli(
-        &format!("{}:2181", leader.address),
-        &["create", "/secret", "every-znode-of-the-ensemble"],
-    )
-    .unwrap();
-    assert!(created.contains("Created /secret"), "{created}");
-    let e = &sb.env.ensemble;
-    let servers: Vec<String> = e
-        .participants()
-        .iter()
-        .map(|p| {
-            format!(
-                "server.{}={}:{}:{}:participant",
-                p.id, e.recorded_addresses[&p.ordinal], e.quorum_port, e.election_port
-            )
-        })
-        .collect();
+    let plan = w.on_sandbox(&["deploy", "--dry-run"]);
+    let shown = stdout(&plan);
+    assert!(
+        shown.contains("quorum-keystore.p12: (none) -> sha256:"),
+        "the plan shows the stores by digest: {shown}"
+    );
+    assert!(!shown.contains(password.trim()), "a password in the plan");
+    let report = w.deploy();
+    assert_eq!(report["totals"]["hosts"]["updated"], 2, "{report}");
+    let sb = w.sb();
+    let layout = &sb.env.fleet.layout;
+    for h in [OBS1, OBS2] {
+        let dir = &sb.host(h).deploy_dir;
+        for f in [
+            "quorum-keystore.p12",
+            "quorum-keystore.pass",
+            "quorum-truststore.p12",
+        ] {
+            let m = std::fs::metadata(dir.join(f)).unwrap();
+            assert_eq!(m.mode() & 0o777, 0o600, "{h}: {f}");
+            assert_eq!((m.uid(), m.gid()), (layout.uid, layout.gid), "{h}: {f}");
+        }
+        assert!(w.deployed(h, "zoo.cfg").contains("sslQuorum=true"));
+    }
+    // Another user on the host reads zoo.cfg (the control: the directories let it through) but
+    // not the key store's password.
+    let as_nobody = |file: &str| {
+        Command::new("runuser")
+            .args(["-u", "nobody", "--", "cat"])
+            .arg(sb.host(OBS1).deploy_dir.join(file))
+            .output()
+            .unwrap()
+    };
+    assert!(as_nobody("zoo.cfg").status.success(), "the control");
+    let denied = as_nobody("quorum-keystore.pass");
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("Permission denied"));
+    let (code, drift) = w.drift();
+    assert_eq!(code, 0, "{drift}");
+
+    write_secret_znode(sb);
+    let servers = participant_lines(&sb.env);
     let o = &sb.env.fleet.observers[0];
     let (ns, address) = (net::observer_ns(&o.name), o.address.to_string());
+    // The observers joined over TLS: the same server with a store of the CA joins in this long.
     let (ca, trust) = sb.tls.as_ref().unwrap();
-
-    // With a certificate of the quorum's CA: it joins (the control: TLS works here).
-    let key = ca.issue(&o.name, &address, None, 30).unwrap();
+    let key = ca.issue("control", &address, None, 30).unwrap();
     let member =
-        Impostor::start_with(&ns, 104, &servers, &address, 2182, Some((&key, trust))).unwrap();
+        Impostor::start_with(&ns, 98, &servers, &address, 2182, Some((&key, trust))).unwrap();
     let took = joins_and_copies(&member, Duration::from_secs(90)).unwrap_or_else(|| {
         panic!(
-            "an observer with the CA's certificate did not join:\n{}",
+            "a server with the CA's certificate did not join:\n{}",
             member.log()
         )
     });
     drop(member);
     let window = (took * 3).max(Duration::from_secs(15));
-
-    // Without a certificate.
     let plain = Impostor::start(&ns, 99, &servers, &address, 2182).unwrap();
-    never_joins(&plain, window, "a plaintext impostor");
+    never_joins(&plain, window, "an impostor without a certificate");
     drop(plain);
-
-    // With a certificate of another CA (trusting that one).
     let dir = tempfile::tempdir().unwrap();
     let other = tls::Ca::new(dir.path(), "another-ca").unwrap();
     let other_trust = other.trust_store("truststore").unwrap();
-    let forged = other.issue(&o.name, &address, None, 30).unwrap();
+    let forged = other.issue("forged", &address, None, 30).unwrap();
     let impostor = Impostor::start_with(
         &ns,
-        98,
+        97,
         &servers,
         &address,
         2182,
@@ -814,5 +849,56 @@ fn a_tls_quorum_admits_only_an_observer_with_a_certificate_of_its_ca() {
         &impostor,
         window,
         "an impostor with another CA's certificate",
+    );
+    drop(impostor);
+
+    // Rotation: a new store of the same CA goes out behind the gate.
+    let before = std::fs::read(sb.host(OBS1).deploy_dir.join("quorum-keystore.p12")).unwrap();
+    ca.issue(OBS1, &address, None, 30).unwrap();
+    let rotated = w.deploy();
+    assert_eq!(
+        common::host(&rotated, OBS1)["result"],
+        "updated",
+        "{rotated}"
+    );
+    assert_eq!(
+        common::host(&rotated, OBS2)["result"],
+        "unchanged",
+        "{rotated}"
+    );
+    let after = std::fs::read(sb.host(OBS1).deploy_dir.join("quorum-keystore.p12")).unwrap();
+    assert_ne!(before, after);
+    // A store of another CA cannot join: the gate fails and the previous store is put back.
+    let store = format!("{}/{OBS1}.p12", hosts::inventory::sandbox::TLS_DIR);
+    std::fs::copy(&forged.path, &store).unwrap();
+    std::fs::copy(
+        &forged.password_file,
+        format!("{}/{OBS1}.pass", hosts::inventory::sandbox::TLS_DIR),
+    )
+    .unwrap();
+    let out = w.on_sandbox(&[
+        "deploy",
+        "--yes",
+        "--output",
+        "json",
+        "--health-timeout",
+        "30s",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let failed = common::json(&out);
+    assert_eq!(
+        common::host(&failed, OBS1)["result"],
+        "rolled-back",
+        "{failed}"
+    );
+    assert_eq!(
+        std::fs::read(sb.host(OBS1).deploy_dir.join("quorum-keystore.p12")).unwrap(),
+        after,
+        "the previous store is back"
+    );
+    assert_eq!(
+        common::mode(sb, OBS1),
+        "observer",
+        "it serves again on the previous store"
     );
 }

@@ -107,6 +107,23 @@ impl World {
         })
     }
 
+    /// The sandbox with a plaintext quorum (the sandbox runs quorum TLS by default): the
+    /// participants without certificates. The sandbox environment as compiled still deploys TLS
+    /// to the observers, which cannot join such a quorum: for what a plaintext quorum exposes.
+    pub fn plaintext_sandbox() -> World {
+        let sb = sandbox::Sandbox::start(sandbox::Options {
+            quorum_tls: false,
+            ..Default::default()
+        })
+        .expect("the sandbox starts");
+        let api = sandbox::ApiServer::start(sandbox::harness::api_config(
+            &sb.env,
+            std::time::Duration::from_millis(300),
+        ))
+        .expect("the API test server starts");
+        World::with(api, Some(sb), CONTEXT)
+    }
+
     /// The sandbox with an API test server configured by `config` (from the sandbox environment).
     pub fn sandbox_with(config: impl FnOnce(&manifests::Environment) -> sandbox::Config) -> World {
         let sb = sandbox::Sandbox::start(sandbox::Options::default())

@@ -22,8 +22,12 @@ fn the_demo_runs_end_to_end() {
     assert_eq!(out.status.code(), Some(0));
     assert!(
         text.contains(
-            "demo complete: deploy succeeded, the second deploy changed nothing, drift was caught"
+            "demo complete: deploy succeeded, the second deploy changed nothing, an impostor was refused, drift was caught"
         ),
+        "{text}"
+    );
+    assert!(
+        text.contains("refused: in 15 s the impostor never joined"),
         "{text}"
     );
     assert!(

@@ -1087,7 +1087,7 @@ fn retiring_an_observer_stops_it_and_drops_it_from_monitoring_while_the_other_se
     assert_eq!(h["result"], "would-retire", "{h}");
     assert_eq!(
         h["detail"],
-        "stop and remove its containers; revoke the drift key; remove zoo.cfg, docker-compose.yaml; wipe data, datalog"
+        "stop and remove its containers; revoke the drift key; remove zoo.cfg, docker-compose.yaml, quorum-keystore.p12, quorum-keystore.pass, quorum-truststore.p12, quorum-truststore.pass; wipe data, datalog"
     );
 
     // While zk-observer-1 does not observe (the load balancers drop its traffic), retiring

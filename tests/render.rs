@@ -202,9 +202,9 @@ fn check_json_lists_each_problem_with_field_and_fix() {
     let report = &v[0];
     assert_eq!(report["environment"], "production");
     assert_eq!(report["valid"], true);
-    // Production's host keys are not pinned yet (a warning per observer), and its TKE load
-    // balancers bind no security group, so nothing enforces their source ranges (a warning):
-    // warnings, not errors.
+    // Production's quorum is plaintext (a warning naming the exposure), its host keys are not
+    // pinned yet (a warning per observer), and its TKE load balancers bind no security group, so
+    // nothing enforces their source ranges (a warning): warnings, not errors.
     let problems = report["problems"].as_array().unwrap();
     assert_eq!(report["warnings"], problems.len());
     let fields: Vec<&str> = problems
@@ -214,6 +214,7 @@ fn check_json_lists_each_problem_with_field_and_fix() {
     assert_eq!(
         fields,
         [
+            "fleet.quorum",
             "load_balancer.security_groups",
             "fleet.observers[0].host_key",
             "fleet.observers[1].host_key",

@@ -133,13 +133,20 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
     xtask(&["status", "--env", "sandbox", "--identity", &id])?;
     step(5, "a second deploy changes nothing");
     let again = xtask(&["deploy", "--env", "sandbox", "--yes", "--identity", &id])?;
+    step(
+        6,
+        "an impostor: a ZooKeeper with no certificate, on zk-observer-1's own address (one the load \
+         balancers admit), asks to join as observer 99; the quorum speaks TLS and refuses it",
+    );
+    signals.stop_if_interrupted();
+    let refused = impostor_refused(&sb)?;
 
-    step(6, "making drift: someone widens zk0's source ranges with kubectl edit, someone edits zoo.cfg on zk-observer-2");
+    step(7, "making drift: someone widens zk0's source ranges with kubectl edit, someone edits zoo.cfg on zk-observer-2");
     human_edit(&api, &env)?;
     let cfg = sb.host("zk-observer-2").deploy_dir.join("zoo.cfg");
     edit_file(&cfg, "syncLimit=10", "syncLimit=3")?;
     step(
-        7,
+        8,
         "the drift check, with read-only credentials on both sides (the drift Role: get and list; the drift SSH key: \
          the forced read-only command deploy installed), catches both (exit 2)",
     );
@@ -152,7 +159,7 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
     println!("write requests the API server received from the drift identity: {drift_writes}");
 
     if args.keep {
-        step(8, "keeping the sandbox up");
+        step(9, "keeping the sandbox up");
         println!(
             "KUBECONFIG={} cargo xtask status --env sandbox --identity {id}",
             kubeconfig.display()
@@ -160,19 +167,78 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
         println!("press Ctrl-C to tear it down");
         signals.wait();
     }
-    step(9, "tearing down");
+    step(10, "tearing down");
     drop(sb);
     api.stop();
-    let ok = deployed == 0 && again == 0 && drift == i32::from(exit::CHANGES) && drift_writes == 0;
+    let ok = deployed == 0
+        && again == 0
+        && refused
+        && drift == i32::from(exit::CHANGES)
+        && drift_writes == 0;
     println!(
         "\n{}",
         if ok {
-            "demo complete: deploy succeeded, the second deploy changed nothing, drift was caught"
+            "demo complete: deploy succeeded, the second deploy changed nothing, an impostor was refused, drift was caught"
         } else {
             "demo FAILED: see the step outputs above"
         }
     );
     Ok(if ok { exit::OK } else { exit::ERROR })
+}
+
+/// Writes a znode on the leader, starts a plaintext ZooKeeper observer (id 99) in zk-observer-1's
+/// namespace, and watches it for 15 s: refused when it never joins and never serves the znode.
+fn impostor_refused(sb: &Sandbox) -> Result<bool> {
+    use sandbox::harness::{net, Ensemble, Impostor};
+    let leader = sb
+        .ensemble
+        .as_ref()
+        .and_then(|e| e.leader())
+        .context("no leader")?;
+    Ensemble::cli(
+        &format!("{}:2181", leader.address),
+        &["create", "/demo-secret", "every-znode"],
+    )?;
+    let e = &sb.env.ensemble;
+    let servers: Vec<String> = e
+        .participants()
+        .iter()
+        .map(|p| {
+            format!(
+                "server.{}={}:{}:{}:participant",
+                p.id, e.recorded_addresses[&p.ordinal], e.quorum_port, e.election_port
+            )
+        })
+        .collect();
+    let o = &sb.env.fleet.observers[0];
+    let address = o.address.to_string();
+    let impostor = Impostor::start(&net::observer_ns(&o.name), 99, &servers, &address, 2182)?;
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(15) {
+        if impostor.mode() == "observer" || impostor.get("/demo-secret").contains("every-znode") {
+            println!(
+                "the impostor JOINED and copied the data tree:\n{}",
+                impostor.log()
+            );
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    println!(
+        "refused: in 15 s the impostor never joined and never received the znode written on the leader; \
+         its log ends with:\n{}",
+        impostor
+            .log()
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    Ok(true)
 }
 
 /// SIGINT (Ctrl-C) and SIGTERM during the demo. While `--keep` waits they end the wait, and the

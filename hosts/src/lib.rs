@@ -15,6 +15,7 @@ pub mod plan;
 pub mod problem;
 pub mod render;
 pub mod ssh;
+pub mod tls;
 pub mod validate;
 pub mod zoocfg;
 
@@ -26,6 +27,7 @@ pub use observer::{Observer, ObserverFleet, RemoteDir, Retired, RetiredData};
 pub use problem::{Problem, Problems, Severity};
 pub use render::{render_host, HostFiles, ParticipantEndpoint, COMPOSE_FILE, ZOO_CFG_FILE};
 pub use ssh::{HostKey, JumpHost, PublicKey, SshLogin};
+pub use tls::{KeyStore, QuorumSecurity, SecretSource};
 pub use zoocfg::{AdminServer, FourLetterWord, FourLetterWords, ZooSettings};
 
 /// The value of `app.kubernetes.io/managed-by` on every object this tool owns, and the label put on

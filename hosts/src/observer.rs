@@ -37,6 +37,9 @@ pub struct Observer {
     pub myid: ServerId,
     /// Absolute directory on the host holding zoo.cfg, docker-compose.yaml, data/ and datalog/.
     pub deploy_dir: RemoteDir,
+    /// Its quorum TLS key store (a certificate of the quorum's CA), read at deploy time; required
+    /// when [`ObserverFleet::quorum`] is TLS.
+    pub key_store: Option<crate::tls::KeyStore>,
 }
 
 impl Observer {
@@ -210,6 +213,8 @@ pub struct ObserverFleet {
     pub metrics: Metrics,
     /// The ZooKeeper container's heap, TCP keepalive and log rotation.
     pub runtime: Runtime,
+    /// Who may join the ensemble as an observer: plaintext, or quorum TLS.
+    pub quorum: crate::tls::QuorumSecurity,
 }
 
 /// What the ZooKeeper container runs with, besides its zoo.cfg.

@@ -83,6 +83,8 @@ pub struct Observed {
     /// The deployment's marker file (where it came from: commit, time, operator), as read;
     /// `None` when there is none.
     pub deployed: Option<String>,
+    /// Each secret file's SHA-256 as the host computes it (`None`: absent; never the contents).
+    pub secrets: BTreeMap<String, Option<String>>,
     /// Which of the deploy directory's data directories (`data`, `datalog`) exist.
     pub data_dirs: Vec<String>,
     /// Every running container this tool made on the host, whatever its deploy directory:
@@ -150,6 +152,13 @@ pub fn retirement(observed: &Observed, data: crate::observer::RetiredData) -> Re
                 || observed.symlinks.contains_key(**f)
         })
         .map(|f| f.to_string())
+        .chain(
+            observed
+                .secrets
+                .iter()
+                .filter(|(_, d)| d.is_some())
+                .map(|(n, _)| n.clone()),
+        )
         .collect();
     let (wipe, keep) = match data {
         crate::observer::RetiredData::Wipe => (observed.data_dirs.clone(), vec![]),
@@ -339,11 +348,44 @@ pub struct FileChange {
     pub deployed: Option<String>,
 }
 
+/// One secret file to write: its name and digests (what the host has, what it gets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretChange {
+    pub name: &'static str,
+    pub deployed_sha256: Option<String>,
+    pub desired_sha256: String,
+}
+
+/// The secret files of `desired` whose digest on the host differs. When the deploying side did
+/// not read them (`desired.secret_sha256` has no digest: drift, which holds no key material),
+/// only a file absent from the host is a change (`desired_sha256` empty: not known here).
+pub fn secret_changes(desired: &HostFiles, observed: &Observed) -> Vec<SecretChange> {
+    desired
+        .secrets
+        .iter()
+        .filter_map(|f| {
+            let have = observed.secrets.get(f.name).cloned().flatten();
+            let want = match desired.secret_sha256.get(f.name) {
+                Some(want) => want.clone(),
+                None if have.is_none() => String::new(),
+                None => return None,
+            };
+            (have.as_ref() != Some(&want)).then_some(SecretChange {
+                name: f.name,
+                deployed_sha256: have,
+                desired_sha256: want,
+            })
+        })
+        .collect()
+}
+
 /// An update a host needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Update {
     /// The files to write, in [`FILES`] order; empty when only the containers are down.
     pub files: Vec<FileChange>,
+    /// The secret files to write (their bytes are the deploying side's), shown by digest.
+    pub secrets: Vec<SecretChange>,
     /// The host's files before the update (what a rollback goes back to).
     pub deployed_before: BTreeMap<String, Option<String>>,
     /// Files in whose place a directory stands; writing the file replaces an empty one.
@@ -383,17 +425,21 @@ pub enum Restart {
 
 impl Update {
     pub fn changed(&self) -> Vec<&'static str> {
-        self.files.iter().map(|f| f.name).collect()
+        self.files
+            .iter()
+            .map(|f| f.name)
+            .chain(self.secrets.iter().map(|s| s.name))
+            .collect()
     }
 
     /// `zoo.cfg, docker-compose.yaml changed`, or else `containers not running` and/or `zoo.cfg
     /// not loaded (...)`, and which files a directory stands in place of.
     pub fn reason(&self) -> String {
         let mut reasons = Vec::new();
-        if !self.files.is_empty() {
+        if !self.changed().is_empty() {
             reasons.push(format!("{} changed", self.changed().join(", ")));
         }
-        if self.files.is_empty() && self.containers_down {
+        if self.changed().is_empty() && self.containers_down {
             reasons.push("containers not running".to_string());
         }
         if !self.not_loaded.is_empty() {
@@ -439,7 +485,9 @@ impl Update {
     /// How the containers take this update.
     pub fn restart(&self) -> Restart {
         let changed = self.changed();
+        // ZooKeeper reads its key and trust stores when it starts.
         let zookeeper = changed.contains(&ZOO_CFG_FILE)
+            || !self.secrets.is_empty()
             || !self.not_loaded.is_empty()
             || self.reset_data.is_some();
         restart_for(
@@ -645,10 +693,14 @@ pub fn plan(desired: &HostFiles, observed: &Observed, metrics: &Metrics) -> Host
         (false, Some(conf)) => not_loaded(&desired.zoo_cfg, conf),
         _ => vec![],
     };
-    if files.is_empty() && !containers_down && not_loaded.is_empty() {
+    let secrets = secret_changes(desired, observed);
+    if files.is_empty() && secrets.is_empty() && !containers_down && not_loaded.is_empty() {
         return HostPlan::InSync;
     }
-    HostPlan::Update(update(files, desired, observed, metrics))
+    HostPlan::Update(Update {
+        secrets,
+        ..update(files, desired, observed, metrics)
+    })
 }
 
 /// The update writing `files` on the host read as `observed`.
@@ -666,6 +718,7 @@ fn update(
     };
     Update {
         files,
+        secrets: vec![],
         deployed_before: FILES
             .iter()
             .map(|n| (n.to_string(), observed.file(n).map(str::to_string)))
@@ -775,7 +828,49 @@ mod tests {
         HostFiles {
             zoo_cfg: "tickTime=2000\n".into(),
             compose: "services: {}\n".into(),
+            secrets: vec![],
+            secret_sha256: BTreeMap::new(),
         }
+    }
+
+    /// Secret files are compared by digest, and only once the deploying side read them: a
+    /// changed store is written and restarts ZooKeeper; without digests (drift) nothing is
+    /// planned for them.
+    #[test]
+    fn secrets_are_planned_by_digest_and_restart_zookeeper() {
+        use crate::tls::{SecretFile, KEY_STORE_FILE};
+        let mut want = desired();
+        want.secrets = vec![SecretFile {
+            name: KEY_STORE_FILE,
+            source: crate::SecretSource::File("/secrets/key.p12".into()),
+        }];
+        let mut o = observed(
+            Some(&want.zoo_cfg),
+            Some(&want.compose),
+            &["zookeeper", "exporter"],
+        );
+        o.health.mode = Some("observer".into());
+        o.health.peer_state = Some("observing - broadcast".into());
+        o.health.exporter = true;
+        let HostPlan::Update(missing) = plan(&want, &o, &exporter()) else {
+            panic!("not read, but absent from the host: a change")
+        };
+        assert_eq!(missing.secrets[0].desired_sha256, "");
+        o.secrets.insert(KEY_STORE_FILE.into(), Some("old".into()));
+        assert_eq!(
+            plan(&want, &o, &exporter()),
+            HostPlan::InSync,
+            "not read: not compared"
+        );
+        want.secret_sha256.insert(KEY_STORE_FILE, "new".into());
+        let HostPlan::Update(u) = plan(&want, &o, &exporter()) else {
+            panic!("a changed store is an update")
+        };
+        assert_eq!(u.secrets[0].deployed_sha256.as_deref(), Some("old"));
+        assert_eq!(u.changed(), vec![KEY_STORE_FILE]);
+        assert_eq!(u.restart(), Restart::ZooKeeper);
+        o.secrets.insert(KEY_STORE_FILE.into(), Some("new".into()));
+        assert_eq!(plan(&want, &o, &exporter()), HostPlan::InSync);
     }
 
     fn exporter() -> Metrics {
@@ -933,7 +1028,7 @@ mod tests {
         // In the plan: files as desired, containers running, the config not loaded.
         let desired = HostFiles {
             zoo_cfg: edited.clone(),
-            compose: "services: {}\n".into(),
+            ..desired()
         };
         let mut o = observed(
             Some(&edited),

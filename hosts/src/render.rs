@@ -39,6 +39,12 @@ pub struct EnsemblePorts {
 pub struct HostFiles {
     pub zoo_cfg: String,
     pub compose: String,
+    /// Secret files (quorum TLS key material): names and where their bytes are read at deploy
+    /// time; never rendered.
+    pub secrets: Vec<crate::tls::SecretFile>,
+    /// Each secret file's SHA-256 once the deploying side read it (empty until then: a plan
+    /// without it, drift's, does not compare secret contents, only that they are there).
+    pub secret_sha256: BTreeMap<&'static str, String>,
 }
 
 impl HostFiles {
@@ -69,7 +75,13 @@ pub fn render_host(
 ) -> HostFiles {
     let zoo_cfg = render_zoo_cfg(environment, fleet, observer, participants, ports).to_text();
     let compose = render_compose(environment, fleet, observer);
-    HostFiles { zoo_cfg, compose }
+    let secrets = crate::tls::secret_files(&fleet.quorum, observer.key_store.as_ref());
+    HostFiles {
+        zoo_cfg,
+        compose,
+        secrets,
+        secret_sha256: BTreeMap::new(),
+    }
 }
 
 fn render_zoo_cfg(
@@ -121,6 +133,27 @@ fn render_zoo_cfg(
         );
         cfg.set(Key::MetricsProviderHttpHost, "0.0.0.0");
         cfg.set(Key::MetricsProviderHttpPort, port);
+    }
+    if let crate::tls::QuorumSecurity::Tls { .. } = fleet.quorum {
+        use crate::tls::{in_container, *};
+        cfg.set(Key::SslQuorum, true);
+        cfg.set(Key::SslQuorumKeyStoreLocation, in_container(KEY_STORE_FILE));
+        cfg.set(
+            Key::SslQuorumKeyStorePasswordPath,
+            in_container(KEY_STORE_PASSWORD_FILE),
+        );
+        cfg.set(Key::SslQuorumKeyStoreType, "PKCS12");
+        cfg.set(
+            Key::SslQuorumTrustStoreLocation,
+            in_container(TRUST_STORE_FILE),
+        );
+        cfg.set(
+            Key::SslQuorumTrustStorePasswordPath,
+            in_container(TRUST_STORE_PASSWORD_FILE),
+        );
+        cfg.set(Key::SslQuorumTrustStoreType, "PKCS12");
+        // Peers are load-balancer addresses: trust rests on the private CA (see `tls`).
+        cfg.set(Key::SslQuorumHostnameVerification, false);
     }
     for p in participants {
         cfg.set(
@@ -195,7 +228,19 @@ fn render_compose(environment: &str, fleet: &ObserverFleet, observer: &Observer)
                 BindMount::read_only(format!("./{ZOO_CFG_FILE}"), layout.config_file),
                 BindMount::read_write(format!("./{DATA_DIR}"), layout.data_dir),
                 BindMount::read_write(format!("./{DATA_LOG_DIR}"), layout.data_log_dir),
-            ],
+            ]
+            .into_iter()
+            .chain(
+                crate::tls::secret_files(&fleet.quorum, observer.key_store.as_ref())
+                    .iter()
+                    .map(|f| {
+                        BindMount::read_only(
+                            format!("./{}", f.name),
+                            crate::tls::in_container(f.name),
+                        )
+                    }),
+            )
+            .collect(),
             labels,
             sysctls: keepalive_sysctls(&fleet.runtime.keepalive),
             logging: logging.clone(),

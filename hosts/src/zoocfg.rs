@@ -210,6 +210,14 @@ pub enum Key {
     MetricsProviderClassName,
     MetricsProviderHttpHost,
     MetricsProviderHttpPort,
+    SslQuorum,
+    SslQuorumKeyStoreLocation,
+    SslQuorumKeyStorePasswordPath,
+    SslQuorumKeyStoreType,
+    SslQuorumTrustStoreLocation,
+    SslQuorumTrustStorePasswordPath,
+    SslQuorumTrustStoreType,
+    SslQuorumHostnameVerification,
     Server(ServerId),
 }
 
@@ -238,6 +246,14 @@ impl Key {
             Key::MetricsProviderClassName => "metricsProvider.className",
             Key::MetricsProviderHttpHost => "metricsProvider.httpHost",
             Key::MetricsProviderHttpPort => "metricsProvider.httpPort",
+            Key::SslQuorum => "sslQuorum",
+            Key::SslQuorumKeyStoreLocation => "ssl.quorum.keyStore.location",
+            Key::SslQuorumKeyStorePasswordPath => "ssl.quorum.keyStore.passwordPath",
+            Key::SslQuorumKeyStoreType => "ssl.quorum.keyStore.type",
+            Key::SslQuorumTrustStoreLocation => "ssl.quorum.trustStore.location",
+            Key::SslQuorumTrustStorePasswordPath => "ssl.quorum.trustStore.passwordPath",
+            Key::SslQuorumTrustStoreType => "ssl.quorum.trustStore.type",
+            Key::SslQuorumHostnameVerification => "ssl.quorum.hostnameVerification",
             Key::Server(id) => return format!("server.{id}"),
         };
         s.to_string()

@@ -97,6 +97,7 @@ fn ensemble(env: &Environment, p: &mut Problems) {
              version), and set the version it runs",
         );
     }
+    quorum_security(env, p);
     let longest = format!("{}{}", e.service_name_prefix, e.replicas.saturating_sub(1));
     if !is_dns1035_label(&longest) {
         p.error(
@@ -668,4 +669,81 @@ pub fn check_objects(env: &Environment, objects: &[Object]) -> Problems {
         }
     }
     p
+}
+
+/// Who may join as an observer: a plaintext quorum is a warning naming the exposure; quorum TLS
+/// needs ZooKeeper 3.8 (the stores' passwords are read from files, `passwordPath`) and a key store
+/// for every observer in service, its material named where it can be read.
+fn quorum_security(env: &Environment, p: &mut Problems) {
+    use hosts::{QuorumSecurity, SecretSource};
+    let check_source = |p: &mut Problems, field: String, s: &SecretSource| match s {
+        SecretSource::File(path) if !path.starts_with('/') || path.contains('\n') => p.error(
+            field,
+            format!("`{path}` is not an absolute path"),
+            "name the file by its absolute path on the machine that deploys",
+        ),
+        SecretSource::EnvBase64(var)
+            if var.is_empty()
+                || var.starts_with(|c: char| c.is_ascii_digit())
+                || !var
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') =>
+        {
+            p.error(
+                field,
+                format!("`{var}` is not an environment variable name"),
+                "use upper-case letters, digits and '_', not starting with a digit",
+            )
+        }
+        _ => {}
+    };
+    match &env.fleet.quorum {
+        QuorumSecurity::Plaintext => p.warning(
+            "fleet.quorum",
+            "the quorum is plaintext: whoever reaches 2888/3888 from an address the load balancers admit \
+             (a machine behind the same NAT gateway; anyone, where the cloud does not enforce the ranges) \
+             joins as an observer with no credential and copies every znode, in plaintext across the link",
+            "run the ensemble with quorum TLS and set fleet.quorum to QuorumSecurity::Tls { trust_store } \
+             with every observer's key_store (docs/networking.md)",
+        ),
+        QuorumSecurity::Tls { trust_store } => {
+            let v = env.ensemble.version;
+            if (v.major, v.minor) < (3, 8) {
+                p.error(
+                    "ensemble.version",
+                    format!(
+                        "quorum TLS here reads the stores' passwords from files \
+                         (ssl.quorum.keyStore.passwordPath, new in ZooKeeper 3.8.0); ZooKeeper {v} does not"
+                    ),
+                    "upgrade the ensemble (and the observers' image) to 3.8 or later",
+                );
+            }
+            check_source(p, "fleet.quorum.trust_store.store".into(), &trust_store.store);
+            check_source(
+                p,
+                "fleet.quorum.trust_store.password".into(),
+                &trust_store.password,
+            );
+            for (i, o) in env.fleet.observers.iter().enumerate() {
+                match &o.key_store {
+                    None => p.error(
+                        format!("fleet.observers[{i}].key_store"),
+                        format!(
+                            "{} has no key store: it could not join a quorum that speaks TLS",
+                            o.name
+                        ),
+                        "give it a KeyStore holding a certificate of the quorum's CA",
+                    ),
+                    Some(k) => {
+                        check_source(p, format!("fleet.observers[{i}].key_store.store"), &k.store);
+                        check_source(
+                            p,
+                            format!("fleet.observers[{i}].key_store.password"),
+                            &k.password,
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

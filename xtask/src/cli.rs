@@ -113,7 +113,8 @@ pub enum Command {
     ///
     /// `cargo xtask man | man -l -`, or `cargo xtask man deploy | man -l -`.
     Man(ManArgs),
-    /// Run the whole tool on this machine: sandbox up, deploy, status, drift made and caught, down.
+    /// Run the whole tool on this machine: sandbox up, deploy, status, an impostor refused, drift
+    /// made and caught, down.
     ///
     /// Runs the sandbox tool (`xtask-dev`, built on first use; the binary that acts on real
     /// environments does not contain the sandbox). Needs root. `cargo xtask demo --help` shows

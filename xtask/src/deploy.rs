@@ -380,11 +380,14 @@ async fn plan_deploy<'e>(
             return Err(e);
         }
     };
-    let files = match manifests::render_host_files(env, &source) {
+    let files = match manifests::render_host_files(env, &source)
+        .map_err(anyhow::Error::from)
+        .and_then(|mut f| crate::secrets::fill(&mut f).map(|_| f))
+    {
         Ok(f) => f,
         Err(e) => {
             reads.close().await;
-            return Err(e.into());
+            return Err(e);
         }
     };
     let (fleet, retired, cluster_plan) = (reads.fleet, reads.retired, reads.plan);
@@ -725,7 +728,8 @@ async fn carry_out(
         ));
     }
     // 3. The observers, rendered from the live addresses, one at a time behind the health gate.
-    let files = manifests::render_host_files(env, &AddressSource::Live(live))?;
+    let mut files = manifests::render_host_files(env, &AddressSource::Live(live))?;
+    let secrets = std::sync::Arc::new(crate::secrets::fill(&mut files)?);
     let planned = fleet.plan_resetting(env, &files, &args.reset_data);
     // A plan made while the load balancers had no address rendered the files from the recorded
     // ones: the files rendered now must be the ones it showed, or no observer is touched.
@@ -750,7 +754,8 @@ async fn carry_out(
         }
     }
     let targets = rollout::targets(&planned);
-    let opts = Options::new(env, &args.rollout, &args.ssh, !text, guard);
+    let mut opts = Options::new(env, &args.rollout, &args.ssh, !text, guard);
+    opts.secrets = secrets;
     let rolled = rollout::update(env, &targets, &opts).await;
     merge_hosts(&mut report.hosts, rolled.reports);
     if let Some(stop) = rolled.stopped {

@@ -204,7 +204,8 @@ pub fn run(args: &DiffArgs) -> Result<DiffReport> {
             // The per-pod Services were read by the plan: their addresses need no request.
             let live = lb::addresses_from(&env, |r| plan.live(r).cloned());
             let (source, _) = lb::source(Addresses::LiveOrRecorded, &live)?;
-            let files = manifests::render_host_files(&env, &source)?;
+            let mut files = manifests::render_host_files(&env, &source)?;
+            crate::secrets::fill(&mut files)?;
             let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
             let fleet =
                 Fleet::read(&env, &observers, &args.ssh, crate::hostops::ReadMode::Quick).await;

@@ -420,6 +420,34 @@ pub async fn record_deployed(
     .map(drop)
 }
 
+/// Writes the secret file `name` (mode 0600, owned by the image's user) atomically, as
+/// [`write_file`] does; its bytes never appear in an argument or a message.
+pub async fn write_secret(
+    host: &Host,
+    o: &Observer,
+    layout: &hosts::observer::ImageLayout,
+    name: &str,
+    bytes: &[u8],
+) -> Result<()> {
+    tracing::debug!(host = %o.name, file = name, "uploading a secret");
+    let mut args = vec![
+        o.deploy_dir.0.clone(),
+        name.to_string(),
+        sha256_hex(bytes),
+        layout.uid.to_string(),
+        layout.gid.to_string(),
+    ];
+    args.push("secret".into());
+    host.run_ok(
+        &format!("writing {name}"),
+        Script::Write,
+        &strs(&args),
+        Some(bytes),
+    )
+    .await
+    .map(drop)
+}
+
 pub async fn restore_file(host: &Host, o: &Observer, name: &str) -> Result<()> {
     host.run_ok(
         &format!("restoring the previous {name}"),
@@ -679,6 +707,14 @@ fn parse_resolved(f: &Frames) -> BTreeMap<String, Option<String>> {
         .collect()
 }
 
+/// The quorum TLS secret files, as `scripts/inspect.sh` lists them.
+pub const SECRET_FILES: [&str; 4] = [
+    hosts::tls::KEY_STORE_FILE,
+    hosts::tls::KEY_STORE_PASSWORD_FILE,
+    hosts::tls::TRUST_STORE_FILE,
+    hosts::tls::TRUST_STORE_PASSWORD_FILE,
+];
+
 /// How our own scripts are invoked (`bash -c TEXT zk-observers ARGS`): `$0`.
 const INVOKED_AS: &str = "zk-observers";
 
@@ -744,6 +780,17 @@ pub fn parse_inspect(out: &[u8], kind: MetricsKind) -> Result<Observed> {
             .filter(|d| !d.trim().is_empty())
             .map(|d| d.trim().to_string()),
         data_dirs: f.text("data").lines().map(str::to_string).collect(),
+        secrets: SECRET_FILES
+            .iter()
+            .map(|name| {
+                let state = f.text(&format!("secret {name}"));
+                let digest = match state.trim() {
+                    "absent" | "" => None,
+                    s => Some(s.strip_prefix("sha256:").unwrap_or(s).to_string()),
+                };
+                (name.to_string(), digest)
+            })
+            .collect(),
         deployed: Some(f.text("deployed")).filter(|d| !d.trim().is_empty()),
         containers: f
             .text("containers")
@@ -1303,6 +1350,7 @@ mod tests {
     fn inspect_here(home: Option<&Path>, d: &Path, key: Option<&PublicKey>) -> Observed {
         let o = Observer {
             deploy_dir: hosts::RemoteDir(d.display().to_string()),
+            key_store: None,
             address: "127.0.0.1".parse().unwrap(),
             ..hosts::inventory::sandbox::observers().remove(0)
         };
@@ -1320,6 +1368,50 @@ mod tests {
         let (code, out, err) = run_with(home, Script::Inspect, &strs(&args), None);
         assert_eq!(code, 0, "{err}");
         parse_inspect(out.as_bytes(), MetricsKind::Exporter).unwrap()
+    }
+
+    /// The host read reports each secret file by the digest the host computes, never its bytes,
+    /// and a link in a secret's place as a link (not followed); its list is hosts::tls's.
+    #[test]
+    fn inspect_reports_secrets_by_digest_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("deploy");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join(hosts::tls::KEY_STORE_PASSWORD_FILE),
+            "hunter22-password",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", d.join(hosts::tls::TRUST_STORE_FILE)).unwrap();
+        let args = inspect_args(
+            &Observer {
+                deploy_dir: hosts::RemoteDir(d.display().to_string()),
+                ..hosts::inventory::sandbox::observers().remove(0)
+            },
+            Ports {
+                client: 1,
+                metrics: 1,
+                kind: MetricsKind::Exporter,
+            },
+            "sandbox",
+            None,
+            ReadMode::Quick,
+        );
+        let (code, out, err) = run_with(None, Script::Inspect, &strs(&args), None);
+        assert_eq!(code, 0, "{err}");
+        assert!(!out.contains("hunter22"), "a secret's bytes left the host");
+        let observed = parse_inspect(out.as_bytes(), MetricsKind::Exporter).unwrap();
+        assert_eq!(
+            observed.secrets[hosts::tls::KEY_STORE_PASSWORD_FILE].as_deref(),
+            Some(sha256_hex(b"hunter22-password").as_str())
+        );
+        assert_eq!(
+            observed.secrets[hosts::tls::TRUST_STORE_FILE].as_deref(),
+            Some("symlink")
+        );
+        assert_eq!(observed.secrets[hosts::tls::KEY_STORE_FILE], None);
+        let listed = Script::Inspect.text();
+        assert!(listed.contains(&format!("for f in {}; do", SECRET_FILES.join(" "))));
     }
 
     #[test]
@@ -1388,6 +1480,7 @@ mod tests {
         std::fs::create_dir_all(&d).unwrap();
         let o = Observer {
             deploy_dir: hosts::RemoteDir(d.display().to_string()),
+            key_store: None,
             address: "127.0.0.1".parse().unwrap(),
             ..hosts::inventory::sandbox::observers().remove(0)
         };
@@ -1661,6 +1754,7 @@ mod tests {
         .unwrap();
         let o = Observer {
             deploy_dir: hosts::RemoteDir(d.display().to_string()),
+            key_store: None,
             address: "127.0.0.1".parse().unwrap(),
             ..hosts::inventory::sandbox::observers().remove(0)
         };

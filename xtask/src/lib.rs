@@ -36,6 +36,7 @@ pub mod provenance;
 pub mod report;
 mod retry;
 pub mod rollout;
+pub mod secrets;
 pub mod signals;
 pub mod ssh;
 mod yamldiff;

@@ -265,6 +265,17 @@ pub fn hosts(
                 );
             }
         }
+        if let Some((_, desired)) = files.iter().find(|(o, _)| o.name == ph.host) {
+            for (name, want) in &desired.secret_sha256 {
+                ph.files.insert(
+                    name.to_string(),
+                    PlannedFile {
+                        deployed_sha256: p.reached.observed.secrets.get(*name).cloned().flatten(),
+                        desired_sha256: want.clone(),
+                    },
+                );
+            }
+        }
         if let hosts::plan::HostPlan::Update(u) = &p.plan {
             ph.reset_data.clone_from(&u.reset_data);
         }

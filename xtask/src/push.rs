@@ -91,7 +91,8 @@ pub fn run(args: &PushArgs, format: OutputFormat) -> Result<PushReport> {
         }
     }
     block_on(async {
-        let files = lb::host_files(&env, args.targets.addresses, &args.cluster).await?;
+        let mut files = lb::host_files(&env, args.targets.addresses, &args.cluster).await?;
+        let secrets = std::sync::Arc::new(crate::secrets::fill(&mut files)?);
         if args.dry_run {
             return push(&env, &wanted, &files, args, format, Guard::NONE).await;
         }
@@ -146,7 +147,7 @@ pub fn run(args: &PushArgs, format: OutputFormat) -> Result<PushReport> {
             args,
             format,
             guard,
-            confirmed.as_deref(),
+            (confirmed.as_deref(), secrets),
         )
         .await;
         lock.release(&cluster).await;
@@ -163,7 +164,10 @@ pub async fn push(
     format: OutputFormat,
     guard: Guard<'_>,
 ) -> Result<PushReport> {
-    push_expecting(env, wanted, files, args, format, guard, None).await
+    // The secret files are read here too: the benchmarks and tests hand over rendered files.
+    let mut files = files.to_vec();
+    let secrets = std::sync::Arc::new(crate::secrets::fill(&mut files)?);
+    push_expecting(env, wanted, &files, args, format, guard, (None, secrets)).await
 }
 
 /// The push; with `expected` (the hosts as the operator confirmed them), refused unless the hosts
@@ -175,7 +179,10 @@ async fn push_expecting(
     args: &PushArgs,
     format: OutputFormat,
     guard: Guard<'_>,
-    expected: Option<&[planfile::PlannedHost]>,
+    (expected, secrets): (
+        Option<&[planfile::PlannedHost]>,
+        std::sync::Arc<crate::secrets::Resolved>,
+    ),
 ) -> Result<PushReport> {
     let fleet = Fleet::read(env, wanted, &args.ssh, crate::hostops::ReadMode::Quick).await;
     let planned = fleet.plan(env, files);
@@ -204,13 +211,14 @@ async fn push_expecting(
             return Err(e);
         }
         let targets = rollout::targets(&planned);
-        let opts = Options::new(
+        let mut opts = Options::new(
             env,
             &args.rollout,
             &args.ssh,
             format == OutputFormat::Json,
             guard,
         );
+        opts.secrets = secrets;
         let rolled = rollout::update(env, &targets, &opts).await;
         merge_hosts(&mut hosts, rolled.reports);
         stopped = rolled.stopped;

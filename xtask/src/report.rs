@@ -295,6 +295,11 @@ impl HostReport {
 
 /// The unified diff of an update, deployed -> desired, file by file.
 pub fn update_diff(o: &Observer, u: &Update) -> String {
+    let short = |d: Option<&str>| match d {
+        None => "(none)".to_string(),
+        Some("") => "(not read here)".to_string(),
+        Some(d) => format!("sha256:{}", &d[..d.len().min(12)]),
+    };
     u.files
         .iter()
         .map(|f| {
@@ -306,6 +311,17 @@ pub fn update_diff(o: &Observer, u: &Update) -> String {
                 &format!("{path} (desired)"),
             )
         })
+        // Secret files by digest only.
+        .chain(u.secrets.iter().map(|s| {
+            format!(
+                "{}:{}/{}: {} -> {} (secret, shown by digest)\n",
+                o.name,
+                o.deploy_dir,
+                s.name,
+                short(s.deployed_sha256.as_deref()),
+                short(Some(&s.desired_sha256))
+            )
+        }))
         .collect()
 }
 

@@ -31,6 +31,9 @@ pub struct Options<'a> {
     /// No progress lines on stderr (JSON output, benchmarks).
     pub quiet: bool,
     pub guard: Guard<'a>,
+    /// The secret files read for this run (quorum TLS key material), written where the plan
+    /// says.
+    pub secrets: std::sync::Arc<crate::secrets::Resolved>,
     /// What each host updated records in its marker file once it passed its gate.
     pub deployed: crate::provenance::Deployed,
 }
@@ -50,6 +53,7 @@ impl<'a> Options<'a> {
             batch: args.max_unavailable.batch(env.fleet.observers.len()),
             quiet,
             guard,
+            secrets: Default::default(),
             deployed: crate::provenance::Deployed::now(&env.name),
         }
     }
@@ -277,6 +281,19 @@ async fn update_over(
             }
         }
     }
+    for s in update.secrets.iter().filter(|_| failure.is_none()) {
+        let Some(bytes) = opts.secrets.bytes(&o.name, s.name) else {
+            failure = Some(format!("{}: not read on this machine", s.name));
+            break;
+        };
+        match hostops::write_secret(conn.host(), o, &env.fleet.layout, s.name, bytes).await {
+            Ok(()) => written.push(s.name),
+            Err(e) => {
+                failure = Some(format!("{e:#}"));
+                break;
+            }
+        }
+    }
     // The data set aside (a stale myid, or --reset-data): put back if the host fails.
     let mut reset = false;
     if failure.is_none() && update.reset_data.is_some() {
@@ -456,6 +473,7 @@ async fn roll_back(
     let again = Options {
         quiet: true,
         deployed: opts.deployed.clone(),
+        secrets: opts.secrets.clone(),
         ..*opts
     };
     let clock = Instant::now();
@@ -504,7 +522,10 @@ async fn undo(
         hostops::remove_empty_deployment(host, o).await?;
     } else if restarted {
         let how = hosts::plan::restart_for(
-            written.contains(&ZOO_CFG_FILE) || reset,
+            written
+                .iter()
+                .any(|n| *n == ZOO_CFG_FILE || hosts::tls::is_secret(n))
+                || reset,
             written.contains(&COMPOSE_FILE),
         );
         hostops::restart(host, o, how).await?;

@@ -23,6 +23,7 @@ pub fn observers() -> Vec<Observer> {
             scrape: None,
             jump: None,
             deploy_dir: RemoteDir::new("/data/zookeeper"),
+            key_store: None,
         },
         Observer {
             name: "zk-observer-2".into(),
@@ -37,6 +38,7 @@ pub fn observers() -> Vec<Observer> {
             scrape: None,
             jump: None,
             deploy_dir: RemoteDir::new("/data/zookeeper"),
+            key_store: None,
         },
     ]
 }

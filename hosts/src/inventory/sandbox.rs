@@ -14,6 +14,18 @@ use crate::ServerId;
 /// The range every sandbox address lies in.
 pub const SANDBOX_NETWORK: (IpAddr, u8) = (v4(198, 18, 0, 0), 15);
 
+/// Where the sandbox makes its quorum TLS material when it starts (a private CA, a key store per
+/// server, the trust store; `sandbox/src/harness/tls.rs`): nothing of it is checked in.
+pub const TLS_DIR: &str = "/run/zk-observers-sandbox/tls";
+
+/// The PKCS12 store `<name>.p12` of [`TLS_DIR`] and its password file `<name>.pass`.
+pub fn tls_store(name: &str) -> crate::tls::KeyStore {
+    crate::tls::KeyStore {
+        store: crate::SecretSource::File(format!("{TLS_DIR}/{name}.p12")),
+        password: crate::SecretSource::File(format!("{TLS_DIR}/{name}.pass")),
+    }
+}
+
 pub fn observers() -> Vec<Observer> {
     vec![
         Observer {
@@ -32,6 +44,7 @@ pub fn observers() -> Vec<Observer> {
             scrape: None,
             jump: None,
             deploy_dir: RemoteDir::new("/var/lib/zk-observers-sandbox/zk-observer-1/deploy"),
+            key_store: Some(tls_store("zk-observer-1")),
         },
         Observer {
             name: "zk-observer-2".into(),
@@ -49,6 +62,7 @@ pub fn observers() -> Vec<Observer> {
             scrape: None,
             jump: None,
             deploy_dir: RemoteDir::new("/var/lib/zk-observers-sandbox/zk-observer-2/deploy"),
+            key_store: Some(tls_store("zk-observer-2")),
         },
     ]
 }

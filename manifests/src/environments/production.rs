@@ -49,6 +49,7 @@ pub fn environment() -> Environment {
             layout: hosts::observer::ImageLayout::OFFICIAL,
             metrics: Metrics::runbook_exporter(),
             runtime: hosts::observer::Runtime::recommended(),
+            quorum: hosts::QuorumSecurity::Plaintext,
         },
         monitoring: Monitoring {
             namespace: "kube-public".into(),

@@ -52,6 +52,10 @@ pub fn environment() -> Environment {
                 heap_mib: 160,
                 ..hosts::observer::Runtime::recommended()
             },
+            // Quorum TLS with the private CA the sandbox makes when it starts.
+            quorum: hosts::QuorumSecurity::Tls {
+                trust_store: hosts::inventory::sandbox::tls_store("truststore"),
+            },
         },
         monitoring: Monitoring {
             namespace: "zookeeper".into(),

@@ -30,6 +30,10 @@ pub fn environment(n: u8, host_key: &str) -> Environment {
             deploy_dir: RemoteDir::new(&format!(
                 "/var/lib/zk-observers-sandbox/bench-obs-{i}/deploy"
             )),
+            // Quorum TLS, as the sandbox: the sandbox issues each observer's store at start.
+            key_store: Some(hosts::inventory::sandbox::tls_store(&format!(
+                "bench-obs-{i}"
+            ))),
         })
         .collect();
     env

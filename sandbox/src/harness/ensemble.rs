@@ -127,7 +127,7 @@ impl Ensemble {
             std::fs::write(dir.join("data/myid"), format!("{}\n", p.id))?;
             let tls_lines = match tls {
                 Some((ca, trust)) => {
-                    let key = ca.issue(&p.pod_name, &address, None, 30)?;
+                    let key = ca.issued(&p.pod_name, &address)?;
                     super::tls::zoo_cfg_lines(&key, trust)
                 }
                 None => String::new(),

@@ -14,7 +14,7 @@ use super::CACHE_DIR;
 
 /// Bump when the recipe below changes.
 const RECIPE: &str =
-    "zookeeper-image-v1: debootstrap bookworm minbase + openjdk-17-jre-headless zookeeper";
+    "zookeeper-image-v2: debootstrap bookworm minbase + openjdk-17-jre-headless zookeeper; netty codec on the class path";
 const KEY_LABEL: &str = "zk-observers.sandbox/key";
 
 /// The official image's entrypoint, reduced to what it does for a server: own the data
@@ -38,12 +38,14 @@ exec "$@"
 /// ([`PROVIDER_SOURCE`]), which the official image ships and Debian does not, and an SLF4J
 /// binding that logs to the console at INFO, as the official image's logback configuration does
 /// (without one SLF4J falls back to its no-operation logger and `docker logs` shows nothing of
-/// ZooKeeper's: no "is less than accepted epoch", no "not in the peer list").
+/// ZooKeeper's: no "is less than accepted epoch", no "not in the peer list"), and netty's codec,
+/// which quorum TLS needs and Debian's manifest class path leaves out (the election listener
+/// dies on its first connection without it: the facts file's "Quorum TLS" section).
 const ZKSERVER: &str = r#"#!/bin/sh
 exec java -Xmx"${ZK_SERVER_HEAP:-1000}"m $JVMFLAGS -Dzookeeper.log.dir="$ZOO_LOG_DIR" \
     -Dorg.slf4j.simpleLogger.defaultLogLevel=info -Dorg.slf4j.simpleLogger.showDateTime=true \
     -Dorg.slf4j.simpleLogger.dateTimeFormat="yyyy-MM-dd HH:mm:ss,SSS" \
-    -cp "$ZOO_CONF_DIR:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:/usr/local/lib/zk-prometheus-provider" \
+    -cp "$ZOO_CONF_DIR:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:/usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar:/usr/local/lib/zk-prometheus-provider" \
     org.apache.zookeeper.server.quorum.QuorumPeerMain "$ZOO_CONF_DIR/zoo.cfg"
 "#;
 

@@ -66,7 +66,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             ensemble: true,
-            quorum_tls: false,
+            quorum_tls: true,
             hosts: true,
         }
     }
@@ -141,11 +141,27 @@ impl Sandbox {
         }
         if options.ensemble {
             if options.quorum_tls {
-                let dir = Path::new(RUN_DIR).join("tls");
-                let _ = std::fs::remove_dir_all(&dir);
-                let ca = tls::Ca::new(&dir, "sandbox-quorum-ca")?;
-                let trust = ca.trust_store("truststore")?;
-                sandbox.tls = Some((ca, trust));
+                // Where the sandbox environment reads it (hosts::inventory::sandbox::TLS_DIR).
+                let dir = Path::new(::hosts::inventory::sandbox::TLS_DIR);
+                let e = &sandbox.env.ensemble;
+                let servers: Vec<(String, String)> = sandbox
+                    .env
+                    .fleet
+                    .observers
+                    .iter()
+                    .map(|o| (o.name.clone(), o.address.to_string()))
+                    .chain(e.participants().iter().map(|p| {
+                        (
+                            p.pod_name.clone(),
+                            e.recorded_addresses[&p.ordinal].to_string(),
+                        )
+                    }))
+                    .collect();
+                sandbox.tls = Some(tls::material(
+                    &Path::new(CACHE_DIR).join("tls"),
+                    dir,
+                    &servers,
+                )?);
             }
             let tls = sandbox.tls.as_ref().map(|(ca, trust)| (ca, trust));
             sandbox.ensemble = Some(Ensemble::start_with(&sandbox.env, tls)?);

@@ -204,6 +204,68 @@ impl Ca {
     }
 }
 
+impl Ca {
+    /// The CA [`Ca::new`] made in `dir` before.
+    pub fn open(dir: &Path, name: &str) -> Ca {
+        Ca {
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+        }
+    }
+
+    /// The key store `<name>.p12` of this CA's directory when it is there, else issued for `ip`
+    /// (valid 30 days).
+    pub fn issued(&self, name: &str, ip: &str) -> Result<Store> {
+        let path = self.dir.join(format!("{name}.p12"));
+        let password_file = self.dir.join(format!("{name}.pass"));
+        if path.is_file() && password_file.is_file() {
+            return Ok(Store {
+                path,
+                password_file,
+            });
+        }
+        self.issue(name, ip, None, 30)
+    }
+}
+
+/// The sandbox's CA, trust store and a key store per server of `servers` (name, IP address): made
+/// once in `cache` (every keytool run starts a JVM; a sandbox start would otherwise spend some
+/// 20 s on them), made again when older than a week (the certificates last 30 days), and copied
+/// fresh into `dir`, where tests may replace a store without touching the cache.
+pub fn material(cache: &Path, dir: &Path, servers: &[(String, String)]) -> Result<(Ca, Store)> {
+    const NAME: &str = "sandbox-quorum-ca";
+    let done = cache.join("made");
+    let fresh = std::fs::metadata(&done)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < std::time::Duration::from_secs(7 * 24 * 3600));
+    if !fresh {
+        let _ = std::fs::remove_dir_all(cache);
+        let ca = Ca::new(cache, NAME)?;
+        ca.trust_store("truststore")?;
+        std::fs::write(&done, "")?;
+    }
+    let cached = Ca::open(cache, NAME);
+    for (name, ip) in servers {
+        cached.issued(name, ip)?;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for entry in std::fs::read_dir(cache)? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), dir.join(entry.file_name()))
+            .with_context(|| format!("copying {}", entry.path().display()))?;
+    }
+    Ok((
+        Ca::open(dir, NAME),
+        Store {
+            path: dir.join("truststore.p12"),
+            password_file: dir.join("truststore.pass"),
+        },
+    ))
+}
+
 /// The zoo.cfg lines of quorum TLS for a server holding `key` and trusting `trust` (hostname
 /// verification off: through load balancers a peer is a load-balancer address, so trust rests on
 /// the private CA).

@@ -31,6 +31,14 @@ for f in compose.yaml compose.yml docker-compose.yml docker-compose.override.yam
   if [ -e "$d/$f" ] || [ -L "$d/$f" ]; then stray+="$f"$'\n'; fi
 done
 frame stray "$stray"
+# The quorum TLS secret files: their digest, computed here, never their contents (nor through a
+# link). The names are hosts::tls's (a unit test holds the two together).
+for f in quorum-keystore.p12 quorum-keystore.pass quorum-truststore.p12 quorum-truststore.pass; do
+  if [ -L "$d/$f" ]; then frame "secret $f" "symlink"
+  elif [ -f "$d/$f" ]; then sum=$(sha256sum < "$d/$f") && frame "secret $f" "sha256:${sum%% *}"
+  elif [ -e "$d/$f" ]; then frame "secret $f" "not a file"
+  else frame "secret $f" absent; fi
+done
 # The drift key's access: the forced command (never through a link) with what the host computes
 # of it, and who may change it; the key's authorized_keys lines, bash builtins only.
 cmd="$d/.zk-observers/read-only.sh"

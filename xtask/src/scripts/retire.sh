@@ -27,7 +27,8 @@ if [ -n "$left" ]; then
   fi
 fi
 if [ -d "$d" ]; then
-  for f in zoo.cfg docker-compose.yaml; do
+  for f in zoo.cfg docker-compose.yaml quorum-keystore.p12 quorum-keystore.pass \
+           quorum-truststore.p12 quorum-truststore.pass; do
     if [ -d "$d/$f" ] && [ ! -L "$d/$f" ]; then
       if ! rmdir "$d/$f" 2>/dev/null; then
         echo "$d/$f is a directory that is not empty; refusing to remove it" >&2
