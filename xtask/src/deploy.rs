@@ -324,6 +324,8 @@ struct DeployPlan<'e> {
     cluster_plan: Plan,
     hosts: Vec<HostReport>,
     saved: SavedPlan,
+    /// The secret files read for the plan (the rollout writes these, not a second read).
+    secrets: std::sync::Arc<crate::secrets::Resolved>,
 }
 
 impl DeployPlan<'_> {
@@ -380,10 +382,10 @@ async fn plan_deploy<'e>(
             return Err(e);
         }
     };
-    let files = match manifests::render_host_files(env, &source)
+    let rendered = manifests::render_host_files(env, &source)
         .map_err(anyhow::Error::from)
-        .and_then(|mut f| crate::secrets::fill(&mut f).map(|_| f))
-    {
+        .and_then(|mut f| crate::secrets::fill(&mut f).map(|s| (f, s)));
+    let (files, secrets) = match rendered {
         Ok(f) => f,
         Err(e) => {
             reads.close().await;
@@ -453,6 +455,7 @@ async fn plan_deploy<'e>(
         cluster_plan,
         hosts,
         saved,
+        secrets: std::sync::Arc::new(secrets),
     })
 }
 
@@ -530,7 +533,7 @@ pub async fn deploy_expecting(
         args,
         text,
         &p.cluster_plan,
-        (&p.fleet, &p.retired),
+        (&p.fleet, &p.retired, &p.secrets),
         guard,
         expected,
         &mut report,
@@ -673,7 +676,11 @@ async fn carry_out(
     args: &DeployArgs,
     text: bool,
     cluster_plan: &Plan,
-    (fleet, retired): (&Fleet<'_>, &Fleet<'_>),
+    (fleet, retired, secrets): (
+        &Fleet<'_>,
+        &Fleet<'_>,
+        &std::sync::Arc<crate::secrets::Resolved>,
+    ),
     guard: Guard<'_>,
     expected: Option<&Expected>,
     report: &mut DeployReport,
@@ -729,7 +736,7 @@ async fn carry_out(
     }
     // 3. The observers, rendered from the live addresses, one at a time behind the health gate.
     let mut files = manifests::render_host_files(env, &AddressSource::Live(live))?;
-    let secrets = std::sync::Arc::new(crate::secrets::fill(&mut files)?);
+    secrets.digests_into(&mut files);
     let planned = fleet.plan_resetting(env, &files, &args.reset_data);
     // A plan made while the load balancers had no address rendered the files from the recorded
     // ones: the files rendered now must be the ones it showed, or no observer is touched.
@@ -755,7 +762,7 @@ async fn carry_out(
     }
     let targets = rollout::targets(&planned);
     let mut opts = Options::new(env, &args.rollout, &args.ssh, !text, guard);
-    opts.secrets = secrets;
+    opts.secrets = secrets.clone();
     let rolled = rollout::update(env, &targets, &opts).await;
     merge_hosts(&mut report.hosts, rolled.reports);
     if let Some(stop) = rolled.stopped {

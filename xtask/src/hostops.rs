@@ -372,13 +372,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn write_args(
     dir: &str,
     name: &str,
-    contents: &str,
+    contents: &[u8],
     layout: &hosts::observer::ImageLayout,
 ) -> Vec<String> {
     vec![
         dir.to_string(),
         name.to_string(),
-        sha256_hex(contents.as_bytes()),
+        sha256_hex(contents),
         layout.uid.to_string(),
         layout.gid.to_string(),
     ]
@@ -392,7 +392,7 @@ pub async fn write_file(
     contents: &str,
 ) -> Result<()> {
     tracing::debug!(host = %o.name, file = name, "uploading");
-    let args = write_args(&o.deploy_dir.0, name, contents, layout);
+    let args = write_args(&o.deploy_dir.0, name, contents.as_bytes(), layout);
     host.run_ok(
         &format!("writing {name}"),
         Script::Write,
@@ -430,13 +430,7 @@ pub async fn write_secret(
     bytes: &[u8],
 ) -> Result<()> {
     tracing::debug!(host = %o.name, file = name, "uploading a secret");
-    let mut args = vec![
-        o.deploy_dir.0.clone(),
-        name.to_string(),
-        sha256_hex(bytes),
-        layout.uid.to_string(),
-        layout.gid.to_string(),
-    ];
+    let mut args = write_args(&o.deploy_dir.0, name, bytes, layout);
     args.push("secret".into());
     host.run_ok(
         &format!("writing {name}"),

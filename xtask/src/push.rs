@@ -94,7 +94,17 @@ pub fn run(args: &PushArgs, format: OutputFormat) -> Result<PushReport> {
         let mut files = lb::host_files(&env, args.targets.addresses, &args.cluster).await?;
         let secrets = std::sync::Arc::new(crate::secrets::fill(&mut files)?);
         if args.dry_run {
-            return push(&env, &wanted, &files, args, format, Guard::NONE).await;
+            // The secrets were read above: not again.
+            return push_expecting(
+                &env,
+                &wanted,
+                &files,
+                args,
+                format,
+                Guard::NONE,
+                (None, secrets),
+            )
+            .await;
         }
         let interrupt = Interrupt::install()?;
         // Asked before the lock is taken; what moved while the operator read is refused below.

@@ -36,6 +36,18 @@ impl Resolved {
     }
 }
 
+impl Resolved {
+    /// Records the digests of what was read in `files` (rendered again, e.g. from the live
+    /// addresses) without reading the secrets again.
+    pub fn digests_into(&self, files: &mut [(&hosts::Observer, hosts::HostFiles)]) {
+        for (o, f) in files.iter_mut() {
+            if let Some(secrets) = self.0.get(&o.name) {
+                f.secret_sha256 = secrets.iter().map(|s| (s.name, s.sha256.clone())).collect();
+            }
+        }
+    }
+}
+
 /// Reads every observer's secret files and records their digests in its host files (so that
 /// the host plan compares them); returns the bytes, for the rollout to write.
 pub fn fill(files: &mut [(&hosts::Observer, hosts::HostFiles)]) -> Result<Resolved> {
