@@ -811,6 +811,31 @@ fn quorum_tls_admits_the_deployed_observers_and_refuses_impostors() {
     assert!(String::from_utf8_lossy(&denied.stderr).contains("Permission denied"));
     let (code, drift) = w.drift();
     assert_eq!(code, 0, "{drift}");
+    // Drift's handshake from the observer hosts: every participant answers TLS with the
+    // participants' store of the ensemble artifact, valid beyond the warning window.
+    assert_eq!(drift["quorum_tls"], true, "{drift}");
+    let probes = drift["ensemble_tls"].as_array().unwrap();
+    assert_eq!(probes.len(), 3, "{drift}");
+    for p in probes {
+        assert_eq!(p["answer"], "tls", "{drift}");
+        let c = &p["certificate"];
+        assert!(
+            c["subject"]
+                .as_str()
+                .unwrap()
+                .contains("sandbox-zookeeper-participants"),
+            "{drift}"
+        );
+        assert!(
+            c["issuer"].as_str().unwrap().contains("sandbox-quorum-ca"),
+            "{drift}"
+        );
+        let until: jiff::Timestamp = c["not_after"].as_str().unwrap().parse().unwrap();
+        assert!(
+            until > jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 300),
+            "{drift}"
+        );
+    }
 
     write_secret_znode(sb);
     let servers = participant_lines(&sb.env);
@@ -852,9 +877,10 @@ fn quorum_tls_admits_the_deployed_observers_and_refuses_impostors() {
     );
     drop(impostor);
 
-    // Rotation: a new store of the same CA goes out behind the gate.
+    // Rotation: a new store of the same CA goes out behind the gate; it is valid for 10 more
+    // days (issued 340 days ago for 350), which drift reports with its date.
     let before = std::fs::read(sb.host(OBS1).deploy_dir.join("quorum-keystore.p12")).unwrap();
-    ca.issue(OBS1, &address, None, 30).unwrap();
+    ca.issue(OBS1, &address, Some("-340d"), 350).unwrap();
     let rotated = w.deploy();
     assert_eq!(
         common::host(&rotated, OBS1)["result"],
@@ -868,6 +894,21 @@ fn quorum_tls_admits_the_deployed_observers_and_refuses_impostors() {
     );
     let after = std::fs::read(sb.host(OBS1).deploy_dir.join("quorum-keystore.p12")).unwrap();
     assert_ne!(before, after);
+    let (code, drift) = w.drift();
+    assert_eq!(code, 2, "{drift}");
+    let expiring = certificate_findings(&drift);
+    assert_eq!(expiring.len(), 1, "{drift}");
+    assert_eq!(expiring[0]["object"], format!("host/{OBS1}"));
+    let detail = expiring[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!(
+            "key store's certificate CN={OBS1} (issued by CN=sandbox-quorum-ca) expires on "
+        )) && (detail.contains("(in 9 day(s))") || detail.contains("(in 10 day(s))")),
+        "{detail}"
+    );
+    // A warning window shorter than what is left: nothing to report.
+    let narrow = w.on_sandbox(&["drift", "--output", "json", "--certificate-warning", "5d"]);
+    assert_eq!(narrow.status.code(), Some(0), "{}", stdout(&narrow));
     // A store of another CA cannot join: the gate fails and the previous store is put back.
     let store = format!("{}/{OBS1}.p12", hosts::inventory::sandbox::TLS_DIR);
     std::fs::copy(&forged.path, &store).unwrap();
@@ -901,4 +942,59 @@ fn quorum_tls_admits_the_deployed_observers_and_refuses_impostors() {
         "observer",
         "it serves again on the previous store"
     );
+
+    // An expired store (of the quorum's CA) cannot join either: the participants refuse it, the
+    // gate fails and the previous store is put back.
+    let expired = ca.issue("expired", &address, Some("-40d"), 30).unwrap();
+    std::fs::copy(&expired.path, &store).unwrap();
+    let out = w.on_sandbox(&[
+        "deploy",
+        "--yes",
+        "--output",
+        "json",
+        "--health-timeout",
+        "30s",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let failed = common::json(&out);
+    assert_eq!(
+        common::host(&failed, OBS1)["result"],
+        "rolled-back",
+        "{failed}"
+    );
+    assert_eq!(
+        std::fs::read(sb.host(OBS1).deploy_dir.join("quorum-keystore.p12")).unwrap(),
+        after,
+        "the previous store is back"
+    );
+    // A store that expired while deployed (as time passes: the running server keeps its
+    // connection, the file on the host is past its date): drift names it and the date.
+    std::fs::copy(
+        &expired.path,
+        sb.host(OBS1).deploy_dir.join("quorum-keystore.p12"),
+    )
+    .unwrap();
+    let (code, drift) = w.drift();
+    assert_eq!(code, 2, "{drift}");
+    let found = certificate_findings(&drift);
+    let detail = found
+        .iter()
+        .map(|f| f["detail"].as_str().unwrap())
+        .find(|d| d.contains("CN=expired"))
+        .unwrap_or_else(|| panic!("no finding for the expired store: {drift}"));
+    assert!(
+        detail.contains("expired on ") && detail.contains("day(s) ago"),
+        "{detail}"
+    );
+}
+
+/// The `quorum-certificate` findings of a drift report.
+fn certificate_findings(drift: &serde_json::Value) -> Vec<serde_json::Value> {
+    drift["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "quorum-certificate")
+        .cloned()
+        .collect()
 }

@@ -959,6 +959,26 @@ fn drift_env_as(
     env: &manifests::Environment,
     identity: &std::path::Path,
 ) -> Vec<String> {
+    drift_report_as(w, env, identity)["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["kind"].as_str().unwrap(),
+                f["object"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// `drift` of `env`, in this process: its JSON report.
+fn drift_report(w: &World, env: &manifests::Environment) -> Value {
+    drift_report_as(w, env, w.sb().ssh_identity())
+}
+
+fn drift_report_as(w: &World, env: &manifests::Environment, identity: &std::path::Path) -> Value {
     let ssh = xtask::cli::SshArgs {
         identity: Some(identity.to_path_buf()),
         connect_timeout: Duration::from_secs(10),
@@ -975,18 +995,7 @@ fn drift_env_as(
         xtask::drift::drift(&cluster, env, &ssh).await
     })
     .unwrap();
-    report.json()["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            format!(
-                "{} {}",
-                f["kind"].as_str().unwrap(),
-                f["object"].as_str().unwrap()
-            )
-        })
-        .collect()
+    report.json()
 }
 
 /// `zk_synced_observers` on the ensemble's leader.
@@ -1718,4 +1727,200 @@ fn the_builtin_metrics_provider_deploys_end_to_end_and_passes_the_gate() {
     assert_eq!(e["subsets"][0]["ports"][0]["port"], 7000, "{e:#}");
     assert_eq!(monitored(&w).len(), 2, "{e:#}");
     assert_eq!(drift_env(&w, &env), Vec::<String>::new());
+}
+
+/// Issue 20: a running plaintext ensemble moves to quorum TLS by the tool's ensemble artifact
+/// (upstream's three rolling restarts through `portUnification`), the observers moved by a deploy
+/// between the second and the last, and they keep serving throughout within the budget:
+/// - while a follower restarts, both observers serve at every sample;
+/// - after the leader restarts (an election: every observer resyncs), both serve again within
+///   the gate's timeout;
+/// - while the deploy moves the observers, at most `--max-unavailable` (1) is down at a time;
+/// - the quorum takes a write after every restart.
+///
+/// Drift follows it: the election ports answer plaintext, then TLS; with the code at TLS before
+/// the ensemble is, `ensemble-not-tls` for each participant; at the end clean.
+#[test]
+fn a_plaintext_ensemble_moves_to_tls_by_the_artifact_while_the_observers_keep_serving() {
+    const OBS1: &str = "zk-observer-1";
+    const OBS2: &str = "zk-observer-2";
+    use manifests::ensemble_tls::Step;
+    use sandbox::harness::artifact_keys;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let w = World::plaintext_sandbox();
+    let sb = w.sb();
+    let tls_env = sb.env.clone();
+    let mut plain = sb.env.clone();
+    plain.fleet.quorum = hosts::QuorumSecurity::Plaintext;
+    let (code, report) = deploy_env(&w, &plain, false, None);
+    assert_eq!(code, 0, "{report}");
+    let answers = |r: &Value| -> Vec<String> {
+        r["ensemble_tls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {}",
+                    p["participant"].as_str().unwrap(),
+                    p["answer"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let all =
+        |answer: &str| -> Vec<String> { (1..=3).map(|i| format!("server.{i} {answer}")).collect() };
+    let before = drift_report(&w, &plain);
+    assert_eq!(before["status"], "clean", "{before}");
+    assert_eq!(answers(&before), all("plaintext"), "{before}");
+    // The code at TLS before the ensemble is: each participant named.
+    let early = drift_report(&w, &tls_env);
+    let not_tls: Vec<&Value> = early["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "ensemble-not-tls")
+        .collect();
+    assert_eq!(not_tls.len(), 3, "{early}");
+    assert!(
+        not_tls[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("server.1 at 198.18.0.11:3888"),
+        "{early}"
+    );
+
+    // Both observers sampled every 100 ms through everything below.
+    /// (phase, whether each observer serves), every 100 ms.
+    type Samples = Vec<(String, [bool; 2])>;
+    let serving: Arc<Mutex<Samples>> = Arc::default();
+    let phase = Arc::new(Mutex::new(String::from("start")));
+    let done = Arc::new(AtomicBool::new(false));
+    let addresses: Vec<String> = [OBS1, OBS2]
+        .iter()
+        .map(|h| sb.host(h).address.to_string())
+        .collect();
+    let sampler = {
+        let (serving, phase, done) = (serving.clone(), phase.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                let up = |a: &str| {
+                    four_letter_word(a, 2181, "srvr").is_ok_and(|s| s.contains("Mode: observer"))
+                };
+                let sample = [up(&addresses[0]), up(&addresses[1])];
+                let label = phase.lock().unwrap().clone();
+                serving.lock().unwrap().push((label, sample));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let set_phase = |p: String| *phase.lock().unwrap() = p;
+    let both_serve_within = |limit: Duration| {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if common::mode(sb, OBS1) == "observer" && common::mode(sb, OBS2) == "observer" {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let ensemble = sb.ensemble.as_ref().unwrap();
+    let leader_before = ensemble.leader().unwrap().id;
+    let roll = |step: Step| {
+        let leader = ensemble.leader().unwrap().id;
+        let mut n = 0;
+        set_phase(format!("{step:?} follower"));
+        ensemble
+            .roll(&artifact_keys(&tls_env, step), Duration::from_secs(90), |id| {
+                n += 1;
+                let out = sandbox::harness::Ensemble::cli(
+                    &format!("{}:2181", ensemble.servers[0].address),
+                    &["create", &format!("/moved-{step:?}-{n}"), "x"],
+                );
+                assert!(out.unwrap().contains("Created"), "a write after server {id}");
+                if id == leader {
+                    assert!(
+                        both_serve_within(Duration::from_secs(60)),
+                        "the observers did not serve again after the leader (server {id}) restarted at {step:?}"
+                    );
+                }
+                // The next restart is a follower's until the leader's, last.
+                set_phase(format!("{step:?} after server {id}"));
+                if n < 2 {
+                    set_phase(format!("{step:?} follower"));
+                }
+            })
+            .unwrap();
+    };
+    roll(Step::PortUnification);
+    let unified = drift_report(&w, &plain);
+    assert_eq!(unified["status"], "clean", "{unified}");
+    assert_eq!(answers(&unified), all("tls"), "{unified}");
+    let cert = &unified["ensemble_tls"][0]["certificate"];
+    assert!(
+        cert["subject"]
+            .as_str()
+            .unwrap()
+            .contains("sandbox-zookeeper-participants"),
+        "the artifact's shared store: {unified}"
+    );
+    roll(Step::Tls);
+    set_phase("observers".into());
+    let (code, moved) = deploy_env(&w, &tls_env, false, None);
+    assert_eq!(code, 0, "{moved}");
+    assert_eq!(moved["totals"]["hosts"]["updated"], 2, "{moved}");
+    set_phase("after observers".into());
+    roll(Step::TlsOnly);
+    assert!(both_serve_within(Duration::from_secs(60)));
+    done.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+
+    let samples = serving.lock().unwrap().clone();
+    let during = |label: &str| -> Vec<[bool; 2]> {
+        samples
+            .iter()
+            .filter(|(p, _)| p == label)
+            .map(|(_, s)| *s)
+            .collect()
+    };
+    for step in [Step::PortUnification, Step::Tls, Step::TlsOnly] {
+        let label = format!("{step:?} follower");
+        assert!(
+            !during(&label).is_empty(),
+            "samples while followers restarted at {step:?}"
+        );
+        assert!(
+            during(&label).iter().all(|s| s == &[true, true]),
+            "an observer stopped serving while a follower restarted at {step:?}"
+        );
+    }
+    let observers = during("observers");
+    assert!(
+        observers.iter().any(|s| s != &[true, true]),
+        "the deploy restarted the observers"
+    );
+    assert!(
+        observers.iter().all(|s| s.iter().any(|up| *up)),
+        "both observers were down at once while the deploy moved them (max-unavailable 1)"
+    );
+    let after = drift_report(&w, &tls_env);
+    assert_eq!(after["status"], "clean", "{after}");
+    assert_eq!(answers(&after), all("tls"), "{after}");
+    assert!(w.deployed(OBS1, "zoo.cfg").contains("sslQuorum=true"));
+    for s in &ensemble.servers {
+        let cfg = std::fs::read_to_string(s.dir.join("zoo.cfg")).unwrap();
+        assert!(
+            cfg.contains("sslQuorum=true\nportUnification=false\n"),
+            "{cfg}"
+        );
+    }
+    eprintln!(
+        "moved to TLS: leader before {leader_before}, now {:?}; {} samples",
+        ensemble.leader().map(|s| s.id),
+        samples.len()
+    );
 }

@@ -1181,3 +1181,23 @@ fn retired_observers_are_checked() {
         "the same host key as observer zk-observer-1",
     );
 }
+
+#[test]
+fn the_ensembles_quorum_tls_secret_and_mount_dir_are_checked() {
+    let mut env = production();
+    env.ensemble.quorum_tls.secret = "Quorum_TLS".into();
+    rejected(
+        &env,
+        "ensemble.quorum_tls.secret",
+        "`Quorum_TLS` is not a DNS-1123 subdomain",
+    );
+    for bad in ["quorum-tls", "/", "/quorum tls", "/quorum-tls/"] {
+        let mut env = production();
+        env.ensemble.quorum_tls.mount_dir = bad.into();
+        rejected(
+            &env,
+            "ensemble.quorum_tls.mount_dir",
+            "is not an absolute directory path",
+        );
+    }
+}

@@ -91,6 +91,13 @@ pub struct Observed {
     /// (the observer it runs for, its compose working directory). Read by drift only (it costs a
     /// docker CLI call); empty otherwise.
     pub containers: Vec<(String, String)>,
+    /// The certificates of the deployed key and trust stores (`keystore`, `truststore`) as keytool
+    /// in the running ZooKeeper container reads them, or why they could not be read. Drift only;
+    /// empty without a key store.
+    pub certificates: BTreeMap<String, Result<Vec<crate::tls::Certificate>, String>>,
+    /// What each participant's election port (`host:port` of the deployed zoo.cfg) answered to a
+    /// TLS handshake from the host. Drift only.
+    pub election_tls: BTreeMap<String, crate::tls::ElectionAnswer>,
 }
 
 /// What retiring an observer's host still needs, from what was read (pure).

@@ -137,23 +137,15 @@ fn render_zoo_cfg(
     if let crate::tls::QuorumSecurity::Tls { .. } = fleet.quorum {
         use crate::tls::{in_container, *};
         cfg.set(Key::SslQuorum, true);
-        cfg.set(Key::SslQuorumKeyStoreLocation, in_container(KEY_STORE_FILE));
-        cfg.set(
-            Key::SslQuorumKeyStorePasswordPath,
-            in_container(KEY_STORE_PASSWORD_FILE),
+        set_store_keys(
+            &mut cfg,
+            &StorePaths {
+                key_store: in_container(KEY_STORE_FILE),
+                key_store_password: in_container(KEY_STORE_PASSWORD_FILE),
+                trust_store: in_container(TRUST_STORE_FILE),
+                trust_store_password: in_container(TRUST_STORE_PASSWORD_FILE),
+            },
         );
-        cfg.set(Key::SslQuorumKeyStoreType, "PKCS12");
-        cfg.set(
-            Key::SslQuorumTrustStoreLocation,
-            in_container(TRUST_STORE_FILE),
-        );
-        cfg.set(
-            Key::SslQuorumTrustStorePasswordPath,
-            in_container(TRUST_STORE_PASSWORD_FILE),
-        );
-        cfg.set(Key::SslQuorumTrustStoreType, "PKCS12");
-        // Peers are load-balancer addresses: trust rests on the private CA (see `tls`).
-        cfg.set(Key::SslQuorumHostnameVerification, false);
     }
     for p in participants {
         cfg.set(

@@ -218,6 +218,8 @@ pub enum Key {
     SslQuorumTrustStorePasswordPath,
     SslQuorumTrustStoreType,
     SslQuorumHostnameVerification,
+    /// The ensemble side only (its move to TLS): the quorum listeners take TLS and plaintext.
+    PortUnification,
     Server(ServerId),
 }
 
@@ -254,6 +256,7 @@ impl Key {
             Key::SslQuorumTrustStorePasswordPath => "ssl.quorum.trustStore.passwordPath",
             Key::SslQuorumTrustStoreType => "ssl.quorum.trustStore.type",
             Key::SslQuorumHostnameVerification => "ssl.quorum.hostnameVerification",
+            Key::PortUnification => "portUnification",
             Key::Server(id) => return format!("server.{id}"),
         };
         s.to_string()

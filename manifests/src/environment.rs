@@ -53,6 +53,20 @@ pub struct Ensemble {
     /// The load-balancer address of each pod's Service, by pod ordinal, as last seen
     /// (`cargo xtask apply` reports them). Offline rendering of host files uses these.
     pub recorded_addresses: BTreeMap<u32, ServerAddress>,
+    /// Where the participants read their quorum TLS stores (the ensemble's side of quorum TLS,
+    /// rendered as an artifact: `crate::ensemble_tls`).
+    pub quorum_tls: EnsembleTls,
+}
+
+/// The ensemble's quorum TLS material: one Secret, holding one key store the participants share
+/// (hostname verification is off, so one certificate of the quorum's CA serves every pod) and
+/// the trust store, mounted read-only at `mount_dir` in every participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnsembleTls {
+    /// The Secret's name, in the ensemble's namespace (a DNS-1123 subdomain).
+    pub secret: String,
+    /// An absolute path in the participants' containers.
+    pub mount_dir: String,
 }
 
 /// One ensemble member.

@@ -1,6 +1,7 @@
 //! Environments, and the Kubernetes objects that expose the in-cluster ensemble to the observers
 //! and let Prometheus scrape them. Built from k8s-openapi types; no IO.
 
+pub mod ensemble_tls;
 pub mod environment;
 pub mod environments;
 pub mod labels;
@@ -13,7 +14,7 @@ pub mod shapes;
 pub mod validate;
 
 pub use environment::{
-    AddressSource, Ensemble, Environment, EnvironmentKind, Monitoring, Participant,
+    AddressSource, Ensemble, EnsembleTls, Environment, EnvironmentKind, Monitoring, Participant,
     ServiceMonitorSpec,
 };
 pub use objects::{desired_objects, Object};

@@ -60,6 +60,25 @@ fn ensemble(env: &Environment, p: &mut Problems) {
             );
         }
     }
+    if !is_dns1123_subdomain(&e.quorum_tls.secret) {
+        p.error(
+            "ensemble.quorum_tls.secret",
+            format!("`{}` is not a DNS-1123 subdomain", e.quorum_tls.secret),
+            "name the Secret with lowercase letters, digits, '-' and '.'",
+        );
+    }
+    let mount = &e.quorum_tls.mount_dir;
+    if !mount.starts_with('/')
+        || mount.len() < 2
+        || mount.ends_with('/')
+        || mount.contains(['\n', '=', ' '])
+    {
+        p.error(
+            "ensemble.quorum_tls.mount_dir",
+            format!("`{mount}` is not an absolute directory path"),
+            "give the directory the participants' containers mount the Secret at, e.g. /quorum-tls",
+        );
+    }
     if e.replicas == 0 {
         p.error(
             "ensemble.replicas",

@@ -483,10 +483,24 @@ pub struct DriftArgs {
     /// progress would look like drift); still held after it, the check is skipped with exit 1.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration, help_heading = "Lock")]
     pub lock_wait: Duration,
+    /// Report a quorum TLS certificate (an observer's, its CA's, a participant's) this long
+    /// before it expires, e.g. `30d`, `2w`.
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = certificate_warning)]
+    pub certificate_warning: Duration,
     #[command(flatten)]
     pub ssh: SshArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+/// Parses a certificate warning window: a humantime duration from one day to a year.
+pub fn certificate_warning(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write it like 30d or 2w"))?;
+    if !(Duration::from_secs(86_400)..=Duration::from_secs(366 * 86_400)).contains(&d) {
+        return Err(format!("`{s}`: the warning window is one day to a year"));
+    }
+    Ok(d)
 }
 
 /// The longest duration any flag takes: beyond it a wait is a mistake, not a plan.

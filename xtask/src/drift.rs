@@ -48,10 +48,12 @@ pub enum FindingKind {
     LoadBalancerUnreachable,
     ObserverNotObserving,
     ExporterDown,
+    QuorumCertificate,
+    EnsembleNotTls,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 22] = [
+    pub const ALL: [FindingKind; 24] = [
         FindingKind::EnsembleChanged,
         FindingKind::ClusterMissing,
         FindingKind::ClusterDeleting,
@@ -74,6 +76,8 @@ impl FindingKind {
         FindingKind::LoadBalancerUnreachable,
         FindingKind::ObserverNotObserving,
         FindingKind::ExporterDown,
+        FindingKind::QuorumCertificate,
+        FindingKind::EnsembleNotTls,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +104,8 @@ impl FindingKind {
             FindingKind::LoadBalancerUnreachable => "load-balancer-unreachable",
             FindingKind::ObserverNotObserving => "observer-not-observing",
             FindingKind::ExporterDown => "exporter-down",
+            FindingKind::QuorumCertificate => "quorum-certificate",
+            FindingKind::EnsembleNotTls => "ensemble-not-tls",
         }
     }
 }
@@ -147,6 +153,8 @@ pub enum DriftStatus {
 pub struct DriftReport {
     pub format_version: u32,
     pub environment: String,
+    /// Whether the environment's observers speak quorum TLS (`fleet.quorum`).
+    pub quorum_tls: bool,
     pub status: DriftStatus,
     /// `true` or `false` once checked; `null` when skipped or failed.
     pub clean: Option<bool>,
@@ -159,6 +167,22 @@ pub struct DriftReport {
     pub findings: Vec<Finding>,
     /// Which commit deployed each object of this tool and each observer host read.
     pub deployed: Vec<crate::provenance::Record>,
+    /// What each participant's election port answered to a TLS handshake from an observer host:
+    /// whether the ensemble speaks quorum TLS, and its certificate.
+    pub ensemble_tls: Vec<ElectionProbe>,
+}
+
+/// One participant's election port as a TLS handshake from an observer host found it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ElectionProbe {
+    /// `server.N`.
+    pub participant: String,
+    /// `host:port`, as the observers' zoo.cfg names it.
+    pub address: String,
+    /// The observer host the handshake came from.
+    pub from: String,
+    #[serde(flatten)]
+    pub answer: hosts::tls::ElectionAnswer,
 }
 
 impl DriftReport {
@@ -166,6 +190,7 @@ impl DriftReport {
         DriftReport {
             format_version: FORMAT_VERSION,
             environment: environment.to_string(),
+            quorum_tls: false,
             status: if findings.is_empty() {
                 DriftStatus::Clean
             } else {
@@ -176,6 +201,7 @@ impl DriftReport {
             error: None,
             findings,
             deployed: vec![],
+            ensemble_tls: vec![],
         }
     }
 
@@ -228,6 +254,19 @@ impl Report for DriftReport {
             );
             output::diff(&f.diff);
         }
+        let tls: Vec<&str> = self
+            .ensemble_tls
+            .iter()
+            .filter(|p| matches!(p.answer, hosts::tls::ElectionAnswer::Tls { .. }))
+            .map(|p| p.participant.as_str())
+            .collect();
+        if !tls.is_empty() && !self.quorum_tls {
+            output::line(&format!(
+                "note: the ensemble's election ports answer TLS ({}): the observers can move to quorum TLS \
+                 (docs/networking.md, \"Moving a running ensemble to TLS\")",
+                tls.join(", ")
+            ));
+        }
         output::line(&if self.findings.is_empty() {
             format!("no drift in {}", self.environment)
         } else {
@@ -260,7 +299,14 @@ pub fn run(args: &DriftArgs) -> DriftReport {
     };
     let checked = block_on(async {
         let cluster = Cluster::connect(&env, &args.cluster, API_BUDGET).await?;
-        drift_waiting(&cluster, &env, &args.ssh, args.lock_wait).await
+        drift_waiting(
+            &cluster,
+            &env,
+            &args.ssh,
+            args.lock_wait,
+            args.certificate_warning,
+        )
+        .await
     });
     checked.unwrap_or_else(|e| DriftReport::failed(&env.name, &e))
 }
@@ -271,7 +317,7 @@ pub async fn drift(
     env: &manifests::Environment,
     ssh: &crate::cli::SshArgs,
 ) -> Result<DriftReport> {
-    drift_waiting(cluster, env, ssh, Duration::ZERO).await
+    drift_waiting(cluster, env, ssh, Duration::ZERO, CERTIFICATE_WARNING).await
 }
 
 /// The drift check of `env`. While a deploy holds the lock, a half-finished deploy would be
@@ -282,6 +328,7 @@ pub async fn drift_waiting(
     env: &manifests::Environment,
     ssh: &crate::cli::SshArgs,
     lock_wait: Duration,
+    certificate_warning: Duration,
 ) -> Result<DriftReport> {
     let started = Instant::now();
     loop {
@@ -493,6 +540,8 @@ pub async fn drift_waiting(
             findings.push(finding(FindingKind::ExporterDown, &object, &h.detail));
         }
     }
+    let (tls_findings, ensemble_tls) = quorum_tls_findings(env, &reads, certificate_warning);
+    findings.extend(tls_findings);
     findings.extend(retired_findings(env, &reads.retired));
     findings.extend(unlisted_observers(env, &reads));
     // Where the live state came from: the commit of each object and host, on each finding too.
@@ -521,8 +570,135 @@ pub async fn drift_waiting(
     reads.close().await;
     Ok(DriftReport {
         deployed,
+        ensemble_tls,
+        quorum_tls: matches!(env.fleet.quorum, hosts::QuorumSecurity::Tls { .. }),
         ..DriftReport::checked(&env.name, findings)
     })
+}
+
+/// How long before a quorum certificate's end drift reports it (`--certificate-warning`).
+pub const CERTIFICATE_WARNING: Duration = Duration::from_secs(30 * 86_400);
+
+/// Quorum TLS as deployed: each observer's certificates (expired, expiring within `window`, or
+/// unreadable while its ZooKeeper runs), and each participant's election port as a handshake
+/// from the observer hosts found it: with a TLS environment, one that answers no TLS is a
+/// finding, and so is a participant certificate near its end. Participants are reported once,
+/// from the first host that reached them.
+fn quorum_tls_findings(
+    env: &manifests::Environment,
+    reads: &plan::Reads<'_>,
+    window: Duration,
+) -> (Vec<Finding>, Vec<ElectionProbe>) {
+    use hosts::tls::ElectionAnswer;
+    let now = jiff::Timestamp::now();
+    let tls = matches!(env.fleet.quorum, hosts::QuorumSecurity::Tls { .. });
+    let mut findings = Vec::new();
+    let mut probes: Vec<(u32, ElectionProbe)> = Vec::new();
+    for r in &reads.fleet.reached {
+        let object = format!("host/{}", r.observer.name);
+        let observed = &r.observed;
+        for (store, certs) in &observed.certificates {
+            let what = if store == "keystore" {
+                "key store"
+            } else {
+                "trust store"
+            };
+            match certs {
+                Ok(certs) => {
+                    for c in certs {
+                        if let Some(p) = c.expiry_problem(now, window) {
+                            findings.push(finding(
+                                FindingKind::QuorumCertificate,
+                                &object,
+                                format!(
+                                    "its quorum {what}'s certificate {p}: issue a new one and deploy \
+                                     (it goes out host by host behind the health gate)"
+                                ),
+                            ));
+                        }
+                    }
+                }
+                // A stopped container says so in its own finding.
+                Err(e) if observed.running.is_empty() => {
+                    tracing::debug!("{object}: {what} not read: {e}")
+                }
+                Err(e) => findings.push(finding(
+                    FindingKind::QuorumCertificate,
+                    &object,
+                    format!("its quorum {what} could not be read in its container: {e}"),
+                )),
+            }
+        }
+        let Some(cfg) = observed.file(ZOO_CFG_FILE) else {
+            continue;
+        };
+        for (id, host) in zoo_cfg_servers(cfg) {
+            if !env.ensemble.participants().iter().any(|p| p.id.get() == id) {
+                continue;
+            }
+            let address = if host.contains(':') {
+                format!("[{host}]:{}", env.ensemble.election_port)
+            } else {
+                format!("{host}:{}", env.ensemble.election_port)
+            };
+            let participant = format!("server.{id}");
+            let Some(answer) = observed.election_tls.get(&address) else {
+                continue;
+            };
+            // A definite answer (TLS or plaintext) from any host wins over "unreachable".
+            let definite = |a: &ElectionAnswer| {
+                matches!(a, ElectionAnswer::Tls { .. } | ElectionAnswer::Plaintext)
+            };
+            if let Some(i) = probes.iter().position(|(n, _)| *n == id) {
+                if !definite(answer) || definite(&probes[i].1.answer) {
+                    continue;
+                }
+                probes.remove(i);
+            }
+            probes.push((
+                id,
+                ElectionProbe {
+                    participant,
+                    address,
+                    from: object.clone(),
+                    answer: answer.clone(),
+                },
+            ));
+        }
+    }
+    probes.sort_by_key(|(id, _)| *id);
+    let probes: Vec<ElectionProbe> = probes.into_iter().map(|(_, p)| p).collect();
+    if tls {
+        for p in &probes {
+            match &p.answer {
+                ElectionAnswer::Plaintext => findings.push(finding(
+                    FindingKind::EnsembleNotTls,
+                    format!("StatefulSet/{}/{}", env.ensemble.namespace, env.ensemble.statefulset),
+                    format!(
+                        "{} at {} answers no TLS handshake (from {}): the ensemble does not speak quorum TLS \
+                         there, and observers with sslQuorum=true cannot join through it. Move the ensemble \
+                         to TLS (docs/networking.md, \"Moving a running ensemble to TLS\")",
+                        p.participant, p.address, p.from
+                    ),
+                )),
+                ElectionAnswer::Tls { certificate: c } => {
+                    if let Some(problem) = c.expiry_problem(now, window) {
+                        findings.push(finding(
+                            FindingKind::QuorumCertificate,
+                            format!("StatefulSet/{}/{}", env.ensemble.namespace, env.ensemble.statefulset),
+                            format!(
+                                "{} at {} shows the certificate {problem}: renew the ensemble's key store \
+                                 (the Secret the ensemble artifact names)",
+                                p.participant, p.address
+                            ),
+                        ));
+                    }
+                }
+                ElectionAnswer::Unreachable | ElectionAnswer::Unknown { .. } => {}
+            }
+        }
+    }
+    (findings, probes)
 }
 
 /// How often a waiting drift check asks whether the deploy lock is free.
@@ -750,6 +926,14 @@ mod tests {
                 "a",
                 Some(&crate::provenance::Deployed::now("production").to_file()),
             )],
+            ensemble_tls: vec![ElectionProbe {
+                participant: "server.1".into(),
+                address: "10.8.0.21:3888".into(),
+                from: "host/a".into(),
+                answer: hosts::tls::ElectionAnswer::parse(
+                    "tls\tnotAfter=Nov 30 09:12:00 2027 GMT\tsubject=CN = z\tissuer=CN = ca",
+                ),
+            }],
             ..DriftReport::checked("production", vec![f])
         })
         .unwrap();
@@ -761,6 +945,10 @@ mod tests {
         assert_eq!(keys(&example), keys(&real));
         assert_eq!(keys(&example["findings"][0]), keys(&real["findings"][0]));
         assert_eq!(keys(&example["deployed"][0]), keys(&real["deployed"][0]));
+        let (e, r) = (&example["ensemble_tls"][0], &real["ensemble_tls"][0]);
+        assert_eq!(keys(e), keys(r));
+        assert_eq!(keys(&e["certificate"]), keys(&r["certificate"]));
+        assert_eq!(r["certificate"]["not_after"], "2027-11-30T09:12:00Z");
         assert_eq!(example["format_version"], FORMAT_VERSION);
     }
 

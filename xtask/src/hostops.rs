@@ -792,6 +792,22 @@ pub fn parse_inspect(out: &[u8], kind: MetricsKind) -> Result<Observed> {
             .filter_map(|l| l.split_once('\t'))
             .map(|(o, d)| (o.to_string(), d.to_string()))
             .collect(),
+        certificates: ["keystore", "truststore"]
+            .into_iter()
+            .filter_map(|store| {
+                let text = f.get(&format!("certificates {store}"))?;
+                Some((
+                    store.to_string(),
+                    hosts::tls::parse_keytool_list(&String::from_utf8_lossy(text)),
+                ))
+            })
+            .collect(),
+        election_tls: f
+            .text("election-tls")
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(t, a)| (t.to_string(), hosts::tls::ElectionAnswer::parse(a)))
+            .collect(),
     })
 }
 
@@ -1406,6 +1422,22 @@ mod tests {
         assert_eq!(observed.secrets[hosts::tls::KEY_STORE_FILE], None);
         let listed = Script::Inspect.text();
         assert!(listed.contains(&format!("for f in {}; do", SECRET_FILES.join(" "))));
+        // drift's keytool reads the stores where compose binds them.
+        for (store, pass) in [
+            (
+                hosts::tls::KEY_STORE_FILE,
+                hosts::tls::KEY_STORE_PASSWORD_FILE,
+            ),
+            (
+                hosts::tls::TRUST_STORE_FILE,
+                hosts::tls::TRUST_STORE_PASSWORD_FILE,
+            ),
+        ] {
+            let s = store.trim_start_matches("quorum-").trim_end_matches(".p12");
+            assert_eq!(pass, format!("quorum-{s}.pass"));
+            assert!(listed.contains(&format!("{}/quorum-$s.p12", hosts::tls::CONTAINER_DIR)));
+            assert!(listed.contains("for s in keystore truststore; do"));
+        }
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub fn tree(env: &Environment) -> Result<Tree> {
     ];
     let hosts = manifests::render_host_files(env, &AddressSource::Recorded)
         .with_context(|| format!("rendering the observers' files of environment {}", env.name))?;
+    // The ensemble's side of quorum TLS: a reviewed artifact for the helm release's owners.
+    for (name, contents) in manifests::ensemble_tls::files(env) {
+        files.push((Path::new("ensemble").join(name), contents));
+    }
     for (observer, host_files) in hosts {
         for (name, contents) in host_files.files() {
             files.push((

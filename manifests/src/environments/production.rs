@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use hosts::net::v4;
 use hosts::{port, ImageRef, Metrics, ObserverFleet, ServerAddress, ZkVersion, ZooSettings};
 
-use crate::environment::{Ensemble, Environment, EnvironmentKind, Monitoring};
+use crate::environment::{Ensemble, EnsembleTls, Environment, EnvironmentKind, Monitoring};
 use crate::provider::LoadBalancerProvider;
 
 pub fn environment() -> Environment {
@@ -31,6 +31,10 @@ pub fn environment() -> Environment {
                 (1, ServerAddress::Ip(v4(10, 1, 0, 13))),
                 (2, ServerAddress::Ip(v4(10, 1, 0, 6))),
             ]),
+            quorum_tls: EnsembleTls {
+                secret: "xxx-zookeeper-quorum-tls".into(),
+                mount_dir: "/quorum-tls".into(),
+            },
         },
         load_balancer: LoadBalancerProvider::Tke {
             cluster_id: "cls-xxxxxx".into(),

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use hosts::net::v4;
 use hosts::{port, ImageRef, Metrics, ObserverFleet, ServerAddress, ZkVersion, ZooSettings};
 
-use crate::environment::{Ensemble, Environment, EnvironmentKind, Monitoring, ServiceMonitorSpec};
+use crate::environment::{
+    Ensemble, EnsembleTls, Environment, EnvironmentKind, Monitoring, ServiceMonitorSpec,
+};
 use crate::provider::LoadBalancerProvider;
 
 pub fn environment() -> Environment {
@@ -30,6 +32,11 @@ pub fn environment() -> Environment {
                 (1, ServerAddress::Ip(v4(198, 18, 0, 12))),
                 (2, ServerAddress::Ip(v4(198, 18, 0, 13))),
             ]),
+            // The sandbox's participants read the stores the sandbox makes there at start.
+            quorum_tls: EnsembleTls {
+                secret: "sandbox-zookeeper-quorum-tls".into(),
+                mount_dir: format!("{}/ensemble", hosts::inventory::sandbox::TLS_DIR),
+            },
         },
         load_balancer: LoadBalancerProvider::Sandbox,
         extra_source_ranges: vec![],

@@ -11,7 +11,6 @@ use anyhow::{bail, Context, Result};
 use manifests::Environment;
 
 use super::net::CLUSTER_NS;
-use super::tls::{Ca, Store};
 use super::{process, RUN_DIR};
 
 pub struct Ensemble {
@@ -74,6 +73,25 @@ impl Server {
         Ok(())
     }
 
+    /// Restarts it with `keys` (zoo.cfg lines) in place of its quorum TLS keys, as a rolling
+    /// restart of the chart does after a change of the participants' configuration.
+    pub fn restart_with(&self, keys: &str) -> Result<()> {
+        let path = self.dir.join("zoo.cfg");
+        let cfg = std::fs::read_to_string(&path)?;
+        let kept: String = cfg
+            .lines()
+            .filter(|l| {
+                !(l.starts_with("sslQuorum=")
+                    || l.starts_with("portUnification=")
+                    || l.starts_with("ssl.quorum."))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        self.stop();
+        std::fs::write(&path, format!("{kept}{keys}"))?;
+        self.start()
+    }
+
     /// Its `Mode:` (`leader`, `follower`), or `down`.
     pub fn mode(&self) -> String {
         four_letter_word(&self.address, 2181, "srvr")
@@ -101,12 +119,13 @@ pub fn four_letter_word(address: &str, port: u16, word: &str) -> std::io::Result
 
 impl Ensemble {
     pub fn start(env: &Environment) -> Result<Ensemble> {
-        Ensemble::start_with(env, None)
+        Ensemble::start_with(env, false)
     }
 
-    /// The ensemble; with `tls` (the CA and its trust store), its quorum speaks TLS only, each
-    /// participant holding a key store the CA signed for its load-balancer address.
-    pub fn start_with(env: &Environment, tls: Option<(&Ca, &Store)>) -> Result<Ensemble> {
+    /// The ensemble; with `tls`, its quorum speaks TLS only: every participant gets the keys of
+    /// the environment's ensemble artifact (`manifests::ensemble_tls`, its last step), reading
+    /// the stores [`super::tls::mount_participant_stores`] put where the artifact says.
+    pub fn start_with(env: &Environment, tls: bool) -> Result<Ensemble> {
         let e = &env.ensemble;
         let lines: Vec<String> = e
             .participants()
@@ -118,6 +137,11 @@ impl Ensemble {
                 )
             })
             .collect();
+        let tls_lines = if tls {
+            artifact_keys(env, manifests::ensemble_tls::Step::TlsOnly)
+        } else {
+            String::new()
+        };
         let mut servers = Vec::new();
         for p in e.participants() {
             let address = e.recorded_addresses[&p.ordinal].to_string();
@@ -125,13 +149,6 @@ impl Ensemble {
             std::fs::create_dir_all(dir.join("data"))
                 .with_context(|| format!("creating {}", dir.display()))?;
             std::fs::write(dir.join("data/myid"), format!("{}\n", p.id))?;
-            let tls_lines = match tls {
-                Some((ca, trust)) => {
-                    let key = ca.issued(&p.pod_name, &address)?;
-                    super::tls::zoo_cfg_lines(&key, trust)
-                }
-                None => String::new(),
-            };
             // The participants list only each other: they never hear of the observers.
             let cfg = format!(
                 "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort=2181\nclientPortAddress={address}\n\
@@ -177,6 +194,22 @@ impl Ensemble {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// A rolling restart with `keys` (see [`Server::restart_with`]): one server at a time, the
+    /// followers first and the leader last, each time waiting for the quorum to form again
+    /// (upstream's availability rule for the move to TLS). `between` runs after each server.
+    pub fn roll(&self, keys: &str, timeout: Duration, mut between: impl FnMut(u32)) -> Result<()> {
+        let leader = self.leader().map(|s| s.id);
+        let mut order: Vec<&Server> = self.servers.iter().collect();
+        order.sort_by_key(|s| Some(s.id) == leader);
+        for s in order {
+            s.restart_with(keys)?;
+            self.wait_for_quorum(timeout)
+                .with_context(|| format!("after restarting server {}", s.id))?;
+            between(s.id);
+        }
+        Ok(())
     }
 
     /// The server that currently leads.
@@ -239,6 +272,15 @@ impl Ensemble {
     }
 }
 
+/// The zoo.cfg keys of `step` of the environment's ensemble artifact, its comments left out.
+pub fn artifact_keys(env: &Environment, step: manifests::ensemble_tls::Step) -> String {
+    manifests::ensemble_tls::zoo_cfg_keys(env, step)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// An impostor: a plain ZooKeeper server, without any credential, that announces itself to the
 /// ensemble as observer `id`, as anyone can who reaches the load balancers' quorum ports. It runs
 /// in network namespace `ns` (so its connections come from that namespace's address), lists the
@@ -269,7 +311,7 @@ impl Impostor {
         servers: &[String],
         client_address: &str,
         client_port: u16,
-        tls: Option<(&Store, &Store)>,
+        tls: Option<(&super::tls::Store, &super::tls::Store)>,
     ) -> Result<Impostor> {
         let dir = Path::new(RUN_DIR).join(format!("impostor-{id}"));
         let _ = std::fs::remove_dir_all(&dir);

@@ -41,7 +41,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use manifests::Environment;
 
-pub use ensemble::{four_letter_word, Ensemble, Impostor};
+pub use ensemble::{artifact_keys, four_letter_word, Ensemble, Impostor};
 pub use hosts::ObserverHost;
 
 /// Where the sandbox keeps state that survives runs: each host's Docker data root (with its
@@ -140,31 +140,27 @@ impl Sandbox {
             sandbox.bastions.push(b);
         }
         if options.ensemble {
-            if options.quorum_tls {
-                // Where the sandbox environment reads it (hosts::inventory::sandbox::TLS_DIR).
-                let dir = Path::new(::hosts::inventory::sandbox::TLS_DIR);
-                let e = &sandbox.env.ensemble;
-                let servers: Vec<(String, String)> = sandbox
-                    .env
-                    .fleet
-                    .observers
-                    .iter()
-                    .map(|o| (o.name.clone(), o.address.to_string()))
-                    .chain(e.participants().iter().map(|p| {
-                        (
-                            p.pod_name.clone(),
-                            e.recorded_addresses[&p.ordinal].to_string(),
-                        )
-                    }))
-                    .collect();
-                sandbox.tls = Some(tls::material(
-                    &Path::new(CACHE_DIR).join("tls"),
-                    dir,
-                    &servers,
-                )?);
-            }
-            let tls = sandbox.tls.as_ref().map(|(ca, trust)| (ca, trust));
-            sandbox.ensemble = Some(Ensemble::start_with(&sandbox.env, tls)?);
+            // The quorum TLS material, made whether or not the quorum starts with TLS (a test
+            // moves a plaintext ensemble to TLS), where the sandbox environment reads it
+            // (hosts::inventory::sandbox::TLS_DIR), the participants' Secret "mounted" where
+            // the environment's ensemble artifact says.
+            let dir = Path::new(::hosts::inventory::sandbox::TLS_DIR);
+            let e = &sandbox.env.ensemble;
+            let servers: Vec<(String, String)> = sandbox
+                .env
+                .fleet
+                .observers
+                .iter()
+                .map(|o| (o.name.clone(), o.address.to_string()))
+                .chain(std::iter::once((
+                    tls::PARTICIPANTS.to_string(),
+                    e.recorded_addresses[&0].to_string(),
+                )))
+                .collect();
+            let (ca, trust) = tls::material(&Path::new(CACHE_DIR).join("tls"), dir, &servers)?;
+            tls::mount_participant_stores(&sandbox.env, &ca, &trust)?;
+            sandbox.tls = Some((ca, trust));
+            sandbox.ensemble = Some(Ensemble::start_with(&sandbox.env, options.quorum_tls)?);
         }
         if options.hosts {
             for observer in &sandbox.env.fleet.observers {

@@ -111,7 +111,7 @@ impl Ca {
         };
         let store = ca.file("p12");
         let _ = std::fs::remove_file(&store);
-        generate("ca", name, &store, &["-ext", "bc:c", "-validity", "30"])?;
+        generate("ca", name, &store, &["-ext", "bc:c", "-validity", "3650"])?;
         let pem = keytool(
             &[
                 "-exportcert",
@@ -214,7 +214,7 @@ impl Ca {
     }
 
     /// The key store `<name>.p12` of this CA's directory when it is there, else issued for `ip`
-    /// (valid 30 days).
+    /// (valid a year: beyond drift's 30-day expiry warning).
     pub fn issued(&self, name: &str, ip: &str) -> Result<Store> {
         let path = self.dir.join(format!("{name}.p12"));
         let password_file = self.dir.join(format!("{name}.pass"));
@@ -224,17 +224,19 @@ impl Ca {
                 password_file,
             });
         }
-        self.issue(name, ip, None, 30)
+        self.issue(name, ip, None, 365)
     }
 }
 
 /// The sandbox's CA, trust store and a key store per server of `servers` (name, IP address): made
 /// once in `cache` (every keytool run starts a JVM; a sandbox start would otherwise spend some
-/// 20 s on them), made again when older than a week (the certificates last 30 days), and copied
+/// 20 s on them), made again when older than a week (the certificates last a year, the CA ten),
+/// and copied
 /// fresh into `dir`, where tests may replace a store without touching the cache.
 pub fn material(cache: &Path, dir: &Path, servers: &[(String, String)]) -> Result<(Ca, Store)> {
     const NAME: &str = "sandbox-quorum-ca";
-    let done = cache.join("made");
+    // The marker names the recipe: material of an older one (30-day certificates) is made again.
+    let done = cache.join("made-v2");
     let fresh = std::fs::metadata(&done)
         .and_then(|m| m.modified())
         .ok()
@@ -264,6 +266,35 @@ pub fn material(cache: &Path, dir: &Path, servers: &[(String, String)]) -> Resul
             password_file: dir.join("truststore.pass"),
         },
     ))
+}
+
+/// The name of the key store the participants share (the ensemble artifact's Secret).
+pub const PARTICIPANTS: &str = "sandbox-zookeeper-participants";
+
+/// The participants' Secret, as the chart would mount it: the shared key store and the trust
+/// store under the environment's `ensemble.quorum_tls.mount_dir`, by the artifact's key names.
+pub fn mount_participant_stores(
+    env: &manifests::Environment,
+    ca: &Ca,
+    trust: &Store,
+) -> Result<()> {
+    use manifests::ensemble_tls::*;
+    let dir = Path::new(&env.ensemble.quorum_tls.mount_dir);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key = ca.issued(
+        PARTICIPANTS,
+        &env.ensemble.recorded_addresses[&0].to_string(),
+    )?;
+    for (from, to) in [
+        (&key.path, KEY_STORE),
+        (&key.password_file, KEY_STORE_PASSWORD),
+        (&trust.path, TRUST_STORE),
+        (&trust.password_file, TRUST_STORE_PASSWORD),
+    ] {
+        std::fs::copy(from, dir.join(to))
+            .with_context(|| format!("copying {} into {}", from.display(), dir.display()))?;
+    }
+    Ok(())
 }
 
 /// The zoo.cfg lines of quorum TLS for a server holding `key` and trusting `trust` (hostname
@@ -330,5 +361,45 @@ mod tests {
         assert!(t.contains("Entry type: trustedCertEntry"), "{t}");
         assert!(!t.contains("PrivateKeyEntry"), "{t}");
         assert!(zoo_cfg_lines(&key, &trust).contains("sslQuorum=true\n"));
+    }
+
+    /// What drift reads of a deployed store (`scripts/inspect.sh`: keytool in UTC and English)
+    /// parses: the product's parser against the real keytool's output, dates included.
+    #[test]
+    fn the_products_parser_reads_real_keytool_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new(dir.path(), "sandbox-ca").unwrap();
+        let key = ca
+            .issue("zk-observer-1", "198.18.1.4", Some("-20d"), 30)
+            .unwrap();
+        let out = keytool(
+            &[
+                "-J-Duser.timezone=UTC",
+                "-J-Duser.language=en",
+                "-list",
+                "-v",
+                "-storetype",
+                "PKCS12",
+                "-keystore",
+                &key.path.display().to_string(),
+                "-storepass:file",
+                &key.password_file.display().to_string(),
+            ],
+            None,
+        )
+        .unwrap();
+        let certs = hosts::tls::parse_keytool_list(&String::from_utf8(out).unwrap()).unwrap();
+        let own = certs
+            .iter()
+            .find(|c| c.subject == "CN=zk-observer-1")
+            .expect("the server's certificate");
+        assert_eq!(own.issuer, "CN=sandbox-ca");
+        // Issued 20 days ago for 30: 10 days left (to the second: keytool ran just now).
+        let left = own.not_after.as_second() - jiff::Timestamp::now().as_second();
+        assert!(
+            (9 * 86_400..=10 * 86_400 + 60).contains(&left),
+            "{left} s left"
+        );
+        assert!(certs.iter().any(|c| c.subject == "CN=sandbox-ca"));
     }
 }

@@ -13,7 +13,8 @@
 # exist, and the running compose services. When ZooKeeper observes and the exporter answers on the
 # host's own published ports, both containers evidently run and the docker CLI (the costly part
 # when many runs read a host) is not asked. With MODE `full` (drift), every running container this
-# tool made on the host is listed too, whatever its directory (an observer the inventory lost).
+# tool made on the host is listed too, whatever its directory (an observer the inventory lost),
+# with the deployed certificates' dates and each participant's answer to a TLS handshake.
 d=$1 project=$2 addr=$3 client_port=$4 metrics_port=$5 answer_timeout=$6
 zookeeper_service=$7 exporter_service=$8 drift_key=$9 marker=${10} mode=${11} observer=${12}
 shift 12
@@ -113,6 +114,55 @@ if [ -f "$d/.zk-observers/deployed.json" ] && [ ! -L "$d/.zk-observers" ] \
 fi
 frame deployed "$deployed"
 if [ "$mode" = full ]; then
+  # Quorum TLS (drift). The certificates of the deployed stores, read by keytool in the running
+  # ZooKeeper container as its user (the stores are 0600): names and dates only, in UTC and
+  # English (`hosts::tls::parse_keytool_list`).
+  if [ -f "$d/quorum-keystore.p12" ] && [ ! -L "$d/quorum-keystore.p12" ]; then
+    zk=$(docker ps -q --filter "label=com.docker.compose.project=$project" \
+      --filter "label=com.docker.compose.service=$zookeeper_service" --filter status=running \
+      2>/dev/null | head -n 1 || true)
+    for s in keystore truststore; do
+      if [ -z "$zk" ]; then
+        frame "certificates $s" "keytool error: its ZooKeeper container is not running"
+        continue
+      fi
+      out=$(docker exec "$zk" keytool -J-Duser.timezone=UTC -J-Duser.language=en -list -v \
+        -storetype PKCS12 -keystore "/tls/quorum-$s.p12" -storepass:file "/tls/quorum-$s.pass" 2>&1) \
+        || out="keytool error: ${out##*$'\n'}"
+      frame "certificates $s" "$(grep -E '^(Owner|Issuer|Valid from|keytool error)' <<<"$out" || true)"
+    done
+  fi
+  # What each participant's election port answers to a TLS handshake from this host (openssl;
+  # no certificate offered, so a TLS quorum shows its certificate and then refuses): whether the
+  # ensemble speaks quorum TLS, and until when its certificate is valid. One connection each,
+  # which a participant logs as a failed handshake.
+  zoo_cfg_election "$d/${files[0]}"
+  tls=
+  if ! command -v openssl >/dev/null 2>&1; then
+    for t in "${election[@]}"; do tls+="$t unknown"$'\t'"no openssl on the host"$'\n'; done
+  else
+    tls=$(
+      for t in "${election[@]}"; do
+        (
+          h=${t%:*}; p=${t##*:}; h=${h#[}; h=${h%]}
+          # shellcheck disable=SC2016 # $0 and $1 are the inner bash's arguments
+          if ! timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$h" "$p" 2>/dev/null; then
+            printf '%s unreachable\n' "$t"
+            exit 0
+          fi
+          a=$(timeout 5 openssl s_client -connect "$t" -showcerts </dev/null 2>/dev/null || true)
+          if [[ $a == *"-----BEGIN CERTIFICATE-----"* ]]; then
+            c=$(openssl x509 -noout -enddate -subject -issuer <<<"$a" 2>&1 | tr '\n' '\t')
+            printf '%s tls\t%s\n' "$t" "$c"
+          else
+            printf '%s plaintext\n' "$t"
+          fi
+        ) &
+      done
+      wait
+    )
+  fi
+  frame election-tls "$tls"
   frame deploy-dir-resolved "$(cd "$d" 2>/dev/null && pwd -P)"
   frame containers "$(docker ps --filter label=zk-observers.dev/managed-by=zk-observers-xtask \
     --format '{{.Label "zk-observers.dev/observer"}}	{{.Label "com.docker.compose.project.working_dir"}}' 2>&1 || true)"
