@@ -345,7 +345,7 @@ fn a_selector_key_added_by_hand_is_a_conflict_and_force_replaces_the_whole_selec
 /// (diff) agree that everything is in sync.
 #[test]
 fn observers_whose_addresses_sort_differently_as_strings_stay_in_sync() {
-    use xtask::plan::{self, Action, Planner};
+    use xtask::cluster::plan::{self, Action, Planner};
     let mut env = manifests::environments::sandbox::environment();
     env.fleet.observers[0].scrape = Some("198.18.1.9".parse().unwrap());
     env.fleet.observers[1].scrape = Some("198.18.1.10".parse().unwrap());

@@ -893,7 +893,7 @@ fn deploy_env_with(
     raise: Option<std::sync::mpsc::Sender<xtask::signals::Raiser>>,
     edit: impl FnOnce(&mut xtask::cli::DeployArgs),
 ) -> (u8, serde_json::Value) {
-    use xtask::report::Report as _;
+    use xtask::output::report::Report as _;
     let dry_run = false;
     let mut args = xtask::cli::DeployArgs {
         selection: xtask::cli::ClusterSelection {
@@ -934,7 +934,8 @@ fn deploy_env_with(
             lock: None,
             interrupt: Some(&interrupt),
         };
-        xtask::deploy::deploy(&cluster, env, &args, xtask::cli::OutputFormat::Json, guard).await
+        xtask::commands::deploy::deploy(&cluster, env, &args, xtask::cli::OutputFormat::Json, guard)
+            .await
     });
     match report {
         Ok(report) => (report.exit_code(), report.json()),
@@ -988,11 +989,11 @@ fn drift_report_as(w: &World, env: &manifests::Environment, identity: &std::path
         kubeconfig: Some(w.dir().join("kubeconfig")),
         ..Default::default()
     };
-    use xtask::report::Report as _;
+    use xtask::output::report::Report as _;
     let report = xtask::cluster::block_on(async {
         let cluster =
             xtask::cluster::Cluster::connect(env, &cluster_args, Duration::from_secs(30)).await?;
-        xtask::drift::drift(&cluster, env, &ssh).await
+        xtask::commands::drift::drift(&cluster, env, &ssh).await
     })
     .unwrap();
     report.json()

@@ -479,7 +479,7 @@ fn batches_never_take_more_observers_out_of_service_than_the_budget_and_a_failed
         AddressChoice, ClusterArgs, ClusterSelection, HostTargets, MaxUnavailable, OutputFormat,
         PushArgs, RolloutArgs, SshArgs,
     };
-    use xtask::report::Outcome as _;
+    use xtask::output::report::Outcome as _;
     // Four observers (the benchmark's generated environment), one test-only host key.
     let keys = tempfile::tempdir().unwrap();
     let key = keys.path().join("host_ed25519_key");
@@ -519,7 +519,7 @@ fn batches_never_take_more_observers_out_of_service_than_the_budget_and_a_failed
     };
     let push = |env: &manifests::Environment, max: MaxUnavailable| {
         let files = manifests::render_host_files(env, &manifests::AddressSource::Recorded).unwrap();
-        xtask::cluster::block_on(xtask::push::push(
+        xtask::cluster::block_on(xtask::commands::push::push(
             env,
             &observers,
             &files,
@@ -530,7 +530,7 @@ fn batches_never_take_more_observers_out_of_service_than_the_budget_and_a_failed
         .unwrap()
         .hosts
     };
-    let results = |hosts: &[xtask::report::HostReport]| -> Vec<String> {
+    let results = |hosts: &[xtask::output::report::HostReport]| -> Vec<String> {
         hosts.iter().map(|h| h.result.word().to_string()).collect()
     };
     let two = MaxUnavailable::Count(2);
@@ -547,9 +547,11 @@ fn batches_never_take_more_observers_out_of_service_than_the_budget_and_a_failed
     assert!(most >= 1, "the watch saw the restarts");
     // Each batch together, the next only after it was healthy.
     let (b1, b2) = (&hosts[0..2], &hosts[2..4]);
-    let healthy = |b: &[xtask::report::HostReport]| b.iter().map(|h| h.healthy_ms.unwrap()).max();
-    let started =
-        |b: &[xtask::report::HostReport]| b.iter().map(|h| h.restart_started_ms.unwrap()).min();
+    let healthy =
+        |b: &[xtask::output::report::HostReport]| b.iter().map(|h| h.healthy_ms.unwrap()).max();
+    let started = |b: &[xtask::output::report::HostReport]| {
+        b.iter().map(|h| h.restart_started_ms.unwrap()).min()
+    };
     assert!(
         started(b2) >= healthy(b1),
         "batch 2 started after batch 1 was healthy"
@@ -680,7 +682,7 @@ fn an_observer_behind_nat_is_refused_until_its_egress_is_declared() {
     };
     xtask::cluster::block_on(async {
         let cluster = xtask::cluster::Cluster::connect(&env, &args.cluster, args.timeout).await?;
-        xtask::deploy::deploy(
+        xtask::commands::deploy::deploy(
             &cluster,
             &env,
             &args,

@@ -311,11 +311,13 @@ fn an_interrupted_upload_leaves_the_old_file_and_a_rerun_converges() {
 
     // The upload protocol itself: a stream cut short never replaces the file.
     let new = old.replace("syncLimit=10", "syncLimit=7");
-    let sum = xtask::hostops::sha256_hex(new.as_bytes());
+    let sum = xtask::fleet::hostops::sha256_hex(new.as_bytes());
     let mut ssh = sb.ssh("198.18.1.4");
     ssh.arg(format!(
         "sh -c '{}' zk-observers {dir} zoo.cfg {sum} 1000 1000",
-        xtask::hostops::Script::Write.text().replace('\'', "'\\''")
+        xtask::fleet::hostops::Script::Write
+            .text()
+            .replace('\'', "'\\''")
     ))
     .stdin(std::process::Stdio::piped());
     let mut child = ssh.spawn().unwrap();

@@ -19,7 +19,7 @@ use xtask::cli::{
 };
 use xtask::cluster::{block_on, Cluster};
 use xtask::lock::Guard;
-use xtask::report::HostResult;
+use xtask::output::report::HostResult;
 
 use crate::{BenchArgs, BenchChildArgs};
 
@@ -94,7 +94,7 @@ pub fn run(args: &BenchArgs) -> Result<u8> {
     })();
     // The figures taken so far are printed even when a later section failed.
     println!("\n{}", table(&machine, &rows));
-    result.map(|()| xtask::exit::OK)
+    result.map(|()| xtask::output::exit::OK)
 }
 
 fn machine() -> String {
@@ -260,7 +260,7 @@ fn fan_out(n: u8, args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     };
     let deploy_args = deploy_args(&env, ssh.clone(), cluster_args, MaxUnavailable::Count(1));
     let deploy = || -> Result<Duration> {
-        use xtask::report::Report as _;
+        use xtask::output::report::Report as _;
         let t = Instant::now();
         let report = deploy_in_process(&env, &deploy_args)?;
         let code = report.exit_code();
@@ -451,17 +451,20 @@ fn deploy_args(
 }
 
 /// A deploy in this process (as `cargo xtask deploy --yes --output json` does it, without the lock).
-fn deploy_in_process(env: &Environment, args: &DeployArgs) -> Result<xtask::deploy::DeployReport> {
+fn deploy_in_process(
+    env: &Environment,
+    args: &DeployArgs,
+) -> Result<xtask::commands::deploy::DeployReport> {
     block_on(async {
         let cluster = Cluster::connect(env, &args.cluster, args.timeout).await?;
-        xtask::deploy::deploy(&cluster, env, args, OutputFormat::Json, Guard::NONE).await
+        xtask::commands::deploy::deploy(&cluster, env, args, OutputFormat::Json, Guard::NONE).await
     })
 }
 
 /// `xtask-dev bench-child`: one deploy of a bench environment in this process, then one JSON line
 /// with its exit code, its hosts' results and this process's peak resident memory (`VmHWM`).
 pub fn child(args: &BenchChildArgs) -> Result<u8> {
-    use xtask::report::Report as _;
+    use xtask::output::report::Report as _;
     let public = std::fs::read_to_string(&args.host_key)
         .with_context(|| format!("reading {}", args.host_key.display()))?;
     let mut env = sandbox::harness::bench::environment(args.hosts, public.trim());
@@ -493,7 +496,7 @@ pub fn child(args: &BenchChildArgs) -> Result<u8> {
         "{}",
         serde_json::json!({"exit": report.exit_code(), "results": results, "vm_hwm_kib": hwm_kib, "report": report.json()})
     );
-    Ok(xtask::exit::OK)
+    Ok(xtask::output::exit::OK)
 }
 
 /// Runs one bench deploy in a child process (`bench-child`); returns the results of its hosts and
@@ -665,7 +668,7 @@ fn restart_floor(sb: &Sandbox, files: &[(&Observer, HostFiles)], batch: usize) -
                        a=$(bash -c 'exec 3<>/dev/tcp/{addr}/2181; printf mntr >&3; cat <&3' 2>/dev/null || true); \
                        case \"$a\" in *'observing - broadcast'*) exit 0;; esac; sleep 0.1; \
                      done; exit 1",
-                    project = xtask::hostops::PROJECT,
+                    project = xtask::fleet::hostops::PROJECT,
                     addr = o.address,
                 );
                 let mut child = sb
@@ -851,7 +854,7 @@ fn ansible(
         args.rollout.max_unavailable = max_unavailable;
         block_on(async {
             let t = Instant::now();
-            let report = xtask::push::push(
+            let report = xtask::commands::push::push(
                 env,
                 &observers,
                 files,

@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use sandbox::{ApiServer, Options, Sandbox};
 use xshell::{cmd, Shell};
 
-use xtask::exit;
+use xtask::output::exit;
 
 use crate::DemoArgs;
 

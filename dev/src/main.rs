@@ -104,7 +104,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             xtask::output::error(&e);
-            ExitCode::from(xtask::exit::ERROR)
+            ExitCode::from(xtask::output::exit::ERROR)
         }
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! This table is data, copied from upstream markers with their source next to each entry. The API
 //! test server's apply (`sandbox/src/apiserver/ssa.rs`) and the read-only planner
-//! (`xtask/src/fields.rs`) both follow it; both are checked against structured-merge-diff's own
+//! (`xtask/src/cluster/fields.rs`) both follow it; both are checked against structured-merge-diff's own
 //! worked scenarios (`tests/upstream/structured-merge-diff.yaml`), and the table itself against
 //! k8s-openapi's `DeepMerge`, which is generated from the same markers (tests below).
 //!

@@ -1,52 +1,36 @@
 //! The effect layer: command-line interface, file system, the kube client and SSH. The pure model
-//! lives in the `manifests` and `hosts` crates. One file per subcommand (`render`, `check`,
-//! `diff`, `apply`, `push`, `status`, `deploy`, `drift`, `generate` for completions and the man
-//! page, and `dev` for what the sandbox tool does);
-//! no subcommand file uses another: what they share is in the modules below them.
+//! lives in the `manifests` and `hosts` crates. One file per subcommand in `commands/` (`render`,
+//! `check`, `diff`, `apply`, `push`, `status`, `deploy`, `drift`, `generate` for completions and
+//! the man page, and `dev` for what the sandbox tool does); no subcommand file uses another:
+//! what they share is in the layers below them.
 
-// Subcommands.
-pub mod apply;
-pub mod check;
-pub mod deploy;
-mod dev;
-pub mod diff;
-pub mod drift;
-pub mod generate;
-pub mod push;
-pub mod render;
-pub mod status;
+// The layers, as ARCHITECTURE.md's code map draws them: one file per subcommand in `commands/`
+// (with what reads both sides at once, `commands::reads`); the cluster side (`cluster/`) and the
+// host side (`fleet/`), which never import each other; and what every layer shares: the CLI, the
+// environments, the deploy lock, signals, provenance, and the one output path (`output/`).
+pub mod commands;
 
-// What the subcommands share.
-pub mod cli;
 pub mod cluster;
-pub mod ensemble;
-pub mod environments;
-pub mod execute;
-pub mod exit;
-mod fields;
 pub mod fleet;
-pub mod hostops;
-pub mod lb;
+
+pub mod cli;
+pub mod environments;
 pub mod lock;
 pub mod output;
-pub mod plan;
-pub mod planfile;
-pub mod prompt;
 pub mod provenance;
-pub mod report;
-mod retry;
-pub mod rollout;
-pub mod secrets;
 pub mod signals;
-pub mod ssh;
-mod yamldiff;
+
+#[cfg(test)]
+mod layers;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 pub use cli::{Cli, Command, OutputFormat};
-use report::Report;
+use commands::{apply, check, deploy, dev, diff, drift, generate, push, render, status};
+use output::exit;
+use output::report::Report;
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -72,7 +56,7 @@ pub fn usage(e: &clap::Error) -> ExitCode {
 pub fn run_and_report(cli: &Cli) -> u8 {
     match run(cli) {
         Ok(Done::Report(report)) => {
-            output::emit(report.as_ref(), cli.output);
+            output::report::emit(report.as_ref(), cli.output);
             report.exit_code()
         }
         Ok(Done::Code(code)) => code,

@@ -13,6 +13,14 @@ use tokio::sync::Notify;
 /// The exit code after an interrupt (128 + SIGINT), as shells report it.
 pub const INTERRUPTED: u8 = 130;
 
+/// What a third signal does on its way out: the deploy lock's Lease duration, for its message,
+/// and the cleanup that must still run (the SSH connections' masters).
+#[derive(Debug, Clone, Copy)]
+pub struct Exiting {
+    pub lease_seconds: i32,
+    pub cleanup: fn(),
+}
+
 pub struct Interrupt {
     received: Arc<Mutex<Option<&'static str>>>,
     notify: Arc<Notify>,
@@ -20,8 +28,9 @@ pub struct Interrupt {
 }
 
 impl Interrupt {
-    /// From now on SIGINT and SIGTERM are noted instead of ending the process. Needs a runtime.
-    pub fn install() -> Result<Interrupt> {
+    /// From now on SIGINT and SIGTERM are noted instead of ending the process; a third one exits
+    /// at once, `exiting` saying how. Needs a runtime.
+    pub fn install(exiting: Exiting) -> Result<Interrupt> {
         let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
         let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
         let (received, notify) = (Arc::new(Mutex::new(None)), Arc::new(Notify::new()));
@@ -47,9 +56,9 @@ impl Interrupt {
                     _ => {
                         crate::output::warning(&format!(
                             "{name} a third time: exiting at once; the deploy lock expires by itself within {}s",
-                            crate::lock::LEASE_SECONDS
+                            exiting.lease_seconds
                         ));
-                        crate::ssh::close_all_masters();
+                        (exiting.cleanup)();
                         std::process::exit(i32::from(INTERRUPTED));
                     }
                 }

@@ -12,11 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use manifests::Environment;
 
-use super::net::CLUSTER_NS;
+use super::net::{CLUSTER_NS, DNS_ADDRESS};
 use super::{process, RUN_DIR};
 
-/// Where the DNS server listens (in the cluster namespace).
-pub const DNS_ADDRESS: &str = "198.18.0.53";
 /// The zone it is authoritative for.
 pub const ZONE: &str = "sandbox.test";
 

@@ -248,7 +248,7 @@ impl ObserverHost {
                 &cgroup_parent(&self.name),
                 // The host's resolver: the sandbox's DNS server (the cloud's private zone).
                 "--dns",
-                super::dns::DNS_ADDRESS,
+                super::net::DNS_ADDRESS,
             ],
             &log,
         )?;

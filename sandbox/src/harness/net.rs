@@ -8,6 +8,8 @@ use manifests::Environment;
 pub const BRIDGE: &str = "zkobs0";
 pub const BRIDGE_ADDRESS: &str = "198.18.255.254/16";
 pub const CLUSTER_NS: &str = "zkobs-cluster";
+/// Where the DNS server listens (in the cluster namespace).
+pub const DNS_ADDRESS: &str = "198.18.0.53";
 
 pub fn observer_ns(name: &str) -> String {
     format!("zkobs-{name}")
@@ -92,7 +94,7 @@ pub fn create(env: &Environment) -> Result<()> {
         .values()
         .map(ToString::to_string)
         .collect();
-    lbs.push(super::dns::DNS_ADDRESS.to_string());
+    lbs.push(DNS_ADDRESS.to_string());
     attach(CLUSTER_NS, "zkv-cluster", &lbs)?;
     // One-way, as across the VPC boundary: the participants cannot open connections to observers.
     for o in &env.fleet.observers {

@@ -86,7 +86,7 @@ pub fn resolve(observer: &str, files: &[SecretFile]) -> Result<Vec<Secret>> {
                 .with_context(|| format!("{observer}: {} from {}", f.name, f.source))?;
             Ok(Secret {
                 name: f.name,
-                sha256: crate::hostops::sha256_hex(&bytes),
+                sha256: crate::fleet::hostops::sha256_hex(&bytes),
                 bytes,
             })
         })

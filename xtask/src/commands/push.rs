@@ -9,12 +9,14 @@ use serde_json::json;
 
 use crate::cli::{OutputFormat, PushArgs};
 use crate::cluster::{block_on, Cluster, API_BUDGET};
+use crate::fleet::rollout::{self, Options};
 use crate::fleet::Fleet;
 use crate::lock::{self, Guard, Stop};
-use crate::report::{host_counts, merge_hosts, HostReport, HostResult, Report};
-use crate::rollout::{self, Options};
-use crate::signals::{self, Interrupt};
-use crate::{environments, exit, lb, output, planfile, prompt};
+use crate::output::report::{host_counts, merge_hosts, HostReport, HostResult, Report};
+use crate::signals;
+use crate::{
+    cluster::lb, commands::planfile, commands::prompt, environments, output, output::exit,
+};
 
 pub struct PushReport {
     environment: String,
@@ -79,7 +81,7 @@ pub fn run(args: &PushArgs, format: OutputFormat) -> Result<PushReport> {
     let env = environments::cluster_env(&args.selection, &args.cluster)?;
     let wanted = environments::targets(&env, &args.targets.hosts)?;
     if !args.dry_run {
-        crate::ssh::refuse_the_drift_key_as_identity(&env, &args.ssh)?;
+        crate::fleet::ssh::refuse_the_drift_key_as_identity(&env, &args.ssh)?;
         if !args.yes && !std::io::stdin().is_terminal() {
             bail!(
                 "push changes the observers of environment {} and asks for confirmation, but there is no \
@@ -92,7 +94,7 @@ pub fn run(args: &PushArgs, format: OutputFormat) -> Result<PushReport> {
     }
     block_on(async {
         let mut files = lb::host_files(&env, args.targets.addresses, &args.cluster).await?;
-        let secrets = std::sync::Arc::new(crate::secrets::fill(&mut files)?);
+        let secrets = std::sync::Arc::new(crate::fleet::secrets::fill(&mut files)?);
         if args.dry_run {
             // The secrets were read above: not again.
             return push_expecting(
@@ -106,13 +108,18 @@ pub fn run(args: &PushArgs, format: OutputFormat) -> Result<PushReport> {
             )
             .await;
         }
-        let interrupt = Interrupt::install()?;
+        let interrupt = crate::commands::install_interrupt()?;
         // Asked before the lock is taken; what moved while the operator read is refused below.
         let confirmed = if args.yes {
             None
         } else {
-            let fleet =
-                Fleet::read(&env, &wanted, &args.ssh, crate::hostops::ReadMode::Quick).await;
+            let fleet = Fleet::read(
+                &env,
+                &wanted,
+                &args.ssh,
+                crate::fleet::hostops::ReadMode::Quick,
+            )
+            .await;
             let planned = fleet.plan(&env, &files);
             let hosts = fleet.plan_reports(&planned);
             let fingerprint = planfile::hosts(&hosts, &planned, &files);
@@ -176,7 +183,7 @@ pub async fn push(
 ) -> Result<PushReport> {
     // The secret files are read here too: the benchmarks and tests hand over rendered files.
     let mut files = files.to_vec();
-    let secrets = std::sync::Arc::new(crate::secrets::fill(&mut files)?);
+    let secrets = std::sync::Arc::new(crate::fleet::secrets::fill(&mut files)?);
     push_expecting(env, wanted, &files, args, format, guard, (None, secrets)).await
 }
 
@@ -191,10 +198,16 @@ async fn push_expecting(
     guard: Guard<'_>,
     (expected, secrets): (
         Option<&[planfile::PlannedHost]>,
-        std::sync::Arc<crate::secrets::Resolved>,
+        std::sync::Arc<crate::fleet::secrets::Resolved>,
     ),
 ) -> Result<PushReport> {
-    let fleet = Fleet::read(env, wanted, &args.ssh, crate::hostops::ReadMode::Quick).await;
+    let fleet = Fleet::read(
+        env,
+        wanted,
+        &args.ssh,
+        crate::fleet::hostops::ReadMode::Quick,
+    )
+    .await;
     let planned = fleet.plan(env, files);
     let mut hosts = fleet.plan_reports(&planned);
     if let Some(was) = expected {

@@ -8,8 +8,8 @@ use manifests::{AddressSource, Environment};
 use serde::Serialize;
 
 use crate::cli::RenderArgs;
-use crate::report::Report;
-use crate::{environments, exit, output};
+use crate::output::report::Report;
+use crate::{environments, output, output::exit};
 
 /// Name of the manifest file in OUT/<env>/.
 pub const MANIFEST_FILE: &str = "kubernetes.yaml";

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
+use crate::cluster::plan::{Action, Change};
 use crate::cluster::{Applied, Cluster};
 use crate::lock::{Guard, Stop};
 use crate::output;
-use crate::plan::{Action, Change};
-use crate::report::{ObjectOutcome, ObjectResult};
+use crate::output::report::{ObjectOutcome, ObjectResult};
 
 pub struct Execution<'a> {
     /// Take fields another manager owns.

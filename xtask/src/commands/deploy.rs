@@ -13,20 +13,20 @@ use manifests::{AddressSource, Environment};
 use serde_json::json;
 
 use crate::cli::{DeployArgs, OutputFormat};
+use crate::cluster::execute::{self, Execution};
+use crate::cluster::lb::{self, Addresses};
+use crate::cluster::plan::{self, Action, Plan, Planner};
 use crate::cluster::{block_on, Cluster, ObjectRef};
-use crate::execute::{self, Execution};
+use crate::commands::planfile::{self, SavedPlan};
+use crate::fleet::hostops::ReadMode;
+use crate::fleet::rollout::{self, Options};
 use crate::fleet::Fleet;
-use crate::hostops::ReadMode;
-use crate::lb::{self, Addresses};
 use crate::lock::{Guard, Stop};
-use crate::plan::{self, Action, Plan, Planner};
-use crate::planfile::{self, SavedPlan};
-use crate::report::{
+use crate::output::report::{
     host_counts, merge_hosts, HostReport, HostResult, ObjectResult, ObjectTotals, Report,
 };
-use crate::rollout::{self, Options};
 use crate::signals::{self, Interrupt};
-use crate::{environments, exit, lock, output, prompt};
+use crate::{commands::prompt, environments, lock, output, output::exit};
 
 pub struct DeployReport {
     environment: String,
@@ -197,7 +197,7 @@ pub fn run(args: &DeployArgs, format: OutputFormat) -> Result<DeployReport> {
     environments::targets(&env, &args.reset_data).context("--reset-data")?;
     let planning = args.dry_run || args.plan_out.is_some();
     if !planning {
-        crate::ssh::refuse_the_drift_key_as_identity(&env, &args.ssh)?;
+        crate::fleet::ssh::refuse_the_drift_key_as_identity(&env, &args.ssh)?;
     }
     let prompting = !args.yes && !planning && saved.is_none();
     if prompting && !std::io::stdin().is_terminal() {
@@ -210,7 +210,7 @@ pub fn run(args: &DeployArgs, format: OutputFormat) -> Result<DeployReport> {
         );
     }
     block_on(async {
-        let interrupt = Interrupt::install()?;
+        let interrupt = crate::commands::install_interrupt()?;
         let cluster = Cluster::connect(&env, &args.cluster, args.timeout).await?;
         let unlocked = Guard {
             lock: None,
@@ -325,7 +325,7 @@ struct DeployPlan<'e> {
     hosts: Vec<HostReport>,
     saved: SavedPlan,
     /// The secret files read for the plan (the rollout writes these, not a second read).
-    secrets: std::sync::Arc<crate::secrets::Resolved>,
+    secrets: std::sync::Arc<crate::fleet::secrets::Resolved>,
 }
 
 impl DeployPlan<'_> {
@@ -361,12 +361,17 @@ async fn plan_deploy<'e>(
     shown: Shown,
 ) -> Result<DeployPlan<'e>> {
     // The plan: every desired object (monitoring listing every observer), and every host.
-    let reads =
-        plan::read_cluster_and_hosts(cluster, env, &args.ssh, Planner::DryRun, ReadMode::Quick)
-            .await?;
+    let reads = crate::commands::reads::read_cluster_and_hosts(
+        cluster,
+        env,
+        &args.ssh,
+        Planner::DryRun,
+        ReadMode::Quick,
+    )
+    .await?;
     // Observers configured for an ensemble the code does not describe would list the wrong
     // participants: refused before anything is changed.
-    let differs = crate::ensemble::differences(env, reads.ensemble.as_ref());
+    let differs = crate::cluster::ensemble::differences(env, reads.ensemble.as_ref());
     if !differs.is_empty() {
         reads.close().await;
         bail!(
@@ -384,7 +389,7 @@ async fn plan_deploy<'e>(
     };
     let rendered = manifests::render_host_files(env, &source)
         .map_err(anyhow::Error::from)
-        .and_then(|mut f| crate::secrets::fill(&mut f).map(|s| (f, s)));
+        .and_then(|mut f| crate::fleet::secrets::fill(&mut f).map(|s| (f, s)));
     let (files, secrets) = match rendered {
         Ok(f) => f,
         Err(e) => {
@@ -679,7 +684,7 @@ async fn carry_out(
     (fleet, retired, secrets): (
         &Fleet<'_>,
         &Fleet<'_>,
-        &std::sync::Arc<crate::secrets::Resolved>,
+        &std::sync::Arc<crate::fleet::secrets::Resolved>,
     ),
     guard: Guard<'_>,
     expected: Option<&Expected>,
@@ -773,15 +778,15 @@ async fn carry_out(
     // 3b. The drift job's key on every observer reached: its one way in (the forced read-only
     // command and one line; every other line for the key removed), or revoked when the code has
     // none. Written only where the host read found it otherwise.
-    let key = crate::hostops::drift_key(env);
-    let ports = crate::hostops::Ports::of(env);
+    let key = crate::fleet::hostops::drift_key(env);
+    let ports = crate::fleet::hostops::Ports::of(env);
     let wanted: Vec<_> = fleet
         .reached
         .iter()
         .map(|r| {
             let want = key
                 .as_ref()
-                .map(|k| crate::hostops::drift_access(r.observer, ports, &env.name, k));
+                .map(|k| crate::fleet::hostops::drift_access(r.observer, ports, &env.name, k));
             (r, want)
         })
         .collect();
@@ -796,7 +801,7 @@ async fn carry_out(
         }
     }
     let set = futures::future::join_all(to_set.iter().map(|(r, want)| async {
-        let result = crate::hostops::set_drift_access(
+        let result = crate::fleet::hostops::set_drift_access(
             &r.host,
             r.observer,
             &env.name,
@@ -954,7 +959,7 @@ async fn retire_all<'e>(
                     plan.steps().join("; ")
                 ));
             }
-            match crate::hostops::retire(&reached.host, o, env, r.data, &plan).await {
+            match crate::fleet::hostops::retire(&reached.host, o, env, r.data, &plan).await {
                 Ok(()) => HostReport::retired(o, HostResult::Retired, plan.steps().join("; ")),
                 Err(e) => {
                     serving.push(o);

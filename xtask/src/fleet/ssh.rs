@@ -16,7 +16,7 @@ use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::AsyncWriteExt;
 
 use crate::cli::SshArgs;
-use crate::hostops::Script;
+use crate::fleet::script::Script;
 
 /// A connection to one observer host.
 pub struct Host {
@@ -369,7 +369,7 @@ pub fn refuse_the_drift_key_as_identity(
     env: &manifests::Environment,
     args: &SshArgs,
 ) -> Result<()> {
-    let (Some(identity), Some(drift)) = (&args.identity, crate::hostops::drift_key(env)) else {
+    let (Some(identity), Some(drift)) = (&args.identity, drift_key(env)) else {
         return Ok(());
     };
     if identity_public_key(identity).is_some_and(|k| k.blob == drift.blob) {
@@ -593,4 +593,12 @@ async fn host_key_mismatch(
         "the host",
         "host_key",
     )
+}
+
+/// The environment's drift key, if it has one (validation made sure it parses).
+pub fn drift_key(env: &manifests::Environment) -> Option<hosts::ssh::PublicKey> {
+    env.fleet
+        .drift_key
+        .as_deref()
+        .and_then(|k| hosts::ssh::PublicKey::parse(k).ok())
 }

@@ -9,8 +9,8 @@ use serde_json::json;
 use crate::cli::StatusArgs;
 use crate::cluster::{block_on, Cluster, API_BUDGET};
 use crate::fleet::Fleet;
-use crate::report::Report;
-use crate::{environments, exit, lb, output};
+use crate::output::report::Report;
+use crate::{cluster::lb, environments, output, output::exit};
 
 /// One host as `status` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -137,7 +137,13 @@ pub fn run(args: &StatusArgs) -> Result<StatusReport> {
     let wanted = environments::targets(&env, &args.targets.hosts)?;
     block_on(async {
         let files = lb::host_files(&env, args.targets.addresses, &args.cluster).await?;
-        let fleet = Fleet::read(&env, &wanted, &args.ssh, crate::hostops::ReadMode::Quick).await;
+        let fleet = Fleet::read(
+            &env,
+            &wanted,
+            &args.ssh,
+            crate::fleet::hostops::ReadMode::Quick,
+        )
+        .await;
         let hosts = wanted
             .iter()
             .map(|o| {
@@ -182,7 +188,7 @@ pub fn run(args: &StatusArgs) -> Result<StatusReport> {
         // hosts, so a cluster that cannot be read is said, not fatal.
         let objects = async {
             let cluster = Cluster::connect(&env, &args.cluster, API_BUDGET).await?;
-            let owned = crate::plan::owned(&cluster, &env).await?;
+            let owned = crate::cluster::plan::owned(&cluster, &env).await?;
             anyhow::Ok(
                 owned
                     .iter()

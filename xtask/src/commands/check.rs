@@ -4,8 +4,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cli::CheckArgs;
-use crate::report::Report;
-use crate::{environments, exit, output};
+use crate::output::report::Report;
+use crate::{environments, output, output::exit};
 
 #[derive(Serialize)]
 pub struct Checked {

@@ -7,14 +7,14 @@ use anyhow::{bail, Result};
 use serde_json::json;
 
 use crate::cli::{ApplyArgs, OutputFormat};
+use crate::cluster::execute::{self, Execution};
+use crate::cluster::lb::{self, Address};
+use crate::cluster::plan::{self, Planner};
 use crate::cluster::{block_on, Cluster};
-use crate::execute::{self, Execution};
-use crate::lb::{self, Address};
 use crate::lock::{self, Guard, Stop};
-use crate::plan::{self, Planner};
-use crate::report::{ObjectResult, ObjectTotals, Report};
-use crate::signals::{self, Interrupt};
-use crate::{environments, exit, output, planfile, prompt};
+use crate::output::report::{ObjectResult, ObjectTotals, Report};
+use crate::signals;
+use crate::{commands::planfile, commands::prompt, environments, output, output::exit};
 
 pub struct ApplyReport {
     environment: String,
@@ -98,7 +98,7 @@ pub fn run(args: &ApplyArgs, format: OutputFormat) -> Result<ApplyReport> {
     }
     let objects = manifests::desired_objects(&env);
     block_on(async {
-        let interrupt = Interrupt::install()?;
+        let interrupt = crate::commands::install_interrupt()?;
         let cluster = Cluster::connect(&env, &args.cluster, args.timeout).await?;
         let plan = plan::plan(&cluster, &env, &objects, Planner::DryRun).await?;
         plan.refuse_conflicts(&env.name, args.force_conflicts)?;

@@ -6,9 +6,6 @@ use anstream::{eprint, eprintln, print, println};
 use anstyle::{AnsiColor, Style};
 use hosts::{Problem, Severity};
 
-use crate::cli::OutputFormat;
-use crate::report::{Outcome, Report, Tone};
-
 const RED: Style = AnsiColor::Red.on_default().bold();
 const YELLOW: Style = AnsiColor::Yellow.on_default().bold();
 const GREEN: Style = AnsiColor::Green.on_default().bold();
@@ -82,9 +79,9 @@ pub fn change(sign: char, word: &str, what: &str) {
 /// A unified diff, coloured when stdout is a terminal.
 pub fn diff(text: &str) {
     if TO_STDERR.load(Ordering::Relaxed) {
-        eprint!("{}", crate::yamldiff::colorize(text));
+        eprint!("{}", crate::output::diff::colorize(text));
     } else {
-        print!("{}", crate::yamldiff::colorize(text));
+        print!("{}", crate::output::diff::colorize(text));
     }
 }
 
@@ -104,17 +101,6 @@ fn style(tone: Tone) -> Style {
     }
 }
 
-/// The one way a command's result reaches stdout: JSON, or text for people.
-pub fn emit(report: &dyn Report, format: OutputFormat) {
-    match format {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report.json()).expect("JSON values serialize")
-        ),
-        OutputFormat::Text => report.print(),
-    }
-}
-
 /// `1.5s`, `10m`.
 pub fn duration(d: std::time::Duration) -> String {
     if !d.as_millis().is_multiple_of(1000) {
@@ -124,4 +110,23 @@ pub fn duration(d: std::time::Duration) -> String {
     } else {
         format!("{}s", d.as_secs())
     }
+}
+
+/// How an outcome reads: what it is worth to the person looking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// Nothing happened, nothing to do.
+    Quiet,
+    /// A change that went well.
+    Good,
+    /// Something to look at.
+    Warn,
+    /// A failure.
+    Bad,
+}
+
+/// An outcome shown as a word with a tone.
+pub trait Outcome {
+    fn word(&self) -> &'static str;
+    fn tone(&self) -> Tone;
 }

@@ -1,5 +1,5 @@
 //! Every command's result is a typed value: serialized as it is for `--output json`, rendered for
-//! people by the same value, carrying its exit code. `output::emit` is the one printer.
+//! people by the same value, carrying its exit code. `emit` is the one printer.
 //! Outcome words and their colours come from the outcome types here, never from matching text.
 
 use std::collections::BTreeMap;
@@ -8,7 +8,18 @@ use hosts::plan::{HostPlan, Update};
 use hosts::Observer;
 use serde::Serialize;
 
-use crate::{output, yamldiff};
+use crate::output::{self, diff};
+
+/// The one way a command's result reaches stdout: JSON, or text for people.
+pub fn emit(report: &dyn Report, format: crate::cli::OutputFormat) {
+    match format {
+        crate::cli::OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report.json()).expect("JSON values serialize")
+        ),
+        crate::cli::OutputFormat::Text => report.print(),
+    }
+}
 
 /// A command's result.
 pub trait Report {
@@ -20,24 +31,7 @@ pub trait Report {
     fn exit_code(&self) -> u8;
 }
 
-/// How an outcome reads: what it is worth to the person looking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tone {
-    /// Nothing happened, nothing to do.
-    Quiet,
-    /// A change that went well.
-    Good,
-    /// Something to look at.
-    Warn,
-    /// A failure.
-    Bad,
-}
-
-/// An outcome shown as a word with a tone.
-pub trait Outcome {
-    fn word(&self) -> &'static str;
-    fn tone(&self) -> Tone;
-}
+pub use crate::output::printer::{Outcome, Tone};
 
 /// What happened to one Kubernetes object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -304,7 +298,7 @@ pub fn update_diff(o: &Observer, u: &Update) -> String {
         .iter()
         .map(|f| {
             let path = format!("{}:{}/{}", o.name, o.deploy_dir, f.name);
-            yamldiff::unified(
+            diff::unified(
                 f.deployed.as_deref().unwrap_or(""),
                 &f.desired,
                 &format!("{path} (deployed)"),

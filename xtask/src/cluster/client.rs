@@ -16,7 +16,7 @@ use manifests::{Environment, Object, FIELD_MANAGER};
 use serde_json::Value;
 
 use crate::cli::ClusterArgs;
-use crate::retry::{Attempts, Retry};
+use crate::cluster::retry::{Attempts, Retry};
 
 /// The kinds of object this tool owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -109,7 +109,7 @@ pub enum Applied {
 /// A connected client for one environment.
 pub struct Cluster {
     client: kube::Client,
-    /// What the last retried call came to (the one retry layer, [`crate::retry`]).
+    /// What the last retried call came to (the one retry layer, [`crate::cluster::retry`]).
     retries: Arc<Mutex<Option<Attempts>>>,
     config: kube::Config,
     pub context: String,
@@ -322,8 +322,7 @@ impl Cluster {
                 }
                 return Ok(());
             };
-            let why = crate::plan::deleting(&live)
-                .unwrap_or_else(|| "still there after the delete".to_string());
+            let why = deleting(&live).unwrap_or_else(|| "still there after the delete".to_string());
             if started.elapsed() >= timeout {
                 bail!(
                     "{r} is still {why} after {}: the controller behind the finalizer has not let it go (for \
@@ -377,7 +376,7 @@ impl Cluster {
                     _ => "",
                 };
                 let reason = if s.reason.is_empty() || s.reason == "Failed to parse error data" {
-                    crate::retry::reason(s.code)
+                    crate::cluster::retry::reason(s.code)
                 } else {
                     s.reason.clone()
                 };
@@ -444,4 +443,23 @@ pub fn block_on<T>(f: impl Future<Output = Result<T>>) -> Result<T> {
         .build()
         .context("starting the async runtime")?
         .block_on(f)
+}
+
+/// Why a live object is still there although deleted: its deletionTimestamp and finalizers.
+pub fn deleting(live: &Value) -> Option<String> {
+    let since = live["metadata"]["deletionTimestamp"].as_str()?;
+    let finalizers: Vec<&str> = live["metadata"]["finalizers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    Some(if finalizers.is_empty() {
+        format!("being deleted since {since}")
+    } else {
+        format!(
+            "being deleted since {since}, held by finalizer {}",
+            finalizers.join(", ")
+        )
+    })
 }

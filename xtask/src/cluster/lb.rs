@@ -225,7 +225,7 @@ pub fn addresses_from(
     let mut pending = Vec::new();
     for (ordinal, r) in service_refs(env) {
         let address = live(&r)
-            .filter(|svc| crate::plan::deleting(svc).is_none())
+            .filter(|svc| crate::cluster::deleting(svc).is_none())
             .as_ref()
             .and_then(ingress_address);
         match address {

@@ -6,12 +6,12 @@ use hosts::Observer;
 use serde_json::json;
 
 use crate::cli::DiffArgs;
+use crate::cluster::lb::{self, Addresses};
+use crate::cluster::plan::{self, Plan, Planner};
 use crate::cluster::{block_on, Cluster, API_BUDGET};
 use crate::fleet::Fleet;
-use crate::lb::{self, Addresses};
-use crate::plan::{self, Plan, Planner};
-use crate::report::{HostReport, HostResult, Report};
-use crate::{environments, exit, output};
+use crate::output::report::{HostReport, HostResult, Report};
+use crate::{environments, output, output::exit};
 
 pub struct DiffReport {
     environment: String,
@@ -31,8 +31,8 @@ impl DiffReport {
     /// (`--summary-file "$GITHUB_STEP_SUMMARY"`): the counts, one row per object and host that
     /// would change, each diff folded under its name.
     pub fn markdown(&self) -> String {
-        use crate::plan::Action;
-        use crate::report::Outcome as _;
+        use crate::cluster::plan::Action;
+        use crate::output::report::Outcome as _;
         let s = &self.plan.summary;
         let in_sync = self.plan.in_sync() && self.hosts_in_sync() && self.ensemble.is_empty();
         let mut md = format!(
@@ -198,17 +198,22 @@ pub fn run(args: &DiffArgs) -> Result<DiffReport> {
     block_on(async {
         let cluster = Cluster::connect(&env, &args.cluster, API_BUDGET).await?;
         let plan = plan::plan(&cluster, &env, &objects, planner).await?;
-        let live_ensemble = crate::ensemble::read(&cluster, &env).await?;
-        let ensemble = crate::ensemble::differences(&env, live_ensemble.as_ref());
+        let live_ensemble = crate::cluster::ensemble::read(&cluster, &env).await?;
+        let ensemble = crate::cluster::ensemble::differences(&env, live_ensemble.as_ref());
         let hosts = if args.hosts {
             // The per-pod Services were read by the plan: their addresses need no request.
             let live = lb::addresses_from(&env, |r| plan.live(r).cloned());
             let (source, _) = lb::source(Addresses::LiveOrRecorded, &live)?;
             let mut files = manifests::render_host_files(&env, &source)?;
-            crate::secrets::fill(&mut files)?;
+            crate::fleet::secrets::fill(&mut files)?;
             let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
-            let fleet =
-                Fleet::read(&env, &observers, &args.ssh, crate::hostops::ReadMode::Quick).await;
+            let fleet = Fleet::read(
+                &env,
+                &observers,
+                &args.ssh,
+                crate::fleet::hostops::ReadMode::Quick,
+            )
+            .await;
             let reports = fleet.plan_reports(&fleet.plan(&env, &files));
             fleet.close().await;
             Some(reports)
@@ -224,7 +229,7 @@ pub fn run(args: &DiffArgs) -> Result<DiffReport> {
             ensemble,
             ensemble_settings: live_ensemble
                 .as_ref()
-                .map(crate::ensemble::LiveEnsemble::settings)
+                .map(crate::cluster::ensemble::LiveEnsemble::settings)
                 .unwrap_or_default(),
         })
     })

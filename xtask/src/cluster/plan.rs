@@ -1,26 +1,22 @@
 //! The cluster plan: what applying the desired objects would change. `diff`, `apply` and `deploy`
 //! find it with server-side apply dry runs (so the server's defaulting and field ownership decide,
 //! as with `kubectl diff`); `drift` with reads only, from the live objects' managedFields
-//! ([`crate::fields`]), so that its identity needs no write right.
+//! ([`crate::cluster::fields`]), so that its identity needs no write right.
 //!
 //! Only what this tool wrote counts as its own: an object is this tool's when its managedFields
 //! name this tool's field manager. Labels alone do not tell: the Endpoints and EndpointSlice
 //! controllers copy a Service's labels onto the objects they write for it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use anyhow::Result;
-use hosts::{Observer, ServerAddress};
 use manifests::{Environment, Object, FIELD_MANAGER};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::SshArgs;
-use crate::cluster::{Applied, Cluster, Conflict, Kind, ObjectRef};
-use crate::fleet::Fleet;
-use crate::hostops::ReadMode;
-use crate::yamldiff::{normalize, to_yaml, unified};
-use crate::{fields, lb, output};
+use crate::cluster::yamldiff::{normalize, to_yaml, unified};
+use crate::cluster::{deleting, Applied, Cluster, Conflict, Kind, ObjectRef};
+use crate::{cluster::fields, output};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -239,25 +235,6 @@ pub async fn plan_with(
     Ok(Plan { changes, summary })
 }
 
-/// Why a live object is still there although deleted: its deletionTimestamp and finalizers.
-pub fn deleting(live: &Value) -> Option<String> {
-    let since = live["metadata"]["deletionTimestamp"].as_str()?;
-    let finalizers: Vec<&str> = live["metadata"]["finalizers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    Some(if finalizers.is_empty() {
-        format!("being deleted since {since}")
-    } else {
-        format!(
-            "being deleted since {since}, held by finalizer {}",
-            finalizers.join(", ")
-        )
-    })
-}
-
 async fn plan_one(cluster: &Cluster, object: &Object, planner: Planner) -> Result<Change> {
     let r = ObjectRef::of(object);
     let desired = serde_json::to_value(object)?;
@@ -380,66 +357,4 @@ pub async fn owned(cluster: &Cluster, env: &Environment) -> Result<Vec<(ObjectRe
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
-}
-
-/// What deploy and drift read before deciding anything: the plan of every desired object, the
-/// load balancers' live addresses (an error while they are pending), and every observer host,
-/// connected, read and probed. The cluster and the hosts are read at the same time: the SSH
-/// handshakes do not wait for the API server.
-pub struct Reads<'e> {
-    pub plan: Plan,
-    pub live: Result<BTreeMap<u32, ServerAddress>>,
-    /// The ensemble as it runs (its StatefulSet and pods).
-    pub ensemble: Option<crate::ensemble::LiveEnsemble>,
-    pub fleet: Fleet<'e>,
-    /// The retired observers' hosts (`fleet.retired`), read the same way.
-    pub retired: Fleet<'e>,
-}
-
-impl Reads<'_> {
-    pub async fn close(self) {
-        self.fleet.close().await;
-        self.retired.close().await;
-    }
-}
-
-pub async fn read_cluster_and_hosts<'e>(
-    cluster: &Cluster,
-    env: &'e Environment,
-    ssh: &SshArgs,
-    planner: Planner,
-    mode: ReadMode,
-) -> Result<Reads<'e>> {
-    let objects = manifests::desired_objects(env);
-    let observers: Vec<&Observer> = env.fleet.observers.iter().collect();
-    let retired: Vec<&Observer> = env.fleet.retired.iter().map(|r| &r.observer).collect();
-    let cluster_reads = async {
-        let plan = plan(cluster, env, &objects, planner).await?;
-        tracing::info!("cluster planned");
-        // The per-pod Services were just read: their addresses need no other request.
-        let live = lb::addresses_from(env, |r| plan.live(r).cloned());
-        let ensemble = crate::ensemble::read(cluster, env).await?;
-        anyhow::Ok((plan, live, ensemble))
-    };
-    let hosts = async {
-        tokio::join!(
-            Fleet::read(env, &observers, ssh, mode),
-            Fleet::read(env, &retired, ssh, mode)
-        )
-    };
-    let (cluster_reads, (fleet, retired)) = tokio::join!(cluster_reads, hosts);
-    match cluster_reads {
-        Ok((plan, live, ensemble)) => Ok(Reads {
-            plan,
-            live,
-            ensemble,
-            fleet,
-            retired,
-        }),
-        Err(e) => {
-            fleet.close().await;
-            retired.close().await;
-            Err(e)
-        }
-    }
 }

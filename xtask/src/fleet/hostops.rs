@@ -13,7 +13,7 @@ use hosts::render::{EXPORTER_SERVICE, ZOOKEEPER_SERVICE};
 use hosts::{MetricsKind, Observer, PublicKey};
 use sha2::{Digest, Sha256};
 
-use crate::ssh::Host;
+use crate::fleet::ssh::Host;
 
 /// The compose project name on every host.
 pub const PROJECT: &str = "zk-observers";
@@ -21,89 +21,8 @@ pub const PROJECT: &str = "zk-observers";
 /// How long the health probe waits for each answer to begin.
 pub const ANSWER_TIMEOUT_SECS: u32 = 4;
 
-const LIB: &str = include_str!("scripts/lib.sh");
-
-/// A script run on a host: `SHELL -c TEXT zk-observers ARGS...`. Each is a file of `scripts/`;
-/// the bash ones are sent after `lib.sh`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Script {
-    /// Reads a host in one command: files, resolved names, probe, running services.
-    Inspect,
-    /// The health probe.
-    Probe,
-    /// Resolves names as ZooKeeper on the host will.
-    Resolve,
-    /// Atomic, checksum-verified write of one file (contents on stdin).
-    Write,
-    /// Puts back what `Write` replaced.
-    Restore,
-    /// `docker compose` or `docker-compose`.
-    Compose,
-    /// Installs the drift key's forced read-only command.
-    ReadOnlyAccess,
-    /// Removes what is left of a retired observer's deployment.
-    Retire,
-    /// Sets an observer's data aside for empty directories, and commits or undoes that.
-    ResetData,
-    /// The last lines of ZooKeeper's log.
-    Logs,
-    /// Records where a host's deployment came from (the marker file).
-    Record,
-}
-
-impl Script {
-    pub const ALL: [Script; 11] = [
-        Script::Inspect,
-        Script::Probe,
-        Script::Resolve,
-        Script::Write,
-        Script::Restore,
-        Script::Compose,
-        Script::ReadOnlyAccess,
-        Script::Retire,
-        Script::ResetData,
-        Script::Logs,
-        Script::Record,
-    ];
-
-    pub fn shell(self) -> &'static str {
-        match self {
-            Script::Inspect | Script::Probe | Script::Resolve => "bash",
-            Script::Write
-            | Script::Restore
-            | Script::Compose
-            | Script::ReadOnlyAccess
-            | Script::Retire
-            | Script::ResetData
-            | Script::Logs
-            | Script::Record => "sh",
-        }
-    }
-
-    fn body(self) -> &'static str {
-        match self {
-            Script::Inspect => include_str!("scripts/inspect.sh"),
-            Script::Probe => include_str!("scripts/probe.sh"),
-            Script::Resolve => include_str!("scripts/resolve.sh"),
-            Script::Write => include_str!("scripts/write.sh"),
-            Script::Restore => include_str!("scripts/restore.sh"),
-            Script::Compose => include_str!("scripts/compose.sh"),
-            Script::ReadOnlyAccess => include_str!("scripts/read-only-access.sh"),
-            Script::Retire => include_str!("scripts/retire.sh"),
-            Script::ResetData => include_str!("scripts/reset-data.sh"),
-            Script::Logs => include_str!("scripts/logs.sh"),
-            Script::Record => include_str!("scripts/record.sh"),
-        }
-    }
-
-    /// The program text as sent.
-    pub fn text(self) -> String {
-        match self.shell() {
-            "bash" => format!("{LIB}\n{}", self.body()),
-            _ => self.body().to_string(),
-        }
-    }
-}
+pub use crate::fleet::script::Script;
+use crate::fleet::script::LIB;
 
 /// How the health probe checks the exporter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,13 +109,7 @@ pub fn inspect_args(
     args
 }
 
-/// The environment's drift key, if it has one (validation made sure it parses).
-pub fn drift_key(env: &manifests::Environment) -> Option<PublicKey> {
-    env.fleet
-        .drift_key
-        .as_deref()
-        .and_then(|k| PublicKey::parse(k).ok())
-}
+pub use crate::fleet::ssh::drift_key;
 
 /// Where deploy installs the drift key's forced command, under an observer's deploy directory.
 const READ_ONLY_COMMAND: &str = ".zk-observers/read-only.sh";

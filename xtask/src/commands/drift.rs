@@ -11,11 +11,11 @@ use serde::Serialize;
 use std::time::{Duration, Instant};
 
 use crate::cli::DriftArgs;
+use crate::cluster::lb::{self, Addresses};
+use crate::cluster::plan::{self, Action, Planner};
 use crate::cluster::{block_on, Cluster, API_BUDGET};
-use crate::lb::{self, Addresses};
-use crate::plan::{self, Action, Planner};
-use crate::report::{update_diff, Report};
-use crate::{environments, exit, hostops, lock, output};
+use crate::output::report::{update_diff, Report};
+use crate::{environments, fleet::hostops, lock, output, output::exit};
 
 /// The version of the JSON report's shape (`docs/drift-report.md`). Raised when a field is removed
 /// or changes meaning; adding a field or a finding kind does not raise it.
@@ -360,11 +360,16 @@ pub async fn drift_waiting(
         ));
         tokio::time::sleep(LOCK_POLL.min(lock_wait - waited)).await;
     }
-    let reads =
-        plan::read_cluster_and_hosts(cluster, env, ssh, Planner::Read, hostops::ReadMode::Full)
-            .await?;
+    let reads = crate::commands::reads::read_cluster_and_hosts(
+        cluster,
+        env,
+        ssh,
+        Planner::Read,
+        hostops::ReadMode::Full,
+    )
+    .await?;
     let mut findings = cluster_findings(&reads.plan);
-    for d in crate::ensemble::differences(env, reads.ensemble.as_ref()) {
+    for d in crate::cluster::ensemble::differences(env, reads.ensemble.as_ref()) {
         findings.push(finding(
             FindingKind::EnsembleChanged,
             format!(
@@ -586,7 +591,7 @@ pub const CERTIFICATE_WARNING: Duration = Duration::from_secs(30 * 86_400);
 /// from the first host that reached them.
 fn quorum_tls_findings(
     env: &manifests::Environment,
-    reads: &plan::Reads<'_>,
+    reads: &crate::commands::reads::Reads<'_>,
     window: Duration,
 ) -> (Vec<Finding>, Vec<ElectionProbe>) {
     use hosts::tls::ElectionAnswer;
@@ -749,7 +754,10 @@ fn retired_findings(
 
 /// Containers this tool made, on a host it manages, for an observer the inventory does not list
 /// there (another name, or another deploy directory): an observer it would never touch again.
-fn unlisted_observers(env: &manifests::Environment, reads: &plan::Reads<'_>) -> Vec<Finding> {
+fn unlisted_observers(
+    env: &manifests::Environment,
+    reads: &crate::commands::reads::Reads<'_>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let hosts = reads.fleet.reached.iter().chain(&reads.retired.reached);
     for r in hosts {
@@ -889,7 +897,7 @@ mod tests {
     /// does not have.
     #[test]
     fn every_finding_kind_is_documented() {
-        let doc = include_str!("../../docs/drift-report.md");
+        let doc = include_str!("../../../docs/drift-report.md");
         let table = &doc[doc.find("## Finding kinds").unwrap()..];
         let documented: Vec<&str> = table
             .lines()
@@ -914,7 +922,7 @@ mod tests {
     /// field it shows is one the report writes, finding and `deployed` entries included.
     #[test]
     fn the_documented_example_has_the_reports_shape() {
-        let doc = include_str!("../../docs/drift-report.md");
+        let doc = include_str!("../../../docs/drift-report.md");
         let start = doc.find("```json\n").unwrap() + "```json\n".len();
         let example: serde_json::Value =
             serde_json::from_str(&doc[start..start + doc[start..].find("```").unwrap()]).unwrap();

@@ -10,9 +10,9 @@ use hosts::{HostFiles, Observer};
 use manifests::Environment;
 
 use crate::cli::SshArgs;
-use crate::hostops::{self, ExporterCheck, Ports, ReadMode};
-use crate::report::HostReport;
-use crate::ssh::Host;
+use crate::fleet::hostops::{self, ExporterCheck, Ports, ReadMode};
+use crate::fleet::ssh::Host;
+use crate::output::report::HostReport;
 
 /// A host that was reached and read.
 pub struct Reached<'e> {

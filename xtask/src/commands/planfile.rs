@@ -75,7 +75,7 @@ pub struct PlannedFile {
 }
 
 pub fn sha256(text: &str) -> String {
-    crate::hostops::sha256_hex(text.as_bytes())
+    crate::fleet::hostops::sha256_hex(text.as_bytes())
 }
 
 /// What moved between the plan that was reviewed (`saved`) and the plan made now, one line per
@@ -211,7 +211,7 @@ pub fn moved_hosts(was: &[PlannedHost], is: &[PlannedHost]) -> Vec<String> {
 }
 
 /// Each change of a cluster plan, by digest.
-pub fn objects(plan: &crate::plan::Plan) -> Vec<PlannedObject> {
+pub fn objects(plan: &crate::cluster::plan::Plan) -> Vec<PlannedObject> {
     plan.changes
         .iter()
         .map(|c| PlannedObject {
@@ -236,11 +236,11 @@ pub fn objects(plan: &crate::plan::Plan) -> Vec<PlannedObject> {
 /// Each host as planned: its result and, for a host read, the digests of each file it has and
 /// gets (`files`: the desired files of every observer).
 pub fn hosts(
-    reports: &[crate::report::HostReport],
+    reports: &[crate::output::report::HostReport],
     planned: &[crate::fleet::Planned<'_, '_>],
     files: &[(&hosts::Observer, hosts::HostFiles)],
 ) -> Vec<PlannedHost> {
-    use crate::report::Outcome as _;
+    use crate::output::report::Outcome as _;
     let mut out: Vec<PlannedHost> = reports
         .iter()
         .map(|h| PlannedHost {

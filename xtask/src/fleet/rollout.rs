@@ -15,12 +15,12 @@ use hosts::render::{COMPOSE_FILE, ZOO_CFG_FILE};
 use hosts::Observer;
 use manifests::Environment;
 
+use crate::fleet::hostops::{self, ExporterCheck, Ports, ResetStep};
+use crate::fleet::ssh::Host;
 use crate::fleet::{Planned, Reached};
-use crate::hostops::{self, ExporterCheck, Ports, ResetStep};
 use crate::lock::{Guard, Stop};
 use crate::output;
-use crate::report::{HostReport, HostResult, Spent};
-use crate::ssh::Host;
+use crate::output::report::{HostReport, HostResult, Spent};
 
 pub struct Options<'a> {
     pub health_timeout: Duration,
@@ -33,7 +33,7 @@ pub struct Options<'a> {
     pub guard: Guard<'a>,
     /// The secret files read for this run (quorum TLS key material), written where the plan
     /// says.
-    pub secrets: std::sync::Arc<crate::secrets::Resolved>,
+    pub secrets: std::sync::Arc<crate::fleet::secrets::Resolved>,
     /// What each host updated records in its marker file once it passed its gate.
     pub deployed: crate::provenance::Deployed,
 }

@@ -6,8 +6,8 @@ use clap::CommandFactory;
 use serde::Serialize;
 
 use crate::cli::{Cli, CompletionsArgs, ManArgs};
-use crate::exit;
-use crate::report::Report;
+use crate::output::exit;
+use crate::output::report::Report;
 
 /// The name the completions complete: a single word (clap's `cargo xtask` has a space).
 pub const COMPLETED_NAME: &str = "xtask";
