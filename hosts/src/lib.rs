@@ -5,16 +5,16 @@
 //! give the same bytes.
 
 pub mod compose;
+pub mod host_plan;
 pub mod ids;
 pub mod image;
 pub mod inventory;
 pub mod metrics;
 pub mod net;
 pub mod observer;
-pub mod plan;
 pub mod problem;
 pub mod render;
-pub mod ssh;
+pub mod ssh_login;
 pub mod tls;
 pub mod validate;
 pub mod zoocfg;
@@ -26,7 +26,7 @@ pub use net::{Port, ServerAddress};
 pub use observer::{Observer, ObserverFleet, RemoteDir, Retired, RetiredData};
 pub use problem::{Problem, Problems, Severity};
 pub use render::{render_host, HostFiles, ParticipantEndpoint, COMPOSE_FILE, ZOO_CFG_FILE};
-pub use ssh::{HostKey, JumpHost, PublicKey, SshLogin};
+pub use ssh_login::{HostKey, JumpHost, PublicKey, SshLogin};
 pub use tls::{KeyStore, QuorumSecurity, SecretSource};
 pub use zoocfg::{AdminServer, FourLetterWord, FourLetterWords, ZooSettings};
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::ids::ServerId;
 use crate::image::ImageRef;
 use crate::metrics::Metrics;
-use crate::ssh::{HostKey, JumpHost, SshLogin};
+use crate::ssh_login::{HostKey, JumpHost, SshLogin};
 use crate::zoocfg::ZooSettings;
 
 /// One observer host outside the cluster.

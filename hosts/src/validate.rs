@@ -10,7 +10,7 @@ use crate::metrics::{health_words, Metrics};
 use crate::net::{is_dns1123_label, is_host_address};
 use crate::observer::ObserverFleet;
 use crate::problem::Problems;
-use crate::ssh::{HostKey, PublicKey};
+use crate::ssh_login::{HostKey, PublicKey};
 use crate::zoocfg::{AdminServer, FourLetterWords};
 
 /// Checks the fleet. Field paths are relative to the fleet (`observers[0].myid`); the caller
@@ -330,7 +330,7 @@ fn valid_login(user: &str) -> bool {
 /// an IP or a DNS name, logins valid, host keys pinned.
 fn jump_hosts(
     field: &str,
-    chain: &[crate::ssh::JumpHost],
+    chain: &[crate::ssh_login::JumpHost],
     observers: &[crate::observer::Observer],
     p: &mut Problems,
 ) {

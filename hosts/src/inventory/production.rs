@@ -3,7 +3,7 @@
 use crate::net::v4;
 use crate::observer::{Observer, RemoteDir, Retired};
 use crate::port;
-use crate::ssh::{HostKey, JumpHost, SshLogin};
+use crate::ssh_login::{HostKey, JumpHost, SshLogin};
 use crate::ServerId;
 
 pub fn observers() -> Vec<Observer> {

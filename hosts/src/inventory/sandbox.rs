@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use crate::net::v4;
 use crate::observer::{Observer, RemoteDir, Retired};
 use crate::port;
-use crate::ssh::{HostKey, JumpHost, SshLogin};
+use crate::ssh_login::{HostKey, JumpHost, SshLogin};
 use crate::ServerId;
 
 /// The range every sandbox address lies in.

@@ -658,7 +658,7 @@ fn retirement_reports(env: &Environment, retired: &Fleet<'_>) -> Vec<HostReport>
         .map(|r| match retired.get(&r.observer.name) {
             Some(reached) => HostReport::retirement(
                 &r.observer,
-                &hosts::plan::retirement(&reached.observed, r.data),
+                &hosts::host_plan::retirement(&reached.observed, r.data),
             ),
             None => HostReport::unreachable(
                 &r.observer,
@@ -939,7 +939,7 @@ async fn retire_all<'e>(
             }
             continue;
         };
-        let plan = hosts::plan::retirement(&reached.observed, r.data);
+        let plan = hosts::host_plan::retirement(&reached.observed, r.data);
         if !plan.needed() {
             continue;
         }

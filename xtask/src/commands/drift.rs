@@ -4,7 +4,7 @@
 //! half-finished deploy is never reported as drift.
 
 use anyhow::Result;
-use hosts::plan::{zoo_cfg_servers, HostPlan};
+use hosts::host_plan::{zoo_cfg_servers, HostPlan};
 use hosts::render::ZOO_CFG_FILE;
 use hosts::ServerAddress;
 use serde::Serialize;
@@ -447,7 +447,7 @@ pub async fn drift_waiting(
             .find(|(f, _)| f.name == o.name)
             .map(|(_, f)| f.zoo_cfg.as_str())
             .unwrap_or_default();
-        let stale = hosts::plan::stale_myid(desired_cfg, observed);
+        let stale = hosts::host_plan::stale_myid(desired_cfg, observed);
         let said_stale = observed
             .log_signs
             .iter()
@@ -732,7 +732,7 @@ fn retired_findings(
         let Some(reached) = retired.get(&r.observer.name) else {
             continue;
         };
-        let plan = hosts::plan::retirement(&reached.observed, r.data);
+        let plan = hosts::host_plan::retirement(&reached.observed, r.data);
         if plan.needed() {
             out.push(finding(
                 FindingKind::RetiredRunning,
@@ -796,7 +796,7 @@ fn unlisted_observers(
 fn unreachable_load_balancers(
     env: &manifests::Environment,
     o: &hosts::Observer,
-    blocked: &[(&str, hosts::plan::Reach)],
+    blocked: &[(&str, hosts::host_plan::Reach)],
 ) -> String {
     let list: Vec<String> = blocked
         .iter()

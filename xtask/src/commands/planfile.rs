@@ -276,7 +276,7 @@ pub fn hosts(
                 );
             }
         }
-        if let hosts::plan::HostPlan::Update(u) = &p.plan {
+        if let hosts::host_plan::HostPlan::Update(u) = &p.plan {
             ph.reset_data.clone_from(&u.reset_data);
         }
     }

@@ -2,7 +2,7 @@
 //! synced. Reads only.
 
 use anyhow::Result;
-use hosts::plan;
+use hosts::host_plan;
 use serde::Serialize;
 use serde_json::json;
 
@@ -166,7 +166,7 @@ pub fn run(args: &StatusArgs) -> Result<StatusReport> {
                 let reached = fleet.get(&o.name);
                 let desired = files.iter().find(|(f, _)| f.name == o.name);
                 if let (Some(r), Some((_, desired))) = (reached, desired) {
-                    let st = plan::status(desired, &r.observed, &env.fleet.metrics);
+                    let st = host_plan::status(desired, &r.observed, &env.fleet.metrics);
                     s.reachable = true;
                     s.files_in_sync = Some(st.files_in_sync);
                     s.out_of_sync_files = st.out_of_sync_files;

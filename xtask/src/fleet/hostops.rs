@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use base64::Engine as _;
-use hosts::plan::{Health, Observed, FILES};
+use hosts::host_plan::{Health, Observed, FILES};
 use hosts::render::{EXPORTER_SERVICE, ZOOKEEPER_SERVICE};
 use hosts::{MetricsKind, Observer, PublicKey};
 use sha2::{Digest, Sha256};
@@ -124,7 +124,7 @@ pub fn drift_access(
     ports: Ports,
     env: &str,
     key: &PublicKey,
-) -> hosts::plan::DriftAccess {
+) -> hosts::host_plan::DriftAccess {
     let quoted: Vec<String> = inspect_args(o, ports, env, Some(key), ReadMode::Full)
         .iter()
         .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
@@ -136,7 +136,7 @@ pub fn drift_access(
         quoted.join(" "),
         Script::Inspect.body()
     );
-    hosts::plan::DriftAccess {
+    hosts::host_plan::DriftAccess {
         digest: Some(format!("sha256:{}", sha256_hex(command.as_bytes()))),
         owners: vec![],
         login_uid: None,
@@ -163,7 +163,7 @@ pub async fn set_drift_access(
     o: &Observer,
     env: &str,
     key: Option<&PublicKey>,
-    want: Option<&hosts::plan::DriftAccess>,
+    want: Option<&hosts::host_plan::DriftAccess>,
 ) -> Result<String> {
     let line = want
         .and_then(|w| w.lines.first())
@@ -375,7 +375,7 @@ pub async fn retire(
     o: &Observer,
     env: &manifests::Environment,
     data: hosts::RetiredData,
-    plan: &hosts::plan::Retirement,
+    plan: &hosts::host_plan::Retirement,
 ) -> Result<()> {
     // Through compose while its file is there (a regular file: never read through a link);
     // retire.sh then removes whatever of the observer's containers is left, by their labels.
@@ -466,8 +466,8 @@ pub async fn remove_empty_deployment(host: &Host, o: &Observer) -> Result<()> {
 /// Brings the containers to the files on the host as `how` says: ZooKeeper's container restarted
 /// by the docker CLI (a new zoo.cfg alone), `compose up -d` (a new compose file, containers down),
 /// or both (ZooKeeper restarted only if compose kept its running container).
-pub async fn restart(host: &Host, o: &Observer, how: hosts::plan::Restart) -> Result<()> {
-    use hosts::plan::Restart;
+pub async fn restart(host: &Host, o: &Observer, how: hosts::host_plan::Restart) -> Result<()> {
+    use hosts::host_plan::Restart;
     let up = ["up", "-d", "--remove-orphans"];
     let kept = ["--restart-kept", ZOOKEEPER_SERVICE, o.name.as_str()];
     let args: Vec<&str> = match how {
@@ -479,8 +479,8 @@ pub async fn restart(host: &Host, o: &Observer, how: hosts::plan::Restart) -> Re
 }
 
 /// What [`restart`] does, in words, for progress lines.
-pub fn restart_words(how: hosts::plan::Restart) -> &'static str {
-    use hosts::plan::Restart;
+pub fn restart_words(how: hosts::host_plan::Restart) -> &'static str {
+    use hosts::host_plan::Restart;
     match how {
         Restart::ZooKeeper => "docker restart zookeeper",
         Restart::Compose => "docker compose up -d",
@@ -565,16 +565,16 @@ impl Frames {
 }
 
 /// `host:port ok|refused|timeout` lines of the `reach` section.
-fn parse_reach(f: &Frames) -> BTreeMap<String, hosts::plan::Reach> {
+fn parse_reach(f: &Frames) -> BTreeMap<String, hosts::host_plan::Reach> {
     f.text("reach")
         .lines()
         .filter_map(|l| l.split_once(' '))
-        .filter_map(|(t, r)| Some((t.to_string(), hosts::plan::Reach::parse(r.trim())?)))
+        .filter_map(|(t, r)| Some((t.to_string(), hosts::host_plan::Reach::parse(r.trim())?)))
         .collect()
 }
 
 /// The drift key's access as read: the command's digest, owners and modes up to `/`, the lines.
-fn parse_drift_access(f: &Frames) -> hosts::plan::DriftAccess {
+fn parse_drift_access(f: &Frames) -> hosts::host_plan::DriftAccess {
     let digest = f.text("read-only-digest");
     let owners_text = f.text("read-only-owners");
     let mut owners_lines = owners_text.lines();
@@ -585,14 +585,14 @@ fn parse_drift_access(f: &Frames) -> hosts::plan::DriftAccess {
     let owners = owners_lines
         .filter_map(|l| {
             let mut parts = l.splitn(3, ' ');
-            Some(hosts::plan::Owner {
+            Some(hosts::host_plan::Owner {
                 uid: parts.next()?.parse().ok()?,
                 mode: parts.next()?.to_string(),
                 path: parts.next()?.to_string(),
             })
         })
         .collect();
-    hosts::plan::DriftAccess {
+    hosts::host_plan::DriftAccess {
         digest: (!digest.is_empty() && digest != "-").then_some(digest),
         owners,
         login_uid,

@@ -1,11 +1,11 @@
 //! The observer hosts of one run: each connected once (one SSH connection per host per run) and
-//! read once ([`hosts::plan::Observed`]); the same connections then serve the update and the probes.
-//! What a host needs is decided by the pure [`hosts::plan`], not here.
+//! read once ([`hosts::host_plan::Observed`]); the same connections then serve the update and the probes.
+//! What a host needs is decided by the pure [`hosts::host_plan`], not here.
 
 use std::collections::BTreeMap;
 
 use futures::stream::{self, StreamExt};
-use hosts::plan::{self, Health, HostPlan, Observed};
+use hosts::host_plan::{self, Health, HostPlan, Observed};
 use hosts::{HostFiles, Observer};
 use manifests::Environment;
 
@@ -103,7 +103,7 @@ impl<'e> Fleet<'e> {
                 let asked = reset.contains(&r.observer.name);
                 Some(Planned {
                     reached: r,
-                    plan: plan::plan_with(f, &r.observed, &env.fleet.metrics, asked),
+                    plan: host_plan::plan_with(f, &r.observed, &env.fleet.metrics, asked),
                 })
             })
             .collect()

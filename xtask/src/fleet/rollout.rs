@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use hosts::plan::{self as host_plan, Health, HostPlan, Update};
+use hosts::host_plan::{self, Health, HostPlan, Update};
 use hosts::render::{COMPOSE_FILE, ZOO_CFG_FILE};
 use hosts::Observer;
 use manifests::Environment;
@@ -521,7 +521,7 @@ async fn undo(
     if created {
         hostops::remove_empty_deployment(host, o).await?;
     } else if restarted {
-        let how = hosts::plan::restart_for(
+        let how = hosts::host_plan::restart_for(
             written
                 .iter()
                 .any(|n| *n == ZOO_CFG_FILE || hosts::tls::is_secret(n))
@@ -586,7 +586,7 @@ async fn gate_with(
         };
         // Observing on a configuration other than the file's: the restart did not load it.
         let not_loaded = match (zoo_cfg, h.conf.as_deref()) {
-            (Some(cfg), Some(conf)) => hosts::plan::not_loaded(cfg, conf),
+            (Some(cfg), Some(conf)) => hosts::host_plan::not_loaded(cfg, conf),
             _ => vec![],
         };
         let detail = if h.healthy() && !not_loaded.is_empty() {

@@ -596,9 +596,9 @@ async fn host_key_mismatch(
 }
 
 /// The environment's drift key, if it has one (validation made sure it parses).
-pub fn drift_key(env: &manifests::Environment) -> Option<hosts::ssh::PublicKey> {
+pub fn drift_key(env: &manifests::Environment) -> Option<hosts::ssh_login::PublicKey> {
     env.fleet
         .drift_key
         .as_deref()
-        .and_then(|k| hosts::ssh::PublicKey::parse(k).ok())
+        .and_then(|k| hosts::ssh_login::PublicKey::parse(k).ok())
 }

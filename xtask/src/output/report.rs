@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use hosts::plan::{HostPlan, Update};
+use hosts::host_plan::{HostPlan, Update};
 use hosts::Observer;
 use serde::Serialize;
 
@@ -219,7 +219,7 @@ impl HostReport {
     }
 
     /// A retired observer as planned: retired already, or (until it is) would be, with its steps.
-    pub fn retirement(o: &Observer, plan: &hosts::plan::Retirement) -> HostReport {
+    pub fn retirement(o: &Observer, plan: &hosts::host_plan::Retirement) -> HostReport {
         if plan.needed() {
             HostReport::new(o, HostResult::WouldRetire, plan.steps().join("; "))
         } else {

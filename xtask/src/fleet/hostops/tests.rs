@@ -670,7 +670,7 @@ fn the_drift_key_gets_exactly_one_way_in_and_a_changed_command_is_found() {
         ))),
         "{problems:?}"
     );
-    let set = |k: Option<&PublicKey>, w: Option<&hosts::plan::DriftAccess>| {
+    let set = |k: Option<&PublicKey>, w: Option<&hosts::host_plan::DriftAccess>| {
         let line = w.map_or("-".to_string(), |w| w.lines[0].clone());
         let k = k.map_or("-".to_string(), PublicKey::openssh);
         let (code, out, err) = run_with(
