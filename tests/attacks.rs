@@ -917,26 +917,7 @@ fn quorum_tls_admits_the_deployed_observers_and_refuses_impostors() {
         format!("{}/{OBS1}.pass", hosts::inventory::sandbox::TLS_DIR),
     )
     .unwrap();
-    let out = w.on_sandbox(&[
-        "deploy",
-        "--yes",
-        "--output",
-        "json",
-        "--health-timeout",
-        "30s",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let failed = common::json(&out);
-    assert_eq!(
-        common::host(&failed, OBS1)["result"],
-        "rolled-back",
-        "{failed}"
-    );
-    assert_eq!(
-        std::fs::read(sb.host(OBS1).deploy_dir.join("quorum-keystore.p12")).unwrap(),
-        after,
-        "the previous store is back"
-    );
+    refused_by_the_gate_and_put_back(&w, &after, "another CA's store");
     assert_eq!(
         common::mode(sb, OBS1),
         "observer",
@@ -947,26 +928,7 @@ fn quorum_tls_admits_the_deployed_observers_and_refuses_impostors() {
     // gate fails and the previous store is put back.
     let expired = ca.issue("expired", &address, Some("-40d"), 30).unwrap();
     std::fs::copy(&expired.path, &store).unwrap();
-    let out = w.on_sandbox(&[
-        "deploy",
-        "--yes",
-        "--output",
-        "json",
-        "--health-timeout",
-        "30s",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let failed = common::json(&out);
-    assert_eq!(
-        common::host(&failed, OBS1)["result"],
-        "rolled-back",
-        "{failed}"
-    );
-    assert_eq!(
-        std::fs::read(sb.host(OBS1).deploy_dir.join("quorum-keystore.p12")).unwrap(),
-        after,
-        "the previous store is back"
-    );
+    refused_by_the_gate_and_put_back(&w, &after, "an expired store");
     // A store that expired while deployed (as time passes: the running server keeps its
     // connection, the file on the host is past its date): drift names it and the date.
     std::fs::copy(
@@ -985,6 +947,32 @@ fn quorum_tls_admits_the_deployed_observers_and_refuses_impostors() {
     assert!(
         detail.contains("expired on ") && detail.contains("day(s) ago"),
         "{detail}"
+    );
+}
+
+/// A deploy whose key store for OBS1 cannot join (`what`): exit 1, OBS1 rolled back, its
+/// previous store (`previous`) back on the host.
+fn refused_by_the_gate_and_put_back(w: &World, previous: &[u8], what: &str) {
+    let out = w.on_sandbox(&[
+        "deploy",
+        "--yes",
+        "--output",
+        "json",
+        "--health-timeout",
+        "30s",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{what}");
+    let failed = common::json(&out);
+    assert_eq!(
+        common::host(&failed, OBS1)["result"],
+        "rolled-back",
+        "{what}: {failed}"
+    );
+    let store = w.sb().host(OBS1).deploy_dir.join("quorum-keystore.p12");
+    assert_eq!(
+        std::fs::read(store).unwrap(),
+        previous,
+        "{what}: the previous store is back"
     );
 }
 
