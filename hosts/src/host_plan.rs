@@ -6,8 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::host_files::{
+    HostFiles, COMPOSE_FILE, EXPORTER_SERVICE, ZOOKEEPER_SERVICE, ZOO_CFG_FILE,
+};
 use crate::metrics::Metrics;
-use crate::render::{HostFiles, COMPOSE_FILE, EXPORTER_SERVICE, ZOOKEEPER_SERVICE, ZOO_CFG_FILE};
 
 /// The files this tool manages on a host, in the order they are written.
 pub const FILES: [&str; 2] = [ZOO_CFG_FILE, COMPOSE_FILE];

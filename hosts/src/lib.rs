@@ -5,6 +5,8 @@
 //! give the same bytes.
 
 pub mod compose;
+pub mod fleet_rules;
+pub mod host_files;
 pub mod host_plan;
 pub mod ids;
 pub mod image;
@@ -13,19 +15,17 @@ pub mod metrics;
 pub mod net;
 pub mod observer;
 pub mod problem;
-pub mod render;
 pub mod ssh_login;
 pub mod tls;
-pub mod validate;
 pub mod zoocfg;
 
+pub use host_files::{render_host, HostFiles, ParticipantEndpoint, COMPOSE_FILE, ZOO_CFG_FILE};
 pub use ids::ServerId;
 pub use image::{ImageRef, ZkVersion};
 pub use metrics::{Metrics, MetricsKind};
 pub use net::{Port, ServerAddress};
 pub use observer::{Observer, ObserverFleet, RemoteDir, Retired, RetiredData};
 pub use problem::{Problem, Problems, Severity};
-pub use render::{render_host, HostFiles, ParticipantEndpoint, COMPOSE_FILE, ZOO_CFG_FILE};
 pub use ssh_login::{HostKey, JumpHost, PublicKey, SshLogin};
 pub use tls::{KeyStore, QuorumSecurity, SecretSource};
 pub use zoocfg::{AdminServer, FourLetterWord, FourLetterWords, ZooSettings};

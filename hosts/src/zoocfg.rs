@@ -296,7 +296,7 @@ impl fmt::Display for ServerLine {
 }
 
 /// A complete zoo.cfg: ordered `(key, value)` entries. Build it with
-/// [`crate::render::render_host`]; render it with [`ZooCfg::to_text`].
+/// [`crate::host_files::render_host`]; render it with [`ZooCfg::to_text`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZooCfg {
     header: Vec<String>,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use hosts::render::EnsemblePorts;
+use hosts::host_files::EnsemblePorts;
 use hosts::{HostFiles, Observer, ParticipantEndpoint, ServerAddress};
 
 use crate::environment::{AddressSource, Environment};

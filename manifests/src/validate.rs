@@ -23,7 +23,9 @@ pub fn validate(env: &Environment) -> Problems {
     keepalive(env, &mut p);
     addresses(env, &mut p);
     monitoring(env, &mut p);
-    p.extend(hosts::validate::validate_fleet(&env.fleet, env.ensemble.version).prefixed("fleet"));
+    p.extend(
+        hosts::fleet_rules::validate_fleet(&env.fleet, env.ensemble.version).prefixed("fleet"),
+    );
     p.extend(check_objects(env, &desired_objects(env)));
     p
 }

@@ -4,8 +4,8 @@
 //! half-finished deploy is never reported as drift.
 
 use anyhow::Result;
+use hosts::host_files::ZOO_CFG_FILE;
 use hosts::host_plan::{zoo_cfg_servers, HostPlan};
-use hosts::render::ZOO_CFG_FILE;
 use hosts::ServerAddress;
 use serde::Serialize;
 use std::time::{Duration, Instant};

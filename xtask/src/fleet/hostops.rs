@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use base64::Engine as _;
+use hosts::host_files::{EXPORTER_SERVICE, ZOOKEEPER_SERVICE};
 use hosts::host_plan::{Health, Observed, FILES};
-use hosts::render::{EXPORTER_SERVICE, ZOOKEEPER_SERVICE};
 use hosts::{MetricsKind, Observer, PublicKey};
 use sha2::{Digest, Sha256};
 

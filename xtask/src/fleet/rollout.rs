@@ -10,8 +10,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use hosts::host_files::{COMPOSE_FILE, ZOO_CFG_FILE};
 use hosts::host_plan::{self, Health, HostPlan, Update};
-use hosts::render::{COMPOSE_FILE, ZOO_CFG_FILE};
 use hosts::Observer;
 use manifests::Environment;
 
