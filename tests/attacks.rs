@@ -50,7 +50,7 @@ fn an_unrestricted_line_for_the_drift_key_is_reported_and_removed() {
     let w = World::sandbox();
     w.deploy();
     let key = drift_key(w.dir());
-    let public = hosts::inventory::sandbox::drift_key().unwrap();
+    let public = manifests::environments::sandbox::inventory::drift_key().unwrap();
     let ak = authorized_keys(&w, OBS1);
     let installed = std::fs::read_to_string(&ak).unwrap();
     std::fs::write(&ak, format!("{public} attacker\n{installed}")).unwrap();
@@ -769,7 +769,7 @@ fn quorum_tls_admits_the_deployed_observers_and_refuses_impostors() {
     let w = World::sandbox();
     let password = std::fs::read_to_string(format!(
         "{}/zk-observer-1.pass",
-        hosts::inventory::sandbox::TLS_DIR
+        manifests::environments::sandbox::inventory::TLS_DIR
     ))
     .unwrap();
     let plan = w.on_sandbox(&["deploy", "--dry-run"]);
@@ -910,11 +910,17 @@ fn quorum_tls_admits_the_deployed_observers_and_refuses_impostors() {
     let narrow = w.on_sandbox(&["drift", "--output", "json", "--certificate-warning", "5d"]);
     assert_eq!(narrow.status.code(), Some(0), "{}", stdout(&narrow));
     // A store of another CA cannot join: the gate fails and the previous store is put back.
-    let store = format!("{}/{OBS1}.p12", hosts::inventory::sandbox::TLS_DIR);
+    let store = format!(
+        "{}/{OBS1}.p12",
+        manifests::environments::sandbox::inventory::TLS_DIR
+    );
     std::fs::copy(&forged.path, &store).unwrap();
     std::fs::copy(
         &forged.password_file,
-        format!("{}/{OBS1}.pass", hosts::inventory::sandbox::TLS_DIR),
+        format!(
+            "{}/{OBS1}.pass",
+            manifests::environments::sandbox::inventory::TLS_DIR
+        ),
     )
     .unwrap();
     refused_by_the_gate_and_put_back(&w, &after, "another CA's store");

@@ -164,7 +164,7 @@ fn edit_to_render(args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
         target: "<= 0.3 s".into(),
     });
 
-    let host_list = root.join("hosts/src/inventory/production.rs");
+    let host_list = root.join("manifests/src/environments/production/inventory.rs");
     let mut incremental = Vec::new();
     for _ in 0..3 {
         std::fs::File::options()
@@ -182,7 +182,7 @@ fn edit_to_render(args: &BenchArgs, rows: &mut Vec<Row>) -> Result<()> {
     }
     rows.push(Row {
         section: "edit-to-render",
-        measure: "touch hosts/src/inventory/production.rs, rebuild, render".into(),
+        measure: "touch manifests/src/environments/production/inventory.rs, rebuild, render".into(),
         ours: secs(median(incremental)),
         reference: "-".into(),
         ratio: "-".into(),

@@ -10,7 +10,6 @@ pub mod host_files;
 pub mod host_plan;
 pub mod ids;
 pub mod image;
-pub mod inventory;
 pub mod metrics;
 pub mod net;
 pub mod observer;

@@ -12,7 +12,6 @@ use serde::Serialize;
 
 use crate::ids::ServerId;
 use crate::net::{Port, ServerAddress};
-use crate::port;
 
 /// A ZooKeeper four-letter-word command (ZooKeeper 3.5 to 3.9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -162,27 +161,6 @@ pub struct ZooSettings {
     /// balancer's or NAT gateway's idle timeout: the container's keepalive `sysctls`
     /// ([`crate::observer::Keepalive`]) make them come in time.
     pub tcp_keep_alive: bool,
-}
-
-impl ZooSettings {
-    /// The runbook's values, with its mistakes corrected: purging on (`autopurge.purgeInterval`, not
-    /// the misspelt `purgeInteval`, and not 0), no `*` whitelist, AdminServer off, keepalive on.
-    pub fn runbook() -> ZooSettings {
-        ZooSettings {
-            tick_time_ms: 2000,
-            init_limit: 5,
-            sync_limit: 10,
-            client_port: port!(2181),
-            max_client_cnxns: 60,
-            min_session_timeout_ms: 4000,
-            max_session_timeout_ms: 40000,
-            autopurge_snap_retain_count: 3,
-            autopurge_purge_interval_hours: 24,
-            four_letter_words: FourLetterWords::default(),
-            admin_server: AdminServer::Disabled,
-            tcp_keep_alive: true,
-        }
-    }
 }
 
 /// Every zoo.cfg key this tool writes.

@@ -488,8 +488,8 @@ fn addresses(env: &Environment, p: &mut Problems) {
         }
     }
     let sandbox = IpNet::new(
-        hosts::inventory::sandbox::SANDBOX_NETWORK.0,
-        hosts::inventory::sandbox::SANDBOX_NETWORK.1,
+        crate::environments::sandbox::inventory::SANDBOX_NETWORK.0,
+        crate::environments::sandbox::inventory::SANDBOX_NETWORK.1,
     )
     .expect("sandbox network is a valid prefix");
     for (field, ip) in &all {

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Run ZooKeeper observers outside a Kubernetes cluster, as code.
 ///
 /// The environments (ensemble, load balancers, observers, monitoring) are Rust modules in
-/// manifests/src/environments/ and hosts/src/inventory/. Every command validates the environment
+/// manifests/src/environments/<env>/ (the environment and its observer hosts, inventory.rs). Every command validates the environment
 /// first and changes nothing when it is invalid.
 ///
 /// Exit codes: 0 success or in sync, 2 changes or drift found, 1 error.

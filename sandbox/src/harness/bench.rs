@@ -31,9 +31,9 @@ pub fn environment(n: u8, host_key: &str) -> Environment {
                 "/var/lib/zk-observers-sandbox/bench-obs-{i}/deploy"
             )),
             // Quorum TLS, as the sandbox: the sandbox issues each observer's store at start.
-            key_store: Some(hosts::inventory::sandbox::tls_store(&format!(
-                "bench-obs-{i}"
-            ))),
+            key_store: Some(manifests::environments::sandbox::inventory::tls_store(
+                &format!("bench-obs-{i}"),
+            )),
         })
         .collect();
     env

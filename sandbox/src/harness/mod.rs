@@ -142,9 +142,9 @@ impl Sandbox {
         if options.ensemble {
             // The quorum TLS material, made whether or not the quorum starts with TLS (a test
             // moves a plaintext ensemble to TLS), where the sandbox environment reads it
-            // (hosts::inventory::sandbox::TLS_DIR), the participants' Secret "mounted" where
+            // (manifests::environments::sandbox::inventory::TLS_DIR), the participants' Secret "mounted" where
             // the environment's ensemble artifact says.
-            let dir = Path::new(::hosts::inventory::sandbox::TLS_DIR);
+            let dir = Path::new(manifests::environments::sandbox::inventory::TLS_DIR);
             let e = &sandbox.env.ensemble;
             let servers: Vec<(String, String)> = sandbox
                 .env

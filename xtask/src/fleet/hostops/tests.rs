@@ -495,7 +495,7 @@ fn inspect_here(home: Option<&Path>, d: &Path, key: Option<&PublicKey>) -> Obser
         deploy_dir: hosts::RemoteDir(d.display().to_string()),
         key_store: None,
         address: "127.0.0.1".parse().unwrap(),
-        ..hosts::inventory::sandbox::observers().remove(0)
+        ..manifests::environments::sandbox::inventory::observers().remove(0)
     };
     let args = inspect_args(
         &o,
@@ -529,7 +529,7 @@ fn inspect_reports_secrets_by_digest_only() {
     let args = inspect_args(
         &Observer {
             deploy_dir: hosts::RemoteDir(d.display().to_string()),
-            ..hosts::inventory::sandbox::observers().remove(0)
+            ..manifests::environments::sandbox::inventory::observers().remove(0)
         },
         Ports {
             client: 1,
@@ -641,14 +641,16 @@ fn the_drift_key_gets_exactly_one_way_in_and_a_changed_command_is_found() {
         deploy_dir: hosts::RemoteDir(d.display().to_string()),
         key_store: None,
         address: "127.0.0.1".parse().unwrap(),
-        ..hosts::inventory::sandbox::observers().remove(0)
+        ..manifests::environments::sandbox::inventory::observers().remove(0)
     };
     let ports = Ports {
         client: 1,
         metrics: 1,
         kind: MetricsKind::Exporter,
     };
-    let key = hosts::PublicKey::parse(&hosts::inventory::sandbox::drift_key().unwrap()).unwrap();
+    let key =
+        hosts::PublicKey::parse(&manifests::environments::sandbox::inventory::drift_key().unwrap())
+            .unwrap();
     let want = drift_access(&o, ports, "sandbox", &key);
     let read = || inspect_here(Some(&home), &d, Some(&key)).drift_access;
     let ak = home.join(".ssh/authorized_keys");
@@ -914,7 +916,7 @@ fn inspect_reads_files_names_and_falls_back_to_docker() {
         deploy_dir: hosts::RemoteDir(d.display().to_string()),
         key_store: None,
         address: "127.0.0.1".parse().unwrap(),
-        ..hosts::inventory::sandbox::observers().remove(0)
+        ..manifests::environments::sandbox::inventory::observers().remove(0)
     };
     // Nothing listens on these ports: the probe fails, so the script asks docker (absent or
     // not, it must not break the answer).

@@ -5,11 +5,11 @@
 
 use std::net::IpAddr;
 
-use crate::net::v4;
-use crate::observer::{Observer, RemoteDir, Retired};
-use crate::port;
-use crate::ssh_login::{HostKey, JumpHost, SshLogin};
-use crate::ServerId;
+use hosts::net::v4;
+use hosts::observer::{Observer, RemoteDir, Retired};
+use hosts::port;
+use hosts::ssh_login::{HostKey, JumpHost, SshLogin};
+use hosts::ServerId;
 
 /// The range every sandbox address lies in.
 pub const SANDBOX_NETWORK: (IpAddr, u8) = (v4(198, 18, 0, 0), 15);
@@ -19,10 +19,10 @@ pub const SANDBOX_NETWORK: (IpAddr, u8) = (v4(198, 18, 0, 0), 15);
 pub const TLS_DIR: &str = "/run/zk-observers-sandbox/tls";
 
 /// The PKCS12 store `<name>.p12` of [`TLS_DIR`] and its password file `<name>.pass`.
-pub fn tls_store(name: &str) -> crate::tls::KeyStore {
-    crate::tls::KeyStore {
-        store: crate::SecretSource::File(format!("{TLS_DIR}/{name}.p12")),
-        password: crate::SecretSource::File(format!("{TLS_DIR}/{name}.pass")),
+pub fn tls_store(name: &str) -> hosts::tls::KeyStore {
+    hosts::tls::KeyStore {
+        store: hosts::SecretSource::File(format!("{TLS_DIR}/{name}.p12")),
+        password: hosts::SecretSource::File(format!("{TLS_DIR}/{name}.pass")),
     }
 }
 

@@ -1,10 +1,10 @@
 //! Production observers: the two hosts in the classic network from the runbook.
 
-use crate::net::v4;
-use crate::observer::{Observer, RemoteDir, Retired};
-use crate::port;
-use crate::ssh_login::{HostKey, JumpHost, SshLogin};
-use crate::ServerId;
+use hosts::net::v4;
+use hosts::observer::{Observer, RemoteDir, Retired};
+use hosts::port;
+use hosts::ssh_login::{HostKey, JumpHost, SshLogin};
+use hosts::ServerId;
 
 pub fn observers() -> Vec<Observer> {
     vec![

@@ -2,10 +2,15 @@
 //! API test server stands in for the cluster; the ensemble's load balancers and the observers are
 //! network namespaces on this machine, in 198.18.0.0/15.
 
+pub mod inventory;
+
 use std::collections::BTreeMap;
 
 use hosts::net::v4;
-use hosts::{port, ImageRef, Metrics, ObserverFleet, ServerAddress, ZkVersion, ZooSettings};
+use hosts::{
+    port, AdminServer, FourLetterWords, ImageRef, Metrics, ObserverFleet, ServerAddress, ZkVersion,
+    ZooSettings,
+};
 
 use crate::environment::{
     Ensemble, EnsembleTls, Environment, EnvironmentKind, Monitoring, ServiceMonitorSpec,
@@ -35,17 +40,32 @@ pub fn environment() -> Environment {
             // The sandbox's participants read the stores the sandbox makes there at start.
             quorum_tls: EnsembleTls {
                 secret: "sandbox-zookeeper-quorum-tls".into(),
-                mount_dir: format!("{}/ensemble", hosts::inventory::sandbox::TLS_DIR),
+                mount_dir: format!("{}/ensemble", inventory::TLS_DIR),
             },
         },
         load_balancer: LoadBalancerProvider::Sandbox,
         extra_source_ranges: vec![],
         fleet: ObserverFleet {
-            observers: hosts::inventory::sandbox::observers(),
-            retired: hosts::inventory::sandbox::retired(),
-            jump: hosts::inventory::sandbox::jump_hosts(),
-            drift_key: hosts::inventory::sandbox::drift_key(),
-            zookeeper: ZooSettings::runbook(),
+            observers: inventory::observers(),
+            retired: inventory::retired(),
+            jump: inventory::jump_hosts(),
+            drift_key: inventory::drift_key(),
+            // The same values as production's (the runbook's, corrected), stated here: the sandbox
+            // tests what production runs.
+            zookeeper: ZooSettings {
+                tick_time_ms: 2000,
+                init_limit: 5,
+                sync_limit: 10,
+                client_port: port!(2181),
+                max_client_cnxns: 60,
+                min_session_timeout_ms: 4000,
+                max_session_timeout_ms: 40000,
+                autopurge_snap_retain_count: 3,
+                autopurge_purge_interval_hours: 24,
+                four_letter_words: FourLetterWords::default(),
+                admin_server: AdminServer::Disabled,
+                tcp_keep_alive: true,
+            },
             // Built locally from Debian's zookeeper 3.8.0 package with the official image's layout.
             image: ImageRef::new("zk-observers/zookeeper:3.8.0-debian12"),
             layout: hosts::observer::ImageLayout::OFFICIAL,
@@ -61,7 +81,7 @@ pub fn environment() -> Environment {
             },
             // Quorum TLS with the private CA the sandbox makes when it starts.
             quorum: hosts::QuorumSecurity::Tls {
-                trust_store: hosts::inventory::sandbox::tls_store("truststore"),
+                trust_store: inventory::tls_store("truststore"),
             },
         },
         monitoring: Monitoring {

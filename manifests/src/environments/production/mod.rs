@@ -2,10 +2,15 @@
 //! `xxx`) in `kube-public` on TKE, exposed through one internal CLB per pod, and two observers in
 //! the classic network.
 
+pub mod inventory;
+
 use std::collections::BTreeMap;
 
 use hosts::net::v4;
-use hosts::{port, ImageRef, Metrics, ObserverFleet, ServerAddress, ZkVersion, ZooSettings};
+use hosts::{
+    port, AdminServer, FourLetterWords, ImageRef, Metrics, ObserverFleet, ServerAddress, ZkVersion,
+    ZooSettings,
+};
 
 use crate::environment::{Ensemble, EnsembleTls, Environment, EnvironmentKind, Monitoring};
 use crate::provider::LoadBalancerProvider;
@@ -44,11 +49,27 @@ pub fn environment() -> Environment {
         },
         extra_source_ranges: vec![],
         fleet: ObserverFleet {
-            observers: hosts::inventory::production::observers(),
-            retired: hosts::inventory::production::retired(),
-            jump: hosts::inventory::production::jump_hosts(),
-            drift_key: hosts::inventory::production::drift_key(),
-            zookeeper: ZooSettings::runbook(),
+            observers: inventory::observers(),
+            retired: inventory::retired(),
+            jump: inventory::jump_hosts(),
+            drift_key: inventory::drift_key(),
+            // The runbook's values, with its mistakes corrected: purging on (`autopurge.purgeInterval`,
+            // not the misspelt `purgeInteval`, and not 0), no `*` whitelist, AdminServer off,
+            // keepalive on. This environment's own: changing them changes no other environment.
+            zookeeper: ZooSettings {
+                tick_time_ms: 2000,
+                init_limit: 5,
+                sync_limit: 10,
+                client_port: port!(2181),
+                max_client_cnxns: 60,
+                min_session_timeout_ms: 4000,
+                max_session_timeout_ms: 40000,
+                autopurge_snap_retain_count: 3,
+                autopurge_purge_interval_hours: 24,
+                four_letter_words: FourLetterWords::default(),
+                admin_server: AdminServer::Disabled,
+                tcp_keep_alive: true,
+            },
             image: ImageRef::new("zookeeper:3.8.6"),
             layout: hosts::observer::ImageLayout::OFFICIAL,
             metrics: Metrics::runbook_exporter(),
