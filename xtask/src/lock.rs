@@ -609,7 +609,31 @@ impl std::fmt::Display for Stop {
     }
 }
 
-impl std::error::Error for Stop {}
+// Not an `std::error::Error`: a stop is not a failure, and `?` cannot turn one into an `anyhow::Error`
+// by accident (`Halt` keeps the two apart).
+
+/// How a guarded step ends when it does not finish: stopped by its guard (a signal, the lock
+/// lost: the command ends cleanly, reporting what it did) or failed (an error).
+#[derive(Debug)]
+pub enum Halt {
+    Stopped(Stop),
+    Failed(anyhow::Error),
+}
+
+impl From<Stop> for Halt {
+    fn from(s: Stop) -> Halt {
+        Halt::Stopped(s)
+    }
+}
+
+impl From<anyhow::Error> for Halt {
+    fn from(e: anyhow::Error) -> Halt {
+        Halt::Failed(e)
+    }
+}
+
+/// The result of a guarded step.
+pub type Guarded<T> = std::result::Result<T, Halt>;
 
 impl Guard<'_> {
     pub const NONE: Guard<'static> = Guard {

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, Result};
 
 use crate::cluster::plan::{Action, Change};
 use crate::cluster::{Applied, Cluster};
-use crate::lock::{Guard, Stop};
+use crate::lock::{Guard, Guarded, Halt, Stop};
 use crate::output;
 use crate::output::report::{ObjectOutcome, ObjectResult};
 
@@ -48,21 +48,15 @@ pub struct Executed {
     pub stopped: Option<Stop>,
 }
 
-/// Carries out one planned change; `Err(Stop)` inside `Ok` when the guard says no.
-async fn execute(
-    cluster: &Cluster,
-    change: &Change,
-    how: &Execution<'_>,
-) -> Result<Result<ObjectResult, Stop>> {
+/// Carries out one planned change, unless the guard says no (`Halt::Stopped`).
+async fn execute(cluster: &Cluster, change: &Change, how: &Execution<'_>) -> Guarded<ObjectResult> {
     let writes = match change.action {
         Action::Create | Action::Update => true,
         Action::Prune => how.prune,
         Action::Unchanged => false,
     };
     if writes {
-        if let Err(stop) = how.guard.check().await {
-            return Ok(Err(stop));
-        }
+        how.guard.check().await?;
     }
     let result = match (change.action, &change.desired) {
         (Action::Create | Action::Update, Some(object)) => {
@@ -75,12 +69,15 @@ async fn execute(
                 .await?
             {
                 Applied::Ok(_) => {}
-                Applied::Conflicts(c) => bail!(
-                    "{} changed while applying: {} is now owned by \"{}\"; run again (or pass --force-conflicts)",
-                    change.object,
-                    c[0].field,
-                    c[0].manager
-                ),
+                Applied::Conflicts(c) => {
+                    return Err(anyhow!(
+                        "{} changed while applying: {} is now owned by \"{}\"; run again (or pass --force-conflicts)",
+                        change.object,
+                        c[0].field,
+                        c[0].manager
+                    )
+                    .into())
+                }
             }
             if change.action == Action::Create {
                 ObjectOutcome::Created
@@ -100,10 +97,10 @@ async fn execute(
     if how.progress && result != ObjectOutcome::Unchanged {
         output::outcome(&change.object, &result);
     }
-    Ok(Ok(ObjectResult {
+    Ok(ObjectResult {
         object: change.object.clone(),
         result,
-    }))
+    })
 }
 
 /// Carries out `changes` in order, stopping (not failing) where the guard says so.
@@ -114,14 +111,15 @@ pub async fn execute_all<'c>(
 ) -> Result<Executed> {
     let mut results = Vec::new();
     for c in changes {
-        match execute(cluster, c, how).await? {
+        match execute(cluster, c, how).await {
             Ok(r) => results.push(r),
-            Err(stop) => {
+            Err(Halt::Stopped(stop)) => {
                 return Ok(Executed {
                     results,
                     stopped: Some(stop),
                 })
             }
+            Err(Halt::Failed(e)) => return Err(e),
         }
     }
     Ok(Executed {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use hosts::{HostFiles, Observer, ServerAddress};
 use manifests::{AddressSource, Environment};
 use serde::Serialize;
@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::cli::{AddressChoice, ClusterArgs};
 use crate::cluster::{Cluster, Kind, ObjectRef};
-use crate::lock::Guard;
+use crate::lock::{Guard, Guarded};
 use crate::output;
 
 /// Where host files take the participants' load-balancer addresses from.
@@ -87,18 +87,15 @@ pub fn ingress_address(service: &Value) -> Option<ServerAddress> {
 }
 
 /// Polls every per-pod Service until each has a load-balancer address, or `timeout` passes.
-/// Prints progress to stderr. Returns the addresses by pod ordinal, or (inside `Ok`) why the
-/// guard stopped the wait.
+/// Prints progress to stderr. Returns the addresses by pod ordinal, or why the guard stopped the
+/// wait (`Halt::Stopped`).
 pub async fn wait_for_addresses(
     cluster: &Cluster,
     env: &Environment,
     timeout: Duration,
     guard: &Guard<'_>,
-) -> Result<Result<BTreeMap<u32, ServerAddress>, crate::lock::Stop>> {
-    match poll_addresses(cluster, env, timeout, Duration::from_millis(250), guard).await {
-        Ok(live) => Ok(Ok(live)),
-        Err(e) => e.downcast().map(Err),
-    }
+) -> Guarded<BTreeMap<u32, ServerAddress>> {
+    poll_addresses(cluster, env, timeout, Duration::from_millis(250), guard).await
 }
 
 async fn poll_addresses(
@@ -107,7 +104,7 @@ async fn poll_addresses(
     timeout: Duration,
     poll: Duration,
     guard: &Guard<'_>,
-) -> Result<BTreeMap<u32, ServerAddress>> {
+) -> Guarded<BTreeMap<u32, ServerAddress>> {
     let started = Instant::now();
     let participants = env.ensemble.participants();
     let mut found: BTreeMap<u32, ServerAddress> = BTreeMap::new();
@@ -128,10 +125,13 @@ async fn poll_addresses(
                         found.insert(p.ordinal, a);
                     }
                 }
-                None => bail!(
-                    "Service {r} does not exist: apply it first (`cargo xtask apply --env {}`)",
-                    env.name
-                ),
+                None => {
+                    return Err(anyhow!(
+                        "Service {r} does not exist: apply it first (`cargo xtask apply --env {}`)",
+                        env.name
+                    )
+                    .into())
+                }
             }
         }
         let pending: Vec<&str> = participants
@@ -163,7 +163,7 @@ async fn poll_addresses(
         }
         guard.interrupted()?;
         if elapsed >= timeout {
-            bail!(
+            return Err(anyhow!(
                 "timed out after {} waiting for the load-balancer address of Service(s) {} in namespace {}: the cloud \
                  controller has not provisioned them. Look at `kubectl -n {} describe service {}` for its events; \
                  the Services themselves are applied",
@@ -172,7 +172,8 @@ async fn poll_addresses(
                 env.ensemble.namespace,
                 env.ensemble.namespace,
                 pending[0]
-            );
+            )
+            .into());
         }
         tokio::time::sleep(
             poll.min(timeout.saturating_sub(elapsed))

@@ -11,7 +11,7 @@ use crate::cluster::execute::{self, Execution};
 use crate::cluster::lb::{self, Address};
 use crate::cluster::plan::{self, Planner};
 use crate::cluster::{block_on, Cluster};
-use crate::lock::{self, Guard, Stop};
+use crate::lock::{self, Guard, Halt, Stop};
 use crate::output::report::{ObjectResult, ObjectTotals, Report};
 use crate::signals;
 use crate::{commands::planfile, commands::prompt, environments, output, output::exit};
@@ -195,12 +195,13 @@ async fn apply(
     if args.no_wait || report.stopped.is_some() {
         return Ok(report);
     }
-    let live = match lb::wait_for_addresses(cluster, env, args.timeout, &guard).await? {
+    let live = match lb::wait_for_addresses(cluster, env, args.timeout, &guard).await {
         Ok(live) => live,
-        Err(stop) => {
+        Err(Halt::Stopped(stop)) => {
             report.stopped = Some(stop);
             return Ok(report);
         }
+        Err(Halt::Failed(e)) => return Err(e),
     };
     report.addresses = lb::compare(env, &live);
     if let Some(msg) = lb::mismatch_message(env, &report.addresses) {

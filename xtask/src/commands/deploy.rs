@@ -21,7 +21,7 @@ use crate::commands::planfile::{self, SavedPlan};
 use crate::fleet::hostops::ReadMode;
 use crate::fleet::rollout::{self, Options};
 use crate::fleet::Fleet;
-use crate::lock::{Guard, Stop};
+use crate::lock::{Guard, Halt, Stop};
 use crate::output::report::{
     host_counts, merge_hosts, HostReport, HostResult, ObjectResult, ObjectTotals, Report,
 };
@@ -727,12 +727,13 @@ async fn carry_out(
     }
     tracing::info!("load-balancer Services applied");
     // 2. Their addresses: the observers are configured from what the cloud gave.
-    let live = match lb::wait_for_addresses(cluster, env, args.timeout, &guard).await? {
+    let live = match lb::wait_for_addresses(cluster, env, args.timeout, &guard).await {
         Ok(live) => live,
-        Err(stop) => {
+        Err(Halt::Stopped(stop)) => {
             report.stopped = Some(stop);
             return Ok(());
         }
+        Err(Halt::Failed(e)) => return Err(e),
     };
     if let Some(msg) = lb::mismatch_message(env, &lb::compare(env, &live)) {
         output::warning(&format!(
