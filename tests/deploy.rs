@@ -514,8 +514,9 @@ fn deploy_apply_and_push_refuse_without_a_terminal_or_yes() {
         };
         assert_eq!(out.status.code(), Some(1), "{command}");
         let err = common::stderr(&out);
+        // The fix on a `hint:` line of its own (issue 24), after the error.
         assert!(
-            err.contains("there is no terminal to ask on: pass --yes"),
+            err.contains("there is no terminal to ask on\n") && err.contains("  hint: pass --yes"),
             "{command}: {err}"
         );
     }

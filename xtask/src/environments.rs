@@ -63,11 +63,16 @@ pub fn select_one(selection: &ClusterSelection, cluster: &ClusterArgs) -> Result
     let all = manifests::environments::all();
     match current.as_deref().and_then(|c| all.iter().find(|e| e.kube_context == c)) {
         Some(env) => Ok(env.clone()),
-        None => bail!(
-            "no --env given and the kubeconfig's current context ({}) is not pinned by any environment; pass --env ({})",
-            current.as_deref().unwrap_or("none"),
-            manifests::environments::names().join(", ")
-        ),
+        None => Err(crate::output::hinted(
+            format!(
+                "no --env given and the kubeconfig's current context ({}) is not pinned by any environment",
+                current.as_deref().unwrap_or("none"),
+            ),
+            format!(
+                "pass --env ({})",
+                manifests::environments::names().join(", ")
+            ),
+        )),
     }
 }
 

@@ -306,16 +306,18 @@ pub async fn acquire(
 }
 
 fn refused(env: &Environment, h: &Holder) -> anyhow::Error {
-    anyhow::anyhow!(
-        "another deploy of {} is in progress: {} holds the lock since {} (Lease {}/{}, expires {} by its \
-         holder's clock unless renewed). Wait for it; if its holder is dead, wait until the Lease \
-         expires or pass --break-lock",
-        env.name,
-        h.holder,
-        h.acquired,
-        env.ensemble.namespace,
-        lease_name(env),
-        h.expires
+    crate::output::hinted(
+        format!(
+            "another deploy of {} is in progress: {} holds the lock since {} (Lease {}/{}, expires {} by its \
+             holder's clock unless renewed)",
+            env.name,
+            h.holder,
+            h.acquired,
+            env.ensemble.namespace,
+            lease_name(env),
+            h.expires
+        ),
+        "wait for it; if its holder is dead, wait until the Lease expires or pass --break-lock",
     )
 }
 

@@ -144,13 +144,17 @@ impl Cluster {
                 .iter()
                 .map(|c| c.name.as_str())
                 .collect();
-            bail!(
-                "the kubeconfig has no context `{context}`, which environment {} is pinned to (contexts found: {}). \
-                 Add it, or fix kube_context in manifests/src/environments/{}.rs",
-                env.name,
-                if known.is_empty() { "none".to_string() } else { known.join(", ") },
-                env.name
-            );
+            return Err(crate::output::hinted(
+                format!(
+                    "the kubeconfig has no context `{context}`, which environment {} is pinned to (contexts found: {})",
+                    env.name,
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") },
+                ),
+                format!(
+                    "add it, or fix kube_context in manifests/src/environments/{}/mod.rs",
+                    env.name
+                ),
+            ));
         }
         let options = KubeConfigOptions {
             context: Some(context.clone()),
@@ -324,15 +328,19 @@ impl Cluster {
             };
             let why = deleting(&live).unwrap_or_else(|| "still there after the delete".to_string());
             if started.elapsed() >= timeout {
-                bail!(
-                    "{r} is still {why} after {}: the controller behind the finalizer has not let it go (for \
-                     service.kubernetes.io/load-balancer-cleanup, the cloud has not released the load balancer). \
-                     Look at `kubectl -n {} describe {} {}` for its events",
-                    crate::output::duration(timeout),
-                    r.namespace,
-                    r.kind.name().to_lowercase(),
-                    r.name
-                );
+                return Err(crate::output::hinted(
+                    format!(
+                        "{r} is still {why} after {}: the controller behind the finalizer has not let it go (for \
+                         service.kubernetes.io/load-balancer-cleanup, the cloud has not released the load balancer)",
+                        crate::output::duration(timeout),
+                    ),
+                    format!(
+                        "look at `kubectl -n {} describe {} {}` for its events",
+                        r.namespace,
+                        r.kind.name().to_lowercase(),
+                        r.name
+                    ),
+                ));
             }
             if last_report.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
                 crate::output::progress(&format!(

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use hosts::{HostFiles, Observer, ServerAddress};
 use manifests::{AddressSource, Environment};
 use serde::Serialize;
@@ -126,9 +126,9 @@ async fn poll_addresses(
                     }
                 }
                 None => {
-                    return Err(anyhow!(
-                        "Service {r} does not exist: apply it first (`cargo xtask apply --env {}`)",
-                        env.name
+                    return Err(crate::output::hinted(
+                        format!("Service {r} does not exist"),
+                        format!("apply it first: `cargo xtask apply --env {}`", env.name),
                     )
                     .into())
                 }
@@ -163,15 +163,18 @@ async fn poll_addresses(
         }
         guard.interrupted()?;
         if elapsed >= timeout {
-            return Err(anyhow!(
-                "timed out after {} waiting for the load-balancer address of Service(s) {} in namespace {}: the cloud \
-                 controller has not provisioned them. Look at `kubectl -n {} describe service {}` for its events; \
-                 the Services themselves are applied",
-                output::duration(timeout),
-                pending.join(", "),
-                env.ensemble.namespace,
-                env.ensemble.namespace,
-                pending[0]
+            return Err(crate::output::hinted(
+                format!(
+                    "timed out after {} waiting for the load-balancer address of Service(s) {} in namespace {}: \
+                     the cloud controller has not provisioned them (the Services themselves are applied)",
+                    output::duration(timeout),
+                    pending.join(", "),
+                    env.ensemble.namespace,
+                ),
+                format!(
+                    "look at `kubectl -n {} describe service {}` for its events",
+                    env.ensemble.namespace, pending[0]
+                ),
             )
             .into());
         }
@@ -237,12 +240,17 @@ pub fn addresses_from(
         }
     }
     if !pending.is_empty() {
-        bail!(
-            "Service(s) {} in namespace {} have no load-balancer address yet; run `cargo xtask apply --env {}`, which waits for them",
-            pending.join(", "),
-            env.ensemble.namespace,
-            env.name
-        );
+        return Err(crate::output::hinted(
+            format!(
+                "Service(s) {} in namespace {} have no load-balancer address yet",
+                pending.join(", "),
+                env.ensemble.namespace,
+            ),
+            format!(
+                "run `cargo xtask apply --env {}`, which waits for them",
+                env.name
+            ),
+        ));
     }
     Ok(found)
 }

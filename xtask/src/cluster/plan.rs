@@ -101,13 +101,17 @@ impl Plan {
         if force || list.is_empty() {
             return Ok(());
         }
-        anyhow::bail!(
-            "nothing was applied: {} field(s) are owned by another field manager with a different value:\n  {}\n\
-             Run `cargo xtask diff --env {env}` to see the values. If this tool should own them, rerun with \
-             --force-conflicts (the other manager may set them back)",
-            list.len(),
-            list.join("\n  ")
-        )
+        Err(crate::output::hinted(
+            format!(
+                "nothing was applied: {} field(s) are owned by another field manager with a different value:\n  {}",
+                list.len(),
+                list.join("\n  ")
+            ),
+            format!(
+                "`cargo xtask diff --env {env}` shows the values; if this tool should own them, rerun with \
+                 --force-conflicts (the other manager may set them back)"
+            ),
+        ))
     }
 
     /// One line per conflicting field: object, field, owning manager.

@@ -89,12 +89,16 @@ impl Report for ApplyReport {
 pub fn run(args: &ApplyArgs, format: OutputFormat) -> Result<ApplyReport> {
     let env = environments::cluster_env(&args.selection, &args.cluster)?;
     if !args.yes && !std::io::stdin().is_terminal() {
-        bail!(
-            "apply changes environment {} and asks for confirmation, but there is no terminal to ask on: \
-             pass --yes (after reviewing `cargo xtask diff --env {}`), or run it interactively",
-            env.name,
-            env.name
-        );
+        return Err(crate::output::hinted(
+            format!(
+                "apply changes environment {} and asks for confirmation, but there is no terminal to ask on",
+                env.name
+            ),
+            format!(
+                "pass --yes (after reviewing `cargo xtask diff --env {}`), or run it interactively",
+                env.name
+            ),
+        ));
     }
     let objects = manifests::desired_objects(&env);
     block_on(async {

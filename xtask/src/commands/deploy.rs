@@ -201,13 +201,17 @@ pub fn run(args: &DeployArgs, format: OutputFormat) -> Result<DeployReport> {
     }
     let prompting = !args.yes && !planning && saved.is_none();
     if prompting && !std::io::stdin().is_terminal() {
-        bail!(
-            "deploy changes environment {} and asks for confirmation, but there is no terminal to ask on: \
-             pass --yes (after reviewing `cargo xtask deploy --env {} --dry-run`), or save a plan with \
-             --plan-out FILE and carry it out with --plan FILE, or run it interactively",
-            env.name,
-            env.name
-        );
+        return Err(crate::output::hinted(
+            format!(
+                "deploy changes environment {} and asks for confirmation, but there is no terminal to ask on",
+                env.name
+            ),
+            format!(
+                "pass --yes (after reviewing `cargo xtask deploy --env {} --dry-run`), or save a plan with \
+                 --plan-out FILE and carry it out with --plan FILE, or run it interactively",
+                env.name
+            ),
+        ));
     }
     block_on(async {
         let interrupt = crate::commands::install_interrupt()?;

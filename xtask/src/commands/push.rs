@@ -83,13 +83,17 @@ pub fn run(args: &PushArgs, format: OutputFormat) -> Result<PushReport> {
     if !args.dry_run {
         crate::fleet::ssh::refuse_the_drift_key_as_identity(&env, &args.ssh)?;
         if !args.yes && !std::io::stdin().is_terminal() {
-            bail!(
-                "push changes the observers of environment {} and asks for confirmation, but there is no \
-                 terminal to ask on: pass --yes (after reviewing `cargo xtask push --env {} --dry-run`), \
-                 or run it interactively",
-                env.name,
-                env.name
-            );
+            return Err(crate::output::hinted(
+                format!(
+                    "push changes the observers of environment {} and asks for confirmation, but there is no \
+                     terminal to ask on",
+                    env.name
+                ),
+                format!(
+                    "pass --yes (after reviewing `cargo xtask push --env {} --dry-run`), or run it interactively",
+                    env.name
+                ),
+            ));
         }
     }
     block_on(async {

@@ -410,12 +410,16 @@ fn key_mismatch(
     what: &str,
     field: &str,
 ) -> anyhow::Error {
-    anyhow!(
-        "{}: the host key presented by {who} does not match the pinned one; refusing to connect.\n  \
-         pinned:    {}\n  presented: {presented}\n\
-         If {what} was re-installed, check the new key on its console, then update {field} in the inventory",
-        o.name,
-        pinned.fingerprint()
+    crate::output::hinted(
+        format!(
+            "{}: the host key presented by {who} does not match the pinned one; refusing to connect.\n  \
+             pinned:    {}\n  presented: {presented}",
+            o.name,
+            pinned.fingerprint()
+        ),
+        format!(
+            "if {what} was re-installed, check the new key on its console, then update {field} in the inventory"
+        ),
     )
 }
 

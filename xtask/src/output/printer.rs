@@ -11,10 +11,45 @@ const YELLOW: Style = AnsiColor::Yellow.on_default().bold();
 const GREEN: Style = AnsiColor::Green.on_default().bold();
 const DIM: Style = Style::new().dimmed();
 
+/// An error with what to do about it: printed as its message with a last `hint:` line, the way a
+/// validation problem ends with `fix:`. In one-line forms (`{e:#}`, JSON reports) the hint
+/// follows the message: `message (hint: ...)`.
+#[derive(Debug)]
+pub struct Hinted {
+    pub message: String,
+    pub hint: String,
+}
+
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (hint: {})", self.message, self.hint)
+    }
+}
+
+impl std::error::Error for Hinted {}
+
+/// An error saying `message`, and `hint`: what to do.
+pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Hinted {
+        message: message.into(),
+        hint: hint.into(),
+    })
+}
+
 pub fn error(e: &anyhow::Error) {
-    eprintln!("{RED}error{RED:#}: {e}");
-    for cause in e.chain().skip(1) {
-        eprintln!("  {DIM}caused by:{DIM:#} {cause}");
+    let text = |c: &(dyn std::error::Error + 'static)| match c.downcast_ref::<Hinted>() {
+        Some(h) => h.message.clone(),
+        None => c.to_string(),
+    };
+    let mut chain = e.chain();
+    if let Some(first) = chain.next() {
+        eprintln!("{RED}error{RED:#}: {}", text(first));
+    }
+    for cause in chain {
+        eprintln!("  {DIM}caused by:{DIM:#} {}", text(cause));
+    }
+    if let Some(h) = e.chain().find_map(|c| c.downcast_ref::<Hinted>()) {
+        eprintln!("  {DIM}hint:{DIM:#} {}", h.hint);
     }
 }
 
@@ -129,4 +164,26 @@ pub enum Tone {
 pub trait Outcome {
     fn word(&self) -> &'static str;
     fn tone(&self) -> Tone;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hint_is_found_through_context_and_follows_the_message_in_one_line_forms() {
+        let e = hinted("there is no terminal to ask on", "pass --yes").context("deploy");
+        assert_eq!(
+            format!("{e:#}"),
+            "deploy: there is no terminal to ask on (hint: pass --yes)"
+        );
+        let h = e.chain().find_map(|c| c.downcast_ref::<Hinted>()).unwrap();
+        assert_eq!(
+            (h.message.as_str(), h.hint.as_str()),
+            ("there is no terminal to ask on", "pass --yes")
+        );
+        assert!(anyhow::anyhow!("plain")
+            .chain()
+            .all(|c| c.downcast_ref::<Hinted>().is_none()));
+    }
 }
