@@ -189,7 +189,7 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
 /// Writes a znode on the leader, starts a plaintext ZooKeeper observer (id 99) in zk-observer-1's
 /// namespace, and watches it for 15 s: refused when it never joins and never serves the znode.
 fn impostor_refused(sb: &Sandbox) -> Result<bool> {
-    use sandbox::harness::{net, Ensemble, Impostor};
+    use sandbox::harness::{netns, Ensemble, Impostor};
     let leader = sb
         .ensemble
         .as_ref()
@@ -212,7 +212,7 @@ fn impostor_refused(sb: &Sandbox) -> Result<bool> {
         .collect();
     let o = &sb.env.fleet.observers[0];
     let address = o.address.to_string();
-    let impostor = Impostor::start(&net::observer_ns(&o.name), 99, &servers, &address, 2182)?;
+    let impostor = Impostor::start(&netns::observer_ns(&o.name), 99, &servers, &address, 2182)?;
     let started = std::time::Instant::now();
     while started.elapsed() < std::time::Duration::from_secs(15) {
         if impostor.mode() == "observer" || impostor.get("/demo-secret").contains("every-znode") {

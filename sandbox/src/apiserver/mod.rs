@@ -9,13 +9,13 @@ mod controllers;
 mod defaults;
 mod errors;
 mod http;
+mod object_rules;
 mod resources;
 mod selector;
 mod ssa;
 mod store;
 pub mod upstream;
 mod util;
-mod validate;
 
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::validate::{check_label_value, check_qualified_name};
+use super::object_rules::{check_label_value, check_qualified_name};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Op {

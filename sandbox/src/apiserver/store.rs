@@ -735,7 +735,7 @@ impl State {
             &mut self.alloc,
             !opts.dry_run,
         );
-        let mut errors = super::validate::validate(res, &obj);
+        let mut errors = super::object_rules::validate(res, &obj);
         let deleting = old.is_some_and(|o| o.deleting_since.is_some());
         if deleting {
             let before = old.map(Stored::finalizers).unwrap_or_default();

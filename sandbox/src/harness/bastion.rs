@@ -10,7 +10,7 @@ use ::hosts::JumpHost;
 use anyhow::{Context, Result};
 use manifests::Environment;
 
-use super::{hosts, net, process, RUN_DIR};
+use super::{netns, observers, process, RUN_DIR};
 
 pub struct Bastion {
     pub name: String,
@@ -22,7 +22,7 @@ pub struct Bastion {
 }
 
 impl Bastion {
-    /// Starts the bastion of `env`'s fleet named by `j` (its namespace exists: [`net::create`]).
+    /// Starts the bastion of `env`'s fleet named by `j` (its namespace exists: [`netns::create`]).
     /// Forwarding to a destination is what it is for, nothing else: its sshd allows local
     /// forwarding only (no `-R` listeners, `AllowTcpForwarding local`); root logs in with the
     /// sandbox's deploy key, as on the observers, and the drift job's key may forward to the
@@ -35,18 +35,18 @@ impl Bastion {
         let mut b = Bastion {
             name: j.name.clone(),
             address,
-            ns: net::jump_ns(&j.name),
+            ns: netns::jump_ns(&j.name),
             authorized: drift_job_line(env),
             sshd: None,
         };
-        b.start_sshd(hosts::host_key(&j.name))?;
+        b.start_sshd(observers::host_key(&j.name))?;
         Ok(b)
     }
 
     /// Starts (or restarts) the bastion's sshd with the given private host key.
     pub fn start_sshd(&mut self, private_key: &str) -> Result<()> {
         self.stop();
-        self.sshd = Some(hosts::sshd(
+        self.sshd = Some(observers::sshd(
             &self.name,
             &self.ns,
             self.address,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use manifests::Environment;
 
-use super::net::{CLUSTER_NS, DNS_ADDRESS};
+use super::netns::{CLUSTER_NS, DNS_ADDRESS};
 use super::{process, RUN_DIR};
 
 /// The zone it is authoritative for.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use manifests::Environment;
 
-use super::net::CLUSTER_NS;
+use super::netns::CLUSTER_NS;
 use super::{process, RUN_DIR};
 
 pub struct Ensemble {
@@ -38,7 +38,7 @@ impl Server {
         let classpath = format!(
             "{}:/usr/share/java/zookeeper.jar:{}",
             dir.display(),
-            super::tls::TLS_CLASS_PATH
+            super::keystores::TLS_CLASS_PATH
         );
         let cfg_path = dir.join("zoo.cfg").display().to_string();
         process::spawn_in(
@@ -124,7 +124,7 @@ impl Ensemble {
 
     /// The ensemble; with `tls`, its quorum speaks TLS only: every participant gets the keys of
     /// the environment's ensemble artifact (`manifests::ensemble_tls`, its last step), reading
-    /// the stores [`super::tls::mount_participant_stores`] put where the artifact says.
+    /// the stores [`super::keystores::mount_participant_stores`] put where the artifact says.
     pub fn start_with(env: &Environment, tls: bool) -> Result<Ensemble> {
         let e = &env.ensemble;
         let lines: Vec<String> = e
@@ -311,7 +311,7 @@ impl Impostor {
         servers: &[String],
         client_address: &str,
         client_port: u16,
-        tls: Option<(&super::tls::Store, &super::tls::Store)>,
+        tls: Option<(&super::keystores::Store, &super::keystores::Store)>,
     ) -> Result<Impostor> {
         let dir = Path::new(RUN_DIR).join(format!("impostor-{id}"));
         let _ = std::fs::remove_dir_all(&dir);
@@ -323,7 +323,7 @@ impl Impostor {
              clientPortAddress={client_address}\npeerType=observer\n4lw.commands.whitelist=srvr\n\
              admin.enableServer=false\nstandaloneEnabled=false\n{}{}\nserver.{id}=0.0.0.0:2888:3888:observer\n",
             dir.join("data").display(),
-            tls.map(|(key, trust)| super::tls::zoo_cfg_lines(key, trust))
+            tls.map(|(key, trust)| super::keystores::zoo_cfg_lines(key, trust))
                 .unwrap_or_default(),
             servers.join("\n")
         );

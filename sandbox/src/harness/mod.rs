@@ -28,11 +28,11 @@ pub mod bastion;
 pub mod bench;
 pub mod dns;
 mod ensemble;
-mod hosts;
-pub mod image;
-pub mod net;
+pub mod image_build;
+pub mod keystores;
+pub mod netns;
+mod observers;
 mod process;
-pub mod tls;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -42,7 +42,7 @@ use anyhow::{bail, Context, Result};
 use manifests::Environment;
 
 pub use ensemble::{artifact_keys, four_letter_word, Ensemble, Impostor};
-pub use hosts::ObserverHost;
+pub use observers::ObserverHost;
 
 /// Where the sandbox keeps state that survives runs: each host's Docker data root (with its
 /// images) and deploy directory.
@@ -85,7 +85,7 @@ pub struct Sandbox {
     pub identity: PathBuf,
     /// With [`Options::quorum_tls`]: the CA the participants' certificates come from, and its
     /// trust store.
-    pub tls: Option<(tls::Ca, tls::Store)>,
+    pub tls: Option<(keystores::Ca, keystores::Store)>,
     _lock: File,
 }
 
@@ -94,7 +94,7 @@ impl Sandbox {
     pub fn start(options: Options) -> Result<Sandbox> {
         Self::start_with(
             manifests::environments::sandbox::environment(),
-            &|name| hosts::host_key(name).to_string(),
+            &|name| observers::host_key(name).to_string(),
             options,
         )
     }
@@ -133,7 +133,7 @@ impl Sandbox {
             tls: None,
             _lock: lock,
         };
-        net::create(&sandbox.env)?;
+        netns::create(&sandbox.env)?;
         sandbox.dns = Some(dns::Dns::start(&sandbox.env)?);
         for j in &sandbox.env.fleet.jump {
             let b = bastion::Bastion::start(j, &sandbox.env)?;
@@ -153,12 +153,13 @@ impl Sandbox {
                 .iter()
                 .map(|o| (o.name.clone(), o.address.to_string()))
                 .chain(std::iter::once((
-                    tls::PARTICIPANTS.to_string(),
+                    keystores::PARTICIPANTS.to_string(),
                     e.recorded_addresses[&0].to_string(),
                 )))
                 .collect();
-            let (ca, trust) = tls::material(&Path::new(CACHE_DIR).join("tls"), dir, &servers)?;
-            tls::mount_participant_stores(&sandbox.env, &ca, &trust)?;
+            let (ca, trust) =
+                keystores::material(&Path::new(CACHE_DIR).join("tls"), dir, &servers)?;
+            keystores::mount_participant_stores(&sandbox.env, &ca, &trust)?;
             sandbox.tls = Some((ca, trust));
             sandbox.ensemble = Some(Ensemble::start_with(&sandbox.env, options.quorum_tls)?);
         }
@@ -168,7 +169,7 @@ impl Sandbox {
                     .hosts
                     .push(ObserverHost::start(observer, &host_key(&observer.name))?);
             }
-            image::ensure(&sandbox.hosts)?;
+            image_build::ensure(&sandbox.hosts)?;
         }
         if let Some(e) = &sandbox.ensemble {
             e.wait_for_quorum(Duration::from_secs(60))?;
@@ -281,7 +282,7 @@ pub fn api_config(env: &Environment, delay: Duration) -> crate::Config {
                 })
             })
             .collect(),
-        firewall: Some(net::cloud_firewall()),
+        firewall: Some(netns::cloud_firewall()),
         seed: ensemble_objects(env),
         ..crate::Config::default()
     }
@@ -395,8 +396,8 @@ pub fn teardown(env: &Environment) {
 /// Removes everything a previous (possibly killed) run left, of this environment or any other
 /// sandbox: processes in the namespaces, the namespaces, the bridge, deploy directories.
 fn cleanup(env: &Environment) {
-    let mut namespaces = net::namespaces(env);
-    namespaces.extend(net::leftover_namespaces());
+    let mut namespaces = netns::namespaces(env);
+    namespaces.extend(netns::leftover_namespaces());
     namespaces.sort();
     namespaces.dedup();
     for ns in &namespaces {
@@ -410,7 +411,7 @@ fn cleanup(env: &Environment) {
         );
     }
     for name in names {
-        hosts::kill_containers(&name);
+        observers::kill_containers(&name);
         let _ = std::fs::remove_dir_all(Path::new(STATE_DIR).join(&name).join("deploy"));
         let _ = std::fs::remove_dir_all(Path::new(RUN_DIR).join(&name));
     }
@@ -419,7 +420,7 @@ fn cleanup(env: &Environment) {
     }
     let _ = std::fs::remove_dir_all(Path::new(RUN_DIR).join("ensemble"));
     let _ = std::fs::remove_dir_all(Path::new(RUN_DIR).join("dns"));
-    net::delete(env, &namespaces);
+    netns::delete(env, &namespaces);
 }
 
 fn is_root() -> bool {

@@ -40,7 +40,7 @@ pub fn to_yaml(v: &Value) -> String {
     serde_yaml::to_string(v).expect("JSON values serialize to YAML")
 }
 
-pub use crate::output::diff::unified;
+pub use crate::output::unified_diff::unified;
 
 #[cfg(test)]
 mod tests {

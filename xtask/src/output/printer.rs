@@ -114,9 +114,9 @@ pub fn change(sign: char, word: &str, what: &str) {
 /// A unified diff, coloured when stdout is a terminal.
 pub fn diff(text: &str) {
     if TO_STDERR.load(Ordering::Relaxed) {
-        eprint!("{}", crate::output::diff::colorize(text));
+        eprint!("{}", crate::output::unified_diff::colorize(text));
     } else {
-        print!("{}", crate::output::diff::colorize(text));
+        print!("{}", crate::output::unified_diff::colorize(text));
     }
 }
 

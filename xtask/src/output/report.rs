@@ -8,7 +8,7 @@ use hosts::host_plan::{HostPlan, Update};
 use hosts::Observer;
 use serde::Serialize;
 
-use crate::output::{self, diff};
+use crate::output::{self, unified_diff};
 
 /// The one way a command's result reaches stdout: JSON, or text for people.
 pub fn emit(report: &dyn Report, format: crate::cli::OutputFormat) {
@@ -298,7 +298,7 @@ pub fn update_diff(o: &Observer, u: &Update) -> String {
         .iter()
         .map(|f| {
             let path = format!("{}:{}/{}", o.name, o.deploy_dir, f.name);
-            diff::unified(
+            unified_diff::unified(
                 f.deployed.as_deref().unwrap_or(""),
                 &f.desired,
                 &format!("{path} (deployed)"),

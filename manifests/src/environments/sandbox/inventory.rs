@@ -15,7 +15,7 @@ use hosts::ServerId;
 pub const SANDBOX_NETWORK: (IpAddr, u8) = (v4(198, 18, 0, 0), 15);
 
 /// Where the sandbox makes its quorum TLS material when it starts (a private CA, a key store per
-/// server, the trust store; `sandbox/src/harness/tls.rs`): nothing of it is checked in.
+/// server, the trust store; `sandbox/src/harness/keystores.rs`): nothing of it is checked in.
 pub const TLS_DIR: &str = "/run/zk-observers-sandbox/tls";
 
 /// The PKCS12 store `<name>.p12` of [`TLS_DIR`] and its password file `<name>.pass`.

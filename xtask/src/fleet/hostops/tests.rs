@@ -336,7 +336,7 @@ fn a_directory_with_contents_or_a_symlink_is_refused_untouched() {
 }
 
 /// A stand-in for the docker CLI in `dir/bin`, for the file logic of retire.sh (the
-/// retirement tests in tests/deploy.rs run it against each sandbox host's real dockerd):
+/// retirement tests in xtask/tests/it/deploy.rs run it against each sandbox host's real dockerd):
 /// `ps` prints the ids in `dir/containers`, `rm` empties it unless `dir/stuck` exists; every
 /// call is logged to `dir/calls`. Returns the environment to run the script with.
 fn docker_stand_in(dir: &Path) -> Vec<(String, String)> {

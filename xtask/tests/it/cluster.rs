@@ -1,11 +1,10 @@
 //! The cluster side (`cargo xtask diff` and `apply`) driven through the real binary against the
 //! Kubernetes API test server (sandbox/src/apiserver), over real HTTP with the real kube client.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
+use crate::common;
+use crate::common::{
     apply_as_the_tool, per_pod_service, roles, stderr, stdout, wait_for, World, CONTEXT, NS,
 };
 use sandbox::{ApiServer, Config, Fault, LoadBalancerMode};

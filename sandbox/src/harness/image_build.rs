@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use hosts::Metrics;
 use sha2::{Digest, Sha256};
 
-use super::hosts::ObserverHost;
+use super::observers::ObserverHost;
 use super::CACHE_DIR;
 
 /// Bump when the recipe below changes.

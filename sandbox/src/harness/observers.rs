@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use hosts::Observer;
 
-use super::net::observer_ns;
+use super::netns::observer_ns;
 use super::{process, RUN_DIR, STATE_DIR};
 
 pub struct ObserverHost {
@@ -248,7 +248,7 @@ impl ObserverHost {
                 &cgroup_parent(&self.name),
                 // The host's resolver: the sandbox's DNS server (the cloud's private zone).
                 "--dns",
-                super::net::DNS_ADDRESS,
+                super::netns::DNS_ADDRESS,
             ],
             &log,
         )?;
@@ -338,7 +338,7 @@ impl ObserverHost {
 
     /// Takes the host's link down (unreachable) or up again.
     pub fn set_link(&self, up: bool) -> Result<()> {
-        super::net::set_link(self.myid, up)
+        super::netns::set_link(self.myid, up)
     }
 
     pub fn stop(&mut self) {

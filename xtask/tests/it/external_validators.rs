@@ -1,12 +1,10 @@
 //! The rendered files checked by the tools that consume them: the official Kubernetes schemas
 //! (`kubernetes-validate` from PyPI) and Debian's `docker-compose config`. `.ci/run` installs both.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{files_under, render_all};
+use crate::common::{files_under, render_all};
 
 /// Runs an external validator; a missing tool is a failure that says how to install it.
 fn tool(program: &str, install: &str) -> Command {

@@ -3,18 +3,17 @@
 //! real three-server ZooKeeper ensemble that cannot open connections to them. Needs root; the
 //! sandbox (sandbox/src/harness) sets everything up and tears it down.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{json, World};
+use crate::common;
+use crate::common::{json, World};
 use sandbox::harness::Ensemble;
 use sandbox::Sandbox;
 
 const OBS1: &str = "zk-observer-1";
 const OBS2: &str = "zk-observer-2";
 
-use common::{host, mode};
+use crate::common::{host, mode};
 
 fn started_at(sb: &Sandbox, name: &str) -> String {
     common::started_at(sb.host(name))

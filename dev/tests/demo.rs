@@ -1,6 +1,6 @@
 //! The README's first quick-start command, end to end (needs root): `cargo xtask demo` is handed
 //! to the sandbox tool, `xtask-dev`, which this test runs directly (the product binary only
-//! forwards; `tests/cli.rs` checks the forwarding).
+//! forwards; xtask/tests/it/cli.rs checks the forwarding).
 
 use std::process::{Command, Stdio};
 

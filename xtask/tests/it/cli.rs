@@ -1,9 +1,7 @@
 //! The command line and the product binary itself: what it links, how it parses, where demo and
 //! bench go.
 
-mod common;
-
-use common::{run, xtask};
+use crate::common::{run, xtask};
 
 /// The binary that acts on real environments carries no sandbox: no API test server, no test keys.
 #[test]

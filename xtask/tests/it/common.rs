@@ -1,5 +1,4 @@
-//! Helpers shared by the integration tests (included with `mod common;`).
-#![allow(dead_code)]
+//! Helpers shared by the integration test areas.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -403,7 +402,11 @@ pub fn impostor_key(dir: &Path) -> (String, String) {
 pub fn drift_key(dir: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let key = dir.join("drift_ed25519_key");
-    std::fs::write(&key, include_str!("sandbox/ssh/drift_ed25519_key")).unwrap();
+    std::fs::write(
+        &key,
+        include_str!("../../../tests/sandbox/ssh/drift_ed25519_key"),
+    )
+    .unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     key
 }
@@ -468,8 +471,8 @@ pub fn ssh_bastion_as(key: &Path, args: &[&str], command: Option<&str>) -> Outpu
 /// Makes the cluster's network drop (or, `add` false, again accept) what `address` sends: the
 /// load balancers stop answering that observer host.
 pub fn drop_traffic_from(address: &str, add: bool) {
-    sandbox::harness::net::in_ns(
-        sandbox::harness::net::CLUSTER_NS,
+    sandbox::harness::netns::in_ns(
+        sandbox::harness::netns::CLUSTER_NS,
         "iptables",
         &[
             "-w",

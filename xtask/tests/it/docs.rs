@@ -11,13 +11,12 @@
 //!   line in any other block fails the test: a quote cannot hide from it.
 //! - docs/commands.md is generated from the clap definition (`UPDATE_DOCS=1` rewrites it).
 
-mod common;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::World;
+use crate::common;
+use crate::common::World;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -282,6 +281,74 @@ fn doc_files() -> Vec<String> {
     files
 }
 
+/// The integration-test areas (`mod x;` in main.rs) and the test functions each declares.
+fn test_areas() -> std::collections::BTreeMap<String, Vec<String>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
+    let main = std::fs::read_to_string(dir.join("main.rs")).unwrap();
+    let mut areas = std::collections::BTreeMap::new();
+    for area in main
+        .lines()
+        .filter_map(|l| l.strip_prefix("mod ")?.strip_suffix(';'))
+    {
+        let source = std::fs::read_to_string(dir.join(format!("{area}.rs"))).unwrap();
+        let mut tests = Vec::new();
+        let mut attribute = false;
+        for line in source.lines().map(str::trim) {
+            if line == "#[test]" || line.starts_with("#[tokio::test") {
+                attribute = true;
+            } else if let Some(rest) = line.strip_prefix("fn ").or(line.strip_prefix("async fn ")) {
+                if attribute {
+                    tests.push(rest.split('(').next().unwrap().to_string());
+                }
+                attribute = false;
+            }
+        }
+        areas.insert(area.to_string(), tests);
+    }
+    areas
+}
+
+/// A test the docs name (`area::test_name`, e.g. in the fault table) is a test that exists: a
+/// renamed or moved test cannot leave a row pointing at nothing.
+#[test]
+fn every_test_the_docs_name_exists() {
+    let areas = test_areas();
+    assert!(areas["fleet"]
+        .iter()
+        .any(|t| t == "a_host_key_mismatch_is_refused_showing_both_fingerprints"));
+    let mut named = 0;
+    let mut missing = Vec::new();
+    for file in doc_files() {
+        let text = std::fs::read_to_string(root().join(&file)).unwrap();
+        for part in text.split('`').skip(1).step_by(2) {
+            let Some((area, test)) = part.split_once("::") else {
+                continue;
+            };
+            let Some(tests) = areas.get(area) else {
+                continue;
+            };
+            if test.is_empty()
+                || !test
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                continue;
+            }
+            named += 1;
+            if !tests.iter().any(|t| t == test) {
+                missing.push(format!(
+                    "{file}: `{area}::{test}` is not a test in xtask/tests/it/{area}.rs"
+                ));
+            }
+        }
+    }
+    assert!(
+        named >= 50,
+        "only {named} test names found in the docs: is the scan broken?"
+    );
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
 /// Each file's quotes run by one test below, and no quote hides in another kind of block.
 #[test]
 fn every_file_with_quotes_is_checked_and_no_quote_hides() {
@@ -356,6 +423,6 @@ fn the_command_reference_is_generated_from_clap() {
     let have = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         have == want,
-        "docs/commands.md is not what clap prints: run `UPDATE_DOCS=1 cargo nextest run -p xtask --test docs` and review the diff"
+        "docs/commands.md is not what clap prints: run `UPDATE_DOCS=1 cargo nextest run -p xtask -E 'test(/^docs::/)'` and review the diff"
     );
 }

@@ -1,11 +1,10 @@
 //! `cargo xtask deploy`, `drift` and `demo` end to end: the Kubernetes API test server plus the
 //! sandbox's real observer hosts and ZooKeeper ensemble. Needs root.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{drift_key, drop_traffic_from, ssh_as, wait_for, World, NS};
+use crate::common;
+use crate::common::{drift_key, drop_traffic_from, ssh_as, wait_for, World, NS};
 use sandbox::harness::{ensemble_container, four_letter_word};
 use serde_json::{json, Value};
 

@@ -1,15 +1,28 @@
 //! Snapshots of every rendered file of every environment, taken from the bytes `cargo xtask render`
-//! writes. Review changes with `cargo insta review`.
-
-mod common;
+//! writes. Review changes with `cargo insta review`. The snapshots live in the top-level
+//! `tests/snapshots/`, named `render__<env>__<path>.snap` (see `snapshots()`).
 
 use std::fs;
 
-use common::{files_under, render_all, run, xtask};
+use crate::common::{files_under, render_all, run, xtask};
 use sha2::{Digest, Sha256};
+
+/// Where the snapshots live and what they are called: the workspace's `tests/snapshots/`, each
+/// named `render__` + its name, whatever module of the test binary asserts it.
+fn snapshots() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(snapshot_dir());
+    settings.set_prepend_module_to_snapshot(false);
+    settings
+}
+
+fn snapshot_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/snapshots")
+}
 
 #[test]
 fn every_rendered_file_matches_its_snapshot() {
+    let _snapshots = snapshots().bind_to_scope();
     let dir = render_all();
     let envs = manifests::environments::names();
     assert_eq!(
@@ -54,14 +67,13 @@ fn every_rendered_file_matches_its_snapshot() {
                     .trim_start_matches('.')
             );
             expected_snapshots.insert(format!("render__{name}.snap"));
-            insta::assert_snapshot!(name, text);
+            insta::assert_snapshot!(format!("render__{name}"), text);
         }
         expected_snapshots.insert(format!("render__{env}__sha256sums.snap"));
-        insta::assert_snapshot!(format!("{env}__sha256sums"), digests);
+        insta::assert_snapshot!(format!("render__{env}__sha256sums"), digests);
     }
     // A snapshot of a file that is no longer rendered, or an unreviewed new one, fails too.
-    let snapshot_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/snapshots");
-    let on_disk: std::collections::BTreeSet<String> = fs::read_dir(&snapshot_dir)
+    let on_disk: std::collections::BTreeSet<String> = fs::read_dir(snapshot_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("render__"))

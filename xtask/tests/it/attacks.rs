@@ -3,14 +3,13 @@
 //! signals. Every one is refused or reported. Each test is a row of docs/faults.md and of the drift-key section of docs/networking.md
 //! and fault table. Needs root, as the sandbox does.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{drift_key, drop_traffic_from, ssh_as, ssh_bastion_as, stderr, stdout, World};
+use crate::common;
+use crate::common::{drift_key, drop_traffic_from, ssh_as, ssh_bastion_as, stderr, stdout, World};
 use serde_json::Value;
 
 const OBS1: &str = "zk-observer-1";
@@ -692,7 +691,7 @@ fn write_secret_znode(sb: &sandbox::Sandbox) {
 /// the same impostor from an address they do not admit (the bastion's) never joins.
 #[test]
 fn an_impostor_observer_copies_a_plaintext_quorum_from_an_admitted_address_only() {
-    use sandbox::harness::{net, Impostor};
+    use sandbox::harness::{netns, Impostor};
     let w = World::plaintext_sandbox();
     // The per-pod Services and their source ranges (the sandbox's cloud firewall enforces them).
     let out = w.run(&["apply", "--env", "sandbox", "--yes", "--timeout", "30s"]);
@@ -718,7 +717,7 @@ fn an_impostor_observer_copies_a_plaintext_quorum_from_an_admitted_address_only(
     // three times what the admitted one took (at least 15 s).
     let bastion = &sb.bastions[0];
     let outside = Impostor::start(
-        &net::jump_ns(&bastion.name),
+        &netns::jump_ns(&bastion.name),
         98,
         &servers,
         &bastion.address.to_string(),
@@ -764,7 +763,7 @@ fn joins_and_copies(impostor: &sandbox::harness::Impostor, within: Duration) -> 
 /// behind the gate; one of another CA fails the gate and the previous store is put back.
 #[test]
 fn quorum_tls_admits_the_deployed_observers_and_refuses_impostors() {
-    use sandbox::harness::{net, tls, Impostor};
+    use sandbox::harness::{keystores, netns, Impostor};
     use std::os::unix::fs::MetadataExt;
     let w = World::sandbox();
     let password = std::fs::read_to_string(format!(
@@ -840,7 +839,7 @@ fn quorum_tls_admits_the_deployed_observers_and_refuses_impostors() {
     write_secret_znode(sb);
     let servers = participant_lines(&sb.env);
     let o = &sb.env.fleet.observers[0];
-    let (ns, address) = (net::observer_ns(&o.name), o.address.to_string());
+    let (ns, address) = (netns::observer_ns(&o.name), o.address.to_string());
     // The observers joined over TLS: the same server with a store of the CA joins in this long.
     let (ca, trust) = sb.tls.as_ref().unwrap();
     let key = ca.issue("control", &address, None, 30).unwrap();
@@ -858,7 +857,7 @@ fn quorum_tls_admits_the_deployed_observers_and_refuses_impostors() {
     never_joins(&plain, window, "an impostor without a certificate");
     drop(plain);
     let dir = tempfile::tempdir().unwrap();
-    let other = tls::Ca::new(dir.path(), "another-ca").unwrap();
+    let other = keystores::Ca::new(dir.path(), "another-ca").unwrap();
     let other_trust = other.trust_store("truststore").unwrap();
     let forged = other.issue("forged", &address, None, 30).unwrap();
     let impostor = Impostor::start_with(

@@ -108,7 +108,7 @@ fn reports_down_when_zookeeper_does_not_answer() {
 #[test]
 fn the_provider_standin_serves_what_upstreams_tests_expect() {
     let classes = std::env::temp_dir().join(format!("provider-standin-{}", std::process::id()));
-    sandbox::harness::image::compile_provider(
+    sandbox::harness::image_build::compile_provider(
         std::path::Path::new("/usr/share/java/zookeeper.jar"),
         &classes,
     )

@@ -3,14 +3,12 @@
 //! every host unreachable, a stolen lock. Each test is a row of docs/faults.md. Needs
 //! root, as the sandbox does.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{host, json, mode, stderr, World, NS};
+use crate::common::{host, json, mode, stderr, World, NS};
 use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::Value;
 
@@ -628,7 +626,7 @@ fn an_observer_behind_nat_is_refused_until_its_egress_is_declared() {
     // their loadBalancerSourceRanges do not list: the cloud's firewall drops it. Restarted, the
     // observer cannot join.
     let egress: std::net::IpAddr = "198.18.3.4".parse().unwrap();
-    sandbox::harness::net::nat_egress(OBS1, egress).unwrap();
+    sandbox::harness::netns::nat_egress(OBS1, egress).unwrap();
     let zk = w.sb().host(OBS1).container_id("zookeeper").unwrap();
     w.sb().host(OBS1).docker(&["restart", &zk]).unwrap();
     let drift = host_drift(&w, OBS1);
