@@ -394,11 +394,18 @@ impl Cluster {
                     s.message.trim()
                 )
             }
-            kube::Error::HyperError(_) | kube::Error::Service(_) => anyhow!(
-                "{what} failed: cannot reach the Kubernetes API at {} (context `{}`){retried}: {}",
-                self.server,
-                self.context,
-                error_chain(&e)
+            kube::Error::HyperError(_) | kube::Error::Service(_) => crate::output::hinted(
+                format!(
+                    "{what} failed: cannot reach the Kubernetes API at {} (context `{}`){retried}: {}",
+                    self.server,
+                    self.context,
+                    error_chain(&e)
+                ),
+                format!(
+                    "check the network path to the API server and that the context is the one \
+                     meant: `kubectl --context {} get --raw /readyz` from this machine",
+                    self.context
+                ),
             ),
             other => anyhow!("{what} failed: {}", error_chain(&other)),
         }

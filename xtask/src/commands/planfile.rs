@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// The version of the file's shape; a file of another version is refused.
@@ -308,22 +308,29 @@ pub fn read(path: &Path, env: &str) -> Result<SavedPlan> {
         .with_context(|| format!("{} is not a plan file (not JSON)", path.display()))?;
     let version = value["format_version"].as_u64();
     if version != Some(FORMAT_VERSION.into()) {
-        bail!(
-            "{}: format_version {} is not {FORMAT_VERSION}, the one this binary reads; plan again with \
-             `cargo xtask deploy --env {env} --plan-out FILE`",
-            path.display(),
-            version.map_or("(none)".to_string(), |v| v.to_string())
-        );
+        return Err(crate::output::hinted(
+            format!(
+                "{}: format_version {} is not {FORMAT_VERSION}, the one this binary reads",
+                path.display(),
+                version.map_or("(none)".to_string(), |v| v.to_string())
+            ),
+            format!("plan again with `cargo xtask deploy --env {env} --plan-out FILE`"),
+        ));
     }
     let plan: SavedPlan = serde_json::from_value(value)
         .with_context(|| format!("{} is not a plan file", path.display()))?;
     if plan.environment != env {
-        bail!(
-            "{} is a plan for environment {}, not {env}: pass --env {}",
-            path.display(),
-            plan.environment,
-            plan.environment
-        );
+        return Err(crate::output::hinted(
+            format!(
+                "{} is a plan for environment {}, not {env}",
+                path.display(),
+                plan.environment
+            ),
+            format!(
+                "pass --env {}, or plan {env} with --plan-out",
+                plan.environment
+            ),
+        ));
     }
     Ok(plan)
 }
@@ -408,7 +415,7 @@ mod tests {
         assert_eq!(read(&path, "sandbox").unwrap(), plan());
         let err = format!("{:#}", read(&path, "production").unwrap_err());
         assert!(
-            err.contains("a plan for environment sandbox, not production"),
+            err.contains("a plan for environment sandbox, not production (hint: pass --env sandbox, or plan production with --plan-out)"),
             "{err}"
         );
         let mut v: serde_json::Value =
@@ -417,5 +424,11 @@ mod tests {
         std::fs::write(&path, v.to_string()).unwrap();
         let err = format!("{:#}", read(&path, "sandbox").unwrap_err());
         assert!(err.contains("format_version 2 is not 1"), "{err}");
+        assert!(
+            err.ends_with(
+                "(hint: plan again with `cargo xtask deploy --env sandbox --plan-out FILE`)"
+            ),
+            "{err}"
+        );
     }
 }

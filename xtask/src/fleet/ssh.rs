@@ -69,12 +69,16 @@ impl Host {
     /// Connects to `o` through `jumps` (none: straight to it), trusting only the pinned host keys.
     pub async fn connect(o: &Observer, jumps: &[JumpHost], args: &SshArgs) -> Result<Host> {
         let pinned = match &o.host_key {
-            HostKey::Pinned(text) => PublicKey::parse(text).map_err(|e| anyhow!("{}: the pinned host key is invalid: {e}", o.name))?,
-            HostKey::NotPinned => bail!(
-                "{}: its SSH host key is not pinned in the inventory; refusing to connect. Record \
-                 /etc/ssh/ssh_host_ed25519_key.pub of the host, checked on its console, as host_key",
-                o.name
-            ),
+            HostKey::Pinned(text) => PublicKey::parse(text)
+                .map_err(|e| anyhow!("{}: the pinned host key is invalid: {e}", o.name))?,
+            HostKey::NotPinned => return Err(crate::output::hinted(
+                format!(
+                    "{}: its SSH host key is not pinned in the inventory; refusing to connect",
+                    o.name
+                ),
+                "record /etc/ssh/ssh_host_ed25519_key.pub of the host, checked on its console, \
+                     as its host_key (manifests/src/environments/<env>/inventory.rs)",
+            )),
         };
         let dir = tempfile::Builder::new()
             .prefix("zk-observers-ssh-")
@@ -273,16 +277,25 @@ fn jump_blocks(
     let mut config = String::new();
     let mut known = String::new();
     for (i, j) in jumps.iter().enumerate() {
-        let key = match &j.host_key {
-            HostKey::Pinned(text) => PublicKey::parse(text).map_err(|e| {
-                anyhow!("{}: the pinned host key of jump host {} is invalid: {e}", o.name, j.name)
-            })?,
-            HostKey::NotPinned => bail!(
-                "{}: the SSH host key of jump host {} is not pinned in the inventory; refusing to connect through it",
-                o.name,
-                j.name
-            ),
-        };
+        let key =
+            match &j.host_key {
+                HostKey::Pinned(text) => PublicKey::parse(text).map_err(|e| {
+                    anyhow!(
+                        "{}: the pinned host key of jump host {} is invalid: {e}",
+                        o.name,
+                        j.name
+                    )
+                })?,
+                HostKey::NotPinned => return Err(crate::output::hinted(
+                    format!(
+                        "{}: the SSH host key of jump host {} is not pinned in the inventory; \
+                         refusing to connect through it",
+                        o.name, j.name
+                    ),
+                    "record /etc/ssh/ssh_host_ed25519_key.pub of the jump host, checked on its \
+                     console, as its host_key (manifests/src/environments/<env>/inventory.rs)",
+                )),
+            };
         known.push_str(&format!("{} {}\n", j.name, key.openssh()));
         let previous = if i == 0 {
             "none"

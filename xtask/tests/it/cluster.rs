@@ -559,6 +559,12 @@ fn an_unreachable_api_server_is_a_clear_error() {
         err.contains(&format!("cannot reach the Kubernetes API at {url}")),
         "{err}"
     );
+    assert_eq!(
+        err.lines().last().unwrap(),
+        "  hint: check the network path to the API server and that the context is the one meant: \
+         `kubectl --context zk-observers-sandbox get --raw /readyz` from this machine",
+        "{err}"
+    );
     // Said as it happened: how often and for how long it was tried.
     assert!(
         err.contains("(context `zk-observers-sandbox`) (after 8 attempts over"),
