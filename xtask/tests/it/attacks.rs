@@ -1,15 +1,16 @@
 //! Attacks, tried as an attacker would on the real peers (sshd, dockerd, ZooKeeper in network
 //! namespaces): holding the drift key, a file on an observer host, a port there, or the job's
-//! signals. Every one is refused or reported. Each test is a row of docs/faults.md and of the drift-key section of docs/networking.md
-//! and fault table. Needs root, as the sandbox does.
+//! signals. Every one is refused or reported. Each test is a row of docs/faults.md's fault table
+//! or of the drift-key section of docs/networking.md. Needs root, as the sandbox does.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common;
-use crate::common::{drift_key, drop_traffic_from, ssh_as, ssh_bastion_as, stderr, stdout, World};
+use crate::common::{
+    self, drift_key, drop_traffic_from, ssh_as, ssh_bastion_as, stderr, stdout, World,
+};
 use serde_json::Value;
 
 const OBS1: &str = "zk-observer-1";

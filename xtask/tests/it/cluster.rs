@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use crate::common;
 use crate::common::{
-    apply_as_the_tool, per_pod_service, roles, stderr, stdout, wait_for, World, CONTEXT, NS,
+    self, apply_as_the_tool, per_pod_service, roles, stderr, stdout, wait_for, World, CONTEXT, NS,
 };
 use sandbox::{ApiServer, Config, Fault, LoadBalancerMode};
 use serde_json::{json, Value};

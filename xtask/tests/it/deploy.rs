@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use crate::common;
-use crate::common::{drift_key, drop_traffic_from, ssh_as, wait_for, World, NS};
+use crate::common::{self, drift_key, drop_traffic_from, ssh_as, wait_for, World, NS};
 use sandbox::harness::{ensemble_container, four_letter_word};
 use serde_json::{json, Value};
 

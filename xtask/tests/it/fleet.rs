@@ -5,15 +5,12 @@
 
 use std::time::Duration;
 
-use crate::common;
-use crate::common::{json, World};
+use crate::common::{self, host, json, mode, World};
 use sandbox::harness::Ensemble;
 use sandbox::Sandbox;
 
 const OBS1: &str = "zk-observer-1";
 const OBS2: &str = "zk-observer-2";
-
-use crate::common::{host, mode};
 
 fn started_at(sb: &Sandbox, name: &str) -> String {
     common::started_at(sb.host(name))
