@@ -348,6 +348,47 @@ fn every_test_the_docs_name_exists() {
     assert!(missing.is_empty(), "{}", missing.join("\n"));
 }
 
+/// A file path the docs name (`xtask/src/fleet/scripts/lib.sh`, `environments/<env>/mod.rs` for
+/// every environment) exists: a moved file cannot leave the docs pointing at nothing. The
+/// changelog is history and may name former paths.
+#[test]
+fn every_path_the_docs_name_exists() {
+    let is_path_char = |c: char| c.is_ascii_alphanumeric() || "_./<>-".contains(c);
+    let kinds = [".rs", ".md", ".sh", ".yml", ".yaml", ".toml"];
+    let mut named = 0;
+    let mut missing = Vec::new();
+    for file in doc_files().into_iter().filter(|f| f != "CHANGELOG.md") {
+        let text = std::fs::read_to_string(root().join(&file)).unwrap();
+        for span in text.split('`').skip(1).step_by(2) {
+            if !span.contains('/')
+                || !span.chars().all(is_path_char)
+                || !kinds.iter().any(|k| span.ends_with(k))
+            {
+                continue;
+            }
+            let envs = match span.contains("<env>") {
+                true => manifests::environments::names(),
+                false => vec![String::new()],
+            };
+            for env in envs {
+                let path = span.replace("<env>", &env);
+                if path.contains('<') {
+                    break;
+                }
+                named += 1;
+                if !root().join(&path).exists() {
+                    missing.push(format!("{file}: `{span}` ({path}) does not exist"));
+                }
+            }
+        }
+    }
+    assert!(
+        named >= 40,
+        "only {named} paths found in the docs: is the scan broken?"
+    );
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
 /// Each file's quotes run by one test below, and no quote hides in another kind of block.
 #[test]
 fn every_file_with_quotes_is_checked_and_no_quote_hides() {
