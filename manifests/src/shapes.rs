@@ -9,7 +9,7 @@
 //! test server's apply (`sandbox/src/apiserver/ssa.rs`) and the read-only planner
 //! (`xtask/src/cluster/fields.rs`) both follow it; both are checked against structured-merge-diff's own
 //! worked scenarios (`tests/upstream/structured-merge-diff.yaml`), and the table itself against
-//! k8s-openapi's `DeepMerge`, which is generated from the same markers (tests below).
+//! k8s-openapi's `DeepMerge`, which is generated from the same markers (tests in `shapes/tests.rs`).
 //!
 //! Paths are field names joined by `.`, list items left out (`spec.ports.name` is the name of
 //! every port); `*` stands for any key of a map.
