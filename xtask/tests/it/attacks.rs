@@ -3,13 +3,13 @@
 //! signals. Every one is refused or reported. Each test is a row of docs/faults.md's fault table
 //! or of the drift-key section of docs/networking.md. Needs root, as the sandbox does.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    self, drift_key, drop_traffic_from, ssh_as, ssh_bastion_as, stderr, stdout, World,
+    self, drift_key, drop_traffic_from, signal, ssh_as, ssh_bastion_as, stderr, stdout,
+    when_stderr_says, World,
 };
 use serde_json::Value;
 
@@ -592,62 +592,6 @@ fn a_rollback_undoes_only_what_this_run_did() {
 }
 
 // --- signals -------------------------------------------------------------------------------------
-
-struct Ended {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Spawns `cmd`, and when a line of its stderr contains `marker` runs `then` (with the child's
-/// pid); returns how the command ended.
-fn when_stderr_says(mut cmd: Command, marker: &str, then: impl FnOnce(u32)) -> Ended {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let reading = std::thread::spawn(move || {
-        let mut s = String::new();
-        out.read_to_string(&mut s).unwrap();
-        s
-    });
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let mut then = Some(then);
-    let started = Instant::now();
-    loop {
-        let mut line = String::new();
-        if err.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        seen.push_str(&line);
-        if line.contains(marker) {
-            if let Some(f) = then.take() {
-                f(child.id());
-            }
-        }
-    }
-    let status = child.wait().unwrap();
-    let stdout = reading.join().unwrap();
-    eprintln!(
-        "--- stdout\n{stdout}--- stderr ({:.1}s)\n{seen}",
-        started.elapsed().as_secs_f64()
-    );
-    assert!(then.is_none(), "the command never said {marker:?}");
-    Ended {
-        code: status.code(),
-        stdout,
-        stderr: seen,
-    }
-}
-
-fn signal(pid: u32, name: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{name} {pid}");
-}
 
 /// SSH connection masters of this tool running now (their control directories are named
 /// `zk-observers-ssh-*`).

@@ -1,7 +1,9 @@
 //! Helpers shared by the integration test areas.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -485,4 +487,97 @@ pub fn drop_traffic_from(address: &str, add: bool) {
         ],
     )
     .unwrap()
+}
+
+// --- spawned commands and in-process deploys -------------------------------------------------
+
+/// What a spawned command came to.
+pub struct Ended {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Spawns `cmd`, and when a line of its stderr contains `marker` runs `then` (with the child's
+/// pid); returns how the command ended.
+pub fn when_stderr_says(mut cmd: Command, marker: &str, then: impl FnOnce(u32)) -> Ended {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let reading = std::thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).unwrap();
+        s
+    });
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut then = Some(then);
+    let started = Instant::now();
+    loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if line.contains(marker) {
+            if let Some(f) = then.take() {
+                f(child.id());
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    let stdout = reading.join().unwrap();
+    eprintln!(
+        "--- stdout\n{stdout}--- stderr ({:.1}s)\n{seen}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(then.is_none(), "the command never said {marker:?}");
+    Ended {
+        code: status.code(),
+        stdout,
+        stderr: seen,
+    }
+}
+
+/// Sends signal `name` (`TERM`, `INT`, ...) to `pid`.
+pub fn signal(pid: u32, name: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name} {pid}");
+}
+
+/// The arguments of a deploy of `env` to the sandbox in `w`, as a test calls it in process: no
+/// prompt, the sandbox's identity and kubeconfig, short timeouts. Tests change what they need.
+pub fn deploy_args(w: &World, env: &manifests::Environment) -> xtask::cli::DeployArgs {
+    xtask::cli::DeployArgs {
+        selection: xtask::cli::ClusterSelection {
+            env: Some(env.name.clone()),
+        },
+        yes: true,
+        dry_run: false,
+        plan_out: None,
+        plan: None,
+        force_conflicts: false,
+        prune: false,
+        force_retire: false,
+        reset_data: vec![],
+        timeout: Duration::from_secs(30),
+        rollout: xtask::cli::RolloutArgs {
+            health_timeout: Duration::from_secs(60),
+            max_unavailable: xtask::cli::MaxUnavailable::Count(1),
+        },
+        lock: Default::default(),
+        ssh: xtask::cli::SshArgs {
+            identity: Some(w.sb().ssh_identity().to_path_buf()),
+            connect_timeout: Duration::from_secs(10),
+            parallel: 4,
+        },
+        cluster: xtask::cli::ClusterArgs {
+            kubeconfig: Some(w.dir().join("kubeconfig")),
+            ..Default::default()
+        },
+    }
 }

@@ -893,35 +893,7 @@ fn deploy_env_with(
     edit: impl FnOnce(&mut xtask::cli::DeployArgs),
 ) -> (u8, serde_json::Value) {
     use xtask::output::report::Report as _;
-    let dry_run = false;
-    let mut args = xtask::cli::DeployArgs {
-        selection: xtask::cli::ClusterSelection {
-            env: Some(env.name.clone()),
-        },
-        yes: true,
-        dry_run,
-        plan_out: None,
-        plan: None,
-        force_conflicts: false,
-        prune: false,
-        force_retire: false,
-        reset_data: vec![],
-        timeout: Duration::from_secs(30),
-        rollout: xtask::cli::RolloutArgs {
-            health_timeout: Duration::from_secs(60),
-            max_unavailable: xtask::cli::MaxUnavailable::Count(1),
-        },
-        lock: Default::default(),
-        ssh: xtask::cli::SshArgs {
-            identity: Some(w.sb().ssh_identity().to_path_buf()),
-            connect_timeout: Duration::from_secs(10),
-            parallel: 4,
-        },
-        cluster: xtask::cli::ClusterArgs {
-            kubeconfig: Some(w.dir().join("kubeconfig")),
-            ..Default::default()
-        },
-    };
+    let mut args = common::deploy_args(w, env);
     edit(&mut args);
     let report = xtask::cluster::block_on(async {
         let cluster = xtask::cluster::Cluster::connect(env, &args.cluster, args.timeout).await?;

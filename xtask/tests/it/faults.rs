@@ -4,70 +4,17 @@
 //! root, as the sandbox does.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{host, json, mode, stderr, World, NS};
+use crate::common::{self, host, json, mode, signal, stderr, when_stderr_says, Ended, World, NS};
 use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::Value;
 
 const OBS1: &str = "zk-observer-1";
 const OBS2: &str = "zk-observer-2";
 const LEASE: &str = "zk-observers-deploy-sandbox";
-
-/// What a spawned command came to.
-struct Ended {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Spawns `cmd`, and when a line of its stderr contains `marker` runs `then` (with the child's
-/// pid); returns how the command ended.
-fn when_stderr_says(mut cmd: Command, marker: &str, then: impl FnOnce(u32)) -> Ended {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let reading = std::thread::spawn(move || {
-        let mut s = String::new();
-        out.read_to_string(&mut s).unwrap();
-        s
-    });
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let mut then = Some(then);
-    loop {
-        let mut line = String::new();
-        if err.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        seen.push_str(&line);
-        if line.contains(marker) {
-            if let Some(f) = then.take() {
-                f(child.id());
-            }
-        }
-    }
-    let status = child.wait().unwrap();
-    let stdout = reading.join().unwrap();
-    eprintln!("--- stdout\n{stdout}--- stderr\n{seen}");
-    assert!(then.is_none(), "the command never said {marker:?}");
-    Ended {
-        code: status.code(),
-        stdout,
-        stderr: seen,
-    }
-}
-
-fn signal(pid: u32, name: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{name} {pid}");
-}
 
 /// Polls until `host` observes (a restarted observer takes a few seconds to sync).
 fn observing(w: &World, host: &str) {
@@ -650,34 +597,7 @@ fn an_observer_behind_nat_is_refused_until_its_egress_is_declared() {
     env.fleet.observers[0].egress = vec![egress];
     assert!(!manifests::validate(&env).has_errors());
     assert!(manifests::objects::source_ranges(&env).contains(&"198.18.3.4/32".to_string()));
-    let args = xtask::cli::DeployArgs {
-        selection: xtask::cli::ClusterSelection {
-            env: Some(env.name.clone()),
-        },
-        yes: true,
-        dry_run: false,
-        plan_out: None,
-        plan: None,
-        force_conflicts: false,
-        prune: false,
-        force_retire: false,
-        reset_data: vec![],
-        timeout: Duration::from_secs(30),
-        rollout: xtask::cli::RolloutArgs {
-            health_timeout: Duration::from_secs(60),
-            max_unavailable: xtask::cli::MaxUnavailable::Count(1),
-        },
-        lock: Default::default(),
-        ssh: xtask::cli::SshArgs {
-            identity: Some(w.sb().ssh_identity().to_path_buf()),
-            connect_timeout: Duration::from_secs(10),
-            parallel: 4,
-        },
-        cluster: xtask::cli::ClusterArgs {
-            kubeconfig: Some(w.dir().join("kubeconfig")),
-            ..Default::default()
-        },
-    };
+    let args = common::deploy_args(&w, &env);
     xtask::cluster::block_on(async {
         let cluster = xtask::cluster::Cluster::connect(&env, &args.cluster, args.timeout).await?;
         xtask::commands::deploy::deploy(
